@@ -1,0 +1,18 @@
+import { DynamicModule, Module } from '@nestjs/common';
+import { SpillwayConfig } from '../../../libs/config/src/config';
+import { AuthModule } from './auth/auth.module';
+import { HealthModule } from './health/health.module';
+import { InfraModule } from './infra/infra.module';
+import { MetricsModule } from './metrics/metrics.module';
+import { WorkflowsModule } from './workflows/workflows.module';
+
+/** One module per capability; InfraModule holds the process-wide connections. */
+@Module({})
+export class AppModule {
+  static forConfig(config: SpillwayConfig): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [InfraModule.forConfig(config), MetricsModule, AuthModule, HealthModule, WorkflowsModule],
+    };
+  }
+}

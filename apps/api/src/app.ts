@@ -1,0 +1,48 @@
+import 'reflect-metadata';
+import { LoggerService } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
+import { LogController } from 'fastify';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { SpillwayConfig } from '../../../libs/config/src/config';
+import { log } from '../../../libs/config/src/log';
+import { AppModule } from './app.module';
+import { ErrorFilter } from './http/error.filter';
+import { validationPipe } from './http/validation';
+import { registerDocsUi } from './http/docs';
+import { Metrics } from './metrics/metrics';
+
+/** Nest's framework messages go to the same structured JSON log as everything else. */
+const nestLogger: LoggerService = {
+  log: (message, context) => log.info({ context }, String(message)),
+  error: (message, trace, context) => log.error({ context, trace }, String(message)),
+  warn: (message, context) => log.warn({ context }, String(message)),
+  debug: (message, context) => log.debug({ context }, String(message)),
+  verbose: (message, context) => log.trace({ context }, String(message)),
+};
+
+export async function createApp(config: SpillwayConfig): Promise<NestFastifyApplication> {
+  const adapter = new FastifyAdapter({ loggerInstance: log.child({ component: 'http' }), logController: new LogController({ disableRequestLogging: true }), bodyLimit: 256 * 1024 } as never);
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forConfig(config), adapter, {
+    logger: nestLogger,
+    abortOnError: false,
+  });
+  app.useGlobalFilters(new ErrorFilter());
+  app.useGlobalPipes(validationPipe);
+  app.enableShutdownHooks();
+
+  const metrics = app.get(Metrics);
+  const fastify = app.getHttpAdapter().getInstance();
+  fastify.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    metrics.httpDuration.observe({ method: request.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+  });
+
+  const document = SwaggerModule.createDocument(
+    app,
+    new DocumentBuilder().setTitle('Spillway').setDescription('Rate limits that spill over into credits').setVersion('1').addBearerAuth().build(),
+  );
+  SwaggerModule.setup('docs', app, document, { ui: false, jsonDocumentUrl: 'openapi.json', yamlDocumentUrl: 'openapi.yaml' });
+  registerDocsUi(fastify);
+  return app;
+}

@@ -1,0 +1,35 @@
+import { CanActivate, ExecutionContext, Injectable, SetMetadata } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import type { FastifyRequest } from 'fastify';
+import { SpillwayError } from '../../../../libs/contracts/src/errors';
+import { Principal, Scope, grants } from './api-key';
+import { ApiKeysService } from './api-keys.service';
+
+const SCOPE_KEY = 'spillway:scope';
+
+/** Marks a handler as needing a scope; handlers without it are public (health, metrics, docs). */
+export const RequireScope = (scope: Scope) => SetMetadata(SCOPE_KEY, scope);
+
+export type AuthenticatedRequest = FastifyRequest & { principal?: Principal };
+
+@Injectable()
+export class AuthGuard implements CanActivate {
+  constructor(
+    private readonly reflector: Reflector,
+    private readonly keys: ApiKeysService,
+  ) {}
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const needed = this.reflector.getAllAndOverride<Scope | undefined>(SCOPE_KEY, [context.getHandler(), context.getClass()]);
+    if (!needed) return true;
+    const request = context.switchToHttp().getRequest<AuthenticatedRequest>();
+    const header = request.headers.authorization ?? '';
+    const match = /^Bearer\s+(\S+)$/i.exec(header);
+    if (!match) throw new SpillwayError(401, 'unauthorized', 'missing bearer API key');
+    const principal = await this.keys.authenticate(match[1]);
+    if (!principal) throw new SpillwayError(401, 'unauthorized', 'invalid API key');
+    if (!grants(principal, needed)) throw new SpillwayError(403, 'forbidden', `this API key lacks the "${needed}" scope`);
+    request.principal = principal;
+    return true;
+  }
+}

@@ -1,0 +1,48 @@
+import { Controller, Get, Inject, Res } from '@nestjs/common';
+import { ApiTags } from '@nestjs/swagger';
+import { Client } from '@temporalio/client';
+import type { FastifyReply } from 'fastify';
+import Redis from 'ioredis';
+import { DataSource } from 'typeorm';
+import { LEDGER, REDIS, TEMPORAL } from '../infra/tokens';
+
+type Check = { status: 'up' | 'down'; latency_ms: number; error?: string };
+
+const CHECK_TIMEOUT_MS = 1500;
+
+async function timed(probe: () => Promise<unknown>): Promise<Check> {
+  const started = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const timeout = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('timed out')), CHECK_TIMEOUT_MS)));
+    await Promise.race([probe(), timeout]);
+    return { status: 'up', latency_ms: Math.round(performance.now() - started) };
+  } catch (error) {
+    return { status: 'down', latency_ms: Math.round(performance.now() - started), error: (error as Error).message };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+@ApiTags('operations')
+@Controller('health')
+export class HealthController {
+  constructor(
+    @Inject(LEDGER) private readonly ledger: DataSource,
+    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(TEMPORAL) private readonly temporal: Client,
+  ) {}
+
+  /** 200 only when PostgreSQL, Redis and Temporal all answer; 503 with the detail otherwise. */
+  @Get()
+  async health(@Res() reply: FastifyReply): Promise<void> {
+    const [postgres, redis, temporal] = await Promise.all([
+      timed(() => this.ledger.query('SELECT 1')),
+      timed(() => this.redis.ping()),
+      timed(() => this.temporal.workflowService.getSystemInfo({})),
+    ]);
+    const healthy = [postgres, redis, temporal].every((c) => c.status === 'up');
+    if (!healthy) reply.header('Retry-After', '5');
+    reply.status(healthy ? 200 : 503).send({ status: healthy ? 'ok' : 'degraded', checks: { postgres, redis, temporal } });
+  }
+}

@@ -1,0 +1,45 @@
+import { Global, Inject, Module, OnApplicationShutdown } from '@nestjs/common';
+import { Client, Connection } from '@temporalio/client';
+import Redis from 'ioredis';
+import { DataSource } from 'typeorm';
+import { SpillwayConfig } from '../../../../libs/config/src/config';
+import { openLedger } from '../../../../libs/ledger/src/data-source';
+import { createRedis } from '../../../../libs/engine/src/redis';
+import { CONFIG, LEDGER, REDIS, TEMPORAL } from './tokens';
+
+/**
+ * The process-wide connections. Temporal is connected lazily: decisions never wait on it (I6),
+ * and the API starts even while the Temporal server is still coming up.
+ */
+@Global()
+@Module({})
+export class InfraModule implements OnApplicationShutdown {
+  constructor(
+    @Inject(LEDGER) private readonly ledger: DataSource,
+    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(TEMPORAL) private readonly temporal: Client,
+  ) {}
+
+  static forConfig(config: SpillwayConfig) {
+    return {
+      module: InfraModule,
+      providers: [
+        { provide: CONFIG, useValue: config },
+        { provide: LEDGER, useFactory: () => openLedger(config.databaseUrl, { migrate: true }) },
+        { provide: REDIS, useFactory: () => createRedis(config.redisUrl) },
+        {
+          provide: TEMPORAL,
+          useFactory: () =>
+            new Client({ connection: Connection.lazy({ address: config.temporal.address }), namespace: config.temporal.namespace }),
+        },
+      ],
+      exports: [CONFIG, LEDGER, REDIS, TEMPORAL],
+    };
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.temporal.connection.close().catch(() => undefined);
+    this.redis.disconnect();
+    await this.ledger.destroy().catch(() => undefined);
+  }
+}

@@ -1,0 +1,32 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** The Prometheus registry of one API process. */
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly httpDuration = new Histogram({
+    name: 'spillway_http_request_duration_seconds',
+    help: 'HTTP request duration by route and status',
+    labelNames: ['method', 'route', 'status'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [this.registry],
+  });
+
+  readonly decisions = new Counter({
+    name: 'spillway_decisions_total',
+    help: 'Decisions by mode and outcome',
+    labelNames: ['mode', 'outcome', 'replayed'],
+    registers: [this.registry],
+  });
+
+  readonly settlementLag = new Gauge({
+    name: 'spillway_settlement_unsettled_events',
+    help: 'Usage events appended to the partition stream and not yet settled into the ledger',
+    labelNames: ['partition'],
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'spillway_' });
+  }
+}

@@ -1,0 +1,68 @@
+import { Body, Controller, Get, HttpCode, Inject, Param, Post, Req } from '@nestjs/common';
+import { ApiBearerAuth, ApiProperty, ApiTags } from '@nestjs/swagger';
+import { Client, WorkflowNotFoundError } from '@temporalio/client';
+import { IsOptional, Matches } from 'class-validator';
+import { notFound } from '../../../../libs/contracts/src/errors';
+import { workflowIds } from '../../../../libs/contracts/src/temporal';
+import { AuthenticatedRequest, RequireScope } from '../auth/auth.guard';
+import { TEMPORAL } from '../infra/tokens';
+import { StartedWorkflow, WorkflowStarter } from './workflow-starter';
+
+export const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:-]{1,200}$/;
+
+class SmokeCheckDto {
+  @ApiProperty({ required: false, example: 'boot-1' })
+  @IsOptional()
+  @Matches(IDEMPOTENCY_KEY, { message: 'idempotency_key must be 1-200 characters of [A-Za-z0-9._:-]' })
+  idempotency_key?: string;
+}
+
+@ApiTags('workflows')
+@ApiBearerAuth()
+@Controller('v1')
+export class WorkflowsController {
+  constructor(
+    @Inject(TEMPORAL) private readonly temporal: Client,
+    private readonly starter: WorkflowStarter,
+  ) {}
+
+  /** Runs the smoke workflow: API → Temporal → worker → PostgreSQL and Redis. */
+  @Post('smoke-checks')
+  @HttpCode(202)
+  @RequireScope('admin')
+  smoke(@Body() body: SmokeCheckDto, @Req() request: AuthenticatedRequest): Promise<StartedWorkflow> {
+    const key = body.idempotency_key ?? new Date().toISOString().replace(/[^0-9]/g, '');
+    return this.starter.start({
+      workflowType: 'smokeWorkflow',
+      workflowId: workflowIds.smoke(key),
+      args: [{ requestedBy: request.principal?.keyId ?? 'unknown' }],
+      accountId: 'system',
+      operation: 'smoke',
+      memo: { actor: request.principal?.keyId, reason: 'smoke check' },
+    });
+  }
+
+  @Get('workflows/:workflowId')
+  @RequireScope('finance')
+  async status(@Param('workflowId') workflowId: string) {
+    const handle = this.temporal.workflow.getHandle(workflowId);
+    try {
+      const description = await handle.describe();
+      const status = description.status.name.toLowerCase();
+      const result = status === 'completed' ? await handle.result() : null;
+      return {
+        workflow_id: workflowId,
+        run_id: description.runId,
+        type: description.type,
+        status,
+        started_at: description.startTime.toISOString(),
+        closed_at: description.closeTime?.toISOString() ?? null,
+        memo: description.memo ?? {},
+        result,
+      };
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) throw notFound(`workflow ${workflowId}`);
+      throw error;
+    }
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * Every setting of Spillway, read once from the environment with embedded defaults so that a
+ * fresh clone runs with no configuration at all.
+ */
+export interface SpillwayConfig {
+  readonly port: number;
+  readonly databaseUrl: string;
+  readonly redisUrl: string;
+  readonly temporal: {
+    readonly address: string;
+    readonly namespace: string;
+    readonly taskQueue: string;
+    readonly uiUrl: string;
+  };
+  /** Number of Redis partitions: accounts hash into `{p<n>}`, each with its own usage stream. */
+  readonly partitions: number;
+  readonly bootstrapAdminKey: string | undefined;
+  readonly logLevel: string;
+  /** How often a process polls the catalogue version; bounds how stale a policy can be. */
+  readonly policyPollMs: number;
+}
+
+const MAX_PARTITIONS = 1024;
+
+function integer(name: string, fallback: number, min: number, max: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new Error(`${name} must be an integer in [${min}, ${max}], got "${raw}"`);
+  }
+  return value;
+}
+
+export function loadConfig(): SpillwayConfig {
+  return {
+    port: integer('PORT', 3000, 0, 65535),
+    databaseUrl: process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/spillway',
+    redisUrl: process.env.REDIS_URL || 'redis://127.0.0.1:6379/0',
+    temporal: {
+      address: process.env.TEMPORAL_ADDRESS || '127.0.0.1:7233',
+      namespace: process.env.TEMPORAL_NAMESPACE || 'default',
+      taskQueue: process.env.TEMPORAL_TASK_QUEUE || 'spillway',
+      uiUrl: process.env.TEMPORAL_UI_URL || 'http://127.0.0.1:8233',
+    },
+    partitions: integer('SPILLWAY_PARTITIONS', 4, 1, MAX_PARTITIONS),
+    bootstrapAdminKey: process.env.SPILLWAY_BOOTSTRAP_ADMIN_KEY || undefined,
+    logLevel: process.env.LOG_LEVEL || 'info',
+    policyPollMs: integer('SPILLWAY_POLICY_POLL_MS', 250, 10, 1000),
+  };
+}

@@ -1,0 +1,33 @@
+/**
+ * The error vocabulary of API.md. Domain code throws these; the HTTP layer maps them to
+ * `{"error": {"code", "message", "details"}}` with the status they carry.
+ */
+export interface ErrorDetail {
+  field?: string;
+  issue: string;
+}
+
+export class SpillwayError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details: ErrorDetail[] = [],
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(message);
+  }
+}
+
+export const invalidField = (field: string, issue: string): SpillwayError =>
+  new SpillwayError(400, 'invalid_request', `${field}: ${issue}`, [{ field, issue }]);
+
+export const notFound = (what: string): SpillwayError => new SpillwayError(404, 'not_found', `${what} not found`);
+
+export const conflict = (message: string): SpillwayError => new SpillwayError(409, 'conflict', message);
+
+export const unprocessable = (message: string, details: ErrorDetail[] = []): SpillwayError =>
+  new SpillwayError(422, 'unprocessable', message, details);
+
+export const dependencyDown = (dependency: string, retryAfterSeconds = 1): SpillwayError =>
+  new SpillwayError(503, 'dependency_unavailable', `${dependency} is unavailable; retry later`, [], retryAfterSeconds);

@@ -1,0 +1,13 @@
+/**
+ * Names shared by the API (which starts workflows), the worker (which runs them) and operators
+ * (who search for them in the Temporal UI). Workflow ids are idempotency keys.
+ */
+export const SEARCH_ATTRIBUTES = { AccountId: 'Keyword', Operation: 'Keyword' } as const;
+
+export const workflowIds = {
+  smoke: (key: string) => `smoke-${key}`,
+  settlement: (partition: number) => `settlement-${partition}`,
+  holdExpiry: (decisionId: string) => `hold-${decisionId}`,
+  grant: (key: string) => `grant-${key}`,
+  purchase: (key: string) => `purchase-${key}`,
+};

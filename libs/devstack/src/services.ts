@@ -1,0 +1,211 @@
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, openSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { join, resolve } from 'node:path';
+import { Client } from 'pg';
+import Redis from 'ioredis';
+import { Connection } from '@temporalio/client';
+import { SEARCH_ATTRIBUTES } from '../../contracts/src/temporal';
+
+/**
+ * Brings up the dependencies of Spillway for `npm start` and for the test suite: PostgreSQL and
+ * Redis (the configured ones when they answer, else private instances under .data/), and a real
+ * Temporal dev server (SQLite on disk, Web UI) with the search attributes registered.
+ */
+export const REPO_ROOT = resolve(__dirname, '..', '..', '..', ...(__dirname.includes(`${join('dist', 'libs')}`) ? ['..'] : []));
+export const DATA_DIR = join(REPO_ROOT, '.data');
+
+export interface ManagedProcess {
+  readonly name: string;
+  readonly child: ChildProcess;
+}
+
+const log = (message: string) => process.stderr.write(`spillway: ${message}\n`);
+
+export function portOpen(host: string, port: number, timeoutMs = 500): Promise<boolean> {
+  return new Promise((done) => {
+    const socket = createConnection({ host, port });
+    const finish = (open: boolean) => {
+      socket.destroy();
+      done(open);
+    };
+    socket.setTimeout(timeoutMs, () => finish(false));
+    socket.once('connect', () => finish(true));
+    socket.once('error', () => finish(false));
+  });
+}
+
+export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`${what} did not become ready within ${timeoutMs} ms`);
+}
+
+function which(binary: string): string | undefined {
+  try {
+    return execFileSync('bash', ['-c', `command -v ${binary} || ls /usr/lib/postgresql/*/bin/${binary} 2>/dev/null | tail -1`], {
+      encoding: 'utf8',
+    }).trim().split('\n')[0] || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Starts a child in its own process group, logging to .data/logs/<name>.log. */
+export function startProcess(name: string, command: string, args: string[], env: NodeJS.ProcessEnv = process.env): ManagedProcess {
+  mkdirSync(join(DATA_DIR, 'logs'), { recursive: true });
+  const out = openSync(join(DATA_DIR, 'logs', `${name}.log`), 'a');
+  const child = spawn(command, args, { cwd: REPO_ROOT, env, detached: true, stdio: ['ignore', out, out] });
+  return { name, child };
+}
+
+/** Stops every process group it is given: SIGTERM, then SIGKILL after a grace period. */
+export async function stopProcesses(processes: ManagedProcess[], graceMs = 8000): Promise<void> {
+  const alive = processes.filter((p) => p.child.exitCode === null && p.child.signalCode === null && p.child.pid);
+  const exited = alive.map((p) => new Promise<void>((r) => p.child.once('exit', () => r())));
+  for (const p of alive) signalGroup(p, 'SIGTERM');
+  const timer = setTimeout(() => alive.forEach((p) => signalGroup(p, 'SIGKILL')), graceMs);
+  await Promise.all(exited);
+  clearTimeout(timer);
+}
+
+function signalGroup(p: ManagedProcess, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-p.child.pid!, signal);
+  } catch {
+    /* already gone */
+  }
+}
+
+async function postgresAnswers(url: string): Promise<boolean> {
+  const admin = new URL(url);
+  admin.pathname = '/postgres';
+  const client = new Client({ connectionString: admin.toString(), connectionTimeoutMillis: 1500 });
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+const isLocal = (host: string) => ['127.0.0.1', 'localhost', '::1', '[::1]'].includes(host);
+
+/** Uses DATABASE_URL when it answers; else a private cluster under .data/postgres on its port. */
+export async function ensurePostgres(url: string): Promise<ManagedProcess | undefined> {
+  if (await postgresAnswers(url)) return undefined;
+  const target = new URL(url);
+  const initdb = which('initdb');
+  const postgres = which('postgres');
+  if (!isLocal(target.hostname) || !initdb || !postgres) {
+    throw new Error(
+      `PostgreSQL at ${target.host} does not answer and no local server binaries were found. ` +
+        `Install them (Debian/Ubuntu: apt-get install postgresql) or set DATABASE_URL.`,
+    );
+  }
+  const dir = join(DATA_DIR, 'postgres');
+  if (!existsSync(join(dir, 'PG_VERSION'))) {
+    log(`initialising a private PostgreSQL cluster in ${dir}`);
+    execFileSync(initdb, ['-D', dir, '-U', target.username || 'postgres', '--auth=trust', '-E', 'UTF8'], { stdio: 'ignore' });
+  }
+  const port = target.port || '5432';
+  const managed = startProcess('postgres', postgres, ['-D', dir, '-p', port, '-k', dir, '-c', 'listen_addresses=127.0.0.1']);
+  await waitFor('PostgreSQL', () => postgresAnswers(url), 30_000);
+  return managed;
+}
+
+async function redisAnswers(url: string): Promise<boolean> {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000 });
+  try {
+    await redis.connect();
+    return (await redis.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** Uses REDIS_URL when it answers; else a private redis-server with AOF under .data/redis. */
+export async function ensureRedis(url: string): Promise<ManagedProcess | undefined> {
+  if (await redisAnswers(url)) return undefined;
+  const target = new URL(url);
+  const server = which('redis-server');
+  if (!isLocal(target.hostname) || !server) {
+    throw new Error(
+      `Redis at ${target.host} does not answer and no redis-server was found. ` +
+        `Install it (Debian/Ubuntu: apt-get install redis-server) or set REDIS_URL.`,
+    );
+  }
+  const dir = join(DATA_DIR, 'redis');
+  mkdirSync(dir, { recursive: true });
+  const managed = startProcess('redis', server, ['--bind', '127.0.0.1', '--port', target.port || '6379', '--dir', dir, '--appendonly', 'yes']);
+  await waitFor('Redis', () => redisAnswers(url), 15_000);
+  return managed;
+}
+
+export function temporalBinary(): string {
+  return execFileSync('bash', [join(REPO_ROOT, 'scripts', 'ensure-temporal.sh')], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  }).trim();
+}
+
+export interface TemporalOptions {
+  address: string;
+  namespace: string;
+  /** SQLite file for durable state; undefined keeps it in memory (tests). */
+  dbFile?: string;
+  uiPort?: number;
+}
+
+/** Uses the Temporal server at `address` when it answers; else starts the CLI's dev server. */
+export async function ensureTemporal(options: TemporalOptions): Promise<ManagedProcess | undefined> {
+  const [host, portText] = options.address.split(':');
+  const port = Number(portText);
+  let managed: ManagedProcess | undefined;
+  if (!(await portOpen(host, port))) {
+    const args = ['server', 'start-dev', '--ip', host, '--port', String(port), '--namespace', options.namespace, '--log-level', 'warn'];
+    if (options.dbFile) {
+      mkdirSync(DATA_DIR, { recursive: true });
+      args.push('--db-filename', options.dbFile);
+    }
+    if (options.uiPort) args.push('--ui-port', String(options.uiPort), '--ui-ip', host);
+    else args.push('--headless');
+    managed = startProcess(`temporal-${port}`, temporalBinary(), args);
+  }
+  await waitFor('Temporal', () => namespaceReady(options.address, options.namespace), 120_000);
+  await registerSearchAttributes(options.address, options.namespace);
+  return managed;
+}
+
+async function namespaceReady(address: string, namespace: string): Promise<boolean> {
+  const connection = await Connection.connect({ address, connectTimeout: 1000 });
+  try {
+    await connection.workflowService.describeNamespace({ namespace });
+    return true;
+  } finally {
+    await connection.close();
+  }
+}
+
+/** Idempotent: attributes that already exist are left as they are. */
+export async function registerSearchAttributes(address: string, namespace: string): Promise<void> {
+  const connection = await Connection.connect({ address });
+  try {
+    const existing = await connection.operatorService.listSearchAttributes({ namespace });
+    const missing = Object.keys(SEARCH_ATTRIBUTES).filter((name) => !(name in (existing.customAttributes ?? {})));
+    if (missing.length === 0) return;
+    const KEYWORD = 2; // temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+    const searchAttributes = Object.fromEntries(missing.map((name) => [name, KEYWORD]));
+    await connection.operatorService.addSearchAttributes({ namespace, searchAttributes });
+  } finally {
+    await connection.close();
+  }
+}

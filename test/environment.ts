@@ -1,0 +1,14 @@
+/**
+ * Where the test suite's services live. Tests use their own database, Redis database and
+ * Temporal dev server (in memory) so they never touch the data of a running `npm start`.
+ */
+export const TEST_ENV = {
+  DATABASE_URL: process.env.TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/spillway_test',
+  REDIS_URL: process.env.TEST_REDIS_URL || 'redis://127.0.0.1:6379/15',
+  TEMPORAL_ADDRESS: process.env.TEST_TEMPORAL_ADDRESS || '127.0.0.1:7244',
+  TEMPORAL_NAMESPACE: 'default',
+  TEMPORAL_TASK_QUEUE: `spillway-test-${process.pid}`,
+  SPILLWAY_BOOTSTRAP_ADMIN_KEY: 'sw_test_admin_key',
+  SPILLWAY_PARTITIONS: '4',
+  LOG_LEVEL: 'warn',
+};

@@ -1,0 +1,37 @@
+import { Client } from 'pg';
+import Redis from 'ioredis';
+import { ensurePostgres, ensureRedis, ensureTemporal } from '../libs/devstack/src/services';
+import { openLedger } from '../libs/ledger/src/data-source';
+import { TEST_ENV } from './environment';
+
+declare global {
+  // eslint-disable-next-line no-var
+  var __SPILLWAY_SERVICES__: import('../libs/devstack/src/services').ManagedProcess[];
+}
+
+/** Fresh test database and Redis, and a Temporal dev server for the run. */
+export default async function globalSetup(): Promise<void> {
+  Object.assign(process.env, TEST_ENV);
+  const managed = [];
+  const pg = await ensurePostgres(TEST_ENV.DATABASE_URL);
+  if (pg) managed.push(pg);
+  const redis = await ensureRedis(TEST_ENV.REDIS_URL);
+  if (redis) managed.push(redis);
+  const temporal = await ensureTemporal({ address: TEST_ENV.TEMPORAL_ADDRESS, namespace: TEST_ENV.TEMPORAL_NAMESPACE });
+  if (temporal) managed.push(temporal);
+  globalThis.__SPILLWAY_SERVICES__ = managed;
+
+  const admin = new URL(TEST_ENV.DATABASE_URL);
+  const name = admin.pathname.slice(1);
+  admin.pathname = '/postgres';
+  const client = new Client({ connectionString: admin.toString() });
+  await client.connect();
+  await client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+  await client.end();
+  const ledger = await openLedger(TEST_ENV.DATABASE_URL, { migrate: true });
+  await ledger.destroy();
+
+  const r = new Redis(TEST_ENV.REDIS_URL);
+  await r.flushdb();
+  r.disconnect();
+}

@@ -1,0 +1,94 @@
+import { NestFastifyApplication } from '@nestjs/platform-fastify';
+import Redis from 'ioredis';
+import { DataSource } from 'typeorm';
+import { Client, Connection } from '@temporalio/client';
+import { createApp } from '../apps/api/src/app';
+import { createSpillwayWorker } from '../apps/worker/src/worker';
+import { SpillwayConfig, loadConfig } from '../libs/config/src/config';
+import { openLedger } from '../libs/ledger/src/data-source';
+import { createRedis } from '../libs/engine/src/redis';
+import { TEST_ENV } from './environment';
+
+export const ADMIN = TEST_ENV.SPILLWAY_BOOTSTRAP_ADMIN_KEY;
+
+export interface TestStack {
+  config: SpillwayConfig;
+  url: string;
+  app: NestFastifyApplication;
+  ledger: DataSource;
+  redis: Redis;
+  temporal: Client;
+  call: (method: string, path: string, body?: unknown, key?: string) => Promise<{ status: number; body: any; headers: Headers }>;
+  close: () => Promise<void>;
+}
+
+/** The API (listening on a free port) and, unless told otherwise, a worker, in this process. */
+export async function startStack(options: { worker?: boolean } = {}): Promise<TestStack> {
+  Object.assign(process.env, TEST_ENV);
+  const config = { ...loadConfig(), port: 0 };
+  const app = await createApp(config);
+  await app.listen(0, '127.0.0.1');
+  const url = await app.getUrl();
+  const ledger = await openLedger(config.databaseUrl, { migrate: false });
+  const redis = createRedis(config.redisUrl);
+  const temporal = new Client({ connection: await Connection.connect({ address: config.temporal.address }), namespace: config.temporal.namespace });
+
+  let stopWorker = async () => undefined as void;
+  if (options.worker !== false) {
+    const { worker, connection } = await createSpillwayWorker(config, { ledger, redis });
+    const running = worker.run();
+    stopWorker = async () => {
+      worker.shutdown();
+      await running;
+      await connection.close();
+    };
+  }
+
+  const call: TestStack['call'] = async (method, path, body, key = ADMIN) => {
+    const headers: Record<string, string> = {};
+    if (key) headers.authorization = `Bearer ${key}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const response = await fetch(`${url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await response.text();
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      /* not JSON (metrics) */
+    }
+    return { status: response.status, body: parsed, headers: response.headers };
+  };
+
+  return {
+    config,
+    url,
+    app,
+    ledger,
+    redis,
+    temporal,
+    call,
+    close: async () => {
+      await stopWorker();
+      await app.close();
+      await temporal.connection.close();
+      redis.disconnect();
+      await ledger.destroy();
+    },
+  };
+}
+
+/** Polls until `check` returns a value (not undefined) or the deadline passes. */
+export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 20_000, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`condition not met within ${timeoutMs} ms${last ? `: ${(last as Error).message}` : ''}`);
+}

@@ -1,0 +1,2 @@
+/** The worker's workflow bundle: every workflow type Spillway runs. Deterministic code only. */
+export { smokeWorkflow } from './smoke.workflow';
