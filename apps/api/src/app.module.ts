@@ -1,6 +1,9 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { SpillwayConfig } from '../../../libs/config/src/config';
+import { AccountsModule } from './accounts/accounts.module';
 import { AuthModule } from './auth/auth.module';
+import { CatalogueModule } from './catalogue/catalogue.module';
+import { DecisionsModule } from './decisions/decisions.module';
 import { HealthModule } from './health/health.module';
 import { InfraModule } from './infra/infra.module';
 import { MetricsModule } from './metrics/metrics.module';
@@ -12,7 +15,16 @@ export class AppModule {
   static forConfig(config: SpillwayConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [InfraModule.forConfig(config), MetricsModule, AuthModule, HealthModule, WorkflowsModule],
+      imports: [
+        InfraModule.forConfig(config),
+        MetricsModule,
+        AuthModule,
+        HealthModule,
+        WorkflowsModule,
+        CatalogueModule,
+        DecisionsModule,
+        AccountsModule,
+      ],
     };
   }
 }

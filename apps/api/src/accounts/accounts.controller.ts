@@ -1,0 +1,44 @@
+import { Controller, Get, Param } from '@nestjs/common';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { notFound } from '../../../../libs/contracts/src/errors';
+import { formatCredits } from '../../../../libs/contracts/src/money';
+import { DecisionEngine } from '../../../../libs/engine/src/engine';
+import { RequireScope } from '../auth/auth.guard';
+import { PolicyCache } from '../catalogue/policy-cache';
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+@ApiTags('accounts')
+@ApiBearerAuth()
+@Controller('v1/accounts')
+export class AccountsController {
+  constructor(
+    private readonly engine: DecisionEngine,
+    private readonly policies: PolicyCache,
+  ) {}
+
+  /** The real-time view: available balance, spendable lots, and each feature's windows and free tier. */
+  @Get(':id')
+  @RequireScope('read')
+  async account(@Param('id') id: string) {
+    const planKey = await this.policies.ensureAccount(id);
+    if (!planKey) throw notFound(`account ${id}`);
+    const plan = this.policies.plan(planKey) ?? {};
+    const snapshot = await this.engine.snapshot(id, Object.entries(plan).map(([feature, p]) => ({ feature, plan: p })));
+    return {
+      id,
+      plan: planKey,
+      balance: formatCredits(snapshot.balance),
+      lots: snapshot.lots
+        .filter((lot) => !lot.expired && lot.remaining > 0n)
+        .map((lot) => ({ id: lot.id, kind: lot.kind, remaining: formatCredits(lot.remaining), expires_at: lot.expiresAt === null ? null : iso(lot.expiresAt) })),
+      features: Object.fromEntries(
+        snapshot.features.map((f) => [
+          f.feature,
+          { windows: f.windows.map((w) => ({ ...w, reset_at: iso(w.reset_at) })), free_tier_remaining: f.freeTierRemaining },
+        ]),
+      ),
+      as_of: iso(snapshot.now),
+    };
+  }
+}

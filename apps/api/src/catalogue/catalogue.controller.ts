@@ -1,0 +1,89 @@
+import { Body, Controller, Param, Put } from '@nestjs/common';
+import { ApiBearerAuth, ApiBody, ApiProperty, ApiTags } from '@nestjs/swagger';
+import { IsString, Length, Matches } from 'class-validator';
+import { SpillwayError, invalidField, unprocessable } from '../../../../libs/contracts/src/errors';
+import { formatCredits, parseCredits } from '../../../../libs/contracts/src/money';
+import { ACCOUNT_ID_PATTERN, KEY_PATTERN, parsePlanDefinition, planToJson } from '../../../../libs/engine/src/plan-definition';
+import { RequireScope } from '../auth/auth.guard';
+import { CatalogueRepository } from './catalogue.repository';
+import { PolicyCache } from './policy-cache';
+
+class FeatureDto {
+  @ApiProperty({ example: 'task' })
+  @IsString()
+  @Length(1, 50)
+  unit: string;
+
+  @ApiProperty({ example: '2.5', description: 'credits per unit, a decimal string with up to 6 places, > 0' })
+  @IsString()
+  @Matches(/^\d{1,16}(\.\d{1,6})?$/, { message: 'credits_per_unit must be a decimal string with up to 6 places' })
+  credits_per_unit: string;
+}
+
+class AccountDto {
+  @ApiProperty({ example: 'plus' })
+  @IsString()
+  @Matches(KEY_PATTERN, { message: 'plan must be a plan key' })
+  plan: string;
+}
+
+class PlanDto {
+  @ApiProperty({
+    example: { 'codex.task': { windows: [{ name: '5h', limit: 50, seconds: 18000 }], free_tier: { units_per_month: 100 }, overage: 'credits' } },
+  })
+  features: Record<string, unknown>;
+}
+
+function checkKey(field: string, value: string, pattern: RegExp): void {
+  if (!pattern.test(value)) throw invalidField(field, `does not match ${pattern.source}`);
+}
+
+/** The catalogue (admin): features, plans and which plan an account is on. */
+@ApiTags('catalogue')
+@ApiBearerAuth()
+@Controller('v1')
+export class CatalogueController {
+  constructor(
+    private readonly repository: CatalogueRepository,
+    private readonly cache: PolicyCache,
+  ) {}
+
+  @Put('features/:key')
+  @RequireScope('admin')
+  async putFeature(@Param('key') key: string, @Body() body: FeatureDto) {
+    checkKey('key', key, KEY_PATTERN);
+    const micros = parseCredits(body.credits_per_unit);
+    if (micros === undefined || micros <= 0n) throw invalidField('credits_per_unit', 'must be a positive decimal with up to 6 places');
+    await this.repository.upsertFeature(key, body.unit, micros);
+    await this.cache.refresh();
+    return { key, unit: body.unit, credits_per_unit: formatCredits(micros) };
+  }
+
+  @Put('plans/:key')
+  @RequireScope('admin')
+  @ApiBody({ type: PlanDto })
+  async putPlan(@Param('key') key: string, @Body() body: unknown) {
+    checkKey('key', key, KEY_PATTERN);
+    const { plan, errors } = parsePlanDefinition(body);
+    if (!plan) throw new SpillwayError(400, 'invalid_request', errors.map((e) => `${e.field}: ${e.issue}`).join('; '), errors);
+    await this.cache.refresh();
+    const unknown = Object.keys(plan).filter((feature) => !this.cache.feature(feature));
+    if (unknown.length) {
+      throw unprocessable(`unknown features: ${unknown.join(', ')}`, unknown.map((f) => ({ field: `features.${f}`, issue: 'no such feature; PUT /v1/features/{key} first' })));
+    }
+    await this.repository.upsertPlan(key, plan);
+    await this.cache.refresh();
+    return { key, ...planToJson(plan) };
+  }
+
+  @Put('accounts/:id')
+  @RequireScope('admin')
+  async putAccount(@Param('id') id: string, @Body() body: AccountDto) {
+    checkKey('id', id, ACCOUNT_ID_PATTERN);
+    await this.cache.refresh();
+    if (!this.cache.plan(body.plan)) throw unprocessable(`plan ${body.plan} does not exist`, [{ field: 'plan', issue: 'no such plan' }]);
+    await this.repository.upsertAccount(id, body.plan);
+    await this.cache.refresh();
+    return { id, plan: body.plan };
+  }
+}

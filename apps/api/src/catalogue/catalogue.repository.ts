@@ -1,0 +1,81 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { DataSource, EntityManager } from 'typeorm';
+import { PlanDefinition, planToJson } from '../../../../libs/engine/src/plan-definition';
+import { LEDGER } from '../infra/tokens';
+
+/** Catalogue writes serialize on this lock so versions commit in order (the cache relies on it). */
+const CATALOGUE_LOCK = 7_205_001;
+
+export interface FeatureRow {
+  key: string;
+  unit: string;
+  credits_per_unit_micros: string;
+  version: string;
+}
+export interface PlanRow {
+  key: string;
+  definition: ReturnType<typeof planToJson>;
+  version: string;
+}
+export interface AccountRow {
+  id: string;
+  plan_key: string;
+  version: string;
+}
+
+@Injectable()
+export class CatalogueRepository {
+  constructor(@Inject(LEDGER) private readonly ledger: DataSource) {}
+
+  private versioned<T>(write: (m: EntityManager) => Promise<T>): Promise<T> {
+    return this.ledger.transaction(async (m) => {
+      await m.query('SELECT pg_advisory_xact_lock($1)', [CATALOGUE_LOCK]);
+      return write(m);
+    });
+  }
+
+  upsertFeature(key: string, unit: string, micros: bigint): Promise<void> {
+    return this.versioned(async (m) => {
+      await m.query(
+        `INSERT INTO features (key, unit, credits_per_unit_micros, version) VALUES ($1, $2, $3, nextval('policy_version_seq'))
+         ON CONFLICT (key) DO UPDATE SET unit = EXCLUDED.unit, credits_per_unit_micros = EXCLUDED.credits_per_unit_micros,
+           version = EXCLUDED.version, updated_at = now()`,
+        [key, unit, micros.toString()],
+      );
+    });
+  }
+
+  upsertPlan(key: string, plan: PlanDefinition): Promise<void> {
+    return this.versioned(async (m) => {
+      await m.query(
+        `INSERT INTO plans (key, definition, version) VALUES ($1, $2, nextval('policy_version_seq'))
+         ON CONFLICT (key) DO UPDATE SET definition = EXCLUDED.definition, version = EXCLUDED.version, updated_at = now()`,
+        [key, JSON.stringify(planToJson(plan))],
+      );
+    });
+  }
+
+  upsertAccount(id: string, planKey: string): Promise<void> {
+    return this.versioned(async (m) => {
+      await m.query(
+        `INSERT INTO accounts (id, plan_key, version) VALUES ($1, $2, nextval('policy_version_seq'))
+         ON CONFLICT (id) DO UPDATE SET plan_key = EXCLUDED.plan_key, version = EXCLUDED.version, updated_at = now()`,
+        [id, planKey],
+      );
+    });
+  }
+
+  /** Every row newer than `version`, read in ONE snapshot so no committed change is skipped. */
+  changesSince(version: number): Promise<{ features: FeatureRow[]; plans: PlanRow[]; accounts: AccountRow[] }> {
+    return this.ledger.transaction('REPEATABLE READ', async (m) => ({
+      features: await m.query('SELECT key, unit, credits_per_unit_micros, version FROM features WHERE version > $1', [version]),
+      plans: await m.query('SELECT key, definition, version FROM plans WHERE version > $1', [version]),
+      accounts: await m.query('SELECT id, plan_key, version FROM accounts WHERE version > $1', [version]),
+    }));
+  }
+
+  async account(id: string): Promise<AccountRow | undefined> {
+    const rows: AccountRow[] = await this.ledger.query('SELECT id, plan_key, version FROM accounts WHERE id = $1', [id]);
+    return rows[0];
+  }
+}

@@ -1,0 +1,104 @@
+import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import { SpillwayConfig } from '../../../../libs/config/src/config';
+import { PlanDefinition, parsePlanDefinition } from '../../../../libs/engine/src/plan-definition';
+import { DecisionPolicy, FeaturePolicy } from '../../../../libs/engine/src/policy';
+import { CONFIG } from '../infra/tokens';
+import { CatalogueRepository } from './catalogue.repository';
+
+export type Resolution =
+  | { policy: DecisionPolicy; planKey: string }
+  | { missing: 'account' | 'feature' | 'feature_not_in_plan'; planKey?: string };
+
+/**
+ * The catalogue in process memory, so a decision reads neither PostgreSQL nor Redis for its
+ * limits. Every catalogue write takes a version from one sequence; processes poll for rows newer
+ * than what they hold, so a change reaches every API process within `policyPollMs` (< 1 s).
+ * Decisions keep working on the cached policy while PostgreSQL is down.
+ */
+@Injectable()
+export class PolicyCache implements OnModuleInit, OnModuleDestroy {
+  private readonly logger = new Logger('policy-cache');
+  private readonly features = new Map<string, FeaturePolicy>();
+  private readonly plans = new Map<string, PlanDefinition>();
+  private readonly accounts = new Map<string, string>();
+  private version = 0;
+  private timer?: NodeJS.Timeout;
+  private refreshing?: Promise<void>;
+
+  constructor(
+    private readonly repository: CatalogueRepository,
+    @Inject(CONFIG) private readonly config: SpillwayConfig,
+  ) {}
+
+  async onModuleInit(): Promise<void> {
+    await this.refresh();
+    this.timer = setInterval(() => this.refresh().catch((e) => this.logger.warn(`refresh failed: ${(e as Error).message}`)), this.config.policyPollMs);
+    this.timer.unref();
+  }
+
+  onModuleDestroy(): void {
+    clearInterval(this.timer);
+  }
+
+  /** Loads every row newer than the held version; concurrent callers share one load. */
+  refresh(): Promise<void> {
+    this.refreshing ??= this.load().finally(() => (this.refreshing = undefined));
+    return this.refreshing;
+  }
+
+  private async load(): Promise<void> {
+    const since = this.version;
+    const { features, plans, accounts } = await this.repository.changesSince(since);
+    let newest = since;
+    for (const f of features) {
+      this.features.set(f.key, { key: f.key, unit: f.unit, creditsPerUnitMicros: BigInt(f.credits_per_unit_micros) });
+      newest = Math.max(newest, Number(f.version));
+    }
+    for (const p of plans) {
+      const parsed = parsePlanDefinition(p.definition);
+      if (parsed.plan) this.plans.set(p.key, parsed.plan);
+      else this.logger.error(`stored plan ${p.key} is invalid: ${JSON.stringify(parsed.errors)}`);
+      newest = Math.max(newest, Number(p.version));
+    }
+    for (const a of accounts) {
+      this.accounts.set(a.id, a.plan_key);
+      newest = Math.max(newest, Number(a.version));
+    }
+    this.version = newest;
+  }
+
+  get currentVersion(): number {
+    return this.version;
+  }
+
+  feature(key: string): FeaturePolicy | undefined {
+    return this.features.get(key);
+  }
+
+  plan(key: string): PlanDefinition | undefined {
+    return this.plans.get(key);
+  }
+
+  planOf(accountId: string): string | undefined {
+    return this.accounts.get(accountId);
+  }
+
+  /** An account created in another process since the last poll is loaded on first sight. */
+  async ensureAccount(accountId: string): Promise<string | undefined> {
+    const cached = this.accounts.get(accountId);
+    if (cached) return cached;
+    const row = await this.repository.account(accountId);
+    if (row) this.accounts.set(row.id, row.plan_key);
+    return row?.plan_key;
+  }
+
+  resolve(accountId: string, feature: string): Resolution {
+    const planKey = this.accounts.get(accountId);
+    if (!planKey) return { missing: 'account' };
+    const featurePolicy = this.features.get(feature);
+    if (!featurePolicy) return { missing: 'feature', planKey };
+    const planFeature = this.plans.get(planKey)?.[feature];
+    if (!planFeature) return { missing: 'feature_not_in_plan', planKey };
+    return { policy: { version: this.version, feature: featurePolicy, plan: planFeature }, planKey };
+  }
+}

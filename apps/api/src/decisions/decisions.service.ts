@@ -1,0 +1,72 @@
+import { Injectable } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import { SpillwayError, conflict, notFound, unprocessable } from '../../../../libs/contracts/src/errors';
+import { DecideInput, DecisionEngine, EngineDecision, HoldSettlement } from '../../../../libs/engine/src/engine';
+import { PolicyCache } from '../catalogue/policy-cache';
+import { Metrics } from '../metrics/metrics';
+import { DecisionRequestDto } from './decision.dto';
+
+/** Resolves the policy in memory and asks the engine: one Redis round trip per decision. */
+@Injectable()
+export class DecisionsService {
+  constructor(
+    private readonly engine: DecisionEngine,
+    private readonly policies: PolicyCache,
+    private readonly metrics: Metrics,
+  ) {}
+
+  async decide(body: DecisionRequestDto): Promise<{ decision: EngineDecision; replayed: boolean }> {
+    const input: DecideInput = {
+      accountId: body.account_id,
+      feature: body.feature,
+      quantity: body.quantity,
+      idempotencyKey: body.idempotency_key ?? `preview-${randomUUID()}`,
+      allowPartial: body.allow_partial ?? false,
+      mode: body.mode ?? 'consume',
+      holdTtlSeconds: body.hold_ttl_seconds ?? 900,
+    };
+    let resolution = this.policies.resolve(input.accountId, input.feature);
+    if ('missing' in resolution && resolution.missing === 'account' && (await this.policies.ensureAccount(input.accountId))) {
+      resolution = this.policies.resolve(input.accountId, input.feature);
+    }
+    if ('missing' in resolution) {
+      switch (resolution.missing) {
+        case 'account':
+          throw new SpillwayError(404, 'not_found', `account ${input.accountId} not found`, [{ field: 'account_id', issue: 'no such account; PUT /v1/accounts/{id} first' }]);
+        case 'feature':
+          throw new SpillwayError(404, 'not_found', `feature ${input.feature} not found`, [{ field: 'feature', issue: 'no such feature' }]);
+        default:
+          throw unprocessable(`plan ${resolution.planKey} does not include ${input.feature}`, [{ field: 'feature', issue: 'not in the account plan' }]);
+      }
+    }
+    if (BigInt(input.quantity) * resolution.policy.feature.creditsPerUnitMicros > BigInt(Number.MAX_SAFE_INTEGER)) {
+      throw unprocessable('quantity × credits_per_unit is too large for one decision', [{ field: 'quantity', issue: 'too large for this feature' }]);
+    }
+    const result = await this.engine.decide(input, resolution.policy, randomUUID());
+    if (result.kind === 'conflict') {
+      throw conflict(`idempotency_key ${input.idempotencyKey} was used with a different request`);
+    }
+    if (result.kind === 'backlog') {
+      throw new SpillwayError(503, 'settlement_backlog', 'too many unsettled events; retry later', [], 5);
+    }
+    this.metrics.decisions.inc({ mode: input.mode, outcome: result.decision.outcome, replayed: String(result.replayed) });
+    return result;
+  }
+
+  async settle(decisionId: string, action: 'committed' | 'released', quantity: number): Promise<{ settlement: HoldSettlement; replayed: boolean }> {
+    const result = await this.engine.settleHold(decisionId, action, quantity, (accountId, feature) => {
+      const resolution = this.policies.resolve(accountId, feature);
+      return 'policy' in resolution ? resolution.policy : undefined;
+    });
+    switch (result.kind) {
+      case 'settled':
+        return result;
+      case 'expired':
+        throw new SpillwayError(409, 'hold_expired', `hold ${decisionId} expired and was released`);
+      case 'conflict':
+        throw conflict(`hold ${decisionId} is already ${result.state}${result.quantity ? ` at quantity ${result.quantity}` : ''}`);
+      default:
+        throw notFound(`hold ${decisionId}`);
+    }
+  }
+}

@@ -1,0 +1,16 @@
+import { Provider } from '@nestjs/common';
+import Redis from 'ioredis';
+import { SpillwayConfig } from '../../../../libs/config/src/config';
+import { DecisionEngine } from '../../../../libs/engine/src/engine';
+import { CONFIG, REDIS } from '../infra/tokens';
+
+export const ENGINE_OPTIONS = {
+  idempotencyTtlSeconds: Number(process.env.SPILLWAY_IDEMPOTENCY_TTL_SECONDS || 86_400),
+  streamCap: Number(process.env.SPILLWAY_STREAM_CAP || 2_000_000),
+};
+
+export const engineProvider: Provider = {
+  provide: DecisionEngine,
+  inject: [REDIS, CONFIG],
+  useFactory: (redis: Redis, config: SpillwayConfig) => new DecisionEngine(redis, { partitions: config.partitions, ...ENGINE_OPTIONS }),
+};

@@ -1,0 +1,298 @@
+import { createHash } from 'node:crypto';
+import type { Cluster, Redis } from 'ioredis';
+import { MAX_MICROS } from '../../contracts/src/money';
+import { accountKeys, decisionIdFor, holdKey, partitionOf, partitionOfDecision, streamKey } from './keys';
+import { DECIDE, GRANT, SETTLE_HOLD, SNAPSHOT } from './lua';
+import { DecisionPolicy, Layer, LotKind, LOT_PRIORITY, PlanFeaturePolicy } from './policy';
+
+export type Mode = 'consume' | 'reserve' | 'preview';
+
+export interface DecideInput {
+  accountId: string;
+  feature: string;
+  quantity: number;
+  idempotencyKey: string;
+  allowPartial: boolean;
+  mode: Mode;
+  holdTtlSeconds: number;
+}
+
+export interface EngineSource {
+  layer: Layer;
+  units: number;
+  lot_id?: string;
+  micros?: string;
+}
+
+export interface EngineWindow {
+  name: string;
+  limit: number;
+  remaining: number;
+  reset_at: number;
+}
+
+/** The decision as the script stored it (internal form; the API formats it). */
+export interface EngineDecision {
+  decision_id: string;
+  outcome: 'allowed' | 'partial' | 'denied';
+  granted: number;
+  denied: number;
+  sources: EngineSource[];
+  charged: string;
+  balance: string;
+  windows: EngineWindow[];
+  retry_after: number;
+  mode: Mode;
+  at: number;
+  hold_expires_at?: number;
+}
+
+export interface HoldSettlement {
+  decision_id: string;
+  state: 'committed' | 'released' | 'expired';
+  quantity?: number;
+  sources?: EngineSource[];
+  charged?: string;
+  balance?: string;
+  written_off_units?: number;
+  written_off?: string;
+  released_units?: number;
+  at: number;
+}
+
+export type DecideResult =
+  | { kind: 'decided'; decision: EngineDecision; replayed: boolean }
+  | { kind: 'conflict' }
+  | { kind: 'backlog' };
+
+export type SettleResult =
+  | { kind: 'settled'; settlement: HoldSettlement; replayed: boolean }
+  | { kind: 'not_found' }
+  | { kind: 'expired' }
+  | { kind: 'conflict'; state: string; quantity: string };
+
+export interface LotGrant {
+  accountId: string;
+  lotId: string;
+  kind: LotKind;
+  micros: bigint;
+  expiresAt: Date | null;
+  createdAt: Date;
+}
+
+export interface EngineOptions {
+  partitions: number;
+  /** How long a decision's response is kept for idempotent replay. */
+  idempotencyTtlSeconds: number;
+  /** Unsettled usage events per partition before decisions are refused (memory bound). */
+  streamCap: number;
+}
+
+type ScriptClient = (Redis | Cluster) & {
+  swDecide(...args: (string | number)[]): Promise<[string, string?]>;
+  swSettleHold(...args: (string | number)[]): Promise<[string, string?, string?]>;
+  swGrant(...args: (string | number)[]): Promise<number>;
+  swSnapshot(...args: (string | number)[]): Promise<[number, string[], string[], ...[string, number][]]>;
+};
+
+/** Lua's cjson encodes an empty table as {}; lists are lists here. */
+const list = <T>(value: T[] | Record<string, never> | undefined): T[] => (Array.isArray(value) ? value : []);
+
+function parseDecision(json: string): EngineDecision {
+  const decision = JSON.parse(json) as EngineDecision;
+  decision.windows = list(decision.windows);
+  decision.sources = list(decision.sources);
+  return decision;
+}
+
+/** Arguments of the plan's windows: (name, limit, seconds) triples, and their keys. */
+function windowArgs(plan: PlanFeaturePolicy, keyOf: (name: string) => string) {
+  return {
+    keys: plan.windows.map((w) => keyOf(w.name)),
+    args: plan.windows.flatMap((w) => [w.name, w.limit, w.seconds]),
+  };
+}
+
+/**
+ * The decision engine: each call is ONE atomic script call on Redis (EVALSHA, EVAL on NOSCRIPT).
+ * Pure of any framework; the policy comes from the caller's in-process cache.
+ */
+export class DecisionEngine {
+  private readonly redis: ScriptClient;
+
+  constructor(
+    redis: Redis | Cluster,
+    readonly options: EngineOptions,
+  ) {
+    redis.defineCommand('swDecide', { lua: DECIDE });
+    redis.defineCommand('swSettleHold', { lua: SETTLE_HOLD });
+    redis.defineCommand('swGrant', { lua: GRANT });
+    redis.defineCommand('swSnapshot', { lua: SNAPSHOT });
+    this.redis = redis as ScriptClient;
+  }
+
+  partitionOf(accountId: string): number {
+    return partitionOf(accountId, this.options.partitions);
+  }
+
+  /** The fingerprint that tells a replay (same body) from a reused key (different body → 409). */
+  static fingerprint(input: DecideInput): string {
+    const canonical = [input.accountId, input.feature, input.quantity, input.allowPartial, input.mode, input.mode === 'reserve' ? input.holdTtlSeconds : ''];
+    return createHash('sha256').update(JSON.stringify(canonical)).digest('base64url');
+  }
+
+  async decide(input: DecideInput, policy: DecisionPolicy, newId: string): Promise<DecideResult> {
+    const price = policy.feature.creditsPerUnitMicros;
+    if (BigInt(input.quantity) * price > MAX_MICROS) throw new RangeError('quantity × price exceeds the exact range');
+    const partition = this.partitionOf(input.accountId);
+    const keys = accountKeys(input.accountId, partition);
+    const decisionId = decisionIdFor(partition, newId);
+    const windows = windowArgs(policy.plan, (name) => keys.window(input.feature, name));
+    const fixedKeys = [
+      keys.idempotency(input.idempotencyKey),
+      keys.lots,
+      keys.lotMeta,
+      keys.freeTier(input.feature),
+      streamKey(partition),
+      holdKey(partition, decisionId),
+    ];
+    const reply = await this.redis.swDecide(
+      fixedKeys.length + windows.keys.length,
+      ...fixedKeys,
+      ...windows.keys,
+      input.accountId,
+      input.feature,
+      input.quantity,
+      input.idempotencyKey,
+      DecisionEngine.fingerprint(input),
+      input.mode,
+      input.allowPartial ? '1' : '0',
+      decisionId,
+      price.toString(),
+      policy.plan.overage,
+      policy.plan.freeTierUnitsPerMonth,
+      input.holdTtlSeconds,
+      this.options.idempotencyTtlSeconds,
+      policy.version,
+      this.options.streamCap,
+      policy.plan.windows.length,
+      ...windows.args,
+    );
+    const [status, json] = reply;
+    if (status === 'conflict') return { kind: 'conflict' };
+    if (status === 'backlog') return { kind: 'backlog' };
+    return { kind: 'decided', decision: parseDecision(json!), replayed: status === 'replay' };
+  }
+
+  /**
+   * Commits a hold at its actual quantity, or releases it. Two calls: the hold names its account,
+   * whose keys the settling script must declare (Cluster), then the script itself.
+   */
+  async settleHold(
+    decisionId: string,
+    action: 'committed' | 'released',
+    quantity: number,
+    policyFor: (accountId: string, feature: string) => DecisionPolicy | undefined,
+  ): Promise<SettleResult> {
+    const partition = partitionOfDecision(decisionId, this.options.partitions);
+    if (partition === undefined) return { kind: 'not_found' };
+    const hold = holdKey(partition, decisionId);
+    const [accountId, feature] = await this.redis.hmget(hold, 'account', 'feature');
+    if (!accountId || !feature) return { kind: 'not_found' };
+    const policy = policyFor(accountId, feature);
+    if (!policy) return { kind: 'not_found' };
+    const keys = accountKeys(accountId, partition);
+    const windows = windowArgs(policy.plan, (name) => keys.window(feature, name));
+    const fixedKeys = [hold, keys.lots, keys.lotMeta, keys.freeTier(feature), streamKey(partition)];
+    const [status, a, b] = await this.redis.swSettleHold(
+      fixedKeys.length + windows.keys.length,
+      ...fixedKeys,
+      ...windows.keys,
+      accountId,
+      feature,
+      action,
+      quantity,
+      policy.feature.creditsPerUnitMicros.toString(),
+      policy.plan.overage,
+      policy.plan.freeTierUnitsPerMonth,
+      policy.plan.windows.length,
+      ...windows.args,
+    );
+    switch (status) {
+      case 'ok':
+      case 'replay': {
+        const settlement = JSON.parse(a!) as HoldSettlement;
+        if (settlement.sources) settlement.sources = list(settlement.sources);
+        return { kind: 'settled', settlement, replayed: status === 'replay' };
+      }
+      case 'expired':
+        return { kind: 'expired' };
+      case 'conflict':
+        return { kind: 'conflict', state: a!, quantity: b ?? '' };
+      default:
+        return { kind: 'not_found' };
+    }
+  }
+
+  /** Credits a lot exactly once; returns false when it had been applied before. */
+  async grant(lot: LotGrant): Promise<boolean> {
+    if (lot.micros <= 0n || lot.micros > MAX_MICROS) throw new RangeError(`lot ${lot.lotId}: amount out of range`);
+    const keys = accountKeys(lot.accountId, this.partitionOf(lot.accountId));
+    const applied = await this.redis.swGrant(
+      2,
+      keys.lots,
+      keys.lotMeta,
+      lot.lotId,
+      lot.kind,
+      LOT_PRIORITY[lot.kind],
+      lot.expiresAt ? lot.expiresAt.getTime() : 0,
+      lot.createdAt.getTime(),
+      lot.micros.toString(),
+    );
+    return applied === 1;
+  }
+
+  /** A consistent real-time view of an account: lots, and each feature's windows and free tier. */
+  async snapshot(accountId: string, features: { feature: string; plan: PlanFeaturePolicy }[]): Promise<AccountSnapshot> {
+    if (features.length > 64) throw new RangeError('too many features for one snapshot');
+    const keys = accountKeys(accountId, this.partitionOf(accountId));
+    const counterKeys = features.flatMap(({ feature, plan }) => [keys.freeTier(feature), ...plan.windows.map((w) => keys.window(feature, w.name))]);
+    const [now, lotsFlat, metaFlat, ...counters] = await this.redis.swSnapshot(2 + counterKeys.length, keys.lots, keys.lotMeta, ...counterKeys);
+    const meta = new Map<string, string>();
+    for (let i = 0; i < metaFlat.length; i += 2) meta.set(metaFlat[i], metaFlat[i + 1]);
+    const lots: SnapshotLot[] = [];
+    for (let i = 0; i < lotsFlat.length; i += 2) {
+      const [kind, , expires, seq] = (meta.get(lotsFlat[i]) ?? 'purchased|0|0|0').split('|');
+      const expiresAt = Number(expires) === 0 ? null : Number(expires);
+      lots.push({ id: lotsFlat[i], kind: kind as LotKind, remaining: BigInt(lotsFlat[i + 1]), expiresAt, expired: expiresAt !== null && expiresAt <= now, createdAt: Number(seq) });
+    }
+    let cursor = 0;
+    const perFeature = features.map(({ feature, plan }) => {
+      const [freeUsed] = counters[cursor++];
+      const windows = plan.windows.map((w) => {
+        const [used, pttl] = counters[cursor++];
+        return { name: w.name, limit: w.limit, remaining: Math.max(0, w.limit - Number(used)), reset_at: pttl > 0 ? now + pttl : now + w.seconds * 1000 };
+      });
+      return { feature, windows, freeTierRemaining: Math.max(0, plan.freeTierUnitsPerMonth - Number(freeUsed)) };
+    });
+    const balance = lots.filter((l) => !l.expired).reduce((sum, l) => sum + l.remaining, 0n);
+    return { now, lots, balance, features: perFeature };
+  }
+}
+
+export interface SnapshotLot {
+  id: string;
+  kind: LotKind;
+  remaining: bigint;
+  expiresAt: number | null;
+  expired: boolean;
+  createdAt: number;
+}
+
+export interface AccountSnapshot {
+  now: number;
+  lots: SnapshotLot[];
+  balance: bigint;
+  features: { feature: string; windows: EngineWindow[]; freeTierRemaining: number }[];
+}
+
