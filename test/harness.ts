@@ -23,9 +23,9 @@ export interface TestStack {
 }
 
 /** The API (listening on a free port) and, unless told otherwise, a worker, in this process. */
-export async function startStack(options: { worker?: boolean } = {}): Promise<TestStack> {
+export async function startStack(options: { worker?: boolean; redisUrl?: string } = {}): Promise<TestStack> {
   Object.assign(process.env, TEST_ENV);
-  const config = { ...loadConfig(), port: 0 };
+  const config = { ...loadConfig(), port: 0, ...(options.redisUrl ? { redisUrl: options.redisUrl } : {}) };
   const app = await createApp(config);
   await app.listen(0, '127.0.0.1');
   const url = await app.getUrl();
