@@ -19,7 +19,7 @@ describe('the same scripts on a 3-node Redis Cluster', () => {
   beforeAll(async () => {
     nodes = await startCluster(PORTS);
     cluster = new Cluster([{ host: '127.0.0.1', port: PORTS[0] }], { enableOfflineQueue: true });
-    engine = new DecisionEngine(cluster, { partitions: 8, idempotencyTtlSeconds: 600, streamCap: 100_000 });
+    engine = new DecisionEngine(cluster, { partitions: 8, idempotencyTtlSeconds: 600 });
   }, 60_000);
   afterAll(async () => {
     cluster?.disconnect();

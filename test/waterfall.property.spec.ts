@@ -28,7 +28,7 @@ describe('the waterfall script agrees with a simple reference model (fast-check,
   let engine: DecisionEngine;
   beforeAll(() => {
     redis = new Redis(TEST_ENV.REDIS_URL);
-    engine = new DecisionEngine(redis, { partitions: 4, idempotencyTtlSeconds: 600, streamCap: 1_000_000 });
+    engine = new DecisionEngine(redis, { partitions: 4, idempotencyTtlSeconds: 600 });
   });
   afterAll(() => redis.quit());
 

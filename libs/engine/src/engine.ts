@@ -1,8 +1,7 @@
-import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import { MAX_MICROS } from '../../contracts/src/money';
 import { accountKeys, decisionIdFor, holdKey, partitionOf, partitionOfDecision, streamKey } from './keys';
-import { DECIDE, GRANT, SETTLE_HOLD, SNAPSHOT } from './lua';
+import { EngineFunction, LIBRARY_SOURCE, functionName } from './lua';
 import { DecisionPolicy, Layer, LotKind, LOT_PRIORITY, PlanFeaturePolicy } from './policy';
 
 export type Mode = 'consume' | 'reserve' | 'preview';
@@ -62,8 +61,7 @@ export interface HoldSettlement {
 
 export type DecideResult =
   | { kind: 'decided'; decision: EngineDecision; replayed: boolean }
-  | { kind: 'conflict' }
-  | { kind: 'backlog' };
+  | { kind: 'conflict' };
 
 export type SettleResult =
   | { kind: 'settled'; settlement: HoldSettlement; replayed: boolean }
@@ -84,16 +82,7 @@ export interface EngineOptions {
   partitions: number;
   /** How long a decision's response is kept for idempotent replay. */
   idempotencyTtlSeconds: number;
-  /** Unsettled usage events per partition before decisions are refused (memory bound). */
-  streamCap: number;
 }
-
-type ScriptClient = (Redis | Cluster) & {
-  swDecide(...args: (string | number)[]): Promise<[string, string?]>;
-  swSettleHold(...args: (string | number)[]): Promise<[string, string?, string?]>;
-  swGrant(...args: (string | number)[]): Promise<number>;
-  swSnapshot(...args: (string | number)[]): Promise<[number, string[], string[], ...[string, number][]]>;
-};
 
 /** Lua's cjson encodes an empty table as {}; lists are lists here. */
 const list = <T>(value: T[] | Record<string, never> | undefined): T[] => (Array.isArray(value) ? value : []);
@@ -114,21 +103,36 @@ function windowArgs(plan: PlanFeaturePolicy, keyOf: (name: string) => string) {
 }
 
 /**
- * The decision engine: each call is ONE atomic script call on Redis (EVALSHA, EVAL on NOSCRIPT).
+ * The decision engine: each call is ONE atomic FCALL of the Spillway function library on Redis.
+ * The library is (re)loaded on demand — first use, or after Redis lost it in a restart.
  * Pure of any framework; the policy comes from the caller's in-process cache.
  */
 export class DecisionEngine {
-  private readonly redis: ScriptClient;
+  private loading?: Promise<void>;
 
   constructor(
-    redis: Redis | Cluster,
+    private readonly redis: Redis | Cluster,
     readonly options: EngineOptions,
-  ) {
-    redis.defineCommand('swDecide', { lua: DECIDE });
-    redis.defineCommand('swSettleHold', { lua: SETTLE_HOLD });
-    redis.defineCommand('swGrant', { lua: GRANT });
-    redis.defineCommand('swSnapshot', { lua: SNAPSHOT });
-    this.redis = redis as ScriptClient;
+  ) {}
+
+  private async fcall<T>(name: EngineFunction, keys: string[], args: (string | number)[]): Promise<T> {
+    const call = () => this.redis.call('FCALL', functionName(name), keys.length, ...keys, ...args) as Promise<T>;
+    try {
+      return await call();
+    } catch (error) {
+      if (!/Function not found/i.test((error as Error).message)) throw error;
+      await this.loadLibrary();
+      return call();
+    }
+  }
+
+  /** Loads the library on every primary (one for a single Redis, each master of a Cluster). */
+  loadLibrary(): Promise<void> {
+    this.loading ??= (async () => {
+      const nodes = 'nodes' in this.redis && typeof this.redis.nodes === 'function' && this.redis.isCluster ? this.redis.nodes('master') : [this.redis];
+      await Promise.all(nodes.map((node) => node.call('FUNCTION', 'LOAD', 'REPLACE', LIBRARY_SOURCE)));
+    })().finally(() => (this.loading = undefined));
+    return this.loading;
   }
 
   partitionOf(accountId: string): number {
@@ -137,8 +141,8 @@ export class DecisionEngine {
 
   /** The fingerprint that tells a replay (same body) from a reused key (different body → 409). */
   static fingerprint(input: DecideInput): string {
-    const canonical = [input.accountId, input.feature, input.quantity, input.allowPartial, input.mode, input.mode === 'reserve' ? input.holdTtlSeconds : ''];
-    return createHash('sha256').update(JSON.stringify(canonical)).digest('base64url');
+    // The key already names the account; the feature key cannot contain '|'.
+    return `${input.feature}|${input.quantity}|${input.allowPartial ? 1 : 0}|${input.mode}|${input.mode === 'reserve' ? input.holdTtlSeconds : ''}`;
   }
 
   async decide(input: DecideInput, policy: DecisionPolicy, newId: string): Promise<DecideResult> {
@@ -156,10 +160,7 @@ export class DecisionEngine {
       streamKey(partition),
       holdKey(partition, decisionId),
     ];
-    const reply = await this.redis.swDecide(
-      fixedKeys.length + windows.keys.length,
-      ...fixedKeys,
-      ...windows.keys,
+    const reply = await this.fcall<[string, string?]>('decide', [...fixedKeys, ...windows.keys], [
       input.accountId,
       input.feature,
       input.quantity,
@@ -174,13 +175,11 @@ export class DecisionEngine {
       input.holdTtlSeconds,
       this.options.idempotencyTtlSeconds,
       policy.version,
-      this.options.streamCap,
       policy.plan.windows.length,
       ...windows.args,
-    );
+    ]);
     const [status, json] = reply;
     if (status === 'conflict') return { kind: 'conflict' };
-    if (status === 'backlog') return { kind: 'backlog' };
     return { kind: 'decided', decision: parseDecision(json!), replayed: status === 'replay' };
   }
 
@@ -204,10 +203,7 @@ export class DecisionEngine {
     const keys = accountKeys(accountId, partition);
     const windows = windowArgs(policy.plan, (name) => keys.window(feature, name));
     const fixedKeys = [hold, keys.lots, keys.lotMeta, keys.freeTier(feature), streamKey(partition)];
-    const [status, a, b] = await this.redis.swSettleHold(
-      fixedKeys.length + windows.keys.length,
-      ...fixedKeys,
-      ...windows.keys,
+    const [status, a, b] = await this.fcall<[string, string?, string?]>('settle_hold', [...fixedKeys, ...windows.keys], [
       accountId,
       feature,
       action,
@@ -217,7 +213,7 @@ export class DecisionEngine {
       policy.plan.freeTierUnitsPerMonth,
       policy.plan.windows.length,
       ...windows.args,
-    );
+    ]);
     switch (status) {
       case 'ok':
       case 'replay': {
@@ -238,17 +234,14 @@ export class DecisionEngine {
   async grant(lot: LotGrant): Promise<boolean> {
     if (lot.micros <= 0n || lot.micros > MAX_MICROS) throw new RangeError(`lot ${lot.lotId}: amount out of range`);
     const keys = accountKeys(lot.accountId, this.partitionOf(lot.accountId));
-    const applied = await this.redis.swGrant(
-      2,
-      keys.lots,
-      keys.lotMeta,
+    const applied = await this.fcall<number>('grant', [keys.lots, keys.lotMeta], [
       lot.lotId,
       lot.kind,
       LOT_PRIORITY[lot.kind],
       lot.expiresAt ? lot.expiresAt.getTime() : 0,
       lot.createdAt.getTime(),
       lot.micros.toString(),
-    );
+    ]);
     return applied === 1;
   }
 
@@ -257,7 +250,11 @@ export class DecisionEngine {
     if (features.length > 64) throw new RangeError('too many features for one snapshot');
     const keys = accountKeys(accountId, this.partitionOf(accountId));
     const counterKeys = features.flatMap(({ feature, plan }) => [keys.freeTier(feature), ...plan.windows.map((w) => keys.window(feature, w.name))]);
-    const [now, lotsFlat, metaFlat, ...counters] = await this.redis.swSnapshot(2 + counterKeys.length, keys.lots, keys.lotMeta, ...counterKeys);
+    const [now, lotsFlat, metaFlat, ...counters] = await this.fcall<[number, string[], string[], ...[string, number][]]>(
+      'snapshot',
+      [keys.lots, keys.lotMeta, ...counterKeys],
+      [],
+    );
     const meta = new Map<string, string>();
     for (let i = 0; i < metaFlat.length; i += 2) meta.set(metaFlat[i], metaFlat[i + 1]);
     const lots: SnapshotLot[] = [];

@@ -1,6 +1,9 @@
+import { createHash } from 'node:crypto';
+
 /**
- * The Redis scripts of the decision engine. Each runs atomically on the Redis server and reads its
- * clock (TIME), never the caller's. Amounts are integer micro-credits; Lua numbers are doubles, so
+ * The decision engine's Redis Function library. Each function runs atomically on the Redis server
+ * and reads its clock (TIME), never the caller's. The helpers are created once, when the library
+ * is loaded, not on every call. Amounts are integer micro-credits; Lua numbers are doubles, so
  * every amount stays below 2^53 (enforced by the callers) and is formatted with %d, never %g.
  *
  * Windows are fixed windows that open with their first granted unit and close `seconds` later
@@ -46,13 +49,16 @@ local function next_month_ms(ms)
   return days_from_civil(y, m, 1) * 86400000
 end
 
--- Windows from ARGV triples (name, limit, seconds) at argv index 'at', keys from key index 'kat'.
-local function load_windows(n, at, kat)
+-- Windows from args triples (name, limit, seconds) at index 'at', their keys from key index 'kat'.
+-- pttl < 0: the window has not opened yet (it opens with its first granted unit).
+local function load_windows(keys, args, n, at, kat)
   local wins, room = {}, nil
   for i = 1, n do
     local a = at + (i - 1) * 3
-    local w = { name = ARGV[a], limit = tonumber(ARGV[a + 1]), ms = tonumber(ARGV[a + 2]) * 1000, key = KEYS[kat + i - 1] }
-    w.used = tonumber(redis.call('GET', w.key) or '0')
+    local w = { name = args[a], limit = tonumber(args[a + 1]), ms = tonumber(args[a + 2]) * 1000, key = keys[kat + i - 1], pttl = -2 }
+    local used = redis.call('GET', w.key)
+    w.used = tonumber(used or '0')
+    if used then w.pttl = redis.call('PTTL', w.key) end
     w.room = math.max(0, w.limit - w.used)
     if room == nil or w.room < room then room = w.room end
     wins[i] = w
@@ -127,7 +133,10 @@ local function apply(p, wins, ft_key, lots_key, now)
     for _, w in ipairs(wins) do
       assert(w.used + p.r <= w.limit, 'window over its limit')
       redis.call('INCRBY', w.key, int(p.r))
-      if redis.call('PTTL', w.key) < 0 then redis.call('PEXPIRE', w.key, int(w.ms)) end
+      if w.pttl < 0 then
+        redis.call('PEXPIRE', w.key, int(w.ms))
+        w.pttl = w.ms
+      end
     end
   end
   if p.f > 0 then
@@ -153,14 +162,14 @@ local function sources(p)
   return s
 end
 
+-- Turns the loaded windows into their report in place (no new tables on the hot path).
 local function report_windows(wins, taken, now)
-  local out = {}
-  for i, w in ipairs(wins) do
-    local pttl = redis.call('PTTL', w.key)
-    local reset = pttl > 0 and now + pttl or now + w.ms
-    out[i] = { name = w.name, limit = w.limit, remaining = math.max(0, w.room - taken), reset_at = reset }
+  for _, w in ipairs(wins) do
+    w.reset_at = w.pttl > 0 and now + w.pttl or now + w.ms
+    w.remaining = math.max(0, w.room - taken)
+    w.key, w.ms, w.used, w.pttl, w.room = nil, nil, nil, nil, nil
   end
-  return out
+  return wins
 end
 
 -- Seconds until every exhausted window has room again; -1 when waiting would not help.
@@ -208,18 +217,15 @@ local function give_back(p, n, price, lots_key, ft_key, win_keys)
   p.granted = p.r + p.f + p.c
 end
 
-local function append_usage(stream_key, event)
-  redis.call('XADD', stream_key, '*', 'usage', cjson.encode(event))
-end
 `;
 
 /**
  * decide: KEYS idem, lots, lotmeta, freetier, stream, hold, window...
  * ARGV account, feature, quantity, idem key, fingerprint, mode, allow_partial, decision id, price,
- *      overage, free units, hold ttl s, idem ttl s, policy version, stream cap, n windows, (name, limit, seconds)...
- * Returns {'ok'|'replay', json} | {'conflict'} | {'backlog'}.
+ *      overage, free units, hold ttl s, idem ttl s, policy version, n windows, (name, limit, seconds)...
+ * Returns {'ok'|'replay', json} | {'conflict'}.
  */
-export const DECIDE = String.raw`${PRELUDE}
+const DECIDE = String.raw`
 local mode = ARGV[6]
 if mode ~= 'preview' then
   local stored = redis.call('GET', KEYS[1])
@@ -228,11 +234,10 @@ if mode ~= 'preview' then
     if string.sub(stored, 1, sep - 1) ~= ARGV[5] then return { 'conflict' } end
     return { 'replay', string.sub(stored, sep + 1) }
   end
-  if redis.call('XLEN', KEYS[5]) >= tonumber(ARGV[15]) then return { 'backlog' } end
 end
 local now = now_ms()
 local q, price, overage, free_units = tonumber(ARGV[3]), tonumber(ARGV[9]), ARGV[10], tonumber(ARGV[11])
-local wins, rate_room = load_windows(tonumber(ARGV[16]), 17, 7)
+local wins, rate_room = load_windows(KEYS, ARGV, tonumber(ARGV[15]), 16, 7)
 local ft_room = 0
 if free_units > 0 then ft_room = math.max(0, free_units - tonumber(redis.call('GET', KEYS[4]) or '0')) end
 local lots, balance = load_lots(KEYS[2], KEYS[3], now)
@@ -242,27 +247,29 @@ local outcome = p.granted == q and 'allowed' or (p.granted == 0 and 'denied' or 
 local applies = mode ~= 'preview' and p.granted > 0
 if applies then apply(p, wins, KEYS[4], KEYS[2], now) end
 local cost = charged(p)
+local wexp = {}
+if mode == 'reserve' and p.granted > 0 then
+  for _, w in ipairs(wins) do wexp[w.key] = redis.call('PEXPIRETIME', w.key) end
+end
 local windows = report_windows(wins, p.r, now)
+-- One document is the response, the idempotent record and (for consume) the usage event.
 local result = {
-  decision_id = ARGV[8], outcome = outcome, granted = p.granted, denied = q - p.granted,
-  sources = sources(p), charged = int(cost), balance = int(balance - cost), windows = windows,
-  retry_after = p.granted < q and retry_after(windows, now) or -1, mode = mode, at = now, policy_version = tonumber(ARGV[14]),
+  decision_id = ARGV[8], account = ARGV[1], feature = ARGV[2], key = ARGV[4], outcome = outcome,
+  quantity = p.granted, granted = p.granted, denied = q - p.granted, sources = sources(p), charged = int(cost),
+  balance = int(balance - cost), windows = windows, retry_after = p.granted < q and retry_after(windows, now) or -1,
+  mode = mode, at = now, policy_version = tonumber(ARGV[14]), written_off_units = 0, written_off = '0',
 }
 if mode == 'reserve' and p.granted > 0 then
   local ttl = tonumber(ARGV[12]) * 1000
   result.hold_expires_at = now + ttl
-  local wexp = {}
-  for _, w in ipairs(wins) do wexp[w.key] = redis.call('PEXPIRETIME', w.key) end
   local plan = { r = p.r, f = p.f, c = p.c, debits = p.debits, wexp = wexp, fexp = redis.call('PEXPIRETIME', KEYS[4]) }
   redis.call('HSET', KEYS[6], 'decision_id', ARGV[8], 'account', ARGV[1], 'feature', ARGV[2], 'q', int(p.granted), 'state', 'held',
     'expires', int(now + ttl), 'plan', cjson.encode(plan), 'key', ARGV[4])
   redis.call('PEXPIRE', KEYS[6], int(ttl + 86400000))
   redis.call('XADD', KEYS[5], '*', 'hold', cjson.encode({ decision_id = ARGV[8], account = ARGV[1], expires_at = now + ttl }))
-elseif applies then
-  append_usage(KEYS[5], { decision_id = ARGV[8], account = ARGV[1], feature = ARGV[2], key = ARGV[4],
-    quantity = p.granted, sources = result.sources, charged = result.charged, at = now, written_off_units = 0, written_off = '0' })
 end
 local json = cjson.encode(result)
+if applies and mode == 'consume' then redis.call('XADD', KEYS[5], '*', 'usage', json) end
 if mode ~= 'preview' then redis.call('SET', KEYS[1], ARGV[5] .. '\n' .. json, 'EX', ARGV[13]) end
 return { 'ok', json }
 `;
@@ -273,7 +280,7 @@ return { 'ok', json }
  * ARGV account, feature, action, actual quantity, price, overage, free units, n windows, (name, limit, seconds)...
  * Returns {'ok'|'replay', json} | {'not_found'} | {'conflict', state, quantity} | {'expired'}.
  */
-export const SETTLE_HOLD = String.raw`${PRELUDE}
+const SETTLE_HOLD = String.raw`
 local h = {}
 local raw = redis.call('HGETALL', KEYS[1])
 for i = 1, #raw, 2 do h[raw[i]] = raw[i + 1] end
@@ -304,7 +311,7 @@ local written_off_units = 0
 if A <= H then
   give_back(p, H - A, price, KEYS[2], KEYS[4], win_keys)
 else
-  local wins, rate_room = load_windows(tonumber(ARGV[8]), 9, 6)
+  local wins, rate_room = load_windows(KEYS, ARGV, tonumber(ARGV[8]), 9, 6)
   local ft_room = 0
   if free_units > 0 then ft_room = math.max(0, free_units - tonumber(redis.call('GET', KEYS[4]) or '0')) end
   local lots, balance = load_lots(KEYS[2], KEYS[3], now)
@@ -325,7 +332,7 @@ local _, balance = load_lots(KEYS[2], KEYS[3], now)
 local event = { decision_id = h.decision_id, account = ARGV[1], feature = h.feature, key = h.key, quantity = A,
   sources = sources(p), charged = int(charged(p)), at = now, written_off_units = written_off_units,
   written_off = int(written_off_units * price) }
-if A > 0 then append_usage(KEYS[5], event) end
+if A > 0 then redis.call('XADD', KEYS[5], '*', 'usage', cjson.encode(event)) end
 event.balance = int(balance)
 event.state = 'committed'
 local result = cjson.encode(event)
@@ -338,7 +345,7 @@ return { 'ok', result }
  * KEYS lots, lotmeta. ARGV lot id, kind, priority, expires ms (0 = never), seq, micros.
  * Returns 1 when applied now, 0 when it had been applied before.
  */
-export const GRANT = String.raw`
+const GRANT = String.raw`
 if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. '|' .. ARGV[3] .. '|' .. ARGV[4] .. '|' .. ARGV[5])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[6])
@@ -349,9 +356,28 @@ return 1
  * snapshot: a consistent read for the account view. KEYS lots, lotmeta, counter...
  * Returns {now ms, lots flat, lotmeta flat, {value, pttl} per counter}.
  */
-export const SNAPSHOT = String.raw`
+const SNAPSHOT = String.raw`
 local t = redis.call('TIME')
 local out = { tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]) }
 for i = 3, #KEYS do out[#out + 1] = { redis.call('GET', KEYS[i]) or '0', redis.call('PTTL', KEYS[i]) } end
 return out
 `;
+
+const FUNCTIONS = { decide: DECIDE, settle_hold: SETTLE_HOLD, grant: GRANT, snapshot: SNAPSHOT };
+export type EngineFunction = keyof typeof FUNCTIONS;
+
+/** The library's version is the hash of its code, so two releases never replace each other's. */
+export const LIBRARY_VERSION = createHash('sha1')
+  .update(PRELUDE + Object.values(FUNCTIONS).join(''))
+  .digest('hex')
+  .slice(0, 12);
+
+export const functionName = (name: EngineFunction) => `sw_${name}_${LIBRARY_VERSION}`;
+
+export const LIBRARY_SOURCE = [
+  `#!lua name=spillway_${LIBRARY_VERSION}`,
+  PRELUDE,
+  ...Object.entries(FUNCTIONS).map(
+    ([name, body]) => `redis.register_function('${functionName(name as EngineFunction)}', function(KEYS, ARGV)\n${body}\nend)`,
+  ),
+].join('\n');

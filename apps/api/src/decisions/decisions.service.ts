@@ -46,9 +46,6 @@ export class DecisionsService {
     if (result.kind === 'conflict') {
       throw conflict(`idempotency_key ${input.idempotencyKey} was used with a different request`);
     }
-    if (result.kind === 'backlog') {
-      throw new SpillwayError(503, 'settlement_backlog', 'too many unsettled events; retry later', [], 5);
-    }
     this.metrics.decisions.inc({ mode: input.mode, outcome: result.decision.outcome, replayed: String(result.replayed) });
     return result;
   }

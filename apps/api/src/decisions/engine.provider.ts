@@ -6,7 +6,6 @@ import { CONFIG, REDIS } from '../infra/tokens';
 
 export const ENGINE_OPTIONS = {
   idempotencyTtlSeconds: Number(process.env.SPILLWAY_IDEMPOTENCY_TTL_SECONDS || 86_400),
-  streamCap: Number(process.env.SPILLWAY_STREAM_CAP || 2_000_000),
 };
 
 export const engineProvider: Provider = {

@@ -1,0 +1,32 @@
+import Fastify from 'fastify';
+import { randomUUID } from 'node:crypto';
+import { loadConfig } from '../libs/config/src/config';
+import { openLedger } from '../libs/ledger/src/data-source';
+import { createRedis } from '../libs/engine/src/redis';
+import { DecisionEngine } from '../libs/engine/src/engine';
+import { CatalogueRepository } from '../apps/api/src/catalogue/catalogue.repository';
+import { PolicyCache } from '../apps/api/src/catalogue/policy-cache';
+import { presentDecision } from '../apps/api/src/decisions/decision.presenter';
+import { ENGINE_OPTIONS } from '../apps/api/src/decisions/engine.provider';
+
+/** The ceiling for (C): a bare Fastify route calling the same engine and policy cache, nothing else. */
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const ledger = await openLedger(config.databaseUrl, { migrate: false });
+  const cache = new PolicyCache(new CatalogueRepository(ledger), config);
+  await cache.refresh();
+  const engine = new DecisionEngine(createRedis(config.redisUrl), { partitions: config.partitions, ...ENGINE_OPTIONS });
+  const app = Fastify();
+  app.post('/v1/decisions', async (request) => {
+    const body = request.body as { account_id: string; feature: string; quantity: number; idempotency_key: string };
+    const resolution = cache.resolve(body.account_id, body.feature);
+    if (!('policy' in resolution)) throw new Error('unknown account');
+    const input = { accountId: body.account_id, feature: body.feature, quantity: body.quantity, idempotencyKey: body.idempotency_key, allowPartial: true, mode: 'consume' as const, holdTtlSeconds: 900 };
+    const result = await engine.decide(input, resolution.policy, randomUUID());
+    if (result.kind !== 'decided') throw new Error(result.kind);
+    return presentDecision(result.decision, result.replayed);
+  });
+  await app.listen({ port: config.port, host: '127.0.0.1' });
+}
+
+void main();

@@ -1,0 +1,72 @@
+import autocannon from 'autocannon';
+import { ChildProcess, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import Redis from 'ioredis';
+import { DecisionEngine } from '../libs/engine/src/engine';
+import { waitFor, portOpen } from '../libs/devstack/src/services';
+
+const ADMIN = 'sw_bench_admin';
+const ACCOUNTS = 200;
+
+function serve(script: string, port: number, env: NodeJS.ProcessEnv): ChildProcess {
+  return spawn(process.execPath, [join(__dirname, '..', script)], { env: { ...process.env, ...env, PORT: String(port), LOG_LEVEL: 'warn' }, stdio: 'inherit' });
+}
+
+async function load(name: string, port: number, connections: number, seconds: number, auth: boolean) {
+  let n = 0;
+  const result = await autocannon({
+    url: `http://127.0.0.1:${port}/v1/decisions`,
+    connections,
+    duration: seconds,
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(auth ? { authorization: `Bearer ${ADMIN}` } : {}) },
+    requests: [
+      {
+        setupRequest: (request) => ({
+          ...request,
+          body: JSON.stringify({ account_id: `http-bench-${n % ACCOUNTS}`, feature: 'codex.task', quantity: 1, idempotency_key: `${n++}-${randomUUID()}`, allow_partial: true }),
+        }),
+      },
+    ],
+  });
+  return { name, rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, non2xx: result.non2xx, errors: result.errors };
+}
+
+/** (C) POST /v1/decisions of the real API vs a bare Fastify route calling the same engine. */
+export async function httpBench(env: { DATABASE_URL: string; REDIS_URL: string }, connections: number, seconds: number): Promise<string> {
+  const serverEnv = { ...env, SPILLWAY_BOOTSTRAP_ADMIN_KEY: ADMIN, SPILLWAY_PARTITIONS: '8' };
+  const api = serve('apps/api/src/main.js', 3101, serverEnv);
+  await waitFor('bench API', () => portOpen('127.0.0.1', 3101), 60_000);
+  const put = (path: string, body: unknown) =>
+    fetch(`http://127.0.0.1:3101${path}`, { method: 'PUT', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  await put('/v1/features/codex.task', { unit: 'task', credits_per_unit: '0.001' });
+  await put('/v1/plans/http-bench', {
+    features: { 'codex.task': { windows: [{ name: '5h', limit: 5, seconds: 18000 }, { name: 'weekly', limit: 10, seconds: 604800 }], overage: 'credits' } },
+  });
+  const redis = new Redis(env.REDIS_URL);
+  const engine = new DecisionEngine(redis, { partitions: 8, idempotencyTtlSeconds: 60 });
+  for (let i = 0; i < ACCOUNTS; i++) {
+    await put(`/v1/accounts/http-bench-${i}`, { plan: 'http-bench' });
+    await engine.grant({ accountId: `http-bench-${i}`, lotId: 'bench-lot', kind: 'purchased', micros: 9_000_000_000_000n, expiresAt: null, createdAt: new Date() });
+  }
+  const bare = serve('bench/bare-server.js', 3102, serverEnv);
+  await waitFor('bare server', () => portOpen('127.0.0.1', 3102), 60_000);
+
+  const rows = [];
+  for (let round = 1; round <= 2; round++) {
+    rows.push(await load(`bare Fastify + engine (round ${round})`, 3102, connections, seconds, false));
+    rows.push(await load(`Spillway API (round ${round})`, 3101, connections, seconds, true));
+    await redis.del(...(await redis.keys('sw:*:events')));
+  }
+  api.kill('SIGTERM');
+  bare.kill('SIGTERM');
+  redis.disconnect();
+  const baseline = Math.max(...rows.filter((r) => r.name.startsWith('bare')).map((r) => r.rps));
+  return [
+    `### (C) HTTP, autocannon, ${connections} connections, ${seconds} s per run`,
+    '| run | req/s | p50 ms | p99 ms | non-2xx | errors | ratio vs best bare |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...rows.map((r) => `| ${r.name} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${r.non2xx} | ${r.errors} | ${(r.rps / baseline).toFixed(2)}× |`),
+  ].join('\n');
+}

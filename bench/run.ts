@@ -1,0 +1,29 @@
+import { engineBench } from './engine.bench';
+import { httpBench } from './http.bench';
+import { scriptBench } from './script.bench';
+
+/**
+ * `npm run bench [engine|http|script]...`: runs on demand, never in the test suite. Each section
+ * compares side by side in one run and prints a Markdown table for docs/BENCHMARKS.md.
+ */
+async function main(): Promise<void> {
+  const redisUrl = process.env.BENCH_REDIS_URL || 'redis://127.0.0.1:6379/14';
+  const databaseUrl = process.env.BENCH_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/spillway_bench';
+  const only = process.argv.slice(2);
+  const wants = (name: string) => only.length === 0 || only.includes(name);
+  const seconds = Number(process.env.BENCH_SECONDS || 5);
+  const out: string[] = [`_${new Date().toISOString()}, node ${process.version}, ${require('node:os').cpus().length} cores_`, ''];
+  if (wants('engine')) out.push(await engineBench(redisUrl, 64, seconds * 1000), '');
+  if (wants('http')) {
+    const { openLedger } = await import('../libs/ledger/src/data-source');
+    await (await openLedger(databaseUrl, { migrate: true })).destroy();
+    out.push(await httpBench({ DATABASE_URL: databaseUrl, REDIS_URL: redisUrl }, 64, seconds * 2), '');
+  }
+  if (wants('script')) out.push(await scriptBench(redisUrl, 64, 200_000), '');
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});

@@ -1,0 +1,32 @@
+import { execFileSync } from 'node:child_process';
+import Redis from 'ioredis';
+import { LIBRARY_SOURCE, functionName } from '../libs/engine/src/lua';
+import { accountKeys, streamKey } from '../libs/engine/src/keys';
+
+/** (D) the ceiling: redis-benchmark calling the decide script directly (no Node in the loop). */
+export async function scriptBench(redisUrl: string, connections: number, requests: number): Promise<string> {
+  const redis = new Redis(redisUrl);
+  await redis.call('FUNCTION', 'LOAD', 'REPLACE', LIBRARY_SOURCE);
+  const keys = accountKeys('script-bench', 0);
+  await redis.hset(keys.lots, 'lot', '9000000000000');
+  await redis.hset(keys.lotMeta, 'lot', 'purchased|40|0|1');
+  const url = new URL(redisUrl);
+  const db = url.pathname.slice(1) || '0';
+  const args = [
+    '-h', url.hostname, '-p', url.port || '6379', '--dbnum', db, '-c', String(connections), '-n', String(requests), '-r', '1000000000', '--csv',
+    'FCALL', functionName('decide'), '8',
+    keys.idempotency('__rand_int__'), keys.lots, keys.lotMeta, keys.freeTier('f'), streamKey(0), `sw:{p0}:h:x`, keys.window('f', '5h'), keys.window('f', 'week'),
+    'script-bench', 'f', '1', '__rand_int__', 'fp', 'consume', '1', 'dec', '1000', 'credits', '0', '60', '60', '1', '1000000000', '2', '5h', '5', '18000', 'week', '10', '604800',
+  ];
+  const csv = execFileSync('redis-benchmark', args, { encoding: 'utf8' });
+  await redis.del(streamKey(0));
+  redis.disconnect();
+  const last = csv.trim().split('\n').pop()!.split(',').map((c) => c.replace(/"/g, ''));
+  // "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
+  return [
+    `### (D) ceiling: redis-benchmark FCALL of the decide function (2 windows + credits), ${connections} connections, ${requests} calls`,
+    '| run | calls/s | p50 ms | p99 ms |',
+    '| --- | ---: | ---: | ---: |',
+    `| redis-benchmark FCALL decide | ${Number(last[1]).toFixed(0)} | ${last[4]} | ${last[6]} |`,
+  ].join('\n');
+}
