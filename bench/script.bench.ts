@@ -16,7 +16,7 @@ export async function scriptBench(redisUrl: string, connections: number, request
     '-h', url.hostname, '-p', url.port || '6379', '--dbnum', db, '-c', String(connections), '-n', String(requests), '-r', '1000000000', '--csv',
     'FCALL', functionName('decide'), '8',
     keys.idempotency('__rand_int__'), keys.lots, keys.lotMeta, keys.freeTier('f'), streamKey(0), `sw:{p0}:h:x`, keys.window('f', '5h'), keys.window('f', 'week'),
-    'script-bench', 'f', '1', '__rand_int__', 'fp', 'consume', '1', 'dec', '1000', 'credits', '0', '60', '60', '1', '1000000000', '2', '5h', '5', '18000', 'week', '10', '604800',
+    'script-bench', 'f', '1', '__rand_int__', 'fp', 'consume', '1', 'dec', '1000', 'credits', '0', '60', '60', '1', '2', '5h', '5', '18000', 'week', '10', '604800',
   ];
   const csv = execFileSync('redis-benchmark', args, { encoding: 'utf8' });
   await redis.del(streamKey(0));
