@@ -7,7 +7,7 @@ import { DecisionEngine } from '../libs/engine/src/engine';
 import { CatalogueRepository } from '../apps/api/src/catalogue/catalogue.repository';
 import { PolicyCache } from '../apps/api/src/catalogue/policy-cache';
 import { presentDecision } from '../apps/api/src/decisions/decision.presenter';
-import { ENGINE_OPTIONS } from '../apps/api/src/decisions/engine.provider';
+import { ENGINE_OPTIONS } from '../libs/engine/src/options';
 
 /** The ceiling for (C): a bare Fastify route calling the same engine and policy cache, nothing else. */
 async function main(): Promise<void> {

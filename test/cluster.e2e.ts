@@ -41,7 +41,7 @@ describe('the same scripts on a 3-node Redis Cluster', () => {
 
       const hold = await engine.decide({ ...input, idempotencyKey: 'k2', quantity: 2, mode: 'reserve' }, policy, randomUUID());
       if (hold.kind !== 'decided') throw new Error('not decided');
-      const committed = await engine.settleHold(hold.decision.decision_id, 'committed', 1, () => policy);
+      const committed = await engine.commit(hold.decision.decision_id, 1, () => policy);
       expect(committed.kind).toBe('settled');
       const snapshot = await engine.snapshot(accountId, [{ feature: 'codex.task', plan: policy.plan }]);
       expect(snapshot.balance).toBe(5_000_000n);

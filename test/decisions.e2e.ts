@@ -10,8 +10,7 @@ describe('decisions over HTTP (real Redis and PostgreSQL)', () => {
   let engine: DecisionEngine;
   let decider: string;
 
-  const grant = (accountId: string, credits: bigint, kind: LotKind = 'promo', expiresAt: Date | null = null) =>
-    engine.grant({ accountId, lotId: `lot-${randomUUID()}`, kind, micros: credits * 1_000_000n, expiresAt, createdAt: new Date() });
+  const grant = (accountId: string, credits: bigint, kind: LotKind = 'promo', expiresAt: Date | null = null) => stack.grant(accountId, credits, kind, expiresAt);
 
   const newAccount = async (plan: string) => {
     const id = `acct-${randomUUID().slice(0, 8)}`;

@@ -8,6 +8,10 @@ import { SpillwayConfig, loadConfig } from '../libs/config/src/config';
 import { openLedger } from '../libs/ledger/src/data-source';
 import { createRedis } from '../libs/engine/src/redis';
 import { TEST_ENV } from './environment';
+import { randomUUID } from 'node:crypto';
+import { DecisionEngine } from '../libs/engine/src/engine';
+import { LotKind } from '../libs/engine/src/policy';
+import { grantActivities } from '../libs/activities/src/grant.activities';
 
 export const ADMIN = TEST_ENV.SPILLWAY_BOOTSTRAP_ADMIN_KEY;
 
@@ -18,12 +22,15 @@ export interface TestStack {
   ledger: DataSource;
   redis: Redis;
   temporal: Client;
+  engine: DecisionEngine;
+  /** Grants credits the way the grant workflow does: ledger first, then Redis. Returns the lot id. */
+  grant: (accountId: string, credits: bigint, kind?: LotKind, expiresAt?: Date | null) => Promise<string>;
   call: (method: string, path: string, body?: unknown, key?: string) => Promise<{ status: number; body: any; headers: Headers }>;
   close: () => Promise<void>;
 }
 
 /** The API (listening on a free port) and, unless told otherwise, a worker, in this process. */
-export async function startStack(options: { worker?: boolean; redisUrl?: string } = {}): Promise<TestStack> {
+export async function startStack(options: { worker?: boolean; settlement?: boolean; redisUrl?: string } = {}): Promise<TestStack> {
   Object.assign(process.env, TEST_ENV);
   const config = { ...loadConfig(), port: 0, ...(options.redisUrl ? { redisUrl: options.redisUrl } : {}) };
   const app = await createApp(config);
@@ -33,16 +40,21 @@ export async function startStack(options: { worker?: boolean; redisUrl?: string 
   const redis = createRedis(config.redisUrl);
   const temporal = new Client({ connection: await Connection.connect({ address: config.temporal.address }), namespace: config.temporal.namespace });
 
+  const engine = app.get(DecisionEngine);
   let stopWorker = async () => undefined as void;
   if (options.worker !== false) {
-    const { worker, connection } = await createSpillwayWorker(config, { ledger, redis });
-    const running = worker.run();
+    const spillway = await createSpillwayWorker(config, { ledger, redis, engine });
+    const running = spillway.worker.run();
+    if (options.settlement) await spillway.ensureSettlement();
     stopWorker = async () => {
-      worker.shutdown();
+      spillway.worker.shutdown();
       await running;
-      await connection.close();
+      await spillway.close();
     };
   }
+  const { grantLot } = grantActivities({ ledger, engine });
+  const grant: TestStack['grant'] = async (accountId, credits, kind = 'promo', expiresAt = null) =>
+    (await grantLot({ accountId, kind, micros: (credits * 1_000_000n).toString(), expiresAt: expiresAt?.toISOString() ?? null, causeType: 'grant', causeId: randomUUID() })).lotId;
 
   const call: TestStack['call'] = async (method, path, body, key = ADMIN) => {
     const headers: Record<string, string> = {};
@@ -66,6 +78,8 @@ export async function startStack(options: { worker?: boolean; redisUrl?: string 
     ledger,
     redis,
     temporal,
+    engine,
+    grant,
     call,
     close: async () => {
       await stopWorker();

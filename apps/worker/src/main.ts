@@ -1,18 +1,28 @@
 import { loadConfig } from '../../../libs/config/src/config';
-import { openLedger } from '../../../libs/ledger/src/data-source';
-import { createRedis } from '../../../libs/engine/src/redis';
-import { createSpillwayWorker } from './worker';
 import { log } from '../../../libs/config/src/log';
+import { DecisionEngine } from '../../../libs/engine/src/engine';
+import { createRedis } from '../../../libs/engine/src/redis';
+import { ENGINE_OPTIONS } from '../../../libs/engine/src/options';
+import { openLedger } from '../../../libs/ledger/src/data-source';
+import { createSpillwayWorker } from './worker';
+
+const ENSURE_SETTLEMENT_EVERY_MS = 30_000;
 
 /** The Temporal worker process: runs until SIGINT/SIGTERM, then drains in-flight tasks. */
 async function main(): Promise<void> {
   const config = loadConfig();
   const ledger = await openLedger(config.databaseUrl, { migrate: true });
   const redis = createRedis(config.redisUrl);
-  const { worker, connection } = await createSpillwayWorker(config, { ledger, redis });
-  log.info({ taskQueue: config.temporal.taskQueue, address: config.temporal.address }, 'worker started');
-  await worker.run(); // resolves after shutdown, which the SDK triggers on SIGINT/SIGTERM
-  await connection.close();
+  const engine = new DecisionEngine(redis, { partitions: config.partitions, ...ENGINE_OPTIONS });
+  const spillway = await createSpillwayWorker(config, { ledger, redis, engine });
+  const running = spillway.worker.run(); // resolves after shutdown, which the SDK triggers on SIGINT/SIGTERM
+  const ensure = () => spillway.ensureSettlement().catch((error) => log.warn({ err: error }, 'could not ensure settlement workflows'));
+  await ensure();
+  const timer = setInterval(ensure, ENSURE_SETTLEMENT_EVERY_MS);
+  log.info({ taskQueue: config.temporal.taskQueue, address: config.temporal.address, partitions: config.partitions }, 'worker started');
+  await running;
+  clearInterval(timer);
+  await spillway.close();
   redis.disconnect();
   await ledger.destroy();
   log.info('worker stopped');

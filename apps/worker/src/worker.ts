@@ -1,16 +1,20 @@
+import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, LogLevel, NativeConnection, Runtime, Worker, makeTelemetryFilterString } from '@temporalio/worker';
-import { log } from '../../../libs/config/src/log';
-import { DataSource } from 'typeorm';
 import Redis from 'ioredis';
-import { SpillwayConfig } from '../../../libs/config/src/config';
+import { DataSource } from 'typeorm';
 import { createActivities } from '../../../libs/activities/src';
+import { SpillwayConfig } from '../../../libs/config/src/config';
+import { log } from '../../../libs/config/src/log';
+import { workflowIds } from '../../../libs/contracts/src/temporal';
+import { DecisionEngine } from '../../../libs/engine/src/engine';
+import { ACCOUNT_ID, OPERATION } from '../../../workflows/src/search-attributes';
 
 export interface SpillwayWorker {
   worker: Worker;
-  connection: NativeConnection;
+  /** Starts the settlement workflows that are not running (idempotent). */
+  ensureSettlement: () => Promise<void>;
+  close: () => Promise<void>;
 }
-
-let runtimeInstalled = false;
 
 const SDK_LEVELS: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
   TRACE: 'trace',
@@ -19,6 +23,8 @@ const SDK_LEVELS: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'
   WARN: 'warn',
   ERROR: 'error',
 };
+
+let runtimeInstalled = false;
 
 /** The SDK's and the Rust core's logs go to the same structured JSON log, warnings and up. */
 function installRuntime(): void {
@@ -29,16 +35,54 @@ function installRuntime(): void {
 }
 
 /** A worker for Spillway's task queue: the workflows of workflows/ and the activities of libs/. */
-export async function createSpillwayWorker(config: SpillwayConfig, deps: { ledger: DataSource; redis: Redis }): Promise<SpillwayWorker> {
+export async function createSpillwayWorker(
+  config: SpillwayConfig,
+  deps: { ledger: DataSource; redis: Redis; engine: DecisionEngine },
+): Promise<SpillwayWorker> {
   installRuntime();
   const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const temporal = new Client({ connection: await Connection.connect({ address: config.temporal.address }), namespace: config.temporal.namespace });
+  const blocking = new Map<number, Redis>();
+  const blockingRedis = (partition: number) => {
+    let client = blocking.get(partition);
+    if (!client) {
+      client = deps.redis.duplicate({ enableOfflineQueue: true, commandTimeout: undefined });
+      blocking.set(partition, client);
+    }
+    return client;
+  };
   const worker = await Worker.create({
     connection,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     workflowsPath: require.resolve('../../../workflows/src'),
-    activities: createActivities(deps),
-    maxConcurrentActivityTaskExecutions: 50,
+    activities: createActivities({ ...deps, temporal, taskQueue: config.temporal.taskQueue, blockingRedis }),
+    maxConcurrentActivityTaskExecutions: Math.max(20, config.partitions * 2 + 10),
   });
-  return { worker, connection };
+
+  const ensureSettlement = async () => {
+    for (let partition = 0; partition < config.partitions; partition++) {
+      await temporal.workflow.start('settlementWorkflow', {
+        taskQueue: config.temporal.taskQueue,
+        workflowId: workflowIds.settlement(partition),
+        args: [{ partition }],
+        workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        typedSearchAttributes: [
+          { key: ACCOUNT_ID, value: 'system' },
+          { key: OPERATION, value: 'settlement' },
+        ],
+      });
+    }
+  };
+
+  return {
+    worker,
+    ensureSettlement,
+    close: async () => {
+      for (const client of blocking.values()) client.disconnect();
+      await temporal.connection.close();
+      await connection.close();
+    },
+  };
 }

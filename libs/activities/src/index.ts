@@ -1,16 +1,15 @@
-import Redis from 'ioredis';
-import { DataSource } from 'typeorm';
+import { grantActivities } from './grant.activities';
+import { SettlementDeps, settlementActivities } from './settlement.activities';
 import { smokeActivities } from './smoke.activities';
 
-export interface ActivityDeps {
-  ledger: DataSource;
-  redis: Redis;
-}
+export type ActivityDeps = SettlementDeps;
 
 /** Every activity the worker registers; workflows import only this type. */
 export function createActivities(deps: ActivityDeps) {
   return {
     ...smokeActivities(deps),
+    ...settlementActivities(deps),
+    ...grantActivities(deps),
   };
 }
 

@@ -84,6 +84,10 @@ export interface EngineOptions {
   idempotencyTtlSeconds: number;
 }
 
+/** A lot's burn-down order as the functions read it: kind|priority|expires ms (0 = never)|created ms. */
+const lotMeta = (kind: LotKind, expiresAt: Date | null, createdAt: Date) =>
+  `${kind}|${LOT_PRIORITY[kind]}|${expiresAt ? expiresAt.getTime() : 0}|${createdAt.getTime()}`;
+
 /** Lua's cjson encodes an empty table as {}; lists are lists here. */
 const list = <T>(value: T[] | Record<string, never> | undefined): T[] => (Array.isArray(value) ? value : []);
 
@@ -183,36 +187,50 @@ export class DecisionEngine {
     return { kind: 'decided', decision: parseDecision(json!), replayed: status === 'replay' };
   }
 
-  /**
-   * Commits a hold at its actual quantity, or releases it. Two calls: the hold names its account,
-   * whose keys the settling script must declare (Cluster), then the script itself.
-   */
-  async settleHold(
-    decisionId: string,
+  /** Commits a hold at its actual quantity; extra units go through the account's current policy. */
+  async commit(decisionId: string, quantity: number, policyFor: (accountId: string, feature: string) => DecisionPolicy | undefined): Promise<SettleResult> {
+    const hold = await this.readHold(decisionId);
+    if (!hold) return { kind: 'not_found' };
+    const policy = policyFor(hold.accountId, hold.feature);
+    if (!policy) return { kind: 'not_found' };
+    const keys = accountKeys(hold.accountId, hold.partition);
+    const windows = windowArgs(policy.plan, (name) => keys.window(hold.feature, name));
+    return this.settle(hold, 'committed', quantity, windows.keys, [policy.plan.overage, policy.plan.freeTierUnitsPerMonth, policy.plan.windows.length, ...windows.args]);
+  }
+
+  /** Releases a hold: every unit goes back where it came from. Needs no policy (hold expiry uses it). */
+  async release(decisionId: string): Promise<SettleResult> {
+    const hold = await this.readHold(decisionId);
+    if (!hold) return { kind: 'not_found' };
+    return this.settle(hold, 'released', 0, hold.windowKeys, ['deny', 0, 0]);
+  }
+
+  /** A hold names its account, whose keys the settling function must declare (Cluster). */
+  private async readHold(decisionId: string) {
+    const partition = partitionOfDecision(decisionId, this.options.partitions);
+    if (partition === undefined) return undefined;
+    const key = holdKey(partition, decisionId);
+    const [accountId, feature, plan] = await this.redis.hmget(key, 'account', 'feature', 'plan');
+    if (!accountId || !feature || !plan) return undefined;
+    const windowKeys = Object.keys((JSON.parse(plan) as { wexp?: Record<string, number> }).wexp ?? {});
+    return { key, partition, accountId, feature, windowKeys };
+  }
+
+  private async settle(
+    hold: { key: string; partition: number; accountId: string; feature: string },
     action: 'committed' | 'released',
     quantity: number,
-    policyFor: (accountId: string, feature: string) => DecisionPolicy | undefined,
+    windowKeys: string[],
+    policyArgs: (string | number)[],
   ): Promise<SettleResult> {
-    const partition = partitionOfDecision(decisionId, this.options.partitions);
-    if (partition === undefined) return { kind: 'not_found' };
-    const hold = holdKey(partition, decisionId);
-    const [accountId, feature] = await this.redis.hmget(hold, 'account', 'feature');
-    if (!accountId || !feature) return { kind: 'not_found' };
-    const policy = policyFor(accountId, feature);
-    if (!policy) return { kind: 'not_found' };
-    const keys = accountKeys(accountId, partition);
-    const windows = windowArgs(policy.plan, (name) => keys.window(feature, name));
-    const fixedKeys = [hold, keys.lots, keys.lotMeta, keys.freeTier(feature), streamKey(partition)];
-    const [status, a, b] = await this.fcall<[string, string?, string?]>('settle_hold', [...fixedKeys, ...windows.keys], [
-      accountId,
-      feature,
+    const keys = accountKeys(hold.accountId, hold.partition);
+    const fixedKeys = [hold.key, keys.lots, keys.lotMeta, keys.freeTier(hold.feature), streamKey(hold.partition)];
+    const [status, a, b] = await this.fcall<[string, string?, string?]>('settle_hold', [...fixedKeys, ...windowKeys], [
+      hold.accountId,
+      hold.feature,
       action,
       quantity,
-      policy.feature.creditsPerUnitMicros.toString(),
-      policy.plan.overage,
-      policy.plan.freeTierUnitsPerMonth,
-      policy.plan.windows.length,
-      ...windows.args,
+      ...policyArgs,
     ]);
     switch (status) {
       case 'ok':
@@ -234,15 +252,21 @@ export class DecisionEngine {
   async grant(lot: LotGrant): Promise<boolean> {
     if (lot.micros <= 0n || lot.micros > MAX_MICROS) throw new RangeError(`lot ${lot.lotId}: amount out of range`);
     const keys = accountKeys(lot.accountId, this.partitionOf(lot.accountId));
-    const applied = await this.fcall<number>('grant', [keys.lots, keys.lotMeta], [
-      lot.lotId,
-      lot.kind,
-      LOT_PRIORITY[lot.kind],
-      lot.expiresAt ? lot.expiresAt.getTime() : 0,
-      lot.createdAt.getTime(),
-      lot.micros.toString(),
-    ]);
+    const applied = await this.fcall<number>('grant', [keys.lots, keys.lotMeta], [lot.lotId, lotMeta(lot.kind, lot.expiresAt, lot.createdAt), lot.micros.toString()]);
     return applied === 1;
+  }
+
+  /** Sets an account's lots to the ledger's remaining amounts (Redis rebuilt after a data loss). */
+  async restore(accountId: string, lots: { lotId: string; kind: LotKind; remaining: bigint; expiresAt: Date | null; createdAt: Date }[]): Promise<void> {
+    const keys = accountKeys(accountId, this.partitionOf(accountId));
+    const args = lots.flatMap((lot) => [lot.lotId, lotMeta(lot.kind, lot.expiresAt, lot.createdAt), lot.remaining.toString()]);
+    if (args.length > 0) await this.fcall('restore', [keys.lots, keys.lotMeta], args);
+  }
+
+  /** Removes a lot's whole remainder at once and says how much it was (I7). */
+  async expireLot(accountId: string, lotId: string): Promise<bigint> {
+    const keys = accountKeys(accountId, this.partitionOf(accountId));
+    return BigInt(await this.fcall<string>('expire_lot', [keys.lots], [lotId]));
   }
 
   /** A consistent real-time view of an account: lots, and each feature's windows and free tier. */

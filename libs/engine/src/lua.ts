@@ -263,7 +263,7 @@ if mode == 'reserve' and p.granted > 0 then
   local ttl = tonumber(ARGV[12]) * 1000
   result.hold_expires_at = now + ttl
   local plan = { r = p.r, f = p.f, c = p.c, debits = p.debits, wexp = wexp, fexp = redis.call('PEXPIRETIME', KEYS[4]) }
-  redis.call('HSET', KEYS[6], 'decision_id', ARGV[8], 'account', ARGV[1], 'feature', ARGV[2], 'q', int(p.granted), 'state', 'held',
+  redis.call('HSET', KEYS[6], 'decision_id', ARGV[8], 'account', ARGV[1], 'feature', ARGV[2], 'q', int(p.granted), 'state', 'held', 'price', ARGV[9],
     'expires', int(now + ttl), 'plan', cjson.encode(plan), 'key', ARGV[4])
   redis.call('PEXPIRE', KEYS[6], int(ttl + 86400000))
   redis.call('XADD', KEYS[5], '*', 'hold', cjson.encode({ decision_id = ARGV[8], account = ARGV[1], expires_at = now + ttl }))
@@ -275,9 +275,10 @@ return { 'ok', json }
 `;
 
 /**
- * settle a hold — commit (at an actual quantity) or release (quantity 0, no usage).
+ * settle a hold — commit (at an actual quantity) or release (quantity 0, no usage). The hold keeps
+ * the price it was reserved at; the policy (overage, free tier, windows) applies to extra units.
  * KEYS hold, lots, lotmeta, freetier, stream, window...
- * ARGV account, feature, action, actual quantity, price, overage, free units, n windows, (name, limit, seconds)...
+ * ARGV account, feature, action, actual quantity, overage, free units, n windows, (name, limit, seconds)...
  * Returns {'ok'|'replay', json} | {'not_found'} | {'conflict', state, quantity} | {'expired'}.
  */
 const SETTLE_HOLD = String.raw`
@@ -292,7 +293,7 @@ if h.state ~= 'held' then
   return { 'conflict', h.state, h.cq or '' }
 end
 local now = now_ms()
-local price, overage, free_units = tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
+local price, overage, free_units = tonumber(h.price), ARGV[5], tonumber(ARGV[6])
 local p = cjson.decode(h.plan)
 local H = tonumber(h.q)
 p.granted = H
@@ -311,7 +312,7 @@ local written_off_units = 0
 if A <= H then
   give_back(p, H - A, price, KEYS[2], KEYS[4], win_keys)
 else
-  local wins, rate_room = load_windows(KEYS, ARGV, tonumber(ARGV[8]), 9, 6)
+  local wins, rate_room = load_windows(KEYS, ARGV, tonumber(ARGV[7]), 8, 6)
   local ft_room = 0
   if free_units > 0 then ft_room = math.max(0, free_units - tonumber(redis.call('GET', KEYS[4]) or '0')) end
   local lots, balance = load_lots(KEYS[2], KEYS[3], now)
@@ -342,13 +343,13 @@ return { 'ok', result }
 
 /**
  * grant: credits a lot in Redis exactly once (the ledger has it already).
- * KEYS lots, lotmeta. ARGV lot id, kind, priority, expires ms (0 = never), seq, micros.
+ * KEYS lots, lotmeta. ARGV lot id, meta (kind|priority|expires ms|created ms), micros.
  * Returns 1 when applied now, 0 when it had been applied before.
  */
 const GRANT = String.raw`
 if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. '|' .. ARGV[3] .. '|' .. ARGV[4] .. '|' .. ARGV[5])
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[6])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 return 1
 `;
 
@@ -363,7 +364,30 @@ for i = 3, #KEYS do out[#out + 1] = { redis.call('GET', KEYS[i]) or '0', redis.c
 return out
 `;
 
-const FUNCTIONS = { decide: DECIDE, settle_hold: SETTLE_HOLD, grant: GRANT, snapshot: SNAPSHOT };
+/**
+ * restore: sets lots to the ledger's remaining amounts after Redis lost its data.
+ * KEYS lots, lotmeta. ARGV (lot id, meta, remaining micros)...
+ */
+const RESTORE = String.raw`
+for i = 1, #ARGV, 3 do
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
+end
+return #ARGV / 3
+`;
+
+/**
+ * expire_lot: takes a lot's whole remainder at once, so expiry removes exactly what is left (I7).
+ * KEYS lots. ARGV lot id. Returns the micros removed (as a string).
+ */
+const EXPIRE_LOT = String.raw`
+local left = redis.call('HGET', KEYS[1], ARGV[1])
+if not left then return '0' end
+redis.call('HSET', KEYS[1], ARGV[1], '0')
+return left
+`;
+
+const FUNCTIONS = { decide: DECIDE, settle_hold: SETTLE_HOLD, grant: GRANT, snapshot: SNAPSHOT, restore: RESTORE, expire_lot: EXPIRE_LOT };
 export type EngineFunction = keyof typeof FUNCTIONS;
 
 /** The library's version is the hash of its code, so two releases never replace each other's. */

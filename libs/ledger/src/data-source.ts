@@ -1,9 +1,12 @@
 import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { Platform1732400000000 } from './migrations/1732400000000-platform';
+import { Ledger1732500000000 } from './migrations/1732500000000-ledger';
 
 /** Migrations in the order they run; listed here (not globbed) so ts and compiled code agree. */
-export const MIGRATIONS = [Platform1732400000000];
+export const MIGRATIONS = [Platform1732400000000, Ledger1732500000000];
+
+const MIGRATION_LOCK = 7_205_000;
 
 export function createDataSource(url: string): DataSource {
   return new DataSource({
@@ -42,6 +45,17 @@ export async function openLedger(url: string, options: { migrate: boolean }): Pr
   if (options.migrate) await ensureDatabase(url);
   const source = createDataSource(url);
   await source.initialize();
-  if (options.migrate) await source.runMigrations({ transaction: 'each' });
+  if (options.migrate) {
+    // API and worker start together: one migrates, the other waits for it.
+    const runner = source.createQueryRunner();
+    await runner.connect();
+    try {
+      await runner.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+      await source.runMigrations({ transaction: 'each' });
+    } finally {
+      await runner.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => undefined);
+      await runner.release();
+    }
+  }
   return source;
 }

@@ -1,10 +1,11 @@
-import { Controller, Get, Param } from '@nestjs/common';
+import { Controller, Get, Param, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { notFound } from '../../../../libs/contracts/src/errors';
 import { formatCredits } from '../../../../libs/contracts/src/money';
 import { DecisionEngine } from '../../../../libs/engine/src/engine';
 import { RequireScope } from '../auth/auth.guard';
 import { PolicyCache } from '../catalogue/policy-cache';
+import { LedgerService } from './ledger.service';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -15,7 +16,16 @@ export class AccountsController {
   constructor(
     private readonly engine: DecisionEngine,
     private readonly policies: PolicyCache,
+    private readonly ledger: LedgerService,
   ) {}
+
+  /** The settled ledger: balance, how many decisions are not settled yet, and balance updates (newest first). */
+  @Get(':id/ledger')
+  @RequireScope('read')
+  async ledgerPage(@Param('id') id: string, @Query('cursor') cursor?: string) {
+    if (!(await this.policies.ensureAccount(id))) throw notFound(`account ${id}`);
+    return this.ledger.page(id, cursor || undefined);
+  }
 
   /** The real-time view: available balance, spendable lots, and each feature's windows and free tier. */
   @Get(':id')

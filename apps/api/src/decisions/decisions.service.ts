@@ -51,10 +51,13 @@ export class DecisionsService {
   }
 
   async settle(decisionId: string, action: 'committed' | 'released', quantity: number): Promise<{ settlement: HoldSettlement; replayed: boolean }> {
-    const result = await this.engine.settleHold(decisionId, action, quantity, (accountId, feature) => {
-      const resolution = this.policies.resolve(accountId, feature);
-      return 'policy' in resolution ? resolution.policy : undefined;
-    });
+    const result =
+      action === 'released'
+        ? await this.engine.release(decisionId)
+        : await this.engine.commit(decisionId, quantity, (accountId, feature) => {
+            const resolution = this.policies.resolve(accountId, feature);
+            return 'policy' in resolution ? resolution.policy : undefined;
+          });
     switch (result.kind) {
       case 'settled':
         return result;

@@ -2,11 +2,8 @@ import { Provider } from '@nestjs/common';
 import Redis from 'ioredis';
 import { SpillwayConfig } from '../../../../libs/config/src/config';
 import { DecisionEngine } from '../../../../libs/engine/src/engine';
+import { ENGINE_OPTIONS } from '../../../../libs/engine/src/options';
 import { CONFIG, REDIS } from '../infra/tokens';
-
-export const ENGINE_OPTIONS = {
-  idempotencyTtlSeconds: Number(process.env.SPILLWAY_IDEMPOTENCY_TTL_SECONDS || 86_400),
-};
 
 export const engineProvider: Provider = {
   provide: DecisionEngine,

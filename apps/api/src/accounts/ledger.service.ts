@@ -1,0 +1,53 @@
+import { Inject, Injectable } from '@nestjs/common';
+import Redis from 'ioredis';
+import { DataSource } from 'typeorm';
+import { invalidField } from '../../../../libs/contracts/src/errors';
+import { formatCredits } from '../../../../libs/contracts/src/money';
+import { DecisionEngine } from '../../../../libs/engine/src/engine';
+import { streamKey } from '../../../../libs/engine/src/keys';
+import { LEDGER_PAGE, LedgerQueries } from '../../../../libs/ledger/src/queries';
+import { LEDGER, REDIS } from '../infra/tokens';
+
+/** How far the unsettled count looks into a partition's stream; beyond it the count is a floor. */
+const UNSETTLED_SCAN_LIMIT = 10_000;
+
+@Injectable()
+export class LedgerService {
+  private readonly queries: LedgerQueries;
+
+  constructor(
+    @Inject(LEDGER) ledger: DataSource,
+    @Inject(REDIS) private readonly redis: Redis,
+    private readonly engine: DecisionEngine,
+  ) {
+    this.queries = new LedgerQueries(ledger);
+  }
+
+  async page(accountId: string, cursor: string | undefined) {
+    if (cursor !== undefined && !/^\d{1,18}$/.test(cursor)) throw invalidField('cursor', 'must be the next_cursor of a previous page');
+    const partition = this.engine.partitionOf(accountId);
+    const [balance, rows, settledUpTo] = await Promise.all([
+      this.queries.balance(accountId),
+      this.queries.updates(accountId, cursor === undefined ? undefined : BigInt(cursor)),
+      this.queries.cursor(partition),
+    ]);
+    return {
+      balance: formatCredits(balance),
+      unsettled_decisions: await this.unsettled(accountId, partition, settledUpTo),
+      items: rows.map((r) => {
+        const base = { id: r.id, kind: r.cause_type, credits: formatCredits(BigInt(r.delta_micros)), lot_id: r.lot_id, at: r.at.toISOString() };
+        return r.cause_type === 'debit'
+          ? { ...base, usage_event_id: r.usage_event_id, monetization_event_id: r.monetization_event_id }
+          : { ...base, cause: { type: r.cause_type, id: r.cause_id } };
+      }),
+      next_cursor: rows.length === LEDGER_PAGE ? rows[rows.length - 1].id : null,
+    };
+  }
+
+  /** Usage events of this account still in the stream past the settlement cursor. */
+  private async unsettled(accountId: string, partition: number, settledUpTo: string): Promise<number> {
+    const entries = await this.redis.xrange(streamKey(partition), `(${settledUpTo}`, '+', 'COUNT', UNSETTLED_SCAN_LIMIT);
+    const needle = `"account":${JSON.stringify(accountId)}`;
+    return entries.filter(([, fields]) => fields[0] === 'usage' && fields[1].includes(needle)).length;
+  }
+}

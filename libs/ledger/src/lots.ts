@@ -1,0 +1,50 @@
+import { EntityManager } from 'typeorm';
+import { LotKind } from '../../engine/src/policy';
+
+export type LotCause = 'grant' | 'purchase' | 'adjustment' | 'entitlement';
+
+export interface NewLot {
+  accountId: string;
+  partition: number;
+  kind: LotKind;
+  micros: bigint;
+  expiresAt: Date | null;
+  causeType: LotCause;
+  causeId: string;
+}
+
+export interface LotRow {
+  id: string;
+  account_id: string;
+  kind: LotKind;
+  amount_micros: string;
+  remaining_micros: string;
+  expires_at: Date | null;
+  created_at: Date;
+}
+
+/** A lot's id follows from its cause, so a retried grant names the same lot. */
+export const lotIdFor = (causeType: LotCause, causeId: string) => `lot_${causeType}_${causeId}`;
+
+/**
+ * Records a lot and its granting balance update, once per cause. Returns the lot as stored, which
+ * is what a retry must apply to Redis (never a second amount).
+ */
+export async function recordLot(m: EntityManager, lot: NewLot): Promise<LotRow> {
+  const id = lotIdFor(lot.causeType, lot.causeId);
+  await m.query(
+    `INSERT INTO credit_lots (id, account_id, partition, kind, amount_micros, remaining_micros, expires_at, created_at, cause_type, cause_id)
+     VALUES ($1, $2, $3, $4, $5, $5, $6, now(), $7, $8) ON CONFLICT DO NOTHING`,
+    [id, lot.accountId, lot.partition, lot.kind, lot.micros.toString(), lot.expiresAt, lot.causeType, lot.causeId],
+  );
+  const [row]: LotRow[] = await m.query('SELECT * FROM credit_lots WHERE id = $1', [id]);
+  if (row.account_id !== lot.accountId || BigInt(row.amount_micros) !== lot.micros) {
+    throw new Error(`lot ${id} exists with a different account or amount`);
+  }
+  await m.query(
+    `INSERT INTO balance_updates (account_id, lot_id, delta_micros, cause_type, cause_id, at)
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
+    [lot.accountId, id, lot.micros.toString(), lot.causeType === 'entitlement' ? 'grant' : lot.causeType, lot.causeId, row.created_at],
+  );
+  return row;
+}

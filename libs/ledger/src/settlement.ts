@@ -1,0 +1,141 @@
+import { EntityManager } from 'typeorm';
+
+/**
+ * Settlement: turns a batch of usage events from a partition's stream into the three datasets
+ * and the new cursor, in ONE PostgreSQL transaction. Replaying a batch changes nothing (I1):
+ * a usage event's id is its decision id, and only newly inserted usage events produce
+ * monetization events and balance updates.
+ */
+export interface UsageEvent {
+  streamId: string;
+  decisionId: string;
+  accountId: string;
+  feature: string;
+  quantity: number;
+  idempotencyKey: string;
+  occurredAt: Date;
+  sources: { layer: string; units: number; lot_id?: string; micros?: string }[];
+  chargedMicros: bigint;
+  writtenOffUnits: number;
+  writtenOffMicros: bigint;
+}
+
+export const MAX_BATCH = 5000;
+
+/** Parses the stream entry written by the decide/settle_hold functions; throws on a malformed one. */
+export function parseUsageEvent(streamId: string, json: string): UsageEvent {
+  const raw = JSON.parse(json) as Record<string, unknown>;
+  const sources = Array.isArray(raw.sources) ? (raw.sources as UsageEvent['sources']) : [];
+  const event: UsageEvent = {
+    streamId,
+    decisionId: String(raw.decision_id),
+    accountId: String(raw.account),
+    feature: String(raw.feature),
+    quantity: Number(raw.quantity),
+    idempotencyKey: String(raw.key),
+    occurredAt: new Date(Number(raw.at)),
+    sources,
+    chargedMicros: BigInt(String(raw.charged ?? '0')),
+    writtenOffUnits: Number(raw.written_off_units ?? 0),
+    writtenOffMicros: BigInt(String(raw.written_off ?? '0')),
+  };
+  const debited = sources.reduce((sum, s) => sum + BigInt(s.micros ?? '0'), 0n);
+  if (debited !== event.chargedMicros) throw new Error(`usage event ${event.decisionId}: sources sum to ${debited}, charged ${event.chargedMicros}`);
+  if (!Number.isInteger(event.quantity) || event.quantity < 0) throw new Error(`usage event ${event.decisionId}: bad quantity`);
+  return event;
+}
+
+/**
+ * Writes one batch read from `fromStreamId` (exclusive) to `lastStreamId` (inclusive). The cursor
+ * row is locked first: if another attempt moved it meanwhile, nothing is written.
+ */
+export async function writeSettlementBatch(
+  m: EntityManager,
+  partition: number,
+  events: UsageEvent[],
+  fromStreamId: string,
+  lastStreamId: string,
+): Promise<number> {
+  if (events.length > MAX_BATCH) throw new RangeError(`batch of ${events.length} exceeds ${MAX_BATCH}`);
+  await m.query(`INSERT INTO settlement_cursors (partition, last_stream_id) VALUES ($1, '0-0') ON CONFLICT DO NOTHING`, [partition]);
+  const [cursor]: { last_stream_id: string }[] = await m.query('SELECT last_stream_id FROM settlement_cursors WHERE partition = $1 FOR UPDATE', [partition]);
+  if (cursor.last_stream_id !== fromStreamId) throw new Error(`partition ${partition}: cursor moved to ${cursor.last_stream_id} by another attempt`);
+  let inserted: { id: string }[] = [];
+  if (events.length > 0) {
+    inserted = await m.query(
+      `INSERT INTO usage_events (id, account_id, feature, quantity, idempotency_key, sources, occurred_at, partition, stream_id)
+       SELECT id, account_id, feature, quantity, idempotency_key, sources, occurred_at, $8, stream_id
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::jsonb[], $7::timestamptz[], $9::text[])
+         AS t(id, account_id, feature, quantity, idempotency_key, sources, occurred_at, stream_id)
+       ON CONFLICT DO NOTHING
+       RETURNING id`,
+      [
+        events.map((e) => e.decisionId),
+        events.map((e) => e.accountId),
+        events.map((e) => e.feature),
+        events.map((e) => e.quantity),
+        events.map((e) => e.idempotencyKey),
+        events.map((e) => JSON.stringify(e.sources)),
+        events.map((e) => e.occurredAt.toISOString()),
+        partition,
+        events.map((e) => e.streamId),
+      ],
+    );
+  }
+  const fresh = new Set(inserted.map((r) => r.id));
+  const settled = events.filter((e) => fresh.has(e.decisionId));
+  if (settled.length > 0) {
+    const monetized: { id: string; usage_event_id: string }[] = await m.query(
+      `INSERT INTO monetization_events (usage_event_id, account_id, credits_micros, written_off_units, written_off_micros)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::int[], $5::bigint[])
+       RETURNING id, usage_event_id`,
+      [
+        settled.map((e) => e.decisionId),
+        settled.map((e) => e.accountId),
+        settled.map((e) => e.chargedMicros.toString()),
+        settled.map((e) => e.writtenOffUnits),
+        settled.map((e) => e.writtenOffMicros.toString()),
+      ],
+    );
+    const monetizationOf = new Map(monetized.map((r) => [r.usage_event_id, r.id]));
+    const debits = settled.flatMap((e) =>
+      e.sources.filter((s) => s.lot_id && BigInt(s.micros ?? '0') > 0n).map((s) => ({ e, lotId: s.lot_id!, micros: BigInt(s.micros!) })),
+    );
+    if (debits.length > 0) {
+      await m.query(
+        `INSERT INTO balance_updates (account_id, lot_id, delta_micros, cause_type, cause_id, usage_event_id, monetization_event_id, at)
+         SELECT account_id, lot_id, -micros, 'debit', usage_event_id, usage_event_id, monetization_event_id, at
+         FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::uuid[], $6::timestamptz[])
+           AS t(account_id, lot_id, micros, usage_event_id, monetization_event_id, at)`,
+        [
+          debits.map((d) => d.e.accountId),
+          debits.map((d) => d.lotId),
+          debits.map((d) => d.micros.toString()),
+          debits.map((d) => d.e.decisionId),
+          debits.map((d) => monetizationOf.get(d.e.decisionId)),
+          debits.map((d) => d.e.occurredAt.toISOString()),
+        ],
+      );
+      const perLot = new Map<string, bigint>();
+      for (const d of debits) perLot.set(d.lotId, (perLot.get(d.lotId) ?? 0n) + d.micros);
+      const updated: unknown[] = await m.query(
+        `UPDATE credit_lots c SET remaining_micros = c.remaining_micros - d.total
+         FROM unnest($1::text[], $2::bigint[]) AS d(id, total) WHERE c.id = d.id RETURNING c.id`,
+        [[...perLot.keys()], [...perLot.values()].map(String)],
+      );
+      // A debit against a lot the ledger does not know would break conservation (I3): stop here.
+      const rows = Array.isArray(updated[0]) ? (updated[0] as unknown[]) : updated;
+      if (rows.length !== perLot.size) throw new Error(`partition ${partition}: debits name lots missing from the ledger`);
+    }
+  }
+  await m.query(
+    'UPDATE settlement_cursors SET last_stream_id = $2, events_settled = events_settled + $3, updated_at = now() WHERE partition = $1',
+    [partition, lastStreamId, settled.length],
+  );
+  return settled.length;
+}
+
+export async function readCursor(m: EntityManager, partition: number): Promise<string> {
+  const rows: { last_stream_id: string }[] = await m.query('SELECT last_stream_id FROM settlement_cursors WHERE partition = $1', [partition]);
+  return rows[0]?.last_stream_id ?? '0-0';
+}

@@ -1,0 +1,14 @@
+import { proxyActivities, sleep } from '@temporalio/workflow';
+import type { Activities } from '../../libs/activities/src';
+
+const { releaseExpiredHold } = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
+});
+
+/** `hold-<decision_id>`: a durable timer that releases the hold if nobody committed it in time. */
+export async function holdExpiryWorkflow(input: { decisionId: string; expiresAt: number }): Promise<string> {
+  const wait = input.expiresAt - Date.now();
+  if (wait > 0) await sleep(wait);
+  return releaseExpiredHold({ decisionId: input.decisionId });
+}
