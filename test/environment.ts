@@ -5,6 +5,8 @@
 export const TEST_ENV = {
   DATABASE_URL: process.env.TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/spillway_test',
   REDIS_URL: process.env.TEST_REDIS_URL || 'redis://127.0.0.1:6379/15',
+  /** Engine-only tests (no ledger behind them) use their own Redis database. */
+  ENGINE_REDIS_URL: process.env.TEST_ENGINE_REDIS_URL || 'redis://127.0.0.1:6379/13',
   TEMPORAL_ADDRESS: process.env.TEST_TEMPORAL_ADDRESS || '127.0.0.1:7244',
   TEMPORAL_NAMESPACE: 'default',
   TEMPORAL_TASK_QUEUE: `spillway-test-${process.pid}`,

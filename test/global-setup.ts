@@ -31,7 +31,9 @@ export default async function globalSetup(): Promise<void> {
   const ledger = await openLedger(TEST_ENV.DATABASE_URL, { migrate: true });
   await ledger.destroy();
 
-  const r = new Redis(TEST_ENV.REDIS_URL);
-  await r.flushdb();
-  r.disconnect();
+  for (const url of [TEST_ENV.REDIS_URL, TEST_ENV.ENGINE_REDIS_URL]) {
+    const r = new Redis(url);
+    await r.flushdb();
+    r.disconnect();
+  }
 }

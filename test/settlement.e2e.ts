@@ -87,6 +87,21 @@ describe('settlement: every decision settled exactly once into the ledger', () =
     expect((await ledgerOf(account)).balance).toBe('42.500000');
   });
 
+  it('quarantines an event it cannot book and goes on settling the partition', async () => {
+    const account = await newAccount();
+    await stack.grant(account, 10n);
+    const stream = streamKey(stack.engine.partitionOf(account));
+    const bogus = `dec_p0_${randomUUID().replace(/-/g, '')}`;
+    await stack.redis.xadd(stream, '*', 'usage', JSON.stringify({
+      decision_id: bogus, account, feature: 'codex.task', key: 'bogus', quantity: 1, at: Date.now(), charged: '2500000',
+      sources: [{ layer: 'purchased', units: 1, lot_id: 'lot_that_does_not_exist', micros: '2500000' }],
+    }));
+    await decide({ account_id: account, feature: 'codex.task', quantity: 4 });
+    expect(await eventually(() => settledBalance(account))).toBe('7.500000');
+    const quarantined = await stack.ledger.query('SELECT reason FROM settlement_quarantine WHERE decision_id = $1', [bogus]);
+    expect(quarantined).toEqual([{ reason: 'debit of a lot unknown to the ledger' }]);
+  });
+
   it('releases an uncommitted hold when its durable timer fires', async () => {
     const account = await newAccount();
     await stack.grant(account, 20n);

@@ -27,7 +27,7 @@ describe('the waterfall script agrees with a simple reference model (fast-check,
   let redis: Redis;
   let engine: DecisionEngine;
   beforeAll(() => {
-    redis = new Redis(TEST_ENV.REDIS_URL);
+    redis = new Redis(TEST_ENV.ENGINE_REDIS_URL);
     engine = new DecisionEngine(redis, { partitions: 4, idempotencyTtlSeconds: 600 });
   });
   afterAll(() => redis.quit());

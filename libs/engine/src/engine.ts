@@ -256,7 +256,7 @@ export class DecisionEngine {
     return applied === 1;
   }
 
-  /** Sets an account's lots to the ledger's remaining amounts (Redis rebuilt after a data loss). */
+  /** Brings back the lots Redis lost, at the ledger's remaining amounts; live lots stay as they are. */
   async restore(accountId: string, lots: { lotId: string; kind: LotKind; remaining: bigint; expiresAt: Date | null; createdAt: Date }[]): Promise<void> {
     const keys = accountKeys(accountId, this.partitionOf(accountId));
     const args = lots.flatMap((lot) => [lot.lotId, lotMeta(lot.kind, lot.expiresAt, lot.createdAt), lot.remaining.toString()]);

@@ -365,15 +365,19 @@ return out
 `;
 
 /**
- * restore: sets lots to the ledger's remaining amounts after Redis lost its data.
- * KEYS lots, lotmeta. ARGV (lot id, meta, remaining micros)...
+ * restore: brings back lots Redis does not hold, at the ledger's remaining amounts (after a data
+ * loss). A lot Redis holds is live and may have unsettled debits: it is never overwritten.
+ * KEYS lots, lotmeta. ARGV (lot id, meta, remaining micros)... Returns how many were restored.
  */
 const RESTORE = String.raw`
+local restored = 0
 for i = 1, #ARGV, 3 do
-  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
-  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
+  if redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i + 1]) == 1 then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
+    restored = restored + 1
+  end
 end
-return #ARGV / 3
+return restored
 `;
 
 /**

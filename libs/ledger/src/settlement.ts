@@ -60,8 +60,9 @@ export async function writeSettlementBatch(
   await m.query(`INSERT INTO settlement_cursors (partition, last_stream_id) VALUES ($1, '0-0') ON CONFLICT DO NOTHING`, [partition]);
   const [cursor]: { last_stream_id: string }[] = await m.query('SELECT last_stream_id FROM settlement_cursors WHERE partition = $1 FOR UPDATE', [partition]);
   if (cursor.last_stream_id !== fromStreamId) throw new Error(`partition ${partition}: cursor moved to ${cursor.last_stream_id} by another attempt`);
+  const bookable = await quarantineUnbookable(m, partition, events);
   let inserted: { id: string }[] = [];
-  if (events.length > 0) {
+  if (bookable.length > 0) {
     inserted = await m.query(
       `INSERT INTO usage_events (id, account_id, feature, quantity, idempotency_key, sources, occurred_at, partition, stream_id)
        SELECT id, account_id, feature, quantity, idempotency_key, sources, occurred_at, $8, stream_id
@@ -70,20 +71,20 @@ export async function writeSettlementBatch(
        ON CONFLICT DO NOTHING
        RETURNING id`,
       [
-        events.map((e) => e.decisionId),
-        events.map((e) => e.accountId),
-        events.map((e) => e.feature),
-        events.map((e) => e.quantity),
-        events.map((e) => e.idempotencyKey),
-        events.map((e) => JSON.stringify(e.sources)),
-        events.map((e) => e.occurredAt.toISOString()),
+        bookable.map((e) => e.decisionId),
+        bookable.map((e) => e.accountId),
+        bookable.map((e) => e.feature),
+        bookable.map((e) => e.quantity),
+        bookable.map((e) => e.idempotencyKey),
+        bookable.map((e) => JSON.stringify(e.sources)),
+        bookable.map((e) => e.occurredAt.toISOString()),
         partition,
-        events.map((e) => e.streamId),
+        bookable.map((e) => e.streamId),
       ],
     );
   }
   const fresh = new Set(inserted.map((r) => r.id));
-  const settled = events.filter((e) => fresh.has(e.decisionId));
+  const settled = bookable.filter((e) => fresh.has(e.decisionId));
   if (settled.length > 0) {
     const monetized: { id: string; usage_event_id: string }[] = await m.query(
       `INSERT INTO monetization_events (usage_event_id, account_id, credits_micros, written_off_units, written_off_micros)
@@ -118,14 +119,11 @@ export async function writeSettlementBatch(
       );
       const perLot = new Map<string, bigint>();
       for (const d of debits) perLot.set(d.lotId, (perLot.get(d.lotId) ?? 0n) + d.micros);
-      const updated: unknown[] = await m.query(
+      await m.query(
         `UPDATE credit_lots c SET remaining_micros = c.remaining_micros - d.total
-         FROM unnest($1::text[], $2::bigint[]) AS d(id, total) WHERE c.id = d.id RETURNING c.id`,
+         FROM unnest($1::text[], $2::bigint[]) AS d(id, total) WHERE c.id = d.id`,
         [[...perLot.keys()], [...perLot.values()].map(String)],
       );
-      // A debit against a lot the ledger does not know would break conservation (I3): stop here.
-      const rows = Array.isArray(updated[0]) ? (updated[0] as unknown[]) : updated;
-      if (rows.length !== perLot.size) throw new Error(`partition ${partition}: debits name lots missing from the ledger`);
     }
   }
   await m.query(
@@ -138,4 +136,25 @@ export async function writeSettlementBatch(
 export async function readCursor(m: EntityManager, partition: number): Promise<string> {
   const rows: { last_stream_id: string }[] = await m.query('SELECT last_stream_id FROM settlement_cursors WHERE partition = $1', [partition]);
   return rows[0]?.last_stream_id ?? '0-0';
+}
+
+/**
+ * A debit of a lot the ledger does not know would break conservation (I3). Such events go to the
+ * quarantine table (reported by reconciliation) instead of blocking the whole partition.
+ */
+async function quarantineUnbookable(m: EntityManager, partition: number, events: UsageEvent[]): Promise<UsageEvent[]> {
+  const lotIds = [...new Set(events.flatMap((e) => e.sources.filter((s) => s.lot_id).map((s) => s.lot_id!)))];
+  if (lotIds.length === 0) return events;
+  const known: { id: string }[] = await m.query('SELECT id FROM credit_lots WHERE id = ANY($1::text[])', [lotIds]);
+  const knownIds = new Set(known.map((r) => r.id));
+  const unbookable = events.filter((e) => e.sources.some((s) => s.lot_id && !knownIds.has(s.lot_id)));
+  if (unbookable.length === 0) return events;
+  await m.query(
+    `INSERT INTO settlement_quarantine (decision_id, partition, stream_id, payload, reason)
+     SELECT id, $2, stream_id, payload, 'debit of a lot unknown to the ledger'
+     FROM unnest($1::text[], $3::text[], $4::jsonb[]) AS t(id, stream_id, payload) ON CONFLICT DO NOTHING`,
+    [unbookable.map((e) => e.decisionId), partition, unbookable.map((e) => e.streamId), unbookable.map((e) => JSON.stringify({ ...e, chargedMicros: String(e.chargedMicros), writtenOffMicros: String(e.writtenOffMicros) }))],
+  );
+  const skip = new Set(unbookable);
+  return events.filter((e) => !skip.has(e));
 }

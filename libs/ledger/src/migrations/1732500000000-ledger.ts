@@ -60,6 +60,16 @@ export class Ledger1732500000000 implements MigrationInterface {
       CHECK ((cause_type = 'debit') = (monetization_event_id IS NOT NULL))
     )`);
     await q.query(`CREATE INDEX balance_updates_account_idx ON balance_updates (account_id, id)`);
+    // Events settlement could not book (e.g. a debit of a lot the ledger does not know): kept, not
+    // lost, and reported by reconciliation, so one bad event never blocks its partition.
+    await q.query(`CREATE TABLE settlement_quarantine (
+      decision_id text PRIMARY KEY,
+      partition int NOT NULL,
+      stream_id text NOT NULL,
+      payload jsonb NOT NULL,
+      reason text NOT NULL,
+      quarantined_at timestamptz NOT NULL DEFAULT now()
+    )`);
     await q.query(`CREATE TABLE settlement_cursors (
       partition int PRIMARY KEY,
       last_stream_id text NOT NULL,
@@ -69,7 +79,7 @@ export class Ledger1732500000000 implements MigrationInterface {
   }
 
   async down(q: QueryRunner): Promise<void> {
-    for (const table of ['settlement_cursors', 'balance_updates', 'monetization_events', 'usage_events', 'credit_lots']) {
+    for (const table of ['settlement_cursors', 'settlement_quarantine', 'balance_updates', 'monetization_events', 'usage_events', 'credit_lots']) {
       await q.query(`DROP TABLE ${table}`);
     }
   }
