@@ -30,9 +30,31 @@ export interface TestStack {
 }
 
 /** The API (listening on a free port) and, unless told otherwise, a worker, in this process. */
-export async function startStack(options: { worker?: boolean; settlement?: boolean; redisUrl?: string } = {}): Promise<TestStack> {
+export interface StackOptions {
+  /** Run a worker in this process (default true). */
+  worker?: boolean;
+  /** Start the settlement workflows (default false). */
+  settlement?: boolean;
+  redisUrl?: string;
+  databaseUrl?: string;
+  temporalAddress?: string;
+}
+
+/** The configuration a test stack (and a worker process it spawns) runs with. */
+export function stackConfig(options: StackOptions = {}): SpillwayConfig {
   Object.assign(process.env, TEST_ENV);
-  const config = { ...loadConfig(), port: 0, ...(options.redisUrl ? { redisUrl: options.redisUrl } : {}) };
+  const base = loadConfig();
+  return {
+    ...base,
+    port: 0,
+    redisUrl: options.redisUrl ?? base.redisUrl,
+    databaseUrl: options.databaseUrl ?? base.databaseUrl,
+    temporal: { ...base.temporal, address: options.temporalAddress ?? base.temporal.address },
+  };
+}
+
+export async function startStack(options: StackOptions = {}): Promise<TestStack> {
+  const config = stackConfig(options);
   const app = await createApp(config);
   await app.listen(0, '127.0.0.1');
   const url = await app.getUrl();

@@ -95,6 +95,13 @@ async function postgresAnswers(url: string): Promise<boolean> {
   }
 }
 
+/** PostgreSQL refuses to run as root: as root, its binaries run as the `postgres` user. */
+export function asPostgresUser(binary: string, args: string[], dir: string): [string, string[]] {
+  if (process.getuid?.() !== 0) return [binary, args];
+  execFileSync('chown', ['-R', 'postgres', dir]);
+  return ['runuser', ['-u', 'postgres', '--', binary, ...args]];
+}
+
 const isLocal = (host: string) => ['127.0.0.1', 'localhost', '::1', '[::1]'].includes(host);
 
 /** Uses DATABASE_URL when it answers; else a private cluster under .data/postgres on its port. */
@@ -110,12 +117,15 @@ export async function ensurePostgres(url: string): Promise<ManagedProcess | unde
     );
   }
   const dir = join(DATA_DIR, 'postgres');
+  mkdirSync(dir, { recursive: true });
   if (!existsSync(join(dir, 'PG_VERSION'))) {
     log(`initialising a private PostgreSQL cluster in ${dir}`);
-    execFileSync(initdb, ['-D', dir, '-U', target.username || 'postgres', '--auth=trust', '-E', 'UTF8'], { stdio: 'ignore' });
+    const [command, args] = asPostgresUser(initdb, ['-D', dir, '-U', target.username || 'postgres', '--auth=trust', '-E', 'UTF8'], dir);
+    execFileSync(command, args, { stdio: 'ignore' });
   }
   const port = target.port || '5432';
-  const managed = startProcess('postgres', postgres, ['-D', dir, '-p', port, '-k', dir, '-c', 'listen_addresses=127.0.0.1']);
+  const [command, args] = asPostgresUser(postgres, ['-D', dir, '-p', port, '-k', dir, '-c', 'listen_addresses=127.0.0.1'], dir);
+  const managed = startProcess('postgres', command, args);
   await waitFor('PostgreSQL', () => postgresAnswers(url), 30_000);
   return managed;
 }
