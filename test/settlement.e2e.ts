@@ -63,6 +63,18 @@ describe('settlement: every decision settled exactly once into the ledger', () =
     for (const row of rows) expect(BigInt(row.moved)).toBe(-BigInt(row.charged));
   });
 
+  it('exposes settlement lag in the API and in metrics', async () => {
+    const lag = await stack.call('GET', '/v1/settlement');
+    expect(lag.status).toBe(200);
+    expect(lag.body.partitions).toHaveLength(stack.config.partitions);
+    for (const p of lag.body.partitions) {
+      expect(p.unsettled_events).toBeGreaterThanOrEqual(0);
+      expect(p.lag_seconds).toBeLessThan(30);
+    }
+    const metrics = await stack.call('GET', '/metrics', undefined, '');
+    expect(metrics.body).toContain('spillway_settlement_lag_seconds{partition="0"}');
+  });
+
   it('ignores duplicate events in the stream (I1)', async () => {
     const account = await newAccount();
     await stack.grant(account, 50n);

@@ -7,6 +7,7 @@ import { DecisionsModule } from './decisions/decisions.module';
 import { HealthModule } from './health/health.module';
 import { InfraModule } from './infra/infra.module';
 import { MetricsModule } from './metrics/metrics.module';
+import { SettlementModule } from './settlement/settlement.module';
 import { WorkflowsModule } from './workflows/workflows.module';
 
 /** One module per capability; InfraModule holds the process-wide connections. */
@@ -24,6 +25,7 @@ export class AppModule {
         CatalogueModule,
         DecisionsModule,
         AccountsModule,
+        SettlementModule,
       ],
     };
   }

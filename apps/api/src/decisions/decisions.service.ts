@@ -4,6 +4,7 @@ import { SpillwayError, conflict, notFound, unprocessable } from '../../../../li
 import { DecideInput, DecisionEngine, EngineDecision, HoldSettlement } from '../../../../libs/engine/src/engine';
 import { PolicyCache } from '../catalogue/policy-cache';
 import { Metrics } from '../metrics/metrics';
+import { SettlementMonitor } from '../settlement/settlement-monitor';
 import { DecisionRequestDto } from './decision.dto';
 
 /** Resolves the policy in memory and asks the engine: one Redis round trip per decision. */
@@ -13,6 +14,7 @@ export class DecisionsService {
     private readonly engine: DecisionEngine,
     private readonly policies: PolicyCache,
     private readonly metrics: Metrics,
+    private readonly settlement: SettlementMonitor,
   ) {}
 
   async decide(body: DecisionRequestDto): Promise<{ decision: EngineDecision; replayed: boolean }> {
@@ -41,6 +43,9 @@ export class DecisionsService {
     }
     if (BigInt(input.quantity) * resolution.policy.feature.creditsPerUnitMicros > BigInt(Number.MAX_SAFE_INTEGER)) {
       throw unprocessable('quantity × credits_per_unit is too large for one decision', [{ field: 'quantity', issue: 'too large for this feature' }]);
+    }
+    if (input.mode !== 'preview' && this.settlement.overloaded(this.engine.partitionOf(input.accountId))) {
+      throw new SpillwayError(503, 'settlement_backlog', 'settlement is too far behind on this account partition; retry later', [], 5);
     }
     const result = await this.engine.decide(input, resolution.policy, randomUUID());
     if (result.kind === 'conflict') {

@@ -19,9 +19,16 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  readonly settlementLag = new Gauge({
+  readonly settlementBacklog = new Gauge({
     name: 'spillway_settlement_unsettled_events',
-    help: 'Usage events appended to the partition stream and not yet settled into the ledger',
+    help: 'Events in the partition stream not yet settled into the ledger',
+    labelNames: ['partition'],
+    registers: [this.registry],
+  });
+
+  readonly settlementLag = new Gauge({
+    name: 'spillway_settlement_lag_seconds',
+    help: 'Age of the oldest unsettled event of the partition',
     labelNames: ['partition'],
     registers: [this.registry],
   });
