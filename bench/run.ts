@@ -1,9 +1,10 @@
 import { engineBench } from './engine.bench';
 import { httpBench } from './http.bench';
 import { scriptBench } from './script.bench';
+import { settlementBench } from './settlement.bench';
 
 /**
- * `npm run bench [engine|http|script]...`: runs on demand, never in the test suite. Each section
+ * `npm run bench [engine|http|script|settlement]...`: runs on demand, never in the test suite. Each section
  * compares side by side in one run and prints a Markdown table for docs/BENCHMARKS.md.
  */
 async function main(): Promise<void> {
@@ -20,6 +21,10 @@ async function main(): Promise<void> {
     out.push(await httpBench({ DATABASE_URL: databaseUrl, REDIS_URL: redisUrl }, 64, seconds * 2), '');
   }
   if (wants('script')) out.push(await scriptBench(redisUrl, 64, 200_000), '');
+  if (wants('settlement')) {
+    const env = { DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, TEMPORAL_ADDRESS: process.env.TEMPORAL_ADDRESS || '127.0.0.1:7233' };
+    out.push(await settlementBench(env, 50_000, 2000, seconds * 2), '');
+  }
   process.stdout.write(`${out.join('\n')}\n`);
 }
 
