@@ -1,4 +1,6 @@
 /** The worker's workflow bundle: every workflow type Spillway runs. Deterministic code only. */
+export { grantWorkflow } from './grant.workflow';
 export { holdExpiryWorkflow } from './hold-expiry.workflow';
+export { purchaseWorkflow } from './purchase.workflow';
 export { settlementWorkflow } from './settlement.workflow';
 export { smokeWorkflow } from './smoke.workflow';

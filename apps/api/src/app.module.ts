@@ -4,6 +4,7 @@ import { AccountsModule } from './accounts/accounts.module';
 import { AuthModule } from './auth/auth.module';
 import { CatalogueModule } from './catalogue/catalogue.module';
 import { DecisionsModule } from './decisions/decisions.module';
+import { FinanceModule } from './finance/finance.module';
 import { HealthModule } from './health/health.module';
 import { InfraModule } from './infra/infra.module';
 import { MetricsModule } from './metrics/metrics.module';
@@ -26,6 +27,7 @@ export class AppModule {
         DecisionsModule,
         AccountsModule,
         SettlementModule,
+        FinanceModule,
       ],
     };
   }

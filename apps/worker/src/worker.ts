@@ -3,6 +3,7 @@ import { DefaultLogger, LogLevel, NativeConnection, Runtime, Worker, makeTelemet
 import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
 import { createActivities } from '../../../libs/activities/src';
+import { LocalPaymentProvider } from '../../../libs/activities/src/payment';
 import { SpillwayConfig } from '../../../libs/config/src/config';
 import { log } from '../../../libs/config/src/log';
 import { workflowIds } from '../../../libs/contracts/src/temporal';
@@ -56,7 +57,7 @@ export async function createSpillwayWorker(
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     workflowsPath: require.resolve('../../../workflows/src'),
-    activities: createActivities({ ...deps, temporal, taskQueue: config.temporal.taskQueue, blockingRedis }),
+    activities: createActivities({ ...deps, temporal, taskQueue: config.temporal.taskQueue, blockingRedis, payments: new LocalPaymentProvider() }),
     maxConcurrentActivityTaskExecutions: Math.max(20, config.partitions * 2 + 10),
   });
 

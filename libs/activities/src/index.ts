@@ -1,8 +1,10 @@
+import { financeActivities } from './finance.activities';
 import { grantActivities } from './grant.activities';
+import { PaymentPort } from './payment';
 import { SettlementDeps, settlementActivities } from './settlement.activities';
 import { smokeActivities } from './smoke.activities';
 
-export type ActivityDeps = SettlementDeps;
+export type ActivityDeps = SettlementDeps & { payments: PaymentPort };
 
 /** Every activity the worker registers; workflows import only this type. */
 export function createActivities(deps: ActivityDeps) {
@@ -10,6 +12,7 @@ export function createActivities(deps: ActivityDeps) {
     ...smokeActivities(deps),
     ...settlementActivities(deps),
     ...grantActivities(deps),
+    ...financeActivities(deps),
   };
 }
 

@@ -8,6 +8,6 @@ export const workflowIds = {
   smoke: (key: string) => `smoke-${key}`,
   settlement: (partition: number) => `settlement-${partition}`,
   holdExpiry: (decisionId: string) => `hold-${decisionId}`,
-  grant: (key: string) => `grant-${key}`,
+  grant: (kind: 'promo' | 'adjustment', key: string) => `${kind}-${key}`,
   purchase: (key: string) => `purchase-${key}`,
 };

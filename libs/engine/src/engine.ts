@@ -263,10 +263,10 @@ export class DecisionEngine {
     if (args.length > 0) await this.fcall('restore', [keys.lots, keys.lotMeta], args);
   }
 
-  /** Removes a lot's whole remainder at once and says how much it was (I7). */
+  /** Removes a lot's whole remainder at once and says how much it was (I7); a retry repeats the answer. */
   async expireLot(accountId: string, lotId: string): Promise<bigint> {
     const keys = accountKeys(accountId, this.partitionOf(accountId));
-    return BigInt(await this.fcall<string>('expire_lot', [keys.lots], [lotId]));
+    return BigInt(await this.fcall<string>('expire_lot', [keys.lots, keys.lotMeta], [lotId]));
   }
 
   /** A consistent real-time view of an account: lots, and each feature's windows and free tier. */

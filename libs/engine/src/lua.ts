@@ -382,12 +382,15 @@ return restored
 
 /**
  * expire_lot: takes a lot's whole remainder at once, so expiry removes exactly what is left (I7).
- * KEYS lots. ARGV lot id. Returns the micros removed (as a string).
+ * The amount is remembered, so a retried expiry reports the same amount and removes nothing more.
+ * KEYS lots, lotmeta. ARGV lot id. Returns the micros removed (as a string).
  */
 const EXPIRE_LOT = String.raw`
-local left = redis.call('HGET', KEYS[1], ARGV[1])
-if not left then return '0' end
+local done = redis.call('HGET', KEYS[2], ARGV[1] .. ':expired')
+if done then return done end
+local left = redis.call('HGET', KEYS[1], ARGV[1]) or '0'
 redis.call('HSET', KEYS[1], ARGV[1], '0')
+redis.call('HSET', KEYS[2], ARGV[1] .. ':expired', left)
 return left
 `;
 

@@ -48,3 +48,19 @@ export async function recordLot(m: EntityManager, lot: NewLot): Promise<LotRow> 
   );
   return row;
 }
+
+/**
+ * Books a lot's expiry (or cancellation): exactly the amount Redis removed, once per lot. Debits
+ * of the lot still unsettled keep their share of `remaining_micros` until they settle.
+ */
+export async function recordExpiry(m: EntityManager, lotId: string, removedMicros: bigint): Promise<void> {
+  if (removedMicros === 0n) return;
+  const inserted: unknown[] = await m.query(
+    `INSERT INTO balance_updates (account_id, lot_id, delta_micros, cause_type, cause_id)
+     SELECT account_id, id, $2, 'expiry', id FROM credit_lots WHERE id = $1
+     ON CONFLICT DO NOTHING RETURNING id`,
+    [lotId, (-removedMicros).toString()],
+  );
+  if (inserted.length === 0) return;
+  await m.query('UPDATE credit_lots SET remaining_micros = remaining_micros - $2 WHERE id = $1', [lotId, removedMicros.toString()]);
+}

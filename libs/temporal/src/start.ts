@@ -9,7 +9,11 @@ export interface StartRequest {
   accountId: string;
   operation: string;
   memo?: Record<string, unknown>;
+  /** What the request asked for; a second start with the same id but another fingerprint is refused. */
+  fingerprint?: string;
 }
+
+export class IdempotencyConflict extends Error {}
 
 export interface StartedWorkflow {
   workflow_id: string;
@@ -35,12 +39,18 @@ export async function startOnce(client: Client, taskQueue: string, request: Star
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
       workflowIdConflictPolicy: 'USE_EXISTING',
       typedSearchAttributes,
-      memo: request.memo,
+      memo: { ...request.memo, ...(request.fingerprint ? { fingerprint: request.fingerprint } : {}) },
     });
     runId = handle.firstExecutionRunId;
   } catch (error) {
     if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
     runId = (await client.workflow.getHandle(request.workflowId).describe()).runId;
+  }
+  if (request.fingerprint) {
+    const existing = await client.workflow.getHandle(request.workflowId, runId).describe();
+    if (existing.memo?.fingerprint !== request.fingerprint) {
+      throw new IdempotencyConflict(`workflow ${request.workflowId} was started with a different request`);
+    }
   }
   return { workflow_id: request.workflowId, run_id: runId, status_url: `/v1/workflows/${encodeURIComponent(request.workflowId)}` };
 }

@@ -1,0 +1,44 @@
+import { ApiProperty } from '@nestjs/swagger';
+import { IsIn, IsISO8601, IsOptional, IsString, Length, Matches } from 'class-validator';
+import { ACCOUNT_ID_PATTERN } from '../../../../libs/engine/src/plan-definition';
+import { IDEMPOTENCY_KEY } from '../decisions/decision.dto';
+
+const CREDITS = /^\d{1,16}(\.\d{1,6})?$/;
+
+export class PurchaseDto {
+  @ApiProperty({ example: 'acct_1' })
+  @Matches(ACCOUNT_ID_PATTERN, { message: 'account_id must be 1-128 characters of [A-Za-z0-9._:@-]' })
+  account_id: string;
+
+  @ApiProperty({ example: '100', description: 'credits, a positive decimal string with up to 6 places' })
+  @IsString()
+  @Matches(CREDITS, { message: 'credits must be a decimal string with up to 6 places' })
+  credits: string;
+
+  @ApiProperty({ example: 'order-42' })
+  @Matches(IDEMPOTENCY_KEY, { message: 'idempotency_key must be 1-200 characters of [A-Za-z0-9._:@-]' })
+  idempotency_key: string;
+}
+
+export class GrantDto extends PurchaseDto {
+  @ApiProperty({ enum: ['promo', 'adjustment'] })
+  @IsIn(['promo', 'adjustment'])
+  kind: 'promo' | 'adjustment';
+
+  @ApiProperty({ required: false, example: '2026-12-31T00:00:00Z' })
+  @IsOptional()
+  @IsISO8601({ strict: true }, { message: 'expires_at must be an ISO-8601 time' })
+  expires_at?: string;
+
+  @ApiProperty({ example: 'launch promo' })
+  @IsString()
+  @Length(1, 500)
+  reason: string;
+}
+
+export class CancelGrantDto {
+  @ApiProperty({ example: 'ops-dashboard' })
+  @IsString()
+  @Length(1, 200)
+  reason: string;
+}

@@ -1,0 +1,21 @@
+import { DataSource } from 'typeorm';
+import { DecisionEngine } from '../../engine/src/engine';
+import { recordExpiry } from '../../ledger/src/lots';
+import { PaymentPort } from './payment';
+
+/** Finance activities beyond granting: taking payment, and expiring what is left of a lot. */
+export function financeActivities(deps: { ledger: DataSource; engine: DecisionEngine; payments: PaymentPort }) {
+  return {
+    /** Idempotent by key: the provider charges a key at most once. */
+    async chargePayment(input: { accountId: string; micros: string; key: string }): Promise<{ paymentId: string }> {
+      return deps.payments.charge(input.accountId, BigInt(input.micros), input.key);
+    },
+
+    /** Redis first (it knows the exact remainder), then the ledger books that amount (I7). */
+    async expireLot(input: { accountId: string; lotId: string }): Promise<string> {
+      const removed = await deps.engine.expireLot(input.accountId, input.lotId);
+      await deps.ledger.transaction((m) => recordExpiry(m, input.lotId, removed));
+      return removed.toString();
+    },
+  };
+}

@@ -1,0 +1,105 @@
+import { randomUUID } from 'node:crypto';
+import { TestStack, eventually, startStack } from './harness';
+
+describe('finance workflows: purchases and grants (ledger first, then Redis, exactly once)', () => {
+  let stack: TestStack;
+  let finance: string;
+
+  const newAccount = async () => {
+    const id = `fin-${randomUUID().slice(0, 8)}`;
+    await stack.call('PUT', `/v1/accounts/${id}`, { plan: 'finance' });
+    return id;
+  };
+  const balance = async (account: string) => (await stack.call('GET', `/v1/accounts/${account}`)).body.balance;
+  const completed = (workflowId: string) =>
+    eventually(async () => {
+      const { body } = await stack.call('GET', `/v1/workflows/${workflowId}`, undefined, finance);
+      return body.status === 'completed' ? body : undefined;
+    }, 30_000);
+
+  beforeAll(async () => {
+    stack = await startStack({ settlement: true });
+    await stack.call('PUT', '/v1/features/codex.task', { unit: 'task', credits_per_unit: '1' });
+    await stack.call('PUT', '/v1/plans/finance', { features: { 'codex.task': { windows: [], overage: 'credits' } } });
+    finance = (await stack.call('POST', '/v1/api-keys', { name: 'finance', scopes: ['finance'] })).body.key;
+  });
+  afterAll(() => stack.close());
+
+  it('purchases credits once per key and refuses the key with another body', async () => {
+    const account = await newAccount();
+    const key = `order-${randomUUID()}`;
+    const first = await stack.call('POST', '/v1/purchases', { account_id: account, credits: '25.5', idempotency_key: key }, finance);
+    expect(first.status).toBe(202);
+    expect(first.body.workflow_id).toBe(`purchase-${key}`);
+    const again = await stack.call('POST', '/v1/purchases', { account_id: account, credits: '25.5', idempotency_key: key }, finance);
+    expect(again.body.run_id).toBe(first.body.run_id);
+    const other = await stack.call('POST', '/v1/purchases', { account_id: account, credits: '30', idempotency_key: key }, finance);
+    expect(other.status).toBe(409);
+    const done = await completed(first.body.workflow_id);
+    expect(done.result.paymentId).toBe(`local_${key}`);
+    expect(await balance(account)).toBe('25.500000');
+    const ledger = (await stack.call('GET', `/v1/accounts/${account}/ledger`)).body;
+    expect(ledger.balance).toBe('25.500000');
+    expect(ledger.items).toEqual([expect.objectContaining({ kind: 'purchase', credits: '25.500000', cause: { type: 'purchase', id: key } })]);
+    const listed = await eventually(async () => {
+      for await (const w of stack.temporal.workflow.list({ query: `AccountId = "${account}" AND Operation = "purchase"` })) return w;
+      return undefined;
+    });
+    expect(listed.workflowId).toBe(first.body.workflow_id);
+  });
+
+  it('expires exactly the remainder of a promo at expires_at (I7), with unsettled spending in between', async () => {
+    const account = await newAccount();
+    await stack.grant(account, 10n, 'purchased');
+    const started = await stack.call(
+      'POST',
+      '/v1/grants',
+      { account_id: account, kind: 'promo', credits: '8', expires_at: new Date(Date.now() + 3000).toISOString(), reason: 'launch', idempotency_key: randomUUID() },
+      finance,
+    );
+    expect(started.status).toBe(202);
+    expect(started.body.workflow_id).toMatch(/^promo-/);
+    await eventually(async () => ((await balance(account)) === '18.000000' ? true : undefined));
+    const spent = await stack.call('POST', '/v1/decisions', { account_id: account, feature: 'codex.task', quantity: 3, idempotency_key: randomUUID() });
+    expect(spent.body.sources[2]).toMatchObject({ layer: 'promo', credits: '3.000000' });
+    const done = await completed(started.body.workflow_id);
+    expect(done.result).toMatchObject({ ended: 'expired', removedMicros: '5000000' });
+    expect(await balance(account)).toBe('10.000000');
+    const ledger = await eventually(async () => {
+      const body = (await stack.call('GET', `/v1/accounts/${account}/ledger`)).body;
+      return body.unsettled_decisions === 0 ? body : undefined;
+    });
+    expect(ledger.balance).toBe('10.000000');
+    expect(ledger.items.find((i: { kind: string }) => i.kind === 'expiry')).toMatchObject({ credits: '-5.000000' });
+    const [lot] = await stack.ledger.query(`SELECT remaining_micros::text AS r FROM credit_lots WHERE account_id = $1 AND kind = 'promo'`, [account]);
+    expect(lot.r).toBe('0');
+  });
+
+  it('cancels a promo on a signal', async () => {
+    const account = await newAccount();
+    const started = await stack.call(
+      'POST',
+      '/v1/grants',
+      { account_id: account, kind: 'promo', credits: '4', expires_at: new Date(Date.now() + 3_600_000).toISOString(), reason: 'oops', idempotency_key: randomUUID() },
+      finance,
+    );
+    await eventually(async () => ((await balance(account)) === '4.000000' ? true : undefined));
+    const cancel = await stack.call('POST', `/v1/grants/${started.body.workflow_id}/cancel`, { reason: 'granted by mistake' }, finance);
+    expect(cancel.status).toBe(202);
+    const done = await completed(started.body.workflow_id);
+    expect(done.result).toMatchObject({ ended: 'cancelled', removedMicros: '4000000' });
+    expect(await balance(account)).toBe('0.000000');
+  });
+
+  it('answers bad finance input with a 400 naming the field, and unknown accounts with a 404', async () => {
+    const account = await newAccount();
+    const bad = await stack.call('POST', '/v1/purchases', { account_id: account, credits: '1.1234567', idempotency_key: 'x' }, finance);
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.details[0].field).toBe('credits');
+    const kind = await stack.call('POST', '/v1/grants', { account_id: account, kind: 'gift', credits: '1', reason: 'r', idempotency_key: 'y' }, finance);
+    expect(kind.body.error.details.map((d: { field: string }) => d.field)).toContain('kind');
+    expect((await stack.call('POST', '/v1/purchases', { account_id: 'nobody', credits: '1', idempotency_key: 'z' }, finance)).status).toBe(404);
+    const reader = (await stack.call('POST', '/v1/api-keys', { name: 'r', scopes: ['read'] })).body.key;
+    expect((await stack.call('POST', '/v1/purchases', { account_id: account, credits: '1', idempotency_key: 'w' }, reader)).status).toBe(403);
+  });
+});
