@@ -2,5 +2,6 @@
 export { grantWorkflow } from './grant.workflow';
 export { holdExpiryWorkflow } from './hold-expiry.workflow';
 export { purchaseWorkflow } from './purchase.workflow';
+export { reconciliationWorkflow } from './reconciliation.workflow';
 export { settlementWorkflow } from './settlement.workflow';
 export { smokeWorkflow } from './smoke.workflow';

@@ -8,6 +8,7 @@ import { FinanceModule } from './finance/finance.module';
 import { HealthModule } from './health/health.module';
 import { InfraModule } from './infra/infra.module';
 import { MetricsModule } from './metrics/metrics.module';
+import { ReconciliationModule } from './reconciliation/reconciliation.module';
 import { SettlementModule } from './settlement/settlement.module';
 import { WorkflowsModule } from './workflows/workflows.module';
 
@@ -28,6 +29,7 @@ export class AppModule {
         AccountsModule,
         SettlementModule,
         FinanceModule,
+        ReconciliationModule,
       ],
     };
   }

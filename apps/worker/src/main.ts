@@ -16,7 +16,8 @@ async function main(): Promise<void> {
   const engine = new DecisionEngine(redis, { partitions: config.partitions, ...ENGINE_OPTIONS });
   const spillway = await createSpillwayWorker(config, { ledger, redis, engine });
   const running = spillway.worker.run(); // resolves after shutdown, which the SDK triggers on SIGINT/SIGTERM
-  const ensure = () => spillway.ensureSettlement().catch((error) => log.warn({ err: error }, 'could not ensure settlement workflows'));
+  const ensure = () =>
+    Promise.all([spillway.ensureSettlement(), spillway.ensureSchedules()]).catch((error) => log.warn({ err: error }, 'could not ensure background workflows'));
   await ensure();
   const timer = setInterval(ensure, ENSURE_SETTLEMENT_EVERY_MS);
   log.info({ taskQueue: config.temporal.taskQueue, address: config.temporal.address, partitions: config.partitions }, 'worker started');

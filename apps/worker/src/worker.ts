@@ -1,4 +1,4 @@
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, ScheduleAlreadyRunning } from '@temporalio/client';
 import { DefaultLogger, LogLevel, NativeConnection, Runtime, Worker, makeTelemetryFilterString } from '@temporalio/worker';
 import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
@@ -14,6 +14,8 @@ export interface SpillwayWorker {
   worker: Worker;
   /** Starts the settlement workflows that are not running (idempotent). */
   ensureSettlement: () => Promise<void>;
+  /** Creates (or updates) the `reconciliation-nightly` schedule. */
+  ensureSchedules: () => Promise<void>;
   close: () => Promise<void>;
 }
 
@@ -77,9 +79,21 @@ export async function createSpillwayWorker(
     }
   };
 
+  const ensureSchedules = async () => {
+    const spec = { cronExpressions: [process.env.SPILLWAY_RECONCILIATION_CRON || '0 3 * * *'] };
+    const action = { type: 'startWorkflow' as const, workflowType: 'reconciliationWorkflow', taskQueue: config.temporal.taskQueue, args: [] };
+    try {
+      await temporal.schedule.create({ scheduleId: 'reconciliation-nightly', spec, action });
+    } catch (error) {
+      if (!(error instanceof ScheduleAlreadyRunning)) throw error;
+      await temporal.schedule.getHandle('reconciliation-nightly').update((previous) => ({ ...previous, spec, action }));
+    }
+  };
+
   return {
     worker,
     ensureSettlement,
+    ensureSchedules,
     close: async () => {
       for (const client of blocking.values()) client.disconnect();
       await temporal.connection.close();

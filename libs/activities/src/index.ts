@@ -1,6 +1,7 @@
 import { financeActivities } from './finance.activities';
 import { grantActivities } from './grant.activities';
 import { PaymentPort } from './payment';
+import { reconciliationActivities } from './reconciliation.activities';
 import { SettlementDeps, settlementActivities } from './settlement.activities';
 import { smokeActivities } from './smoke.activities';
 
@@ -13,6 +14,7 @@ export function createActivities(deps: ActivityDeps) {
     ...settlementActivities(deps),
     ...grantActivities(deps),
     ...financeActivities(deps),
+    ...reconciliationActivities(deps),
   };
 }
 

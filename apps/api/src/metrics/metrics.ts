@@ -33,6 +33,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly reconciliationDiscrepancies = new Gauge({
+    name: 'spillway_reconciliation_discrepancies',
+    help: 'Discrepancies found by the latest completed reconciliation',
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'spillway_' });
   }

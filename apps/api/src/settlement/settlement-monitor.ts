@@ -65,6 +65,10 @@ export class SettlementMonitor implements OnModuleInit, OnModuleDestroy {
       this.metrics.settlementLag.set({ partition: String(partition) }, lag);
     }
     this.lags = lags;
+    const [report]: { n: number }[] = await this.ledger.query(
+      `SELECT jsonb_array_length(discrepancies) AS n FROM reconciliation_reports WHERE status = 'completed' ORDER BY finished_at DESC LIMIT 1`,
+    );
+    if (report) this.metrics.reconciliationDiscrepancies.set(report.n);
     return lags;
   }
 

@@ -1,0 +1,42 @@
+import { Controller, Get, HttpCode, Inject, Param, Post } from '@nestjs/common';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { Client, WorkflowNotFoundError } from '@temporalio/client';
+import { randomUUID } from 'node:crypto';
+import { DataSource } from 'typeorm';
+import { notFound } from '../../../../libs/contracts/src/errors';
+import { RequireScope } from '../auth/auth.guard';
+import { LEDGER, TEMPORAL } from '../infra/tokens';
+import { WorkflowStarter } from '../workflows/workflow-starter';
+
+@ApiTags('reconciliation')
+@ApiBearerAuth()
+@Controller('v1/reconciliations')
+export class ReconciliationController {
+  constructor(
+    private readonly starter: WorkflowStarter,
+    @Inject(LEDGER) private readonly ledger: DataSource,
+    @Inject(TEMPORAL) private readonly temporal: Client,
+  ) {}
+
+  /** Runs a reconciliation now; the nightly one is the `reconciliation-nightly` schedule. */
+  @Post()
+  @HttpCode(202)
+  @RequireScope('admin')
+  run() {
+    return this.starter.start({ workflowType: 'reconciliationWorkflow', workflowId: `reconciliation-${randomUUID()}`, args: [], accountId: 'system', operation: 'reconciliation' });
+  }
+
+  @Get(':id')
+  @RequireScope('admin')
+  async report(@Param('id') id: string) {
+    const [row] = await this.ledger.query('SELECT id, status, started_at, finished_at, checked, discrepancies, repaired FROM reconciliation_reports WHERE id = $1', [id]);
+    if (row) return row;
+    try {
+      await this.temporal.workflow.getHandle(id).describe();
+      return { id, status: 'running', checked: {}, discrepancies: [], repaired: [] };
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) throw notFound(`reconciliation ${id}`);
+      throw error;
+    }
+  }
+}
