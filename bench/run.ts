@@ -1,10 +1,11 @@
 import { engineBench } from './engine.bench';
 import { httpBench } from './http.bench';
+import { reconciliationBench } from './reconciliation.bench';
 import { scriptBench } from './script.bench';
 import { settlementBench } from './settlement.bench';
 
 /**
- * `npm run bench [engine|http|script|settlement]...`: runs on demand, never in the test suite. Each section
+ * `npm run bench [engine|http|script|settlement|reconciliation]...`: runs on demand, never in the test suite. Each section
  * compares side by side in one run and prints a Markdown table for docs/BENCHMARKS.md.
  */
 async function main(): Promise<void> {
@@ -25,6 +26,7 @@ async function main(): Promise<void> {
     const env = { DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, TEMPORAL_ADDRESS: process.env.TEMPORAL_ADDRESS || '127.0.0.1:7233' };
     out.push(await settlementBench(env, 50_000, 2000, seconds * 2), '');
   }
+  if (wants('reconciliation')) out.push(await reconciliationBench({ DATABASE_URL: databaseUrl, REDIS_URL: redisUrl }, 1_000_000, 1000), '');
   process.stdout.write(`${out.join('\n')}\n`);
 }
 
