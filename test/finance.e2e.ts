@@ -91,6 +91,54 @@ describe('finance workflows: purchases and grants (ledger first, then Redis, exa
     expect(await balance(account)).toBe('0.000000');
   });
 
+  it('refunds a decision at most once over, and an account within what it was charged', async () => {
+    const account = await newAccount();
+    await stack.grant(account, 20n, 'purchased');
+    const d = await stack.call('POST', '/v1/decisions', { account_id: account, feature: 'codex.task', quantity: 3, idempotency_key: randomUUID() });
+    await eventually(async () => ((await stack.call('GET', `/v1/accounts/${account}/ledger`)).body.unsettled_decisions === 0 ? true : undefined));
+    const first = await stack.call('POST', '/v1/refunds', { account_id: account, decision_id: d.body.decision_id, credits: '2', reason: 'slow', idempotency_key: randomUUID() }, finance);
+    expect(first.status).toBe(202);
+    expect((await completed(first.body.workflow_id)).result).toMatchObject({ status: 'refunded', micros: '2000000' });
+    expect(await balance(account)).toBe('19.000000');
+    const tooMuch = await stack.call('POST', '/v1/refunds', { account_id: account, decision_id: d.body.decision_id, credits: '2', reason: 'again', idempotency_key: randomUUID() }, finance);
+    expect(tooMuch.status).toBe(422);
+    expect(tooMuch.body.error.details[0].field).toBe('credits');
+    const rest = await stack.call('POST', '/v1/refunds', { account_id: account, decision_id: d.body.decision_id, reason: 'rest', idempotency_key: randomUUID() }, finance);
+    expect((await completed(rest.body.workflow_id)).result).toMatchObject({ status: 'refunded', micros: '1000000' });
+    expect(await balance(account)).toBe('20.000000');
+    const ledger = (await stack.call('GET', `/v1/accounts/${account}/ledger`)).body;
+    expect(ledger.balance).toBe('20.000000');
+    expect(ledger.items.filter((i: { kind: string }) => i.kind === 'refund')).toHaveLength(2);
+  });
+
+  it('makes large adjustments wait for approval, and applies or rejects them', async () => {
+    const account = await newAccount();
+    const big = await stack.call('POST', '/v1/adjustments', { account_id: account, credits: '150', reason: 'goodwill', idempotency_key: randomUUID() }, finance);
+    expect(big.status).toBe(202);
+    const waiting = await eventually(async () => {
+      const { body } = await stack.call('GET', `/v1/workflows/${big.body.workflow_id}`, undefined, finance);
+      return body.state === 'awaiting_approval' ? body : undefined;
+    });
+    expect(waiting.status).toBe('running');
+    expect(await balance(account)).toBe('0.000000');
+    const approved = await stack.call('POST', `/v1/approvals/${big.body.workflow_id}`, { approve: true, approver: 'jane@finance' }, finance);
+    expect(approved.status).toBe(202);
+    expect((await completed(big.body.workflow_id)).result).toMatchObject({ status: 'applied', approver: 'jane@finance' });
+    expect(await balance(account)).toBe('150.000000');
+    expect((await stack.call('POST', `/v1/approvals/${big.body.workflow_id}`, { approve: true, approver: 'x' }, finance)).status).toBe(409);
+
+    const rejectedStart = await stack.call('POST', '/v1/adjustments', { account_id: account, credits: '-120', reason: 'clawback', idempotency_key: randomUUID() }, finance);
+    await eventually(async () => ((await stack.call('GET', `/v1/workflows/${rejectedStart.body.workflow_id}`, undefined, finance)).body.state === 'awaiting_approval' ? true : undefined));
+    await stack.call('POST', `/v1/approvals/${rejectedStart.body.workflow_id}`, { approve: false, approver: 'jane@finance' }, finance);
+    expect((await completed(rejectedStart.body.workflow_id)).result).toMatchObject({ status: 'rejected' });
+    expect(await balance(account)).toBe('150.000000');
+
+    const small = await stack.call('POST', '/v1/adjustments', { account_id: account, credits: '-7.5', reason: 'correction', idempotency_key: randomUUID() }, finance);
+    expect((await completed(small.body.workflow_id)).result).toMatchObject({ status: 'applied', debited: '7500000' });
+    expect(await balance(account)).toBe('142.500000');
+    expect((await stack.call('GET', `/v1/accounts/${account}/ledger`)).body.balance).toBe('142.500000');
+  });
+
   it('answers bad finance input with a 400 naming the field, and unknown accounts with a 404', async () => {
     const account = await newAccount();
     const bad = await stack.call('POST', '/v1/purchases', { account_id: account, credits: '1.1234567', idempotency_key: 'x' }, finance);

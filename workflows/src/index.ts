@@ -1,7 +1,9 @@
 /** The worker's workflow bundle: every workflow type Spillway runs. Deterministic code only. */
+export { adjustmentWorkflow } from './adjustment.workflow';
 export { grantWorkflow } from './grant.workflow';
 export { holdExpiryWorkflow } from './hold-expiry.workflow';
 export { purchaseWorkflow } from './purchase.workflow';
 export { reconciliationWorkflow } from './reconciliation.workflow';
+export { refundWorkflow } from './refund.workflow';
 export { settlementWorkflow } from './settlement.workflow';
 export { smokeWorkflow } from './smoke.workflow';

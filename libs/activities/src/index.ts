@@ -1,3 +1,4 @@
+import { adjustmentActivities } from './adjustment.activities';
 import { financeActivities } from './finance.activities';
 import { grantActivities } from './grant.activities';
 import { PaymentPort } from './payment';
@@ -14,6 +15,7 @@ export function createActivities(deps: ActivityDeps) {
     ...settlementActivities(deps),
     ...grantActivities(deps),
     ...financeActivities(deps),
+    ...adjustmentActivities(deps),
     ...reconciliationActivities(deps),
   };
 }

@@ -18,6 +18,8 @@ export interface SpillwayConfig {
   readonly logLevel: string;
   /** How often a process polls the catalogue version; bounds how stale a policy can be. */
   readonly policyPollMs: number;
+  /** Refunds and adjustments above this many micro-credits wait for an approval signal. */
+  readonly approvalThresholdMicros: bigint;
 }
 
 const MAX_PARTITIONS = 1024;
@@ -47,5 +49,6 @@ export function loadConfig(): SpillwayConfig {
     bootstrapAdminKey: process.env.SPILLWAY_BOOTSTRAP_ADMIN_KEY || undefined,
     logLevel: process.env.LOG_LEVEL || 'info',
     policyPollMs: integer('SPILLWAY_POLICY_POLL_MS', 250, 10, 1000),
+    approvalThresholdMicros: BigInt(integer('SPILLWAY_APPROVAL_THRESHOLD_CREDITS', 100, 0, 1_000_000_000)) * 1_000_000n,
   };
 }

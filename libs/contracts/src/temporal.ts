@@ -10,4 +10,7 @@ export const workflowIds = {
   holdExpiry: (decisionId: string) => `hold-${decisionId}`,
   grant: (kind: 'promo' | 'adjustment', key: string) => `${kind}-${key}`,
   purchase: (key: string) => `purchase-${key}`,
+  refund: (key: string) => `refund-${key}`,
+  adjustment: (key: string) => `adjustment-${key}`,
+  entitlement: (contractId: string) => `entitlement-${contractId}`,
 };

@@ -263,6 +263,19 @@ export class DecisionEngine {
     if (args.length > 0) await this.fcall('restore', [keys.lots, keys.lotMeta], args);
   }
 
+  /** Takes up to `micros` from the lots in burn-down order, once per key; says what came from where. */
+  async debit(accountId: string, key: string, micros: bigint): Promise<{ lotId: string; micros: bigint }[]> {
+    if (micros <= 0n || micros > MAX_MICROS) throw new RangeError('debit amount out of range');
+    const keys = accountKeys(accountId, this.partitionOf(accountId));
+    const taken = await this.fcall<string>('debit', [keys.lots, keys.lotMeta], [key, micros.toString()]);
+    return taken === ''
+      ? []
+      : taken.split(',').map((part) => {
+          const at = part.lastIndexOf(':');
+          return { lotId: part.slice(0, at), micros: BigInt(part.slice(at + 1)) };
+        });
+  }
+
   /** Removes a lot's whole remainder at once and says how much it was (I7); a retry repeats the answer. */
   async expireLot(accountId: string, lotId: string): Promise<bigint> {
     const keys = accountKeys(accountId, this.partitionOf(accountId));

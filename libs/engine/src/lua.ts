@@ -394,7 +394,31 @@ redis.call('HSET', KEYS[2], ARGV[1] .. ':expired', left)
 return left
 `;
 
-const FUNCTIONS = { decide: DECIDE, settle_hold: SETTLE_HOLD, grant: GRANT, snapshot: SNAPSHOT, restore: RESTORE, expire_lot: EXPIRE_LOT };
+/**
+ * debit: takes credits from the lots in burn-down order (a negative adjustment), never below zero.
+ * Once per key: a retry returns the first answer. KEYS lots, lotmeta. ARGV key, micros.
+ * Returns 'lot:micros,...' for what was taken (less than asked when the balance is short).
+ */
+const DEBIT = String.raw`
+local marker = 'debit:' .. ARGV[1]
+local done = redis.call('HGET', KEYS[2], marker)
+if done then return done end
+local lots, balance = load_lots(KEYS[1], KEYS[2], now_ms())
+local owed = math.min(tonumber(ARGV[2]), balance)
+local taken = {}
+for _, lot in ipairs(lots) do
+  if owed == 0 then break end
+  local d = math.min(lot.rem, owed)
+  redis.call('HINCRBY', KEYS[1], lot.id, int(-d))
+  owed = owed - d
+  taken[#taken + 1] = lot.id .. ':' .. int(d)
+end
+local result = table.concat(taken, ',')
+redis.call('HSET', KEYS[2], marker, result)
+return result
+`;
+
+const FUNCTIONS = { decide: DECIDE, debit: DEBIT, settle_hold: SETTLE_HOLD, grant: GRANT, snapshot: SNAPSHOT, restore: RESTORE, expire_lot: EXPIRE_LOT };
 export type EngineFunction = keyof typeof FUNCTIONS;
 
 /** The library's version is the hash of its code, so two releases never replace each other's. */

@@ -1,7 +1,7 @@
 import { EntityManager } from 'typeorm';
 import { LotKind } from '../../engine/src/policy';
 
-export type LotCause = 'grant' | 'purchase' | 'adjustment' | 'entitlement';
+export type LotCause = 'grant' | 'purchase' | 'adjustment' | 'entitlement' | 'refund';
 
 export interface NewLot {
   accountId: string;
@@ -63,4 +63,16 @@ export async function recordExpiry(m: EntityManager, lotId: string, removedMicro
   );
   if (inserted.length === 0) return;
   await m.query('UPDATE credit_lots SET remaining_micros = remaining_micros - $2 WHERE id = $1', [lotId, removedMicros.toString()]);
+}
+
+/** Books a negative adjustment exactly as Redis took it, lot by lot, once per key. */
+export async function recordDebitAdjustment(m: EntityManager, accountId: string, key: string, taken: { lotId: string; micros: bigint }[]): Promise<void> {
+  for (const t of taken) {
+    const inserted: unknown[] = await m.query(
+      `INSERT INTO balance_updates (account_id, lot_id, delta_micros, cause_type, cause_id) VALUES ($1, $2, $3, 'adjustment', $4)
+       ON CONFLICT DO NOTHING RETURNING id`,
+      [accountId, t.lotId, (-t.micros).toString(), key],
+    );
+    if (inserted.length > 0) await m.query('UPDATE credit_lots SET remaining_micros = remaining_micros - $2 WHERE id = $1', [t.lotId, t.micros.toString()]);
+  }
 }

@@ -5,11 +5,15 @@ import { conflict, invalidField, notFound, unprocessable } from '../../../../lib
 import { parseCredits } from '../../../../libs/contracts/src/money';
 import { workflowIds } from '../../../../libs/contracts/src/temporal';
 import { IdempotencyConflict, StartRequest } from '../../../../libs/temporal/src/start';
+import { SpillwayConfig } from '../../../../libs/config/src/config';
+import { refundable } from '../../../../libs/ledger/src/refunds';
+import { DataSource } from 'typeorm';
+import { formatCredits } from '../../../../libs/contracts/src/money';
 import { AuthenticatedRequest, RequireScope } from '../auth/auth.guard';
 import { PolicyCache } from '../catalogue/policy-cache';
-import { TEMPORAL } from '../infra/tokens';
+import { CONFIG, LEDGER, TEMPORAL } from '../infra/tokens';
 import { StartedWorkflow, WorkflowStarter } from '../workflows/workflow-starter';
-import { CancelGrantDto, GrantDto, PurchaseDto } from './finance.dto';
+import { AdjustmentDto, ApprovalDto, CancelGrantDto, GrantDto, PurchaseDto, RefundDto } from './finance.dto';
 
 /** Finance (finance scope): each request starts a workflow whose id is its idempotency key. */
 @ApiTags('finance')
@@ -20,6 +24,8 @@ export class FinanceController {
     private readonly starter: WorkflowStarter,
     private readonly policies: PolicyCache,
     @Inject(TEMPORAL) private readonly temporal: Client,
+    @Inject(LEDGER) private readonly ledger: DataSource,
+    @Inject(CONFIG) private readonly config: SpillwayConfig,
   ) {}
 
   private async positiveCredits(accountId: string, credits: string): Promise<bigint> {
@@ -84,5 +90,63 @@ export class FinanceController {
       throw error;
     }
     return { workflow_id: workflowId, status_url: `/v1/workflows/${encodeURIComponent(workflowId)}` };
+  }
+
+  /** Refund of a decision's charge or of an amount: never more than was charged and not yet refunded. */
+  @Post('refunds')
+  @HttpCode(202)
+  @RequireScope('finance')
+  async refund(@Body() body: RefundDto, @Req() request: AuthenticatedRequest) {
+    if (!(await this.policies.ensureAccount(body.account_id))) throw notFound(`account ${body.account_id}`);
+    const asked = body.credits === undefined ? null : parseCredits(body.credits);
+    if (asked === undefined || asked === 0n) throw invalidField('credits', 'must be a positive decimal with up to 6 places');
+    const left = await refundable(this.ledger.manager, body.account_id, body.decision_id ?? null);
+    if (asked !== null && asked > left) {
+      throw unprocessable(`only ${formatCredits(left)} credits are refundable`, [{ field: 'credits', issue: 'exceeds what was charged and not yet refunded' }]);
+    }
+    return this.start({
+      workflowType: 'refundWorkflow',
+      workflowId: workflowIds.refund(body.idempotency_key),
+      args: [{ accountId: body.account_id, decisionId: body.decision_id ?? null, micros: asked?.toString() ?? null, reason: body.reason, approvalThresholdMicros: this.config.approvalThresholdMicros.toString() }],
+      accountId: body.account_id,
+      operation: 'refund',
+      memo: { actor: request.principal?.keyId, reason: body.reason },
+      fingerprint: `${body.account_id}|${body.decision_id ?? ''}|${asked ?? 'all'}`,
+    });
+  }
+
+  @Post('adjustments')
+  @HttpCode(202)
+  @RequireScope('finance')
+  async adjust(@Body() body: AdjustmentDto, @Req() request: AuthenticatedRequest) {
+    const micros = parseCredits(body.credits, { signed: true });
+    if (micros === undefined || micros === 0n) throw invalidField('credits', 'must be a non-zero signed decimal with up to 6 places');
+    if (!(await this.policies.ensureAccount(body.account_id))) throw notFound(`account ${body.account_id}`);
+    return this.start({
+      workflowType: 'adjustmentWorkflow',
+      workflowId: workflowIds.adjustment(body.idempotency_key),
+      args: [{ accountId: body.account_id, micros: micros.toString(), reason: body.reason, approvalThresholdMicros: this.config.approvalThresholdMicros.toString() }],
+      accountId: body.account_id,
+      operation: 'adjustment',
+      memo: { actor: request.principal?.keyId, reason: body.reason },
+      fingerprint: `${body.account_id}|${micros}`,
+    });
+  }
+
+  /** Approves or rejects a refund or adjustment waiting above the threshold. */
+  @Post('approvals/:workflowId')
+  @HttpCode(202)
+  @RequireScope('finance')
+  async approve(@Param('workflowId') workflowId: string, @Body() body: ApprovalDto) {
+    const handle = this.temporal.workflow.getHandle(workflowId);
+    try {
+      const state = await handle.query<string>('state');
+      if (state !== 'awaiting_approval') throw conflict(`workflow ${workflowId} is not awaiting approval (state: ${state})`);
+      await handle.signal('approve', { approve: body.approve, approver: body.approver });
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) throw notFound(`workflow ${workflowId}`);
+      throw error;
+    }
+    return { workflow_id: workflowId, approved: body.approve, status_url: `/v1/workflows/${encodeURIComponent(workflowId)}` };
   }
 }

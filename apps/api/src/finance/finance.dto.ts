@@ -1,5 +1,5 @@
 import { ApiProperty } from '@nestjs/swagger';
-import { IsIn, IsISO8601, IsOptional, IsString, Length, Matches } from 'class-validator';
+import { IsBoolean, IsIn, IsISO8601, IsOptional, IsString, Length, Matches } from 'class-validator';
 import { ACCOUNT_ID_PATTERN } from '../../../../libs/engine/src/plan-definition';
 import { IDEMPOTENCY_KEY } from '../decisions/decision.dto';
 
@@ -41,4 +41,62 @@ export class CancelGrantDto {
   @IsString()
   @Length(1, 200)
   reason: string;
+}
+
+export class RefundDto {
+  @ApiProperty({ example: 'acct_1' })
+  @Matches(ACCOUNT_ID_PATTERN, { message: 'account_id must be 1-128 characters of [A-Za-z0-9._:@-]' })
+  account_id: string;
+
+  @ApiProperty({ required: false, description: "refund (part of) this decision's charge; else of the account's charges" })
+  @IsOptional()
+  @IsString()
+  @Length(1, 200)
+  decision_id?: string;
+
+  @ApiProperty({ required: false, example: '5', description: 'default: everything still refundable' })
+  @IsOptional()
+  @IsString()
+  @Matches(CREDITS, { message: 'credits must be a decimal string with up to 6 places' })
+  credits?: string;
+
+  @ApiProperty({ example: 'customer complaint' })
+  @IsString()
+  @Length(1, 500)
+  reason: string;
+
+  @ApiProperty({ example: 'ticket-9' })
+  @Matches(IDEMPOTENCY_KEY, { message: 'idempotency_key must be 1-200 characters of [A-Za-z0-9._:@-]' })
+  idempotency_key: string;
+}
+
+export class AdjustmentDto {
+  @ApiProperty({ example: 'acct_1' })
+  @Matches(ACCOUNT_ID_PATTERN, { message: 'account_id must be 1-128 characters of [A-Za-z0-9._:@-]' })
+  account_id: string;
+
+  @ApiProperty({ example: '-2.5', description: 'signed credits' })
+  @IsString()
+  @Matches(/^-?\d{1,16}(\.\d{1,6})?$/, { message: 'credits must be a signed decimal string with up to 6 places' })
+  credits: string;
+
+  @ApiProperty({ example: 'billing correction' })
+  @IsString()
+  @Length(1, 500)
+  reason: string;
+
+  @ApiProperty({ example: 'fix-17' })
+  @Matches(IDEMPOTENCY_KEY, { message: 'idempotency_key must be 1-200 characters of [A-Za-z0-9._:@-]' })
+  idempotency_key: string;
+}
+
+export class ApprovalDto {
+  @ApiProperty()
+  @IsBoolean()
+  approve: boolean;
+
+  @ApiProperty({ example: 'jane@finance' })
+  @IsString()
+  @Length(1, 200)
+  approver: string;
 }

@@ -50,11 +50,14 @@ export class WorkflowsController {
       const description = await handle.describe();
       const status = description.status.name.toLowerCase();
       const result = status === 'completed' ? await handle.result() : null;
+      // Refunds and adjustments say where they stand (e.g. awaiting_approval) while running.
+      const state = status === 'running' ? await handle.query<string>('state').catch(() => null) : null;
       return {
         workflow_id: workflowId,
         run_id: description.runId,
         type: description.type,
         status,
+        state,
         started_at: description.startTime.toISOString(),
         closed_at: description.closeTime?.toISOString() ?? null,
         memo: description.memo ?? {},
