@@ -139,6 +139,51 @@ describe('finance workflows: purchases and grants (ledger first, then Redis, exa
     expect((await stack.call('GET', `/v1/accounts/${account}/ledger`)).body.balance).toBe('142.500000');
   });
 
+  it('grants an enterprise lot each period with rollover, until the contract ends', async () => {
+    const account = await newAccount();
+    const contract = `c-${randomUUID().slice(0, 8)}`;
+    const now = Date.now();
+    const terms = {
+      account_id: account,
+      credits_per_period: '10',
+      period_seconds: 2,
+      starts_at: new Date(now).toISOString(),
+      ends_at: new Date(now + 3500).toISOString(),
+      rollover_percent: 50,
+    };
+    const started = await stack.call('PUT', `/v1/entitlements/${contract}`, terms, finance);
+    expect(started.status).toBe(202);
+    expect(started.body.workflow_id).toBe(`entitlement-${contract}`);
+    await eventually(async () => ((await balance(account)) === '10.000000' ? true : undefined));
+    await stack.call('POST', '/v1/decisions', { account_id: account, feature: 'codex.task', quantity: 4, idempotency_key: randomUUID() });
+    // Period 0 leaves 6; half of it rolls over into period 1's lot.
+    await eventually(async () => ((await balance(account)) === '13.000000' ? true : undefined), 10_000);
+    const done = await completed(started.body.workflow_id);
+    expect(done.result).toEqual({ status: 'ended', periods: 2 });
+    expect(await balance(account)).toBe('0.000000');
+    const ledger = await eventually(async () => {
+      const body = (await stack.call('GET', `/v1/accounts/${account}/ledger`)).body;
+      return body.unsettled_decisions === 0 ? body : undefined;
+    });
+    const credits = (kind: string) => ledger.items.filter((i: { kind: string }) => i.kind === kind).map((i: { credits: string }) => i.credits).sort();
+    expect(credits('grant')).toEqual(['10.000000', '13.000000']);
+    expect(credits('expiry')).toEqual(['-13.000000', '-6.000000']);
+    expect(ledger.balance).toBe('0.000000');
+    expect((await stack.call('DELETE', `/v1/entitlements/${contract}`, undefined, finance)).status).toBe(404);
+  });
+
+  it('cancels a contract: its current lot expires at once', async () => {
+    const account = await newAccount();
+    const contract = `c-${randomUUID().slice(0, 8)}`;
+    const now = Date.now();
+    const terms = { account_id: account, credits_per_period: '5', period_seconds: 3600, starts_at: new Date(now).toISOString(), ends_at: new Date(now + 86_400_000).toISOString(), rollover_percent: 0 };
+    const started = await stack.call('PUT', `/v1/entitlements/${contract}`, terms, finance);
+    await eventually(async () => ((await balance(account)) === '5.000000' ? true : undefined));
+    expect((await stack.call('DELETE', `/v1/entitlements/${contract}`, undefined, finance)).status).toBe(202);
+    expect((await completed(started.body.workflow_id)).result).toEqual({ status: 'cancelled', periods: 1 });
+    expect(await balance(account)).toBe('0.000000');
+  });
+
   it('answers bad finance input with a 400 naming the field, and unknown accounts with a 404', async () => {
     const account = await newAccount();
     const bad = await stack.call('POST', '/v1/purchases', { account_id: account, credits: '1.1234567', idempotency_key: 'x' }, finance);

@@ -1,6 +1,7 @@
 /** The worker's workflow bundle: every workflow type Spillway runs. Deterministic code only. */
 export { adjustmentWorkflow } from './adjustment.workflow';
 export { grantWorkflow } from './grant.workflow';
+export { entitlementWorkflow } from './entitlement.workflow';
 export { holdExpiryWorkflow } from './hold-expiry.workflow';
 export { purchaseWorkflow } from './purchase.workflow';
 export { reconciliationWorkflow } from './reconciliation.workflow';

@@ -1,10 +1,12 @@
-import { Body, Controller, HttpCode, Inject, Param, Post, Req } from '@nestjs/common';
+import { Body, Controller, Delete, HttpCode, Inject, Param, Post, Put, Req } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { Client, WorkflowNotFoundError } from '@temporalio/client';
 import { conflict, invalidField, notFound, unprocessable } from '../../../../libs/contracts/src/errors';
 import { parseCredits } from '../../../../libs/contracts/src/money';
 import { workflowIds } from '../../../../libs/contracts/src/temporal';
 import { IdempotencyConflict, StartRequest } from '../../../../libs/temporal/src/start';
+import { ACCOUNT_ID, OPERATION } from '../../../../workflows/src/search-attributes';
+import { KEY_PATTERN } from '../../../../libs/engine/src/plan-definition';
 import { SpillwayConfig } from '../../../../libs/config/src/config';
 import { refundable } from '../../../../libs/ledger/src/refunds';
 import { DataSource } from 'typeorm';
@@ -13,7 +15,7 @@ import { AuthenticatedRequest, RequireScope } from '../auth/auth.guard';
 import { PolicyCache } from '../catalogue/policy-cache';
 import { CONFIG, LEDGER, TEMPORAL } from '../infra/tokens';
 import { StartedWorkflow, WorkflowStarter } from '../workflows/workflow-starter';
-import { AdjustmentDto, ApprovalDto, CancelGrantDto, GrantDto, PurchaseDto, RefundDto } from './finance.dto';
+import { AdjustmentDto, ApprovalDto, CancelGrantDto, EntitlementDto, GrantDto, PurchaseDto, RefundDto } from './finance.dto';
 
 /** Finance (finance scope): each request starts a workflow whose id is its idempotency key. */
 @ApiTags('finance')
@@ -148,5 +150,52 @@ export class FinanceController {
       throw error;
     }
     return { workflow_id: workflowId, approved: body.approve, status_url: `/v1/workflows/${encodeURIComponent(workflowId)}` };
+  }
+
+  /** Creates an enterprise contract, or amends it from its next period. */
+  @Put('entitlements/:contractId')
+  @HttpCode(202)
+  @RequireScope('finance')
+  async entitle(@Param('contractId') contractId: string, @Body() body: EntitlementDto, @Req() request: AuthenticatedRequest) {
+    if (!KEY_PATTERN.test(contractId)) throw invalidField('contract_id', 'must be lowercase [a-z0-9._-], up to 100 characters');
+    const micros = await this.positiveCredits(body.account_id, body.credits_per_period);
+    if (Date.parse(body.ends_at) <= Date.parse(body.starts_at)) throw invalidField('ends_at', 'must be after starts_at');
+    const terms = {
+      accountId: body.account_id,
+      creditsPerPeriodMicros: micros.toString(),
+      periodSeconds: body.period_seconds,
+      startsAt: new Date(body.starts_at).toISOString(),
+      endsAt: new Date(body.ends_at).toISOString(),
+      rolloverPercent: body.rollover_percent,
+    };
+    const workflowId = workflowIds.entitlement(contractId);
+    const handle = await this.temporal.workflow.signalWithStart('entitlementWorkflow', {
+      workflowId,
+      taskQueue: this.config.temporal.taskQueue,
+      args: [terms],
+      signal: 'amend',
+      signalArgs: [terms],
+      typedSearchAttributes: [
+        { key: ACCOUNT_ID, value: body.account_id },
+        { key: OPERATION, value: 'entitlement' },
+      ],
+      memo: { actor: request.principal?.keyId, reason: `contract ${contractId}` },
+    });
+    return { workflow_id: workflowId, run_id: handle.signaledRunId, status_url: `/v1/workflows/${encodeURIComponent(workflowId)}` };
+  }
+
+  /** Cancels a contract: the current period's lot expires now. */
+  @Delete('entitlements/:contractId')
+  @HttpCode(202)
+  @RequireScope('finance')
+  async cancelContract(@Param('contractId') contractId: string) {
+    const workflowId = workflowIds.entitlement(contractId);
+    try {
+      await this.temporal.workflow.getHandle(workflowId).signal('cancel');
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) throw notFound(`running contract ${contractId}`);
+      throw error;
+    }
+    return { workflow_id: workflowId, status_url: `/v1/workflows/${encodeURIComponent(workflowId)}` };
   }
 }

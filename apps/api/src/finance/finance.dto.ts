@@ -1,5 +1,5 @@
 import { ApiProperty } from '@nestjs/swagger';
-import { IsBoolean, IsIn, IsISO8601, IsOptional, IsString, Length, Matches } from 'class-validator';
+import { IsBoolean, IsIn, IsInt, IsISO8601, IsOptional, IsString, Length, Matches, Max, Min } from 'class-validator';
 import { ACCOUNT_ID_PATTERN } from '../../../../libs/engine/src/plan-definition';
 import { IDEMPOTENCY_KEY } from '../decisions/decision.dto';
 
@@ -99,4 +99,35 @@ export class ApprovalDto {
   @IsString()
   @Length(1, 200)
   approver: string;
+}
+
+export class EntitlementDto {
+  @ApiProperty({ example: 'acct_1' })
+  @Matches(ACCOUNT_ID_PATTERN, { message: 'account_id must be 1-128 characters of [A-Za-z0-9._:@-]' })
+  account_id: string;
+
+  @ApiProperty({ example: '1000' })
+  @IsString()
+  @Matches(CREDITS, { message: 'credits_per_period must be a decimal string with up to 6 places' })
+  credits_per_period: string;
+
+  @ApiProperty({ example: 2592000 })
+  @IsInt()
+  @Min(1)
+  @Max(366 * 24 * 3600)
+  period_seconds: number;
+
+  @ApiProperty({ example: '2026-12-01T00:00:00Z' })
+  @IsISO8601({ strict: true }, { message: 'starts_at must be an ISO-8601 time' })
+  starts_at: string;
+
+  @ApiProperty({ example: '2027-12-01T00:00:00Z' })
+  @IsISO8601({ strict: true }, { message: 'ends_at must be an ISO-8601 time' })
+  ends_at: string;
+
+  @ApiProperty({ example: 25, minimum: 0, maximum: 100 })
+  @IsInt()
+  @Min(0)
+  @Max(100)
+  rollover_percent: number;
 }
