@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { promisify } from 'node:util';
 import { TestStack, eventually, startStack } from './harness';
 
 describe('finance workflows: purchases and grants (ledger first, then Redis, exactly once)', () => {
@@ -182,6 +184,26 @@ describe('finance workflows: purchases and grants (ledger first, then Redis, exa
     expect((await stack.call('DELETE', `/v1/entitlements/${contract}`, undefined, finance)).status).toBe(202);
     expect((await completed(started.body.workflow_id)).result).toEqual({ status: 'cancelled', periods: 1 });
     expect(await balance(account)).toBe('0.000000');
+  });
+
+  it('drives finance from the CLI, through the API', async () => {
+    const account = await newAccount();
+    const cli = async (...args: string[]) => {
+      const { stdout } = await promisify(execFile)(process.execPath, ['dist/scripts/cli.js', ...args], {
+        env: { ...process.env, SPILLWAY_API_URL: stack.url, SPILLWAY_API_KEY: finance },
+      });
+      return JSON.parse(stdout);
+    };
+    const started = await cli('purchase', '--account', account, '--credits', '12', '--key', `cli-${account}`);
+    expect(started.workflow_id).toBe(`purchase-cli-${account}`);
+    await completed(started.workflow_id);
+    expect(await balance(account)).toBe('12.000000');
+    const listed = await eventually(async () => {
+      const body = await cli('workflows', '--account', account);
+      return body.items.length > 0 ? body : undefined;
+    });
+    expect(listed.items[0]).toMatchObject({ workflow_id: started.workflow_id, type: 'purchaseWorkflow', status: 'completed' });
+    await expect(promisify(execFile)(process.execPath, ['dist/scripts/cli.js', 'purchase', '--account', account], { env: { ...process.env, SPILLWAY_API_KEY: finance } })).rejects.toMatchObject({ code: 1 });
   });
 
   it('answers bad finance input with a 400 naming the field, and unknown accounts with a 404', async () => {

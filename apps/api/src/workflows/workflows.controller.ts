@@ -2,7 +2,8 @@ import { Body, Controller, Get, HttpCode, Inject, Param, Post, Req } from '@nest
 import { ApiBearerAuth, ApiProperty, ApiTags } from '@nestjs/swagger';
 import { Client, WorkflowNotFoundError } from '@temporalio/client';
 import { IsOptional, Matches } from 'class-validator';
-import { notFound } from '../../../../libs/contracts/src/errors';
+import { invalidField, notFound } from '../../../../libs/contracts/src/errors';
+import { ACCOUNT_ID_PATTERN } from '../../../../libs/engine/src/plan-definition';
 import { workflowIds } from '../../../../libs/contracts/src/temporal';
 import { AuthenticatedRequest, RequireScope } from '../auth/auth.guard';
 import { TEMPORAL } from '../infra/tokens';
@@ -40,6 +41,19 @@ export class WorkflowsController {
       operation: 'smoke',
       memo: { actor: request.principal?.keyId, reason: 'smoke check' },
     });
+  }
+
+  /** The account's financial workflows, newest first (Temporal visibility, as in the Web UI). */
+  @Get('accounts/:id/workflows')
+  @RequireScope('finance')
+  async forAccount(@Param('id') accountId: string) {
+    if (!ACCOUNT_ID_PATTERN.test(accountId)) throw invalidField('id', 'not an account id');
+    const items = [];
+    for await (const w of this.temporal.workflow.list({ query: `AccountId = "${accountId}"` })) {
+      items.push({ workflow_id: w.workflowId, run_id: w.runId, type: w.type, status: w.status.name.toLowerCase(), started_at: w.startTime.toISOString() });
+      if (items.length >= 200) break;
+    }
+    return { account_id: accountId, items };
   }
 
   @Get('workflows/:workflowId')
