@@ -1,4 +1,7 @@
 import { execFile } from 'node:child_process';
+import { createHmac } from 'node:crypto';
+import { createServer } from 'node:http';
+import { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import { TestStack, eventually, startStack } from './harness';
@@ -205,6 +208,42 @@ describe('finance workflows: purchases and grants (ledger first, then Redis, exa
     expect(listed.items[0]).toMatchObject({ workflow_id: started.workflow_id, type: 'purchaseWorkflow', status: 'completed' });
     await expect(promisify(execFile)(process.execPath, ['dist/scripts/cli.js', 'purchase', '--account', account], { env: { ...process.env, SPILLWAY_API_KEY: finance } })).rejects.toMatchObject({ code: 1 });
   });
+
+  it('sends a signed low-balance webhook, retried until delivered, and recharges automatically', async () => {
+    const account = await newAccount();
+    const secret = 'whsec_0123456789abcdef';
+    const received: { body: string; signature: string }[] = [];
+    let failuresLeft = 2;
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk) => (body += chunk));
+      req.on('end', () => {
+        if (failuresLeft-- > 0) return void res.writeHead(500).end();
+        received.push({ body, signature: String(req.headers['spillway-signature']) });
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+      const alerts = await stack.call('PUT', `/v1/accounts/${account}/alerts`, { webhook_url: url, webhook_secret: secret, low_balance_credits: '5', auto_recharge_credits: '50' }, finance);
+      expect(alerts.status).toBe(200);
+      await stack.grant(account, 10n, 'purchased');
+      await stack.call('POST', '/v1/decisions', { account_id: account, feature: 'codex.task', quantity: 7, idempotency_key: randomUUID() });
+      expect(await eventually(async () => ((await balance(account)) === '53.000000' ? '53.000000' : undefined), 30_000)).toBe('53.000000');
+      const delivered = await eventually(async () => received[0], 30_000);
+      const [, t, v1] = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(delivered.signature)!;
+      expect(v1).toBe(createHmac('sha256', secret).update(`${t}.${delivered.body}`).digest('hex'));
+      expect(JSON.parse(delivered.body)).toMatchObject({ type: 'low_balance', account_id: account, data: { balance_micros: '3000000' } });
+      const listed = await eventually(async () => {
+        const { body } = await stack.call('GET', `/v1/accounts/${account}/notifications`);
+        return body.items[0]?.status === 'delivered' ? body.items[0] : undefined;
+      });
+      expect(listed).toMatchObject({ kind: 'low_balance', attempts: 3, status: 'delivered' });
+    } finally {
+      server.close();
+    }
+  }, 60_000);
 
   it('answers bad finance input with a 400 naming the field, and unknown accounts with a 404', async () => {
     const account = await newAccount();

@@ -1,10 +1,12 @@
-import { condition, defineSignal, proxyActivities, setHandler } from '@temporalio/workflow';
+import { ParentClosePolicy, condition, defineSignal, proxyActivities, setHandler, startChild } from '@temporalio/workflow';
 import type { Activities } from '../../libs/activities/src';
 
 const { grantLot, expireLot } = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
 });
+
+const NOTICE_MS = 24 * 3600 * 1000;
 
 export const cancelGrantSignal = defineSignal<[{ actor: string; reason: string }]>('cancel');
 
@@ -38,8 +40,19 @@ export async function grantWorkflow(request: GrantRequest): Promise<GrantResult>
     causeId: request.key,
   });
   if (!request.expiresAt) return { lotId, ended: 'open', removedMicros: '0' };
-  const remainingMs = Date.parse(request.expiresAt) - Date.now();
-  if (remainingMs > 0) await condition(() => cancelled, remainingMs);
+  const expiresAt = Date.parse(request.expiresAt);
+  // Warn ahead of expiry: a day before, or halfway for a shorter-lived grant.
+  const noticeAt = expiresAt - Math.min(NOTICE_MS, (expiresAt - Date.now()) / 2);
+  if (noticeAt > Date.now()) await condition(() => cancelled, noticeAt - Date.now());
+  if (!cancelled) {
+    const id = `credits_expiring-${lotId}`;
+    await startChild('notificationWorkflow', {
+      workflowId: `notify-${id}`,
+      args: [{ id, accountId: request.accountId, kind: 'credits_expiring', payload: { lot_id: lotId, expires_at: request.expiresAt, granted_micros: request.micros } }],
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+    });
+  }
+  if (expiresAt > Date.now()) await condition(() => cancelled, expiresAt - Date.now());
   const removedMicros = await expireLot({ accountId: request.accountId, lotId });
   return { lotId, ended: cancelled ? 'cancelled' : 'expired', removedMicros };
 }

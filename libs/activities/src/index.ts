@@ -1,5 +1,6 @@
 import { adjustmentActivities } from './adjustment.activities';
 import { financeActivities } from './finance.activities';
+import { notificationActivities } from './notification.activities';
 import { grantActivities } from './grant.activities';
 import { PaymentPort } from './payment';
 import { reconciliationActivities } from './reconciliation.activities';
@@ -17,6 +18,7 @@ export function createActivities(deps: ActivityDeps) {
     ...financeActivities(deps),
     ...adjustmentActivities(deps),
     ...reconciliationActivities(deps),
+    ...notificationActivities(deps),
   };
 }
 

@@ -55,6 +55,46 @@ export function settlementActivities(deps: SettlementDeps) {
     return lots.length;
   }
 
+  /**
+   * An account whose balance fell below its threshold gets a low-balance webhook and, when set,
+   * an auto-recharge purchase — at most one of each per account per hour (the ids say so).
+   */
+  async function startLowBalanceWork(usage: UsageEvent[]): Promise<void> {
+    const latest = new Map<string, UsageEvent>();
+    for (const e of usage) if (e.balanceAfter !== undefined) latest.set(e.accountId, e);
+    if (latest.size === 0) return;
+    const settings: { account_id: string; low_balance_micros: string; auto_recharge_micros: string | null; has_webhook: boolean }[] = await deps.ledger.query(
+      'SELECT account_id, low_balance_micros::text, auto_recharge_micros::text, webhook_url IS NOT NULL AS has_webhook FROM account_alerts WHERE account_id = ANY($1::text[])',
+      [[...latest.keys()]],
+    );
+    for (const s of settings) {
+      const event = latest.get(s.account_id)!;
+      if (event.balanceAfter! >= BigInt(s.low_balance_micros)) continue;
+      const hour = event.occurredAt.toISOString().slice(0, 13).replace(/[-T]/g, '');
+      if (s.has_webhook) {
+        const id = `low_balance-${s.account_id}-${hour}`;
+        await startOnce(deps.temporal, deps.taskQueue, {
+          workflowType: 'notificationWorkflow',
+          workflowId: `notify-${id}`,
+          args: [{ id, accountId: s.account_id, kind: 'low_balance', payload: { balance_micros: event.balanceAfter!.toString(), threshold_micros: s.low_balance_micros } }],
+          accountId: s.account_id,
+          operation: 'notification',
+        });
+      }
+      if (s.auto_recharge_micros) {
+        const key = `auto-${s.account_id}-${hour}`;
+        await startOnce(deps.temporal, deps.taskQueue, {
+          workflowType: 'purchaseWorkflow',
+          workflowId: workflowIds.purchase(key),
+          args: [{ accountId: s.account_id, micros: s.auto_recharge_micros, key }],
+          accountId: s.account_id,
+          operation: 'purchase',
+          memo: { actor: 'auto-recharge', reason: 'balance below threshold' },
+        });
+      }
+    }
+  }
+
   return {
     async settlePartition(input: { partition: number; maxEvents?: number; blockMs?: number }): Promise<BatchResult> {
       const { partition } = input;
@@ -89,6 +129,7 @@ export function settlementActivities(deps: SettlementDeps) {
           }),
         ),
       );
+      await startLowBalanceWork(usage);
       const last = entries[entries.length - 1][0];
       const settled = await deps.ledger.transaction((m) => writeSettlementBatch(m, partition, usage, from, last));
       await deps.redis.xtrim(stream, 'MINID', last);

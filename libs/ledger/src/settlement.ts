@@ -18,6 +18,8 @@ export interface UsageEvent {
   chargedMicros: bigint;
   writtenOffUnits: number;
   writtenOffMicros: bigint;
+  /** The account's real-time balance right after the decision (absent on commits). */
+  balanceAfter?: bigint;
 }
 
 export const MAX_BATCH = 5000;
@@ -38,6 +40,7 @@ export function parseUsageEvent(streamId: string, json: string): UsageEvent {
     chargedMicros: BigInt(String(raw.charged ?? '0')),
     writtenOffUnits: Number(raw.written_off_units ?? 0),
     writtenOffMicros: BigInt(String(raw.written_off ?? '0')),
+    balanceAfter: raw.balance === undefined ? undefined : BigInt(String(raw.balance)),
   };
   const debited = sources.reduce((sum, s) => sum + BigInt(s.micros ?? '0'), 0n);
   if (debited !== event.chargedMicros) throw new Error(`usage event ${event.decisionId}: sources sum to ${debited}, charged ${event.chargedMicros}`);

@@ -1,4 +1,4 @@
-import { Body, Controller, Delete, HttpCode, Inject, Param, Post, Put, Req } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put, Req } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { Client, WorkflowNotFoundError } from '@temporalio/client';
 import { conflict, invalidField, notFound, unprocessable } from '../../../../libs/contracts/src/errors';
@@ -15,7 +15,7 @@ import { AuthenticatedRequest, RequireScope } from '../auth/auth.guard';
 import { PolicyCache } from '../catalogue/policy-cache';
 import { CONFIG, LEDGER, TEMPORAL } from '../infra/tokens';
 import { StartedWorkflow, WorkflowStarter } from '../workflows/workflow-starter';
-import { AdjustmentDto, ApprovalDto, CancelGrantDto, EntitlementDto, GrantDto, PurchaseDto, RefundDto } from './finance.dto';
+import { AdjustmentDto, AlertsDto, ApprovalDto, CancelGrantDto, EntitlementDto, GrantDto, PurchaseDto, RefundDto } from './finance.dto';
 
 /** Finance (finance scope): each request starts a workflow whose id is its idempotency key. */
 @ApiTags('finance')
@@ -197,5 +197,33 @@ export class FinanceController {
       throw error;
     }
     return { workflow_id: workflowId, status_url: `/v1/workflows/${encodeURIComponent(workflowId)}` };
+  }
+
+  /** Low-balance threshold, its webhook (signed with the secret) and optional auto-recharge. */
+  @Put('accounts/:id/alerts')
+  @RequireScope('finance')
+  async alerts(@Param('id') accountId: string, @Body() body: AlertsDto) {
+    if (!(await this.policies.ensureAccount(accountId))) throw notFound(`account ${accountId}`);
+    if (!!body.webhook_url !== !!body.webhook_secret) throw invalidField('webhook_secret', 'webhook_url and webhook_secret go together');
+    const low = parseCredits(body.low_balance_credits)!;
+    const recharge = body.auto_recharge_credits === undefined ? null : parseCredits(body.auto_recharge_credits)!;
+    if (recharge === 0n) throw invalidField('auto_recharge_credits', 'must be positive');
+    await this.ledger.query(
+      `INSERT INTO account_alerts (account_id, webhook_url, webhook_secret, low_balance_micros, auto_recharge_micros) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (account_id) DO UPDATE SET webhook_url = EXCLUDED.webhook_url, webhook_secret = EXCLUDED.webhook_secret,
+         low_balance_micros = EXCLUDED.low_balance_micros, auto_recharge_micros = EXCLUDED.auto_recharge_micros, updated_at = now()`,
+      [accountId, body.webhook_url ?? null, body.webhook_secret ?? null, low.toString(), recharge?.toString() ?? null],
+    );
+    return { account_id: accountId, webhook_url: body.webhook_url ?? null, low_balance_credits: formatCredits(low), auto_recharge_credits: recharge === null ? null : formatCredits(recharge) };
+  }
+
+  @Get('accounts/:id/notifications')
+  @RequireScope('read')
+  async notifications(@Param('id') accountId: string) {
+    const rows = await this.ledger.query(
+      `SELECT id, kind, payload, status, attempts, last_error, created_at, delivered_at FROM notifications WHERE account_id = $1 ORDER BY created_at DESC LIMIT 100`,
+      [accountId],
+    );
+    return { account_id: accountId, items: rows };
   }
 }

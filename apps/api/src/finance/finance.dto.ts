@@ -1,5 +1,5 @@
 import { ApiProperty } from '@nestjs/swagger';
-import { IsBoolean, IsIn, IsInt, IsISO8601, IsOptional, IsString, Length, Matches, Max, Min } from 'class-validator';
+import { IsBoolean, IsIn, IsInt, IsISO8601, IsOptional, IsString, IsUrl, Length, Matches, Max, Min } from 'class-validator';
 import { ACCOUNT_ID_PATTERN } from '../../../../libs/engine/src/plan-definition';
 import { IDEMPOTENCY_KEY } from '../decisions/decision.dto';
 
@@ -130,4 +130,28 @@ export class EntitlementDto {
   @Min(0)
   @Max(100)
   rollover_percent: number;
+}
+
+export class AlertsDto {
+  @ApiProperty({ required: false, example: 'https://example.com/hooks/spillway' })
+  @IsOptional()
+  @IsUrl({ require_tld: false, protocols: ['http', 'https'] }, { message: 'webhook_url must be an http(s) URL' })
+  webhook_url?: string;
+
+  @ApiProperty({ required: false, description: 'HMAC-SHA256 key for the Spillway-Signature header; never returned' })
+  @IsOptional()
+  @IsString()
+  @Length(16, 200)
+  webhook_secret?: string;
+
+  @ApiProperty({ example: '10' })
+  @IsString()
+  @Matches(CREDITS, { message: 'low_balance_credits must be a decimal string with up to 6 places' })
+  low_balance_credits: string;
+
+  @ApiProperty({ required: false, example: '100', description: 'buy this much when the balance falls below the threshold' })
+  @IsOptional()
+  @IsString()
+  @Matches(CREDITS, { message: 'auto_recharge_credits must be a decimal string with up to 6 places' })
+  auto_recharge_credits?: string;
 }

@@ -1,0 +1,20 @@
+import { ActivityFailure, proxyActivities } from '@temporalio/workflow';
+import type { Activities } from '../../libs/activities/src';
+import type { Notification } from '../../libs/activities/src/notification.activities';
+
+const { deliverWebhook } = proxyActivities<Activities>({
+  startToCloseTimeout: '10 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 minutes', maximumAttempts: 12 },
+});
+const { giveUpWebhook } = proxyActivities<Activities>({ startToCloseTimeout: '10 seconds' });
+
+/** `notify-<id>`: delivers one signed webhook, retrying with backoff until delivered or given up. */
+export async function notificationWorkflow(notification: Notification): Promise<string> {
+  try {
+    return await deliverWebhook(notification);
+  } catch (error) {
+    if (!(error instanceof ActivityFailure)) throw error;
+    await giveUpWebhook({ id: notification.id });
+    return 'failed';
+  }
+}
