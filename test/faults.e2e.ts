@@ -66,8 +66,9 @@ function pollingWorker(config: ReturnType<typeof stackConfig>, temporal: () => C
 
 describe('faults: nothing lost or charged twice (I1–I4, I6)', () => {
   it('survives kill -9 of the worker in the middle of settling', async () => {
-    const stack = await startStack({ worker: false });
-    const worker = pollingWorker(stackConfig(), () => stack.temporal);
+    const options = { worker: false, temporalNamespace: 'faults' };
+    const stack = await startStack(options);
+    const worker = pollingWorker(stackConfig(options), () => stack.temporal);
     try {
       const account = await seed(stack);
       await worker.start();
@@ -115,7 +116,7 @@ describe('faults: nothing lost or charged twice (I1–I4, I6)', () => {
   it('keeps deciding while PostgreSQL is down, and settles everything once it is back', async () => {
     const postgres = postgresProcess(5439);
     await postgres.start();
-    const options = { worker: false, databaseUrl: 'postgres://postgres@127.0.0.1:5439/spillway' };
+    const options = { worker: false, databaseUrl: 'postgres://postgres@127.0.0.1:5439/spillway', temporalNamespace: 'faults-pg' };
     const stack = await startStack(options);
     const worker = pollingWorker(stackConfig(options), () => stack.temporal);
     try {

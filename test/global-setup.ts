@@ -11,13 +11,14 @@ declare global {
 
 /** Fresh test database and Redis, and a Temporal dev server for the run. */
 export default async function globalSetup(): Promise<void> {
-  Object.assign(process.env, TEST_ENV);
+  const { ISOLATED_NAMESPACES, ...env } = TEST_ENV;
+  Object.assign(process.env, env);
   const managed = [];
   const pg = await ensurePostgres(TEST_ENV.DATABASE_URL);
   if (pg) managed.push(pg);
   const redis = await ensureRedis(TEST_ENV.REDIS_URL);
   if (redis) managed.push(redis);
-  const temporal = await ensureTemporal({ address: TEST_ENV.TEMPORAL_ADDRESS, namespace: TEST_ENV.TEMPORAL_NAMESPACE });
+  const temporal = await ensureTemporal({ address: TEST_ENV.TEMPORAL_ADDRESS, namespace: TEST_ENV.TEMPORAL_NAMESPACE, extraNamespaces: ISOLATED_NAMESPACES });
   if (temporal) managed.push(temporal);
   globalThis.__SPILLWAY_SERVICES__ = managed;
 

@@ -38,18 +38,20 @@ export interface StackOptions {
   redisUrl?: string;
   databaseUrl?: string;
   temporalAddress?: string;
+  temporalNamespace?: string;
 }
 
 /** The configuration a test stack (and a worker process it spawns) runs with. */
 export function stackConfig(options: StackOptions = {}): SpillwayConfig {
-  Object.assign(process.env, TEST_ENV);
+  const { ISOLATED_NAMESPACES: _namespaces, ...env } = TEST_ENV;
+  Object.assign(process.env, env);
   const base = loadConfig();
   return {
     ...base,
     port: 0,
     redisUrl: options.redisUrl ?? base.redisUrl,
     databaseUrl: options.databaseUrl ?? base.databaseUrl,
-    temporal: { ...base.temporal, address: options.temporalAddress ?? base.temporal.address },
+    temporal: { ...base.temporal, address: options.temporalAddress ?? base.temporal.address, namespace: options.temporalNamespace ?? base.temporal.namespace },
   };
 }
 

@@ -50,6 +50,7 @@ export function workerProcess(config: SpillwayConfig, isReady: (pid: number) => 
         REDIS_URL: config.redisUrl,
         TEMPORAL_ADDRESS: config.temporal.address,
         TEMPORAL_TASK_QUEUE: config.temporal.taskQueue,
+        TEMPORAL_NAMESPACE: config.temporal.namespace,
         SPILLWAY_PARTITIONS: String(config.partitions),
         LOG_LEVEL: 'warn',
       },

@@ -40,7 +40,7 @@ describe('reconciliation and the independent audit', () => {
     const redis = new Redis(REDIS_URL);
     await redis.flushdb();
     redis.disconnect();
-    stack = await startStack({ settlement: true, databaseUrl: DATABASE_URL, redisUrl: REDIS_URL });
+    stack = await startStack({ settlement: true, databaseUrl: DATABASE_URL, redisUrl: REDIS_URL, temporalNamespace: 'recon' });
     await stack.call('PUT', '/v1/features/codex.task', { unit: 'task', credits_per_unit: '1.5' });
     await stack.call('PUT', '/v1/plans/recon', { features: { 'codex.task': { windows: [{ name: 'h', limit: 1, seconds: 3600 }], overage: 'credits' } } });
     for (let i = 0; i < 6; i++) {

@@ -33,7 +33,10 @@ let runtimeInstalled = false;
 function installRuntime(): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
-  const logger = new DefaultLogger('WARN', (entry) => log[SDK_LEVELS[entry.level]]({ component: 'temporal', ...entry.meta }, entry.message));
+  const logger = new DefaultLogger('WARN', (entry) => {
+    const { error, taskToken: _token, ...meta } = entry.meta ?? {};
+    log[SDK_LEVELS[entry.level]]({ component: 'temporal', ...meta, ...(error ? { err: error } : {}) }, entry.message);
+  });
   Runtime.install({ logger, telemetryOptions: { logging: { forward: {}, filter: makeTelemetryFilterString({ core: 'WARN' }) } } });
 }
 

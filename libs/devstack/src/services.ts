@@ -170,6 +170,8 @@ export function temporalBinary(): string {
 export interface TemporalOptions {
   address: string;
   namespace: string;
+  /** More namespaces to create at start (tests isolate their settlement workflows this way). */
+  extraNamespaces?: string[];
   /** SQLite file for durable state; undefined keeps it in memory (tests). */
   dbFile?: string;
   uiPort?: number;
@@ -181,7 +183,8 @@ export async function ensureTemporal(options: TemporalOptions): Promise<ManagedP
   const port = Number(portText);
   let managed: ManagedProcess | undefined;
   if (!(await portOpen(host, port))) {
-    const args = ['server', 'start-dev', '--ip', host, '--port', String(port), '--namespace', options.namespace, '--log-level', 'warn'];
+    const namespaces = [options.namespace, ...(options.extraNamespaces ?? [])];
+    const args = ['server', 'start-dev', '--ip', host, '--port', String(port), ...namespaces.flatMap((n) => ['--namespace', n]), '--log-level', 'warn'];
     if (options.dbFile) {
       mkdirSync(DATA_DIR, { recursive: true });
       args.push('--db-filename', options.dbFile);
@@ -190,8 +193,10 @@ export async function ensureTemporal(options: TemporalOptions): Promise<ManagedP
     else args.push('--headless');
     managed = startProcess(`temporal-${port}`, temporalBinary(), args);
   }
-  await waitFor('Temporal', () => namespaceReady(options.address, options.namespace), 120_000);
-  await registerSearchAttributes(options.address, options.namespace);
+  for (const namespace of [options.namespace, ...(options.extraNamespaces ?? [])]) {
+    await waitFor(`Temporal namespace ${namespace}`, () => namespaceReady(options.address, namespace), 120_000);
+    await registerSearchAttributes(options.address, namespace);
+  }
   return managed;
 }
 

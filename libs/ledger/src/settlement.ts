@@ -156,7 +156,7 @@ async function quarantineUnbookable(m: EntityManager, partition: number, events:
     `INSERT INTO settlement_quarantine (decision_id, partition, stream_id, payload, reason)
      SELECT id, $2, stream_id, payload, 'debit of a lot unknown to the ledger'
      FROM unnest($1::text[], $3::text[], $4::jsonb[]) AS t(id, stream_id, payload) ON CONFLICT DO NOTHING`,
-    [unbookable.map((e) => e.decisionId), partition, unbookable.map((e) => e.streamId), unbookable.map((e) => JSON.stringify({ ...e, chargedMicros: String(e.chargedMicros), writtenOffMicros: String(e.writtenOffMicros) }))],
+    [unbookable.map((e) => e.decisionId), partition, unbookable.map((e) => e.streamId), unbookable.map((e) => JSON.stringify(e, (_key, value) => (typeof value === 'bigint' ? value.toString() : value)))],
   );
   const skip = new Set(unbookable);
   return events.filter((e) => !skip.has(e));
