@@ -240,6 +240,17 @@ describe('finance workflows: purchases and grants (ledger first, then Redis, exa
         return body.items[0]?.status === 'delivered' ? body.items[0] : undefined;
       });
       expect(listed).toMatchObject({ kind: 'low_balance', attempts: 3, status: 'delivered' });
+
+      // A promo warns before it expires (halfway, for one this short-lived).
+      const promo = await stack.call(
+        'POST',
+        '/v1/grants',
+        { account_id: account, kind: 'promo', credits: '1', expires_at: new Date(Date.now() + 2000).toISOString(), reason: 'trial', idempotency_key: randomUUID() },
+        finance,
+      );
+      const expiring = await eventually(async () => received.find((r) => JSON.parse(r.body).type === 'credits_expiring'), 20_000);
+      expect(JSON.parse(expiring.body).data).toMatchObject({ granted_micros: '1000000' });
+      expect((await completed(promo.body.workflow_id)).result).toMatchObject({ ended: 'expired' });
     } finally {
       server.close();
     }

@@ -3,6 +3,8 @@ import type { Activities } from '../../libs/activities/src';
 
 const { settlePartition } = proxyActivities<Activities>({
   startToCloseTimeout: '60 seconds',
+  // A worker killed mid-batch is noticed by its missing heartbeat, not after the whole timeout.
+  heartbeatTimeout: '5 seconds',
   retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '30 seconds' },
 });
 
