@@ -1,15 +1,12 @@
 import { ApiProperty } from '@nestjs/swagger';
 import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Matches, Max, Min, ValidateIf } from 'class-validator';
 import { LIMITS } from '../../../../libs/engine/src/policy';
-import { ACCOUNT_ID_PATTERN, KEY_PATTERN } from '../../../../libs/engine/src/plan-definition';
+import { KEY_PATTERN } from '../../../../libs/engine/src/plan-definition';
+import { AccountIdField, IdempotencyKeyField } from '../http/fields';
 import type { Mode } from '../../../../libs/engine/src/engine';
 
-export const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:@-]{1,200}$/;
-
 export class DecisionRequestDto {
-  @ApiProperty({ example: 'acct_1' })
-  @IsString()
-  @Matches(ACCOUNT_ID_PATTERN, { message: 'account_id must be 1-128 characters of [A-Za-z0-9._:@-]' })
+  @AccountIdField()
   account_id: string;
 
   @ApiProperty({ example: 'codex.task' })
@@ -23,10 +20,10 @@ export class DecisionRequestDto {
   @Max(LIMITS.maxQuantity)
   quantity: number;
 
-  @ApiProperty({ example: 'req-123', description: 'required for consume and reserve; the same key returns the same decision' })
+  /** Required for consume and reserve; the same key returns the same decision. */
   @ValidateIf((o: DecisionRequestDto) => o.mode !== 'preview' || o.idempotency_key !== undefined)
   @IsString({ message: 'idempotency_key is required (1-200 characters of [A-Za-z0-9._:@-])' })
-  @Matches(IDEMPOTENCY_KEY, { message: 'idempotency_key must be 1-200 characters of [A-Za-z0-9._:@-]' })
+  @IdempotencyKeyField({ required: false })
   idempotency_key?: string;
 
   @ApiProperty({ required: false, default: false, description: 'grant what is available when not all of it is' })

@@ -1,22 +1,15 @@
 import { ApiProperty } from '@nestjs/swagger';
-import { IsBoolean, IsIn, IsInt, IsISO8601, IsOptional, IsString, IsUrl, Length, Matches, Max, Min } from 'class-validator';
-import { ACCOUNT_ID_PATTERN } from '../../../../libs/engine/src/plan-definition';
-import { IDEMPOTENCY_KEY } from '../decisions/decision.dto';
-
-const CREDITS = /^\d{1,16}(\.\d{1,6})?$/;
+import { IsBoolean, IsIn, IsInt, IsISO8601, IsOptional, IsString, IsUrl, Length, Max, Min } from 'class-validator';
+import { AccountIdField, CreditsField, IdempotencyKeyField, ReasonField } from '../http/fields';
 
 export class PurchaseDto {
-  @ApiProperty({ example: 'acct_1' })
-  @Matches(ACCOUNT_ID_PATTERN, { message: 'account_id must be 1-128 characters of [A-Za-z0-9._:@-]' })
+  @AccountIdField()
   account_id: string;
 
-  @ApiProperty({ example: '100', description: 'credits, a positive decimal string with up to 6 places' })
-  @IsString()
-  @Matches(CREDITS, { message: 'credits must be a decimal string with up to 6 places' })
+  @CreditsField('credits')
   credits: string;
 
-  @ApiProperty({ example: 'order-42' })
-  @Matches(IDEMPOTENCY_KEY, { message: 'idempotency_key must be 1-200 characters of [A-Za-z0-9._:@-]' })
+  @IdempotencyKeyField()
   idempotency_key: string;
 }
 
@@ -30,9 +23,7 @@ export class GrantDto extends PurchaseDto {
   @IsISO8601({ strict: true }, { message: 'expires_at must be an ISO-8601 time' })
   expires_at?: string;
 
-  @ApiProperty({ example: 'launch promo' })
-  @IsString()
-  @Length(1, 500)
+  @ReasonField()
   reason: string;
 }
 
@@ -44,8 +35,7 @@ export class CancelGrantDto {
 }
 
 export class RefundDto {
-  @ApiProperty({ example: 'acct_1' })
-  @Matches(ACCOUNT_ID_PATTERN, { message: 'account_id must be 1-128 characters of [A-Za-z0-9._:@-]' })
+  @AccountIdField()
   account_id: string;
 
   @ApiProperty({ required: false, description: "refund (part of) this decision's charge; else of the account's charges" })
@@ -54,39 +44,27 @@ export class RefundDto {
   @Length(1, 200)
   decision_id?: string;
 
-  @ApiProperty({ required: false, example: '5', description: 'default: everything still refundable' })
-  @IsOptional()
-  @IsString()
-  @Matches(CREDITS, { message: 'credits must be a decimal string with up to 6 places' })
+  @CreditsField('credits', { optional: true, example: '5' })
   credits?: string;
 
-  @ApiProperty({ example: 'customer complaint' })
-  @IsString()
-  @Length(1, 500)
+  @ReasonField()
   reason: string;
 
-  @ApiProperty({ example: 'ticket-9' })
-  @Matches(IDEMPOTENCY_KEY, { message: 'idempotency_key must be 1-200 characters of [A-Za-z0-9._:@-]' })
+  @IdempotencyKeyField()
   idempotency_key: string;
 }
 
 export class AdjustmentDto {
-  @ApiProperty({ example: 'acct_1' })
-  @Matches(ACCOUNT_ID_PATTERN, { message: 'account_id must be 1-128 characters of [A-Za-z0-9._:@-]' })
+  @AccountIdField()
   account_id: string;
 
-  @ApiProperty({ example: '-2.5', description: 'signed credits' })
-  @IsString()
-  @Matches(/^-?\d{1,16}(\.\d{1,6})?$/, { message: 'credits must be a signed decimal string with up to 6 places' })
+  @CreditsField('credits', { signed: true, example: '-2.5' })
   credits: string;
 
-  @ApiProperty({ example: 'billing correction' })
-  @IsString()
-  @Length(1, 500)
+  @ReasonField()
   reason: string;
 
-  @ApiProperty({ example: 'fix-17' })
-  @Matches(IDEMPOTENCY_KEY, { message: 'idempotency_key must be 1-200 characters of [A-Za-z0-9._:@-]' })
+  @IdempotencyKeyField()
   idempotency_key: string;
 }
 
@@ -102,13 +80,10 @@ export class ApprovalDto {
 }
 
 export class EntitlementDto {
-  @ApiProperty({ example: 'acct_1' })
-  @Matches(ACCOUNT_ID_PATTERN, { message: 'account_id must be 1-128 characters of [A-Za-z0-9._:@-]' })
+  @AccountIdField()
   account_id: string;
 
-  @ApiProperty({ example: '1000' })
-  @IsString()
-  @Matches(CREDITS, { message: 'credits_per_period must be a decimal string with up to 6 places' })
+  @CreditsField('credits_per_period', { example: '1000' })
   credits_per_period: string;
 
   @ApiProperty({ example: 2592000 })
@@ -144,14 +119,10 @@ export class AlertsDto {
   @Length(16, 200)
   webhook_secret?: string;
 
-  @ApiProperty({ example: '10' })
-  @IsString()
-  @Matches(CREDITS, { message: 'low_balance_credits must be a decimal string with up to 6 places' })
+  @CreditsField('low_balance_credits', { example: '10' })
   low_balance_credits: string;
 
-  @ApiProperty({ required: false, example: '100', description: 'buy this much when the balance falls below the threshold' })
-  @IsOptional()
-  @IsString()
-  @Matches(CREDITS, { message: 'auto_recharge_credits must be a decimal string with up to 6 places' })
+  /** Bought when the balance falls below the threshold. */
+  @CreditsField('auto_recharge_credits', { optional: true })
   auto_recharge_credits?: string;
 }

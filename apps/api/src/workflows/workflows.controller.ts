@@ -1,20 +1,18 @@
 import { Body, Controller, Get, HttpCode, Inject, Param, Post, Req } from '@nestjs/common';
-import { ApiBearerAuth, ApiProperty, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { Client, WorkflowNotFoundError } from '@temporalio/client';
-import { IsOptional, Matches } from 'class-validator';
+import { IsOptional } from 'class-validator';
 import { invalidField, notFound } from '../../../../libs/contracts/src/errors';
 import { ACCOUNT_ID_PATTERN } from '../../../../libs/engine/src/plan-definition';
 import { workflowIds } from '../../../../libs/contracts/src/temporal';
 import { AuthenticatedRequest, RequireScope } from '../auth/auth.guard';
+import { IdempotencyKeyField } from '../http/fields';
 import { TEMPORAL } from '../infra/tokens';
 import { StartedWorkflow, WorkflowStarter } from './workflow-starter';
 
-export const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:-]{1,200}$/;
-
 class SmokeCheckDto {
-  @ApiProperty({ required: false, example: 'boot-1' })
   @IsOptional()
-  @Matches(IDEMPOTENCY_KEY, { message: 'idempotency_key must be 1-200 characters of [A-Za-z0-9._:-]' })
+  @IdempotencyKeyField({ required: false })
   idempotency_key?: string;
 }
 

@@ -1,0 +1,29 @@
+import { applyDecorators } from '@nestjs/common';
+import { ApiProperty } from '@nestjs/swagger';
+import { IsOptional, IsString, Length, Matches } from 'class-validator';
+import { ACCOUNT_ID_PATTERN } from '../../../../libs/engine/src/plan-definition';
+
+/** Field rules shared by the request bodies, each validated at the edge and named in a 400. */
+export const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:@-]{1,200}$/;
+const CREDITS = /^\d{1,16}(\.\d{1,6})?$/;
+const SIGNED_CREDITS = /^-?\d{1,16}(\.\d{1,6})?$/;
+
+export const AccountIdField = () =>
+  applyDecorators(ApiProperty({ example: 'acct_1' }), Matches(ACCOUNT_ID_PATTERN, { message: 'account_id must be 1-128 characters of [A-Za-z0-9._:@-]' }));
+
+export const IdempotencyKeyField = (options: { required: boolean } = { required: true }) =>
+  applyDecorators(
+    ApiProperty({ example: 'req-123', required: options.required }),
+    Matches(IDEMPOTENCY_KEY, { message: 'idempotency_key must be 1-200 characters of [A-Za-z0-9._:@-]' }),
+  );
+
+export const ReasonField = () => applyDecorators(ApiProperty({ example: 'customer request' }), IsString(), Length(1, 500));
+
+/** Credits as a decimal string with up to 6 places (signed: may start with '-'). */
+export const CreditsField = (name: string, options: { optional?: boolean; signed?: boolean; example?: string } = {}) =>
+  applyDecorators(
+    ApiProperty({ example: options.example ?? '100', required: !options.optional, description: `${options.signed ? 'signed ' : ''}credits, up to 6 decimal places` }),
+    ...(options.optional ? [IsOptional()] : []),
+    IsString(),
+    Matches(options.signed ? SIGNED_CREDITS : CREDITS, { message: `${name} must be a ${options.signed ? 'signed ' : ''}decimal string with up to 6 places` }),
+  );
