@@ -13,30 +13,35 @@ export interface BalanceUpdateRow {
 
 export const LEDGER_PAGE = 50;
 
+/** The settled balance: what the ledger's unexpired lots still hold. */
+const BALANCE_SQL = `SELECT sum(remaining_micros)::text AS total FROM credit_lots WHERE account_id = $1 AND (expires_at IS NULL OR expires_at > now())`;
+
+/** Newest first; $2 is the id of the last item of the previous page. */
+const UPDATES_SQL = `SELECT id::text, lot_id, delta_micros::text, cause_type, cause_id, usage_event_id, monetization_event_id, at
+  FROM balance_updates WHERE account_id = $1 AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3`;
+
 /** Read side of the ledger for `GET /v1/accounts/{id}/ledger`. */
 export class LedgerQueries {
   constructor(private readonly ledger: DataSource) {}
 
-  /** The settled balance: what the ledger's unexpired lots still hold. */
-  async balance(accountId: string): Promise<bigint> {
-    const [row]: { total: string | null }[] = await this.ledger.query(
-      `SELECT sum(remaining_micros)::text AS total FROM credit_lots WHERE account_id = $1 AND (expires_at IS NULL OR expires_at > now())`,
-      [accountId],
-    );
-    return BigInt(row.total ?? '0');
-  }
 
-  /** Newest first; `before` is the id of the last item of the previous page. */
-  updates(accountId: string, before: bigint | undefined, limit = LEDGER_PAGE): Promise<BalanceUpdateRow[]> {
-    return this.ledger.query(
-      `SELECT id::text, lot_id, delta_micros::text, cause_type, cause_id, usage_event_id, monetization_event_id, at
-       FROM balance_updates WHERE account_id = $1 AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3`,
-      [accountId, before?.toString() ?? null, limit],
-    );
+  /**
+   * Balance, page and settlement cursor from ONE snapshot: a batch that commits meanwhile is either
+   * wholly in all three or in none (the unsettled count is taken against this cursor).
+   */
+  page(accountId: string, partition: number, before: bigint | undefined) {
+    return this.ledger.transaction('REPEATABLE READ', async (m) => {
+      const [{ total }]: { total: string | null }[] = await m.query(BALANCE_SQL, [accountId]);
+      const updates: BalanceUpdateRow[] = await m.query(UPDATES_SQL, [accountId, before?.toString() ?? null, LEDGER_PAGE]);
+      const rows: { last_stream_id: string }[] = await m.query('SELECT last_stream_id FROM settlement_cursors WHERE partition = $1', [partition]);
+      return { balance: BigInt(total ?? '0'), updates, cursor: rows[0]?.last_stream_id ?? '0-0' };
+    });
   }
+}
 
-  async cursor(partition: number): Promise<string> {
-    const rows: { last_stream_id: string }[] = await this.ledger.query('SELECT last_stream_id FROM settlement_cursors WHERE partition = $1', [partition]);
-    return rows[0]?.last_stream_id ?? '0-0';
-  }
+/** True when stream id `a` ("<ms>-<seq>") comes after `b`. */
+export function streamIdAfter(a: string, b: string): boolean {
+  const [am, as] = a.split('-').map(BigInt);
+  const [bm, bs] = b.split('-').map(BigInt);
+  return am > bm || (am === bm && as > bs);
 }

@@ -5,7 +5,7 @@ import { invalidField } from '../../../../libs/contracts/src/errors';
 import { formatCredits } from '../../../../libs/contracts/src/money';
 import { DecisionEngine } from '../../../../libs/engine/src/engine';
 import { streamKey } from '../../../../libs/engine/src/keys';
-import { LEDGER_PAGE, LedgerQueries } from '../../../../libs/ledger/src/queries';
+import { LEDGER_PAGE, LedgerQueries, streamIdAfter } from '../../../../libs/ledger/src/queries';
 import { LEDGER, REDIS } from '../infra/tokens';
 
 /** How far the unsettled count looks into a partition's stream; beyond it the count is a floor. */
@@ -26,14 +26,15 @@ export class LedgerService {
   async page(accountId: string, cursor: string | undefined) {
     if (cursor !== undefined && !/^\d{1,18}$/.test(cursor)) throw invalidField('cursor', 'must be the next_cursor of a previous page');
     const partition = this.engine.partitionOf(accountId);
-    const [balance, rows, settledUpTo] = await Promise.all([
-      this.queries.balance(accountId),
-      this.queries.updates(accountId, cursor === undefined ? undefined : BigInt(cursor)),
-      this.queries.cursor(partition),
-    ]);
+    // The stream first, then the ledger snapshot: an event settled in between is in the snapshot
+    // and past its cursor is filtered out, so nothing is counted twice or missed.
+    const stream = await this.redis.xrange(streamKey(partition), '-', '+', 'COUNT', UNSETTLED_SCAN_LIMIT);
+    const { balance, updates: rows, cursor: settledUpTo } = await this.queries.page(accountId, partition, cursor === undefined ? undefined : BigInt(cursor));
+    const needle = `"account":${JSON.stringify(accountId)}`;
+    const unsettled = stream.filter(([id, fields]) => fields[0] === 'usage' && streamIdAfter(id, settledUpTo) && fields[1].includes(needle)).length;
     return {
       balance: formatCredits(balance),
-      unsettled_decisions: await this.unsettled(accountId, partition, settledUpTo),
+      unsettled_decisions: unsettled,
       items: rows.map((r) => {
         const base = { id: r.id, kind: r.cause_type, credits: formatCredits(BigInt(r.delta_micros)), lot_id: r.lot_id, at: r.at.toISOString() };
         return r.cause_type === 'debit'
@@ -42,12 +43,5 @@ export class LedgerService {
       }),
       next_cursor: rows.length === LEDGER_PAGE ? rows[rows.length - 1].id : null,
     };
-  }
-
-  /** Usage events of this account still in the stream past the settlement cursor. */
-  private async unsettled(accountId: string, partition: number, settledUpTo: string): Promise<number> {
-    const entries = await this.redis.xrange(streamKey(partition), `(${settledUpTo}`, '+', 'COUNT', UNSETTLED_SCAN_LIMIT);
-    const needle = `"account":${JSON.stringify(accountId)}`;
-    return entries.filter(([, fields]) => fields[0] === 'usage' && fields[1].includes(needle)).length;
   }
 }

@@ -1,46 +1,29 @@
 import { ApiProperty } from '@nestjs/swagger';
-import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Matches, Max, Min, ValidateIf } from 'class-validator';
+import { IsInt, Max, Min } from 'class-validator';
 import { LIMITS } from '../../../../libs/engine/src/policy';
-import { KEY_PATTERN } from '../../../../libs/engine/src/plan-definition';
-import { AccountIdField, IdempotencyKeyField } from '../http/fields';
 import type { Mode } from '../../../../libs/engine/src/engine';
 
+/** The documented shape of `POST /v1/decisions`; parseDecisionRequest enforces it (hot path). */
 export class DecisionRequestDto {
-  @AccountIdField()
+  @ApiProperty({ example: 'acct_1', pattern: '^[A-Za-z0-9._:@-]{1,128}$' })
   account_id: string;
 
   @ApiProperty({ example: 'codex.task' })
-  @IsString()
-  @Matches(KEY_PATTERN, { message: 'feature must be a feature key' })
   feature: string;
 
   @ApiProperty({ example: 5, minimum: 1, maximum: LIMITS.maxQuantity })
-  @IsInt({ message: 'quantity must be an integer' })
-  @Min(1)
-  @Max(LIMITS.maxQuantity)
   quantity: number;
 
-  /** Required for consume and reserve; the same key returns the same decision. */
-  @ValidateIf((o: DecisionRequestDto) => o.mode !== 'preview' || o.idempotency_key !== undefined)
-  @IsString({ message: 'idempotency_key is required (1-200 characters of [A-Za-z0-9._:@-])' })
-  @IdempotencyKeyField({ required: false })
+  @ApiProperty({ example: 'req-123', required: false, description: 'required for consume and reserve; the same key returns the same decision' })
   idempotency_key?: string;
 
   @ApiProperty({ required: false, default: false, description: 'grant what is available when not all of it is' })
-  @IsOptional()
-  @IsBoolean()
   allow_partial?: boolean;
 
   @ApiProperty({ required: false, enum: ['consume', 'reserve', 'preview'], default: 'consume' })
-  @IsOptional()
-  @IsIn(['consume', 'reserve', 'preview'])
   mode?: Mode;
 
   @ApiProperty({ required: false, default: 900, minimum: 1, maximum: LIMITS.maxHoldTtlSeconds })
-  @IsOptional()
-  @IsInt()
-  @Min(1)
-  @Max(LIMITS.maxHoldTtlSeconds)
   hold_ttl_seconds?: number;
 }
 

@@ -1,8 +1,9 @@
 import { Body, Controller, HttpCode, Param, Post, Res } from '@nestjs/common';
-import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiBody, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { RequireScope } from '../auth/auth.guard';
 import { CommitDto, DecisionRequestDto } from './decision.dto';
+import { parseDecisionRequest } from './decision.request';
 import { presentDecision, presentSettlement, rateLimitHeaders } from './decision.presenter';
 import { DecisionsService } from './decisions.service';
 
@@ -16,8 +17,9 @@ export class DecisionsController {
   @Post()
   @HttpCode(200)
   @RequireScope('decide')
-  async decide(@Body() body: DecisionRequestDto, @Res({ passthrough: true }) reply: FastifyReply) {
-    const { decision, replayed } = await this.decisions.decide(body);
+  @ApiBody({ type: DecisionRequestDto })
+  async decide(@Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
+    const { decision, replayed } = await this.decisions.decide(parseDecisionRequest(body));
     reply.headers(rateLimitHeaders(decision));
     return presentDecision(decision, replayed);
   }

@@ -5,7 +5,7 @@ import { DecideInput, DecisionEngine, EngineDecision, HoldSettlement } from '../
 import { PolicyCache } from '../catalogue/policy-cache';
 import { Metrics } from '../metrics/metrics';
 import { SettlementMonitor } from '../settlement/settlement-monitor';
-import { DecisionRequestDto } from './decision.dto';
+import { DecisionRequest } from './decision.request';
 
 /** Resolves the policy in memory and asks the engine: one Redis round trip per decision. */
 @Injectable()
@@ -17,16 +17,9 @@ export class DecisionsService {
     private readonly settlement: SettlementMonitor,
   ) {}
 
-  async decide(body: DecisionRequestDto): Promise<{ decision: EngineDecision; replayed: boolean }> {
-    const input: DecideInput = {
-      accountId: body.account_id,
-      feature: body.feature,
-      quantity: body.quantity,
-      idempotencyKey: body.idempotency_key ?? `preview-${randomUUID()}`,
-      allowPartial: body.allow_partial ?? false,
-      mode: body.mode ?? 'consume',
-      holdTtlSeconds: body.hold_ttl_seconds ?? 900,
-    };
+  async decide(request: DecisionRequest): Promise<{ decision: EngineDecision; replayed: boolean }> {
+    // A preview has no side effects, so it needs no key of the caller's.
+    const input: DecideInput = { ...request, idempotencyKey: request.idempotencyKey ?? `preview-${randomUUID()}` };
     let resolution = this.policies.resolve(input.accountId, input.feature);
     if ('missing' in resolution && resolution.missing === 'account' && (await this.policies.ensureAccount(input.accountId))) {
       resolution = this.policies.resolve(input.accountId, input.feature);
