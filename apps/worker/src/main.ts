@@ -4,6 +4,7 @@ import { DecisionEngine } from '../../../libs/engine/src/engine';
 import { createRedis } from '../../../libs/engine/src/redis';
 import { ENGINE_OPTIONS } from '../../../libs/engine/src/options';
 import { openLedger } from '../../../libs/ledger/src/data-source';
+import { registerSearchAttributes } from '../../../libs/temporal/src/search-attributes';
 import { createSpillwayWorker } from './worker';
 
 const ENSURE_SETTLEMENT_EVERY_MS = 30_000;
@@ -14,6 +15,8 @@ async function main(): Promise<void> {
   const ledger = await openLedger(config.databaseUrl, { migrate: true });
   const redis = createRedis(config.redisUrl);
   const engine = new DecisionEngine(redis, { partitions: config.partitions, ...ENGINE_OPTIONS });
+  // Operators search workflows by AccountId and Operation, on whichever Temporal this is.
+  await registerSearchAttributes(config.temporal.address, config.temporal.namespace);
   const spillway = await createSpillwayWorker(config, { ledger, redis, engine });
   const running = spillway.worker.run(); // resolves after shutdown, which the SDK triggers on SIGINT/SIGTERM
   const ensure = () =>
