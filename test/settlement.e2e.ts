@@ -63,6 +63,24 @@ describe('settlement: every decision settled exactly once into the ledger', () =
     for (const row of rows) expect(BigInt(row.moved)).toBe(-BigInt(row.charged));
   });
 
+  it('books a new event appended twice in one batch once (I1)', async () => {
+    const account = await newAccount();
+    const lot = await stack.grant(account, 10n);
+    const decisionId = `dec_p0_${randomUUID().replace(/-/g, '')}`;
+    const event = JSON.stringify({
+      decision_id: decisionId, account, feature: 'codex.task', key: `twice-${decisionId}`, quantity: 1, at: Date.now(), charged: '2500000',
+      sources: [{ layer: 'purchased', units: 1, lot_id: lot, micros: '2500000' }],
+    });
+    const stream = streamKey(stack.engine.partitionOf(account));
+    await stack.redis.multi().xadd(stream, '*', 'usage', event).xadd(stream, '*', 'usage', event).exec();
+    expect(await eventually(() => settledBalance(account))).toBe('7.500000');
+    const [{ usage, money }] = await stack.ledger.query(
+      `SELECT (SELECT count(*) FROM usage_events WHERE id = $1)::int AS usage, (SELECT count(*) FROM monetization_events WHERE usage_event_id = $1)::int AS money`,
+      [decisionId],
+    );
+    expect([usage, money]).toEqual([1, 1]);
+  });
+
   it('exposes settlement lag in the API and in metrics', async () => {
     const lag = await stack.call('GET', '/v1/settlement');
     expect(lag.status).toBe(200);
@@ -112,6 +130,23 @@ describe('settlement: every decision settled exactly once into the ledger', () =
     expect(await eventually(() => settledBalance(account))).toBe('7.500000');
     const quarantined = await stack.ledger.query('SELECT reason FROM settlement_quarantine WHERE decision_id = $1', [bogus]);
     expect(quarantined).toEqual([{ reason: 'debit of a lot unknown to the ledger' }]);
+  });
+
+  it('quarantines a second decision under an idempotency key the ledger already holds', async () => {
+    const account = await newAccount();
+    await stack.grant(account, 10n);
+    const key = `reused-${randomUUID()}`;
+    const first = await decide({ account_id: account, feature: 'codex.task', quantity: 1, idempotency_key: key });
+    expect(await eventually(() => settledBalance(account))).toBe('10.000000');
+    // Redis forgot the key (its retention passed) and decided again under it.
+    await stack.redis.del(`sw:{p${stack.engine.partitionOf(account)}}:a:${account}:i:${key}`);
+    const second = await decide({ account_id: account, feature: 'codex.task', quantity: 1, idempotency_key: key });
+    expect(second.body.decision_id).not.toBe(first.body.decision_id);
+    await eventually(async () => ((await ledgerOf(account)).unsettled_decisions === 0 ? true : undefined));
+    const [{ count }] = await stack.ledger.query('SELECT count(*)::int AS count FROM usage_events WHERE account_id = $1', [account]);
+    expect(count).toBe(1);
+    const quarantined = await stack.ledger.query('SELECT reason FROM settlement_quarantine WHERE decision_id = $1', [second.body.decision_id]);
+    expect(quarantined).toEqual([{ reason: 'idempotency key reused for another decision' }]);
   });
 
   it('releases an uncommitted hold when its durable timer fires', async () => {

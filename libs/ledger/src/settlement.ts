@@ -63,7 +63,9 @@ export async function writeSettlementBatch(
   await m.query(`INSERT INTO settlement_cursors (partition, last_stream_id) VALUES ($1, '0-0') ON CONFLICT DO NOTHING`, [partition]);
   const [cursor]: { last_stream_id: string }[] = await m.query('SELECT last_stream_id FROM settlement_cursors WHERE partition = $1 FOR UPDATE', [partition]);
   if (cursor.last_stream_id !== fromStreamId) throw new Error(`partition ${partition}: cursor moved to ${cursor.last_stream_id} by another attempt`);
-  const bookable = await quarantineUnbookable(m, partition, events);
+  // The same event twice in one batch (a replayed append) is booked once.
+  const distinct = [...new Map(events.map((e) => [e.decisionId, e])).values()];
+  const bookable = await quarantineUnbookable(m, partition, distinct);
   let inserted: { id: string }[] = [];
   if (bookable.length > 0) {
     inserted = await m.query(
@@ -88,6 +90,7 @@ export async function writeSettlementBatch(
   }
   const fresh = new Set(inserted.map((r) => r.id));
   const settled = bookable.filter((e) => fresh.has(e.decisionId));
+  await quarantineReusedKeys(m, partition, bookable.filter((e) => !fresh.has(e.decisionId)));
   if (settled.length > 0) {
     const monetized: { id: string; usage_event_id: string }[] = await m.query(
       `INSERT INTO monetization_events (usage_event_id, account_id, credits_micros, written_off_units, written_off_micros)
@@ -141,6 +144,30 @@ export async function readCursor(m: EntityManager, partition: number): Promise<s
   return rows[0]?.last_stream_id ?? '0-0';
 }
 
+const asJson = (value: unknown) => JSON.stringify(value, (_key, v) => (typeof v === 'bigint' ? v.toString() : v));
+
+async function quarantine(m: EntityManager, partition: number, events: UsageEvent[], reason: string): Promise<void> {
+  if (events.length === 0) return;
+  await m.query(
+    `INSERT INTO settlement_quarantine (decision_id, partition, stream_id, payload, reason)
+     SELECT id, $2, stream_id, payload, $5 FROM unnest($1::text[], $3::text[], $4::jsonb[]) AS t(id, stream_id, payload)
+     ON CONFLICT DO NOTHING`,
+    [events.map((e) => e.decisionId), partition, events.map((e) => e.streamId), events.map(asJson), reason],
+  );
+}
+
+/**
+ * Events not inserted are replays of settled decisions (same id: nothing to do), or a second
+ * decision under a key the ledger already holds — the key was reused after Redis forgot it (its
+ * retention passed). The second one is kept aside and reported, never booked twice.
+ */
+async function quarantineReusedKeys(m: EntityManager, partition: number, skipped: UsageEvent[]): Promise<void> {
+  if (skipped.length === 0) return;
+  const known: { id: string }[] = await m.query('SELECT id FROM usage_events WHERE id = ANY($1::text[])', [skipped.map((e) => e.decisionId)]);
+  const replays = new Set(known.map((r) => r.id));
+  await quarantine(m, partition, skipped.filter((e) => !replays.has(e.decisionId)), 'idempotency key reused for another decision');
+}
+
 /**
  * A debit of a lot the ledger does not know would break conservation (I3). Such events go to the
  * quarantine table (reported by reconciliation) instead of blocking the whole partition.
@@ -152,12 +179,7 @@ async function quarantineUnbookable(m: EntityManager, partition: number, events:
   const knownIds = new Set(known.map((r) => r.id));
   const unbookable = events.filter((e) => e.sources.some((s) => s.lot_id && !knownIds.has(s.lot_id)));
   if (unbookable.length === 0) return events;
-  await m.query(
-    `INSERT INTO settlement_quarantine (decision_id, partition, stream_id, payload, reason)
-     SELECT id, $2, stream_id, payload, 'debit of a lot unknown to the ledger'
-     FROM unnest($1::text[], $3::text[], $4::jsonb[]) AS t(id, stream_id, payload) ON CONFLICT DO NOTHING`,
-    [unbookable.map((e) => e.decisionId), partition, unbookable.map((e) => e.streamId), unbookable.map((e) => JSON.stringify(e, (_key, value) => (typeof value === 'bigint' ? value.toString() : value)))],
-  );
+  await quarantine(m, partition, unbookable, 'debit of a lot unknown to the ledger');
   const skip = new Set(unbookable);
   return events.filter((e) => !skip.has(e));
 }
