@@ -2,7 +2,7 @@ import { proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow'
 import type { Activities } from '../../libs/activities/src';
 import { approvalFor, stateQuery } from './approval';
 
-const { creditAdjustment, debitAdjustment } = proxyActivities<Activities>({
+const { grantLot, debitAdjustment } = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
 });
@@ -19,9 +19,10 @@ export async function adjustmentWorkflow(request: { accountId: string; micros: s
     return { status: 'rejected', micros: request.micros, approver: approval.approver };
   }
   const key = workflowInfo().workflowId;
+  // A credit is an adjustment lot (ledger first, then Redis); a debit takes from the lots.
   const booked =
     micros > 0n
-      ? await creditAdjustment({ key, accountId: request.accountId, micros: magnitude.toString() })
+      ? await grantLot({ accountId: request.accountId, kind: 'adjustment', micros: magnitude.toString(), expiresAt: null, causeType: 'adjustment', causeId: key })
       : await debitAdjustment({ key, accountId: request.accountId, micros: magnitude.toString() });
   state = 'applied';
   return { status: 'applied', micros: request.micros, ...booked, approver: approval.approver };

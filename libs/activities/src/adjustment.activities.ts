@@ -1,16 +1,12 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { DataSource } from 'typeorm';
 import { DecisionEngine } from '../../engine/src/engine';
-import { recordDebitAdjustment, recordLot } from '../../ledger/src/lots';
+import { LotRow, recordDebitAdjustment, recordLot } from '../../ledger/src/lots';
+import { applyLotToRedis } from './grant.activities';
 import { RefundBoundExceeded, recordRefund, refundable } from '../../ledger/src/refunds';
 
-/** Refunds and signed adjustments: each bounded, each booked once per key. */
+/** Refunds and negative adjustments (a positive one is a grant): each bounded, each booked once per key. */
 export function adjustmentActivities(deps: { ledger: DataSource; engine: DecisionEngine }) {
-  const credit = async (accountId: string, lotId: string) => {
-    const [lot] = await deps.ledger.query('SELECT * FROM credit_lots WHERE id = $1', [lotId]);
-    await deps.engine.grant({ accountId, lotId, kind: lot.kind, micros: BigInt(lot.amount_micros), expiresAt: lot.expires_at, createdAt: lot.created_at });
-  };
-
   return {
     /** How much this refund will be: all that is refundable, or the amount asked if within it. */
     async quoteRefund(input: { accountId: string; decisionId: string | null; micros: string | null }): Promise<string> {
@@ -27,11 +23,11 @@ export function adjustmentActivities(deps: { ledger: DataSource; engine: Decisio
     /** The refund and its credit lot in one transaction (bound re-checked under a lock), then Redis. */
     async bookRefund(input: { key: string; accountId: string; decisionId: string | null; micros: string; reason: string; approver: string | null }) {
       const micros = BigInt(input.micros);
-      let lotId: string;
+      let lot: LotRow;
       try {
-        lotId = await deps.ledger.transaction(async (m) => {
+        lot = await deps.ledger.transaction(async (m) => {
           await recordRefund(m, { ...input, micros });
-          const lot = await recordLot(m, {
+          return recordLot(m, {
             accountId: input.accountId,
             partition: deps.engine.partitionOf(input.accountId),
             kind: 'purchased',
@@ -40,37 +36,20 @@ export function adjustmentActivities(deps: { ledger: DataSource; engine: Decisio
             causeType: 'refund',
             causeId: input.key,
           });
-          return lot.id;
         });
       } catch (error) {
         if (error instanceof RefundBoundExceeded) throw ApplicationFailure.nonRetryable(error.message, 'RefundBoundExceeded');
         throw error;
       }
-      await credit(input.accountId, lotId);
-      return { lotId };
-    },
-
-    async creditAdjustment(input: { key: string; accountId: string; micros: string }) {
-      const lot = await deps.ledger.transaction((m) =>
-        recordLot(m, {
-          accountId: input.accountId,
-          partition: deps.engine.partitionOf(input.accountId),
-          kind: 'adjustment',
-          micros: BigInt(input.micros),
-          expiresAt: null,
-          causeType: 'adjustment',
-          causeId: input.key,
-        }),
-      );
-      await credit(input.accountId, lot.id);
-      return { lotId: lot.id, debited: '0' };
+      await applyLotToRedis(deps.engine, lot);
+      return { lotId: lot.id };
     },
 
     /** Redis first (it knows what is spendable now), then the ledger books exactly that. */
     async debitAdjustment(input: { key: string; accountId: string; micros: string }) {
       const taken = await deps.engine.debit(input.accountId, input.key, BigInt(input.micros));
       await deps.ledger.transaction((m) => recordDebitAdjustment(m, input.accountId, input.key, taken));
-      return { lotId: null, debited: taken.reduce((sum, t) => sum + t.micros, 0n).toString() };
+      return { debited: taken.reduce((sum, t) => sum + t.micros, 0n).toString() };
     },
   };
 }

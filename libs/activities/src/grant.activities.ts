@@ -1,7 +1,7 @@
 import { DataSource } from 'typeorm';
 import { DecisionEngine } from '../../engine/src/engine';
 import { LotKind } from '../../engine/src/policy';
-import { LotCause, recordLot } from '../../ledger/src/lots';
+import { LotCause, LotRow, recordLot } from '../../ledger/src/lots';
 
 export interface GrantInput {
   accountId: string;
@@ -10,6 +10,18 @@ export interface GrantInput {
   expiresAt: string | null;
   causeType: LotCause;
   causeId: string;
+}
+
+/** Puts a lot the ledger holds into Redis, once per lot (a retry applies nothing more). */
+export function applyLotToRedis(engine: DecisionEngine, lot: LotRow): Promise<boolean> {
+  return engine.grant({
+    accountId: lot.account_id,
+    lotId: lot.id,
+    kind: lot.kind,
+    micros: BigInt(lot.amount_micros),
+    expiresAt: lot.expires_at,
+    createdAt: lot.created_at,
+  });
 }
 
 /** Grants reach Redis exactly once: the ledger first (once per cause), then Redis (once per lot). */
@@ -27,15 +39,7 @@ export function grantActivities(deps: { ledger: DataSource; engine: DecisionEngi
           causeId: input.causeId,
         }),
       );
-      const appliedNow = await deps.engine.grant({
-        accountId: lot.account_id,
-        lotId: lot.id,
-        kind: lot.kind,
-        micros: BigInt(lot.amount_micros),
-        expiresAt: lot.expires_at,
-        createdAt: lot.created_at,
-      });
-      return { lotId: lot.id, appliedNow };
+      return { lotId: lot.id, appliedNow: await applyLotToRedis(deps.engine, lot) };
     },
   };
 }
