@@ -15,4 +15,7 @@ export const TEST_ENV = {
   SPILLWAY_BOOTSTRAP_ADMIN_KEY: 'sw_test_admin_key',
   SPILLWAY_PARTITIONS: '4',
   LOG_LEVEL: 'warn',
+  /** Test receivers listen on plain http on loopback; test/access.e2e.ts checks the defaults refuse them. */
+  SPILLWAY_WEBHOOK_ALLOW_HTTP: 'true',
+  SPILLWAY_WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8',
 };

@@ -39,6 +39,8 @@ export interface StackOptions {
   databaseUrl?: string;
   temporalAddress?: string;
   temporalNamespace?: string;
+  /** Settings that differ from the test environment's (e.g. the outbound policy). */
+  overrides?: Partial<SpillwayConfig>;
 }
 
 /** The configuration a test stack (and a worker process it spawns) runs with. */
@@ -52,6 +54,7 @@ export function stackConfig(options: StackOptions = {}): SpillwayConfig {
     redisUrl: options.redisUrl ?? base.redisUrl,
     databaseUrl: options.databaseUrl ?? base.databaseUrl,
     temporal: { ...base.temporal, address: options.temporalAddress ?? base.temporal.address, namespace: options.temporalNamespace ?? base.temporal.namespace },
+    ...options.overrides,
   };
 }
 

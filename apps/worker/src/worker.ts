@@ -62,7 +62,10 @@ export async function createSpillwayWorker(
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     workflowsPath: require.resolve('../../../workflows/src'),
-    activities: createActivities({ ...deps, temporal, taskQueue: config.temporal.taskQueue, blockingRedis, payments: new LocalPaymentProvider() }),
+    activities: createActivities({ ...deps, temporal, taskQueue: config.temporal.taskQueue, blockingRedis,
+      payments: new LocalPaymentProvider(),
+      outbound: { allowHttp: config.webhookAllowHttp, allowedCidrs: config.webhookAllowedCidrs },
+    }),
     maxConcurrentActivityTaskExecutions: Math.max(20, config.partitions * 2 + 10),
   });
 

@@ -20,6 +20,16 @@ export interface SpillwayConfig {
   readonly policyPollMs: number;
   /** Refunds and adjustments above this many micro-credits wait for an approval signal. */
   readonly approvalThresholdMicros: bigint;
+  // --- access (tenants, keys, outbound safety) ---
+  /** How often a process polls for revoked or changed API keys (ms, ≤ 1000: revocation reaches every process within it). */
+  readonly keyPollMs: number;
+  /** Webhook URLs may be plain http (otherwise https only). Off by default. */
+  readonly webhookAllowHttp: boolean;
+  /**
+   * CIDR ranges webhooks may reach although they are loopback, private, link-local or otherwise
+   * non-public (tests, private deployments). Empty by default: only public unicast addresses.
+   */
+  readonly webhookAllowedCidrs: readonly string[];
 }
 
 const MAX_PARTITIONS = 1024;
@@ -50,5 +60,8 @@ export function loadConfig(): SpillwayConfig {
     logLevel: process.env.LOG_LEVEL || 'info',
     policyPollMs: integer('SPILLWAY_POLICY_POLL_MS', 250, 10, 1000),
     approvalThresholdMicros: BigInt(integer('SPILLWAY_APPROVAL_THRESHOLD_CREDITS', 100, 0, 1_000_000_000)) * 1_000_000n,
+    keyPollMs: integer('SPILLWAY_KEY_POLL_MS', 250, 10, 1000),
+    webhookAllowHttp: process.env.SPILLWAY_WEBHOOK_ALLOW_HTTP === 'true',
+    webhookAllowedCidrs: (process.env.SPILLWAY_WEBHOOK_ALLOWED_CIDRS ?? '').split(',').map((c) => c.trim()).filter(Boolean),
   };
 }

@@ -198,10 +198,13 @@ export class DecisionEngine {
     return this.settle(hold, 'committed', quantity, windows.keys, [policy.plan.overage, policy.plan.freeTierUnitsPerMonth, policy.plan.windows.length, ...windows.args]);
   }
 
-  /** Releases a hold: every unit goes back where it came from. Needs no policy (hold expiry uses it). */
-  async release(decisionId: string): Promise<SettleResult> {
+  /**
+   * Releases a hold: every unit goes back where it came from. Needs no policy (hold expiry uses it).
+   * `inScope` (the caller's tenant check) answers false for a hold the caller may not see: not_found.
+   */
+  async release(decisionId: string, inScope?: (accountId: string, feature: string) => boolean): Promise<SettleResult> {
     const hold = await this.readHold(decisionId);
-    if (!hold) return { kind: 'not_found' };
+    if (!hold || (inScope && !inScope(hold.accountId, hold.feature))) return { kind: 'not_found' };
     return this.settle(hold, 'released', 0, hold.windowKeys, ['deny', 0, 0]);
   }
 

@@ -1,4 +1,4 @@
-import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put, Req } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put, Query, Req } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { Client, WorkflowNotFoundError } from '@temporalio/client';
 import { conflict, invalidField, notFound, unprocessable } from '../../../../libs/contracts/src/errors';
@@ -11,6 +11,9 @@ import { SpillwayConfig } from '../../../../libs/config/src/config';
 import { refundable } from '../../../../libs/ledger/src/refunds';
 import { DataSource } from 'typeorm';
 import { formatCredits } from '../../../../libs/contracts/src/money';
+import { webhookUrlProblem } from '../../../../libs/activities/src/outbound';
+import { AccessScope } from '../auth/access-scope';
+import { DEFAULT_TENANT, TENANT_PATTERN } from '../auth/api-key';
 import { AuthenticatedRequest, RequireScope } from '../auth/auth.guard';
 import { PolicyCache } from '../catalogue/policy-cache';
 import { CONFIG, LEDGER, TEMPORAL } from '../infra/tokens';
@@ -28,6 +31,7 @@ export class FinanceController {
     @Inject(TEMPORAL) private readonly temporal: Client,
     @Inject(LEDGER) private readonly ledger: DataSource,
     @Inject(CONFIG) private readonly config: SpillwayConfig,
+    private readonly scope: AccessScope,
   ) {}
 
   private async positiveCredits(accountId: string, credits: string): Promise<bigint> {
@@ -50,11 +54,13 @@ export class FinanceController {
   @HttpCode(202)
   @RequireScope('finance')
   async purchase(@Body() body: PurchaseDto, @Req() request: AuthenticatedRequest) {
+    const { tenant } = await this.scope.account(request.principal, body.account_id);
     const micros = await this.positiveCredits(body.account_id, body.credits);
+    const workflowId = workflowIds.purchase({ tenant, accountId: body.account_id }, body.idempotency_key);
     return this.start({
       workflowType: 'purchaseWorkflow',
-      workflowId: workflowIds.purchase(body.idempotency_key),
-      args: [{ accountId: body.account_id, micros: micros.toString(), key: body.idempotency_key }],
+      workflowId,
+      args: [{ accountId: body.account_id, micros: micros.toString(), key: workflowId }],
       accountId: body.account_id,
       operation: 'purchase',
       memo: { actor: request.principal?.keyId, reason: 'purchase' },
@@ -66,13 +72,15 @@ export class FinanceController {
   @HttpCode(202)
   @RequireScope('finance')
   async grant(@Body() body: GrantDto, @Req() request: AuthenticatedRequest) {
+    const { tenant } = await this.scope.account(request.principal, body.account_id);
     const micros = await this.positiveCredits(body.account_id, body.credits);
+    const workflowId = workflowIds.grant(body.kind, { tenant, accountId: body.account_id }, body.idempotency_key);
     const expiresAt = body.expires_at ? new Date(body.expires_at) : null;
     if (expiresAt && expiresAt.getTime() <= Date.now()) throw unprocessable('expires_at is in the past', [{ field: 'expires_at', issue: 'must be in the future' }]);
     return this.start({
       workflowType: 'grantWorkflow',
-      workflowId: workflowIds.grant(body.kind, body.idempotency_key),
-      args: [{ accountId: body.account_id, kind: body.kind, micros: micros.toString(), expiresAt: expiresAt?.toISOString() ?? null, key: `${body.kind}-${body.idempotency_key}` }],
+      workflowId,
+      args: [{ accountId: body.account_id, kind: body.kind, micros: micros.toString(), expiresAt: expiresAt?.toISOString() ?? null, key: workflowId }],
       accountId: body.account_id,
       operation: `grant_${body.kind}`,
       memo: { actor: request.principal?.keyId, reason: body.reason },
@@ -85,6 +93,8 @@ export class FinanceController {
   @HttpCode(202)
   @RequireScope('finance')
   async cancel(@Param('workflowId') workflowId: string, @Body() body: CancelGrantDto, @Req() request: AuthenticatedRequest) {
+    const { description } = await this.scope.workflow(request.principal, workflowId);
+    if (description.type !== 'grantWorkflow') throw notFound(`running grant ${workflowId}`);
     try {
       await this.temporal.workflow.getHandle(workflowId).signal('cancel', { actor: request.principal?.keyId ?? 'unknown', reason: body.reason });
     } catch (error) {
@@ -99,7 +109,7 @@ export class FinanceController {
   @HttpCode(202)
   @RequireScope('finance')
   async refund(@Body() body: RefundDto, @Req() request: AuthenticatedRequest) {
-    if (!(await this.policies.ensureAccount(body.account_id))) throw notFound(`account ${body.account_id}`);
+    const { tenant } = await this.scope.account(request.principal, body.account_id);
     const asked = body.credits === undefined ? null : parseCredits(body.credits);
     if (asked === undefined || asked === 0n) throw invalidField('credits', 'must be a positive decimal with up to 6 places');
     const left = await refundable(this.ledger.manager, body.account_id, body.decision_id ?? null);
@@ -108,7 +118,7 @@ export class FinanceController {
     }
     return this.start({
       workflowType: 'refundWorkflow',
-      workflowId: workflowIds.refund(body.idempotency_key),
+      workflowId: workflowIds.refund({ tenant, accountId: body.account_id }, body.idempotency_key),
       args: [{ accountId: body.account_id, decisionId: body.decision_id ?? null, micros: asked?.toString() ?? null, reason: body.reason, approvalThresholdMicros: this.config.approvalThresholdMicros.toString() }],
       accountId: body.account_id,
       operation: 'refund',
@@ -123,10 +133,10 @@ export class FinanceController {
   async adjust(@Body() body: AdjustmentDto, @Req() request: AuthenticatedRequest) {
     const micros = parseCredits(body.credits, { signed: true });
     if (micros === undefined || micros === 0n) throw invalidField('credits', 'must be a non-zero signed decimal with up to 6 places');
-    if (!(await this.policies.ensureAccount(body.account_id))) throw notFound(`account ${body.account_id}`);
+    const { tenant } = await this.scope.account(request.principal, body.account_id);
     return this.start({
       workflowType: 'adjustmentWorkflow',
-      workflowId: workflowIds.adjustment(body.idempotency_key),
+      workflowId: workflowIds.adjustment({ tenant, accountId: body.account_id }, body.idempotency_key),
       args: [{ accountId: body.account_id, micros: micros.toString(), reason: body.reason, approvalThresholdMicros: this.config.approvalThresholdMicros.toString() }],
       accountId: body.account_id,
       operation: 'adjustment',
@@ -139,8 +149,8 @@ export class FinanceController {
   @Post('approvals/:workflowId')
   @HttpCode(202)
   @RequireScope('finance')
-  async approve(@Param('workflowId') workflowId: string, @Body() body: ApprovalDto) {
-    const handle = this.temporal.workflow.getHandle(workflowId);
+  async approve(@Param('workflowId') workflowId: string, @Body() body: ApprovalDto, @Req() request: AuthenticatedRequest) {
+    const { handle } = await this.scope.workflow(request.principal, workflowId);
     try {
       const state = await handle.query<string>('state');
       if (state !== 'awaiting_approval') throw conflict(`workflow ${workflowId} is not awaiting approval (state: ${state})`);
@@ -158,6 +168,7 @@ export class FinanceController {
   @RequireScope('finance')
   async entitle(@Param('contractId') contractId: string, @Body() body: EntitlementDto, @Req() request: AuthenticatedRequest) {
     if (!KEY_PATTERN.test(contractId)) throw invalidField('contract_id', 'must be lowercase [a-z0-9._-], up to 100 characters');
+    const { tenant } = await this.scope.account(request.principal, body.account_id);
     const micros = await this.positiveCredits(body.account_id, body.credits_per_period);
     if (Date.parse(body.ends_at) <= Date.parse(body.starts_at)) throw invalidField('ends_at', 'must be after starts_at');
     const terms = {
@@ -168,7 +179,7 @@ export class FinanceController {
       endsAt: new Date(body.ends_at).toISOString(),
       rolloverPercent: body.rollover_percent,
     };
-    const workflowId = workflowIds.entitlement(contractId);
+    const workflowId = workflowIds.entitlement(tenant, contractId);
     const handle = await this.temporal.workflow.signalWithStart('entitlementWorkflow', {
       workflowId,
       taskQueue: this.config.temporal.taskQueue,
@@ -188,10 +199,14 @@ export class FinanceController {
   @Delete('entitlements/:contractId')
   @HttpCode(202)
   @RequireScope('finance')
-  async cancelContract(@Param('contractId') contractId: string) {
-    const workflowId = workflowIds.entitlement(contractId);
+  async cancelContract(@Param('contractId') contractId: string, @Req() request: AuthenticatedRequest, @Query('tenant') tenantQuery?: string) {
+    // A tenant's key cancels its own tenant's contract; an admin key names the tenant (default: the default tenant).
+    const tenant = request.principal?.tenant ?? tenantQuery ?? DEFAULT_TENANT;
+    if (!TENANT_PATTERN.test(tenant)) throw invalidField('tenant', 'must be a tenant name');
+    const workflowId = workflowIds.entitlement(tenant, contractId);
+    const { handle } = await this.scope.workflow(request.principal, workflowId);
     try {
-      await this.temporal.workflow.getHandle(workflowId).signal('cancel');
+      await handle.signal('cancel');
     } catch (error) {
       if (error instanceof WorkflowNotFoundError) throw notFound(`running contract ${contractId}`);
       throw error;
@@ -202,9 +217,11 @@ export class FinanceController {
   /** Low-balance threshold, its webhook (signed with the secret) and optional auto-recharge. */
   @Put('accounts/:id/alerts')
   @RequireScope('finance')
-  async alerts(@Param('id') accountId: string, @Body() body: AlertsDto) {
-    if (!(await this.policies.ensureAccount(accountId))) throw notFound(`account ${accountId}`);
+  async alerts(@Param('id') accountId: string, @Body() body: AlertsDto, @Req() request: AuthenticatedRequest) {
+    await this.scope.account(request.principal, accountId);
     if (!!body.webhook_url !== !!body.webhook_secret) throw invalidField('webhook_secret', 'webhook_url and webhook_secret go together');
+    const urlProblem = body.webhook_url === undefined ? undefined : webhookUrlProblem(body.webhook_url, { allowHttp: this.config.webhookAllowHttp, allowedCidrs: this.config.webhookAllowedCidrs });
+    if (urlProblem) throw invalidField('webhook_url', urlProblem);
     const low = parseCredits(body.low_balance_credits)!;
     const recharge = body.auto_recharge_credits === undefined ? null : parseCredits(body.auto_recharge_credits)!;
     if (recharge === 0n) throw invalidField('auto_recharge_credits', 'must be positive');
@@ -219,7 +236,8 @@ export class FinanceController {
 
   @Get('accounts/:id/notifications')
   @RequireScope('read')
-  async notifications(@Param('id') accountId: string) {
+  async notifications(@Param('id') accountId: string, @Req() request: AuthenticatedRequest) {
+    await this.scope.account(request.principal, accountId);
     const rows = await this.ledger.query(
       `SELECT id, kind, payload, status, attempts, last_error, created_at, delivered_at FROM notifications WHERE account_id = $1 ORDER BY created_at DESC LIMIT 100`,
       [accountId],
