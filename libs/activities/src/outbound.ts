@@ -49,7 +49,7 @@ export function addressRefusal(address: string, policy: OutboundPolicy): string 
   const range = parsed.range();
   if (range === 'unicast') return undefined;
   if (allowList(policy).some(([net, bits]) => net.kind() === parsed.kind() && parsed.match(net, bits))) return undefined;
-  return `${parsed.toString()} is a ${range} address`;
+  return `${parsed.toString()}, a ${range} address`;
 }
 
 /** `[::1]` → `::1`: URL hostnames keep IPv6 brackets. */
@@ -73,7 +73,7 @@ export function webhookUrlProblem(url: string, policy: OutboundPolicy): string |
   if (!host) return 'must name a host';
   if (ipaddr.isValid(host)) {
     const refusal = addressRefusal(host, policy);
-    if (refusal) return `may not target ${refusal}`;
+    if (refusal) return `must not target ${refusal}`;
   }
   return undefined;
 }

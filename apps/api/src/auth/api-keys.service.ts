@@ -65,21 +65,22 @@ export type AuthFailure = 'invalid' | 'expired';
  *
  * Revocation reaches every API process within `keyPollMs` (≤ 1 s): every change of a key takes the
  * next value of `api_key_revision_seq`, and each process polls for revisions newer than the last it
- * saw, evicting those keys from its cache. A lookup that raced with a poll is answered but not
- * cached, so a revoked key can never be re-cached from a read that predates its revocation.
+ * saw, evicting those keys from its cache. A lookup that read a key older than a change polled
+ * meanwhile is answered but not cached, so a revoked key is never re-cached from a stale read.
  */
 @Injectable()
 export class ApiKeysService implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger('api-keys');
   private readonly bootstrapHash: string | undefined;
-  private readonly known = new LRUCache<string, Principal>({ max: KNOWN_LIMIT, ttl: KNOWN_TTL_MS });
+  /** hash → principal and the revision of the row it was read from. */
+  private readonly known = new LRUCache<string, { principal: Principal; revision: bigint }>({ max: KNOWN_LIMIT, ttl: KNOWN_TTL_MS });
   private readonly unknown = new LRUCache<string, true>({ max: UNKNOWN_LIMIT, ttl: UNKNOWN_TTL_MS });
   private readonly pending = new Map<string, Promise<Principal | null>>();
   /** keyId → last use (epoch ms) since the last flush; bounded by the number of keys in the table. */
   private lastUsed = new Map<string, number>();
   private revision = '0';
-  /** Bumped whenever a poll evicts keys; a lookup that spans a bump is not cached. */
-  private generation = 0;
+  /** keyId → the newest revision polled for it: a lookup that read an older row must not be cached. */
+  private readonly changed = new LRUCache<string, bigint>({ max: KNOWN_LIMIT });
   private pollTimer?: NodeJS.Timeout;
   private flushTimer?: NodeJS.Timeout;
   private polling?: Promise<void>;
@@ -111,7 +112,7 @@ export class ApiKeysService implements OnModuleInit, OnModuleDestroy {
   async authenticate(secret: string): Promise<Principal | null> {
     const hash = hashApiKey(secret);
     if (this.bootstrapHash && sameHash(hash, this.bootstrapHash)) return BOOTSTRAP;
-    const principal = this.known.get(hash) ?? (this.unknown.has(hash) ? null : await this.lookup(hash));
+    const principal = this.known.get(hash)?.principal ?? (this.unknown.has(hash) ? null : await this.lookup(hash));
     if (!principal) return this.fail('invalid');
     if (principal.expiresAt !== null && principal.expiresAt <= Date.now()) return this.fail('expired');
     this.lastUsed.set(principal.keyId, Date.now());
@@ -135,20 +136,21 @@ export class ApiKeysService implements OnModuleInit, OnModuleDestroy {
     if (this.pending.size >= MAX_PENDING_LOOKUPS) {
       throw new SpillwayError(503, 'dependency_unavailable', 'too many API keys are being verified at once; retry later', [], 1);
     }
-    const generation = this.generation;
     const read = (async () => {
-      const rows: KeyRow[] = await this.ledger.query(
-        'SELECT id, name, tenant, scopes, features, expires_at FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL',
+      const rows: (KeyRow & { revision: string })[] = await this.ledger.query(
+        'SELECT id, name, tenant, scopes, features, expires_at, revision::text AS revision FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL',
         [hash],
       );
       const row = rows[0];
-      const principal: Principal | null = row
-        ? { keyId: row.id, name: row.name, tenant: row.tenant, scopes: row.scopes, features: row.features, expiresAt: row.expires_at?.getTime() ?? null }
-        : null;
-      if (generation === this.generation) {
-        if (principal) this.known.set(hash, principal);
-        else this.unknown.set(hash, true);
+      // Secrets are random: one unknown now is never created later, so a negative entry cannot go stale.
+      if (!row) {
+        this.unknown.set(hash, true);
+        return null;
       }
+      const principal: Principal = { keyId: row.id, name: row.name, tenant: row.tenant, scopes: row.scopes, features: row.features, expiresAt: row.expires_at?.getTime() ?? null };
+      // A change polled while this read was in flight (a revocation) wins: answer, but do not cache.
+      const revision = BigInt(row.revision);
+      if ((this.changed.get(row.id) ?? 0n) <= revision) this.known.set(hash, { principal, revision });
       return principal;
     })().finally(() => this.pending.delete(hash));
     this.pending.set(hash, read);
@@ -163,16 +165,19 @@ export class ApiKeysService implements OnModuleInit, OnModuleDestroy {
         [this.revision, POLL_BATCH],
       );
       if (rows.length === 0) return;
-      this.evict(new Set(rows.map((r) => r.id)));
+      for (const r of rows) this.changed.set(r.id, BigInt(r.revision));
+      this.evict();
       this.revision = rows[rows.length - 1].revision;
     })().finally(() => (this.polling = undefined));
     return this.polling;
   }
 
-  private evict(keyIds: ReadonlySet<string>): void {
-    this.generation++;
+  /** Drops cached keys read before their latest polled change (a key just created stays). */
+  private evict(): void {
     const stale: string[] = [];
-    for (const [hash, principal] of this.known.entries()) if (keyIds.has(principal.keyId)) stale.push(hash);
+    for (const [hash, { principal, revision }] of this.known.entries()) {
+      if ((this.changed.get(principal.keyId) ?? 0n) > revision) stale.push(hash);
+    }
     for (const hash of stale) this.known.delete(hash);
   }
 
@@ -226,14 +231,18 @@ export class ApiKeysService implements OnModuleInit, OnModuleDestroy {
    * Returns false when no such key exists; revoking a revoked key is a no-op.
    */
   async revoke(id: string): Promise<boolean> {
-    const rows: { id: string }[] = await this.ledger.query(
-      `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()),
-         revision = CASE WHEN revoked_at IS NULL THEN nextval('api_key_revision_seq') ELSE revision END
-       WHERE id = $1 RETURNING id`,
+    // TypeORM answers a bare UPDATE with [rows, count]; the CTE makes it a plain row list.
+    const rows: { revision: string }[] = await this.ledger.query(
+      `WITH revoked AS (
+         UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()),
+           revision = CASE WHEN revoked_at IS NULL THEN nextval('api_key_revision_seq') ELSE revision END
+         WHERE id = $1 RETURNING revision::text AS revision)
+       SELECT revision FROM revoked`,
       [id],
     );
     if (rows.length === 0) return false;
-    this.evict(new Set([id]));
+    this.changed.set(id, BigInt(rows[0].revision));
+    this.evict();
     return true;
   }
 }

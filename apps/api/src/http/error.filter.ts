@@ -47,7 +47,9 @@ export function renderError(exception: unknown): { status: number; body: ErrorBo
     const status = exception.getStatus();
     const response = exception.getResponse() as { message?: unknown };
     const message = typeof response === 'string' ? response : String(response?.message ?? exception.message);
-    return { status, body: { error: { code: CODES[status] ?? 'error', message, details: [] } } };
+    // Nest raises these itself only for a body it could not parse; Spillway's own code throws SpillwayError.
+    const details = status === 400 ? [{ field: 'body', issue: message }] : [];
+    return { status, body: { error: { code: CODES[status] ?? 'error', message, details } } };
   }
   const fastify = exception as { statusCode?: number; code?: string; message?: string };
   if (typeof fastify?.statusCode === 'number' && fastify.statusCode >= 400 && fastify.statusCode < 500) {
