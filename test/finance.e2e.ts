@@ -42,7 +42,7 @@ describe('finance workflows: purchases and grants (ledger first, then Redis, exa
     const other = await stack.call('POST', '/v1/purchases', { account_id: account, credits: '30', idempotency_key: key }, finance);
     expect(other.status).toBe(409);
     const done = await completed(first.body.workflow_id);
-    expect(done.result.paymentId).toBe(`local_${key}`);
+    expect(done.result.paymentId).toBe(`local_${first.body.workflow_id}`);
     expect(await balance(account)).toBe('25.500000');
     const ledger = (await stack.call('GET', `/v1/accounts/${account}/ledger`)).body;
     expect(ledger.balance).toBe('25.500000');
