@@ -145,5 +145,14 @@ export function reconciliationActivities(deps: ReconciliationDeps) {
       );
       return { discrepancies: discrepancies.length, repaired: repaired.length };
     },
+
+    /** Marks a run that gave up: its report says `failed` and why. */
+    async failReconciliation(input: { reportId: string; reason: string }): Promise<void> {
+      await deps.ledger.query(
+        `INSERT INTO reconciliation_reports (id, status, finished_at, failure) VALUES ($1, 'failed', now(), $2)
+         ON CONFLICT (id) DO UPDATE SET status = 'failed', finished_at = now(), failure = EXCLUDED.failure`,
+        [input.reportId, input.reason.replace(/\u0000/g, '').slice(0, 2000)],
+      );
+    },
   };
 }

@@ -18,8 +18,10 @@ export interface SpillwayConfig {
   readonly logLevel: string;
   /** How often a process polls the catalogue version; bounds how stale a policy can be. */
   readonly policyPollMs: number;
-  /** Refunds and adjustments above this many micro-credits wait for an approval signal. */
+  /** Refunds, adjustments and grants above this many micro-credits wait for a four-eyes approval. */
   readonly approvalThresholdMicros: bigint;
+  /** How long a change above the threshold waits for its approval (s); then it ends `expired`. */
+  readonly approvalDeadlineSeconds: number;
 }
 
 const MAX_PARTITIONS = 1024;
@@ -50,5 +52,6 @@ export function loadConfig(): SpillwayConfig {
     logLevel: process.env.LOG_LEVEL || 'info',
     policyPollMs: integer('SPILLWAY_POLICY_POLL_MS', 250, 10, 1000),
     approvalThresholdMicros: BigInt(integer('SPILLWAY_APPROVAL_THRESHOLD_CREDITS', 100, 0, 1_000_000_000)) * 1_000_000n,
+    approvalDeadlineSeconds: integer('SPILLWAY_APPROVAL_DEADLINE_SECONDS', 7 * 24 * 3600, 1, 90 * 24 * 3600),
   };
 }
