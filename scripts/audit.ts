@@ -85,9 +85,11 @@ async function main(): Promise<void> {
   await client.connect();
   let failures = 0;
   const lines: string[] = [];
+  const failed: string[] = [];
   for (const rule of RULES) {
     const { rows } = await client.query(`SELECT subject FROM (${rule.sql}) r LIMIT 20`);
     failures += rows.length;
+    if (rows.length > 0) failed.push(rule.name);
     lines.push(`${rows.length === 0 ? 'ok  ' : 'FAIL'} ${rule.name}${rows.length ? `: ${rows.map((r) => r.subject).join(', ')}` : ''}`);
   }
   const { rows: balances } = await client.query(
@@ -96,7 +98,7 @@ async function main(): Promise<void> {
   );
   await client.end();
   if (process.argv.includes('--json')) {
-    process.stdout.write(`${JSON.stringify({ failures, balances: Object.fromEntries(balances.map((b) => [b.account_id, b.micros ?? '0'])) })}\n`);
+    process.stdout.write(`${JSON.stringify({ failures, failed, balances: Object.fromEntries(balances.map((b) => [b.account_id, b.micros ?? '0'])) })}\n`);
   } else {
     process.stdout.write(`${lines.join('\n')}\n${balances.length} accounts audited, ${failures} mismatches\n`);
   }
