@@ -197,6 +197,21 @@ describe('finance invariants: refunds, approvals and bounds', () => {
     expect(tooValuable.status).toBe(422);
     expect(tooValuable.body.error.details[0].field).toBe('credits_per_period');
     expect(await balance(account)).toBe('0.000000');
+
+    // A running contract is amended (no catch-up: it never replays past periods), never moved to another account.
+    const contract = `c-${randomUUID().slice(0, 8)}`;
+    const hourly = terms({ period_seconds: 3600, starts_at: new Date(now).toISOString(), ends_at: new Date(now + 7200_000).toISOString() });
+    const created = await stack.call('PUT', `/v1/entitlements/${contract}`, hourly, finance);
+    expect(created.status).toBe(202);
+    await eventually(async () => ((await balance(account)) === '10.000000' ? true : undefined));
+    const other = await newAccount();
+    expect((await stack.call('PUT', `/v1/entitlements/${contract}`, { ...hourly, account_id: other }, finance)).status).toBe(409);
+    const amended = await stack.call('PUT', `/v1/entitlements/${contract}`, { ...hourly, credits_per_period: '20' }, finance);
+    expect(amended.status).toBe(202);
+    expect((await stack.call('DELETE', `/v1/entitlements/${contract}`, undefined, finance)).status).toBe(202);
+    expect((await closed(created.body.workflow_id)).result).toEqual({ status: 'cancelled', periods: 1 });
+    expect(await balance(account)).toBe('0.000000');
+    expect(await balance(other)).toBe('0.000000');
   });
 
   it('keeps workflow ids apart and refuses cancels and approvals of workflows that have none (404/409)', async () => {

@@ -23,8 +23,11 @@ export interface EntitlementShape {
   endsAtMs: number;
 }
 
-/** Checks a contract against ENTITLEMENT_LIMITS at `nowMs`; returns the violations (empty when fine). */
-export function entitlementViolations(c: EntitlementShape, nowMs: number): ErrorDetail[] {
+/**
+ * Checks a contract against ENTITLEMENT_LIMITS at `nowMs`; returns the violations (empty when
+ * fine). `catchUp: false` for an amendment of a running contract, which never replays past periods.
+ */
+export function entitlementViolations(c: EntitlementShape, nowMs: number, options: { catchUp: boolean } = { catchUp: true }): ErrorDetail[] {
   const out: ErrorDetail[] = [];
   const { minPeriodSeconds, maxPeriodSeconds, maxCatchUpPeriods, maxPeriods } = ENTITLEMENT_LIMITS;
   if (!Number.isInteger(c.periodSeconds) || c.periodSeconds < minPeriodSeconds || c.periodSeconds > maxPeriodSeconds) {
@@ -33,7 +36,7 @@ export function entitlementViolations(c: EntitlementShape, nowMs: number): Error
   const periodMs = c.periodSeconds * 1000;
   const periods = Math.ceil((c.endsAtMs - c.startsAtMs) / periodMs);
   if (periods > maxPeriods) out.push({ field: 'period_seconds', issue: `the contract has ${periods} periods; at most ${maxPeriods}` });
-  const ended = nowMs > c.startsAtMs ? Math.floor((Math.min(nowMs, c.endsAtMs) - c.startsAtMs) / periodMs) : 0;
+  const ended = options.catchUp && nowMs > c.startsAtMs ? Math.floor((Math.min(nowMs, c.endsAtMs) - c.startsAtMs) / periodMs) : 0;
   if (ended > maxCatchUpPeriods) {
     out.push({ field: 'starts_at', issue: `${ended} periods are already over; at most ${maxCatchUpPeriods} are caught up` });
   }

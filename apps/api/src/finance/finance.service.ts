@@ -238,7 +238,11 @@ export class FinanceService {
     const startsAtMs = Date.parse(body.starts_at);
     const endsAtMs = Date.parse(body.ends_at);
     if (endsAtMs <= startsAtMs) throw invalidField('ends_at', 'must be after starts_at');
-    const violations = entitlementViolations({ creditsPerPeriodMicros: micros, periodSeconds: body.period_seconds, startsAtMs, endsAtMs }, Date.now());
+    const workflowId = workflowIds.entitlement(contractId);
+    const running = await this.runningContractAccount(workflowId);
+    if (running !== null && running !== body.account_id) throw conflict(`contract ${contractId} belongs to another account`);
+    const shape = { creditsPerPeriodMicros: micros, periodSeconds: body.period_seconds, startsAtMs, endsAtMs };
+    const violations = entitlementViolations(shape, Date.now(), { catchUp: running === null });
     if (violations.length > 0) throw unprocessable(violations.map((v) => `${v.field}: ${v.issue}`).join('; '), violations);
     await this.roomForCredit(body.account_id, micros, 'credits_per_period');
     const terms = {
@@ -249,7 +253,6 @@ export class FinanceService {
       endsAt: new Date(endsAtMs).toISOString(),
       rolloverPercent: body.rollover_percent,
     };
-    const workflowId = workflowIds.entitlement(contractId);
     const handle = await this.temporal.workflow.signalWithStart(entitlementWorkflow, {
       workflowId,
       taskQueue: this.config.temporal.taskQueue,
@@ -263,6 +266,17 @@ export class FinanceService {
       memo: { actor: principal?.keyId, reason: `contract ${contractId}` },
     });
     return { workflow_id: workflowId, run_id: handle.signaledRunId, status_url: status(workflowId) };
+  }
+
+  /** The account of a running contract, or null when none runs under this id. */
+  private async runningContractAccount(workflowId: string): Promise<string | null> {
+    try {
+      const d = await this.temporal.workflow.getHandle(workflowId).describe();
+      return d.status.name === 'RUNNING' ? (d.typedSearchAttributes.get(ACCOUNT_ID) ?? null) : null;
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) return null;
+      throw error;
+    }
   }
 
   async cancelContract(contractId: string) {

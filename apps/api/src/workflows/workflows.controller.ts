@@ -31,6 +31,12 @@ async function failureOf(handle: WorkflowHandle): Promise<{ type: string | null;
   }
 }
 
+/** How a finance workflow ended, from its result: `status` (refund, adjustment, contract) or `ended` (grant). */
+function closedState(result: unknown): string | undefined {
+  const r = result as { status?: unknown; ended?: unknown } | null;
+  return typeof r?.status === 'string' ? r.status : typeof r?.ended === 'string' ? r.ended : undefined;
+}
+
 @ApiTags('workflows')
 @ApiBearerAuth()
 @Controller('v1')
@@ -80,7 +86,7 @@ export class WorkflowsController {
       const failure = status === 'failed' ? await failureOf(handle) : null;
       // Finance workflows say where they stand (e.g. awaiting_approval) while running, and how they ended.
       const state =
-        status === 'running' ? await handle.query(stateQuery).catch(() => null) : status === 'failed' ? 'failed' : typeof result?.status === 'string' ? result.status : null;
+        status === 'running' ? await handle.query(stateQuery).catch(() => null) : status === 'failed' ? 'failed' : (closedState(result) ?? null);
       return {
         workflow_id: workflowId,
         run_id: description.runId,
