@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { DecisionEngine } from '../libs/engine/src/engine';
+import { streamKey } from '../libs/engine/src/keys';
 import { LotKind } from '../libs/engine/src/policy';
 import { TestStack, startStack } from './harness';
 
@@ -234,7 +235,7 @@ describe('decisions over HTTP (real Redis and PostgreSQL)', () => {
     expect(view.body.balance).toBe('97.500000');
     expect(view.body.features['codex.task'].windows[0].remaining).toBe(0);
     const partition = engine.partitionOf(account);
-    const events = await stack.redis.xrange(`sw:{p${partition}}:events`, '-', '+');
+    const events = await stack.redis.xrange(streamKey(partition), '-', '+');
     expect(events.filter(([, fields]) => fields[1].includes(responses[0].body.decision_id))).toHaveLength(1);
   });
 

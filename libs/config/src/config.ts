@@ -20,6 +20,11 @@ export interface SpillwayConfig {
   readonly policyPollMs: number;
   /** Refunds and adjustments above this many micro-credits wait for an approval signal. */
   readonly approvalThresholdMicros: bigint;
+  /**
+   * How long a decision's idempotency key replays the same answer (s), 60 s – 7 days; default
+   * 24 h, the retention product APIs document for their own idempotency keys.
+   */
+  readonly idempotencyRetentionSeconds: number;
 }
 
 const MAX_PARTITIONS = 1024;
@@ -50,5 +55,6 @@ export function loadConfig(): SpillwayConfig {
     logLevel: process.env.LOG_LEVEL || 'info',
     policyPollMs: integer('SPILLWAY_POLICY_POLL_MS', 250, 10, 1000),
     approvalThresholdMicros: BigInt(integer('SPILLWAY_APPROVAL_THRESHOLD_CREDITS', 100, 0, 1_000_000_000)) * 1_000_000n,
+    idempotencyRetentionSeconds: integer('SPILLWAY_IDEMPOTENCY_TTL_SECONDS', 86_400, 60, 7 * 86_400),
   };
 }
