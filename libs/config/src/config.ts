@@ -22,6 +22,11 @@ export interface SpillwayConfig {
   readonly approvalThresholdMicros: bigint;
   /** How long a change above the threshold waits for its approval (s); then it ends `expired`. */
   readonly approvalDeadlineSeconds: number;
+  /**
+   * How long a decision's idempotency key replays the same answer (s), 60 s – 7 days; default
+   * 24 h, the retention product APIs document for their own idempotency keys.
+   */
+  readonly idempotencyRetentionSeconds: number;
 }
 
 const MAX_PARTITIONS = 1024;
@@ -53,5 +58,6 @@ export function loadConfig(): SpillwayConfig {
     policyPollMs: integer('SPILLWAY_POLICY_POLL_MS', 250, 10, 1000),
     approvalThresholdMicros: BigInt(integer('SPILLWAY_APPROVAL_THRESHOLD_CREDITS', 100, 0, 1_000_000_000)) * 1_000_000n,
     approvalDeadlineSeconds: integer('SPILLWAY_APPROVAL_DEADLINE_SECONDS', 7 * 24 * 3600, 1, 90 * 24 * 3600),
+    idempotencyRetentionSeconds: integer('SPILLWAY_IDEMPOTENCY_TTL_SECONDS', 86_400, 60, 7 * 86_400),
   };
 }
