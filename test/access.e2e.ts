@@ -95,14 +95,14 @@ describe('access: tenants, key lifecycle, audit, outbound safety, edge input', (
       const alerts = { webhook_url: 'https://hooks.example.com/a', webhook_secret: 'whsec_0123456789abcdef', low_balance_credits: '1' };
       expect((await call('PUT', `/v1/accounts/${acctA}/alerts`, alerts, alpha.key)).status).toBe(200);
 
-      const before: { account: any; ledger: any; alerts: unknown } = {
+      // 100 granted − 2 held + 5 purchased + 1 promo (once its workflow has applied it).
+      await eventually(async () => ((await call('GET', `/v1/accounts/${acctA}`, undefined, alpha.key)).body.balance === '104.000000' ? true : undefined));
+      const before = {
         account: (await call('GET', `/v1/accounts/${acctA}`, undefined, alpha.key)).body,
         ledger: (await call('GET', `/v1/accounts/${acctA}/ledger`, undefined, alpha.key)).body,
         alerts: await stack.ledger.query('SELECT webhook_url, low_balance_micros FROM account_alerts WHERE account_id = $1', [acctA]),
       };
-      // 100 granted − 2 held + 5 purchased + 1 promo (once its workflow has applied it).
-      await eventually(async () => ((await call('GET', `/v1/accounts/${acctA}`, undefined, alpha.key)).body.balance === '104.000000' ? true : undefined));
-      before.account = (await call('GET', `/v1/accounts/${acctA}`, undefined, alpha.key)).body;
+
 
       const holdId = hold.body.decision_id;
       const attempts: [string, string, unknown?][] = [
@@ -389,8 +389,10 @@ describe('access: tenants, key lifecycle, audit, outbound safety, edge input', (
       const started = await call('POST', '/v1/purchases', { account_id: long, credits: '1', idempotency_key: key }, alpha.key);
       expect(started.status).toBe(202);
       expect((await call('GET', started.body.status_url, undefined, alpha.key)).status).toBe(200);
+      expect(started.body.workflow_id).toMatch(/^purchase-h\.[A-Za-z0-9_-]{43}$/);
       const done = await workflowStatus(started.body.workflow_id, alpha.key);
       expect(done.status).toBe('completed');
+      expect((await call('GET', `/v1/accounts/${encodeURIComponent(long)}`, undefined, alpha.key)).body.balance).toBe('1.000000');
     });
 
     it('answers 413, 414 and 431 in the error envelope', async () => {

@@ -46,7 +46,7 @@ describe('finance workflows: purchases and grants (ledger first, then Redis, exa
     expect(await balance(account)).toBe('25.500000');
     const ledger = (await stack.call('GET', `/v1/accounts/${account}/ledger`)).body;
     expect(ledger.balance).toBe('25.500000');
-    expect(ledger.items).toEqual([expect.objectContaining({ kind: 'purchase', credits: '25.500000', cause: { type: 'purchase', id: key } })]);
+    expect(ledger.items).toEqual([expect.objectContaining({ kind: 'purchase', credits: '25.500000', cause: { type: 'purchase', id: first.body.workflow_id } })]);
     const listed = await eventually(async () => {
       for await (const w of stack.temporal.workflow.list({ query: `AccountId = "${account}" AND Operation = "purchase"` })) return w;
       return undefined;

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+
 /**
  * Names shared by the API (which starts workflows), the worker (which runs them) and operators
  * (who search for them in the Temporal UI). Workflow ids are idempotency keys.
@@ -17,21 +19,39 @@ export interface KeyScope {
 const part = (text: string): string => `${text.length}.${text}`;
 
 /**
- * Workflow ids, deterministic from the request (they are the idempotency keys). User text is
- * always length-prefixed; each kind has its own prefix, so e.g. a grant of kind adjustment and an
- * adjustment under the same key never share an id. Longest: ~30 + 64 + 128 + 200 characters,
- * well inside Temporal's 1,000.
+ * Longest readable workflow id. Ids become lot and ledger cause ids (`lot_<cause>_<id>`, at most
+ * 256 characters), so longer ones are replaced by a hash.
+ */
+export const MAX_READABLE_WORKFLOW_ID = 200;
+
+/**
+ * `<kind>-<part>-<part>…` while it fits MAX_READABLE_WORKFLOW_ID, else `<kind>-h.<SHA-256 of the
+ * parts, base64url>`: readable forms start with a digit after the kind, hashed ones with `h`, so
+ * the two never meet; kinds contain no `-`, so kinds never meet either. Deterministic (ids are
+ * idempotency keys).
+ */
+function scopedId(kind: string, texts: string[]): string {
+  const parts = texts.map(part).join('-');
+  const readable = `${kind}-${parts}`;
+  return readable.length <= MAX_READABLE_WORKFLOW_ID ? readable : `${kind}-h.${createHash('sha256').update(parts, 'utf8').digest('base64url')}`;
+}
+
+/**
+ * Workflow ids, deterministic from the request (they are the idempotency keys). Finance ids are
+ * scoped by tenant and account (two tenants may both use `order-1`), user text is always
+ * length-prefixed, and each kind has its own prefix, so e.g. a grant of kind adjustment and an
+ * adjustment under the same key never share an id.
  */
 export const workflowIds = {
   smoke: (key: string) => `smoke-${key}`,
   settlement: (partition: number) => `settlement-${partition}`,
   holdExpiry: (decisionId: string) => `hold-${decisionId}`,
-  grant: (kind: 'promo' | 'adjustment', scope: KeyScope, key: string) => `grant_${kind}-${part(scope.tenant)}-${part(scope.accountId)}-${part(key)}`,
-  purchase: (scope: KeyScope, key: string) => `purchase-${part(scope.tenant)}-${part(scope.accountId)}-${part(key)}`,
+  grant: (kind: 'promo' | 'adjustment', scope: KeyScope, key: string) => scopedId(`grant_${kind}`, [scope.tenant, scope.accountId, key]),
+  purchase: (scope: KeyScope, key: string) => scopedId('purchase', [scope.tenant, scope.accountId, key]),
   /** At most one automatic recharge per account and hour (`hour`: UTC `YYYYMMDDHH`). */
-  autoRecharge: (accountId: string, hour: string) => `auto_recharge-${part(accountId)}-${hour}`,
-  refund: (scope: KeyScope, key: string) => `refund-${part(scope.tenant)}-${part(scope.accountId)}-${part(key)}`,
-  adjustment: (scope: KeyScope, key: string) => `adjustment-${part(scope.tenant)}-${part(scope.accountId)}-${part(key)}`,
+  autoRecharge: (accountId: string, hour: string) => scopedId('auto_recharge', [accountId, hour]),
+  refund: (scope: KeyScope, key: string) => scopedId('refund', [scope.tenant, scope.accountId, key]),
+  adjustment: (scope: KeyScope, key: string) => scopedId('adjustment', [scope.tenant, scope.accountId, key]),
   /** Contracts are named per tenant (the cancel request names no account). */
-  entitlement: (tenant: string, contractId: string) => `entitlement-${part(tenant)}-${part(contractId)}`,
+  entitlement: (tenant: string, contractId: string) => scopedId('entitlement', [tenant, contractId]),
 };
