@@ -10,25 +10,13 @@ import { ApiKeysService } from '../apps/api/src/auth/api-keys.service';
 import { notificationActivities } from '../libs/activities/src/notification.activities';
 import { OutboundPolicy, OutboundRefused, addressRefusal, postWebhook } from '../libs/activities/src/outbound';
 import { workflowIds } from '../libs/contracts/src/temporal';
-import { ADMIN, TestStack, eventually, startStack } from './harness';
+import { ADMIN, TestStack, callApi, eventually, startStack } from './harness';
 
 type Reply = { status: number; body: any; headers: Headers };
 
-/** Calls one API (`url`) with a key and optional extra headers. */
-async function request(url: string, method: string, path: string, body?: unknown, key = ADMIN, headers: Record<string, string> = {}): Promise<Reply> {
-  const all: Record<string, string> = { ...headers };
-  if (key) all.authorization = `Bearer ${key}`;
-  if (body !== undefined) all['content-type'] = 'application/json';
-  const response = await fetch(`${url}${path}`, { method, headers: all, body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body) });
-  const text = await response.text();
-  let parsed: unknown = text;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    /* not JSON */
-  }
-  return { status: response.status, body: parsed, headers: response.headers };
-}
+/** Calls one API (`url`) with a key and optional extra headers; a string body is sent as is. */
+const request = (url: string, method: string, path: string, body?: unknown, key = ADMIN, headers: Record<string, string> = {}): Promise<Reply> =>
+  callApi(url, method, path, { body, raw: typeof body === 'string', key, headers });
 
 const STRICT: OutboundPolicy = { allowHttp: false, allowedCidrs: [] };
 const HTTP_ONLY: OutboundPolicy = { allowHttp: true, allowedCidrs: [] };

@@ -68,10 +68,15 @@ export class DecisionsService {
     const result =
       action === 'released'
         ? await this.engine.release(decisionId, inScope)
-        : await this.engine.commit(decisionId, quantity, (accountId, feature) => {
-            const resolution = this.policies.resolve(accountId, feature);
-            return 'policy' in resolution && inScope(accountId, feature) ? resolution.policy : undefined;
-          });
+        : await this.engine.commit(
+            decisionId,
+            quantity,
+            (accountId, feature) => {
+              const resolution = this.policies.resolve(accountId, feature);
+              return 'policy' in resolution ? resolution.policy : undefined;
+            },
+            inScope,
+          );
     switch (result.kind) {
       case 'settled':
         return result;
