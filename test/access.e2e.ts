@@ -244,14 +244,17 @@ describe('access: tenants, key lifecycle, audit, outbound safety, edge input', (
       expect(started.headers.get('x-request-id')).toBe(requestId);
       await call('PUT', `/v1/accounts/${acctA}/alerts`, { webhook_url: 'https://hooks.example.com/b', webhook_secret: 'whsec_secret_never_logged', low_balance_credits: '1' }, alpha.key);
 
-      const page = await call('GET', '/v1/audit-log?limit=50');
+      const page = await call('GET', `/v1/audit-log?limit=50&key_id=${alpha.id}`);
       expect(page.status).toBe(200);
+      expect(page.body.items.every((i: { key_id: string }) => i.key_id === alpha.id)).toBe(true);
       const entry = page.body.items.find((i: { request_id: string }) => i.request_id === requestId);
+      if (!entry) throw new Error(`no audit row for ${requestId}: ${JSON.stringify(page.body.items.slice(0, 3))}`);
       expect(entry).toMatchObject({ key_id: alpha.id, tenant: 'alpha', action: 'finance.purchase', method: 'POST', path: '/v1/purchases', status: 202 });
       expect(entry.target.workflow_id).toBe(started.body.workflow_id);
       expect(Date.parse(entry.at)).toBeGreaterThan(Date.now() - 60_000);
       expect(JSON.stringify(page.body)).not.toContain('whsec_secret_never_logged');
-      expect(page.body.items.some((i: { action: string }) => i.action === 'apikeys.create')).toBe(true);
+      const admin = await call('GET', '/v1/audit-log?limit=500&key_id=bootstrap');
+      expect(admin.body.items.some((i: { action: string }) => i.action === 'apikeys.create')).toBe(true);
 
       const first = await call('GET', '/v1/audit-log?limit=1');
       const next = await call('GET', `/v1/audit-log?limit=1&cursor=${first.body.next_cursor}`);
@@ -381,6 +384,12 @@ describe('access: tenants, key lifecycle, audit, outbound safety, edge input', (
       const done = await workflowStatus(started.body.workflow_id, alpha.key);
       expect(done.status).toBe('completed');
       expect((await call('GET', `/v1/accounts/${encodeURIComponent(long)}`, undefined, alpha.key)).body.balance).toBe('1.000000');
+      // A readable id of ~200 characters (account 128 + key 40) is reachable on the approval route too.
+      const readable = await call('POST', '/v1/purchases', { account_id: long, credits: '1', idempotency_key: 'k'.repeat(40) }, alpha.key);
+      expect(readable.body.workflow_id.length).toBeGreaterThan(190);
+      expect(readable.body.workflow_id).toMatch(/^purchase-5\.alpha-128\./);
+      const approval = await call('POST', `/v1/approvals/${encodeURIComponent(readable.body.workflow_id)}`, { approve: true }, alpha.key);
+      expect([approval.status, approval.body.error.code]).toEqual([409, 'conflict']);
     });
 
     it('answers 413, 414 and 431 in the error envelope', async () => {
