@@ -6,7 +6,8 @@ export const SEARCH_ATTRIBUTES = { AccountId: 'Keyword', Operation: 'Keyword' } 
 
 export const workflowIds = {
   smoke: (key: string) => `smoke-${key}`,
-  settlement: (partition: number) => `settlement-${partition}`,
+  /** One per settling consumer (each settles a set of partitions). */
+  settlement: (consumer: number) => `settlement-${consumer}`,
   holdExpiry: (decisionId: string) => `hold-${decisionId}`,
   grant: (kind: 'promo' | 'adjustment', key: string) => `${kind}-${key}`,
   purchase: (key: string) => `purchase-${key}`,
