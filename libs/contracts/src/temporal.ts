@@ -44,7 +44,8 @@ function scopedId(kind: string, texts: string[]): string {
  */
 export const workflowIds = {
   smoke: (key: string) => `smoke-${key}`,
-  settlement: (partition: number) => `settlement-${partition}`,
+  /** One per settling consumer (each settles a set of partitions). */
+  settlement: (consumer: number) => `settlement-${consumer}`,
   holdExpiry: (decisionId: string) => `hold-${decisionId}`,
   grant: (kind: 'promo' | 'adjustment', scope: KeyScope, key: string) => scopedId(`grant_${kind}`, [scope.tenant, scope.accountId, key]),
   purchase: (scope: KeyScope, key: string) => scopedId('purchase', [scope.tenant, scope.accountId, key]),
