@@ -1,6 +1,8 @@
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { ApplicationFailure } from '@temporalio/common';
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { promisify } from 'node:util';
 import { createServer, Server } from 'node:http';
 import { AddressInfo, connect } from 'node:net';
 import { DataSource } from 'typeorm';
@@ -188,6 +190,12 @@ describe('access: tenants, key lifecycle, audit, outbound safety, edge input', (
       expect(Date.parse(view.last_used_at)).toBeGreaterThan(Date.now() - 60_000);
       expect(JSON.stringify(listed.body)).not.toContain(key.key);
       expect((await call('GET', '/v1/api-keys', undefined, alpha.key)).status).toBe(403);
+      // The same through the CLI (built into dist/ like the finance CLI test).
+      const { stdout } = await promisify(execFile)(process.execPath, ['dist/scripts/cli.js', 'keys', '--tenant', 'alpha'], {
+        env: { ...process.env, SPILLWAY_API_URL: stack.url, SPILLWAY_API_KEY: ADMIN },
+      });
+      expect(JSON.parse(stdout).items.map((k: { id: string }) => k.id)).toContain(key.id);
+      expect(stdout).not.toContain(key.key);
     });
 
     it('revokes a key on every API process within one second', async () => {
