@@ -235,6 +235,10 @@ describe('finance invariants: refunds, approvals and bounds', () => {
       expect([id, approval.status, approval.body.error.code]).toEqual([id, 409, 'conflict']);
     }
     expect((await stack.call('POST', `/v1/approvals/refund-${randomUUID()}`, { approve: true }, approver)).status).toBe(404);
+    expect((await stack.call('POST', `/v1/approvals/${encodeURIComponent('refund-\u0000x')}`, { approve: true }, approver)).status).toBe(404);
+    expect((await stack.call('POST', `/v1/grants/${encodeURIComponent('promo-\u0000x')}/cancel`, { reason: 'x' }, finance)).status).toBe(404);
+    const nulNote = await stack.call('POST', `/v1/approvals/${grant.body.workflow_id}`, { approve: true, note: 'a\u0000b' }, approver);
+    expect([nulNote.status, nulNote.body.error.details[0]?.field ?? nulNote.body.error.message]).toEqual([400, expect.stringContaining('note')]);
     expect((await stack.call('GET', '/v1/workflows/settlement-0', undefined, finance)).body.status).toBe('running');
   });
 

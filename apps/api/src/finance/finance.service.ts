@@ -33,6 +33,9 @@ const LIMIT_TEXT = `${formatCredits(MAX_MICROS)} credits (MAX_MICROS = ${MAX_MIC
 /** 422 naming the one amount limit of money.ts. */
 const beyondLimit = (field: string) => unprocessable(`${field} exceeds the limit of ${LIMIT_TEXT}`, [{ field, issue: `must not exceed ${LIMIT_TEXT}` }]);
 
+/** Workflow ids Spillway creates are printable and short; anything else names no workflow (404, never a Temporal error). */
+const PLAUSIBLE_WORKFLOW_ID = /^[^\u0000-\u001f\u007f]{1,1000}$/;
+
 const status = (workflowId: string) => `/v1/workflows/${encodeURIComponent(workflowId)}`;
 
 /**
@@ -137,6 +140,7 @@ export class FinanceService {
 
   /** Cancels a running promo grant: only a promo grant workflow, else 404. */
   async cancelGrant(workflowId: string, reason: string, principal: Principal | undefined) {
+    if (!PLAUSIBLE_WORKFLOW_ID.test(workflowId)) throw notFound(`running promo grant ${workflowId}`);
     const handle = this.temporal.workflow.getHandle(workflowId);
     try {
       const d = await handle.describe();
@@ -211,6 +215,7 @@ export class FinanceService {
    * already, closed); 403 for the requester's own key.
    */
   async approve(workflowId: string, body: ApprovalDto, principal: Principal | undefined) {
+    if (!PLAUSIBLE_WORKFLOW_ID.test(workflowId)) throw notFound('workflow');
     const approver = await this.actor(principal);
     const handle = this.temporal.workflow.getHandle(workflowId);
     try {
