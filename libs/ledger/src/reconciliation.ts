@@ -69,10 +69,11 @@ const CHECKS: { kind: string; invariant: Discrepancy['invariant']; sql: string; 
     // A write-off exists only on a commit above its hold: the units sourced plus those written
     // off make exactly the committed quantity (a plain decision never writes anything off).
     sql: `SELECT m.id::text AS subject, m.account_id, m.written_off_units::text AS written_off, u.quantity::text AS quantity, s.units::text AS units
-          FROM monetization_events m JOIN usage_events u ON u.id = m.usage_event_id
+          FROM (SELECT * FROM monetization_events WHERE written_off_units > 0 OR written_off_micros > 0) m
+          JOIN usage_events u ON u.id = m.usage_event_id
           CROSS JOIN LATERAL (SELECT coalesce(sum((x->>'units')::bigint), 0) AS units
             FROM jsonb_array_elements(CASE WHEN jsonb_typeof(u.sources) = 'array' THEN u.sources ELSE '[]'::jsonb END) x) s
-          WHERE (m.written_off_micros > 0 AND m.written_off_units = 0) OR (m.written_off_units > 0 AND s.units + m.written_off_units <> u.quantity)`,
+          WHERE m.written_off_units = 0 OR s.units + m.written_off_units <> u.quantity`,
     detail: (r) => `${r.written_off} units written off on ${r.quantity} committed with ${r.units} sourced`,
   },
   {

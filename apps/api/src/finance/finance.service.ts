@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, Workflow } from '@temporalio/common';
 import { DataSource } from 'typeorm';
 import { SpillwayConfig } from '../../../../libs/config/src/config';
 import { entitlementViolations } from '../../../../libs/contracts/src/entitlements';
@@ -8,6 +8,7 @@ import { SpillwayError, conflict, invalidField, notFound, unprocessable } from '
 import { MAX_MICROS, formatCredits, parseCredits } from '../../../../libs/contracts/src/money';
 import { workflowIds } from '../../../../libs/contracts/src/temporal';
 import { KEY_PATTERN } from '../../../../libs/engine/src/plan-definition';
+import { heldMicros } from '../../../../libs/ledger/src/lots';
 import { refundRoom } from '../../../../libs/ledger/src/refunds';
 import { IdempotencyConflict, StartRequest } from '../../../../libs/temporal/src/start';
 import { adjustmentWorkflow } from '../../../../workflows/src/adjustment.workflow';
@@ -17,7 +18,6 @@ import { cancelGrantSignal, grantWorkflow } from '../../../../workflows/src/gran
 import { purchaseWorkflow } from '../../../../workflows/src/purchase.workflow';
 import { refundWorkflow } from '../../../../workflows/src/refund.workflow';
 import { ACCOUNT_ID, OPERATION } from '../../../../workflows/src/search-attributes';
-import { Workflow } from '@temporalio/common';
 import { Principal } from '../auth/api-key';
 import { PolicyCache } from '../catalogue/policy-cache';
 import { CONFIG, LEDGER, TEMPORAL } from '../infra/tokens';
@@ -74,8 +74,7 @@ export class FinanceService {
 
   /** Refuses a credit that would take the account's lots past MAX_MICROS (re-checked when booked). */
   private async roomForCredit(accountId: string, micros: bigint, field: string): Promise<void> {
-    const [{ total }]: { total: string | null }[] = await this.ledger.query('SELECT sum(remaining_micros)::text AS total FROM credit_lots WHERE account_id = $1', [accountId]);
-    if (BigInt(total ?? '0') + micros > MAX_MICROS) {
+    if ((await heldMicros(this.ledger.manager, accountId)) + micros > MAX_MICROS) {
       throw unprocessable(`the account's balance would exceed ${LIMIT_TEXT}`, [{ field, issue: `balance plus ${field} must not exceed ${LIMIT_TEXT}` }]);
     }
   }
