@@ -258,6 +258,7 @@ describe('finance invariants: refunds, approvals and bounds', () => {
     expect((await stack.call('POST', `/v1/approvals/${grant.body.workflow_id}`, { approve: true }, approver)).status).toBe(409);
     const done = await closed(grant.body.workflow_id);
     expect(done.result).toMatchObject({ ended: 'open', approval: 'approved', approver: { keyId: approverId, name: 'cfo' } });
+    expect(done.memo).toMatchObject({ approval: 'approved', approver: { key_id: approverId, name: 'cfo' }, actor_name: 'self-approver' });
     expect(await balance(account)).toBe('1000000.000000');
 
     await decide(account, 200);

@@ -1,4 +1,4 @@
-import { ApplicationFailure, condition, defineQuery, defineUpdate, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, condition, defineQuery, defineUpdate, proxyActivities, setHandler, upsertMemo, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../../libs/activities/src';
 import { FINANCE_ACTIVITY } from './retry';
 
@@ -80,7 +80,8 @@ export async function approvalFor(amountMicros: bigint, terms: ApprovalTerms, se
 
 /**
  * The gate of a financial change: waits for the approval (see approvalFor), then records how it
- * ended in the ledger (`approvals`, keyed by the workflow id) before any money moves.
+ * ended in the workflow memo and in the ledger (`approvals`, keyed by the workflow id) before any
+ * money moves.
  */
 export async function approvedChange(
   change: { operation: 'refund' | 'adjustment' | 'grant'; accountId: string; micros: bigint },
@@ -88,6 +89,8 @@ export async function approvedChange(
   setState: (state: string) => void,
 ): Promise<ApprovalOutcome> {
   const outcome = await approvalFor(change.micros, terms, setState);
+  // Operators see who decided in the Temporal UI too.
+  upsertMemo({ approval: outcome.status, approver: outcome.approver ? { key_id: outcome.approver.keyId, name: outcome.approver.name } : null });
   await recordApproval({
     workflowId: workflowInfo().workflowId,
     accountId: change.accountId,
