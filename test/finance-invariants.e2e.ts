@@ -284,6 +284,26 @@ describe('finance invariants: refunds, approvals and bounds', () => {
     expect(await balance(account)).toBe('999950.000000');
   });
 
+  it('four eyes on contracts: a large per-period grant waits for approval, and an amendment never exceeds what was approved', async () => {
+    const account = await newAccount();
+    const contract = `c-${randomUUID().slice(0, 8)}`;
+    const now = Date.now();
+    const terms = { account_id: account, credits_per_period: '150', period_seconds: 3600, starts_at: new Date(now).toISOString(), ends_at: new Date(now + 7200_000).toISOString(), rollover_percent: 0 };
+    const started = await stack.call('PUT', `/v1/entitlements/${contract}`, terms, finance);
+    expect(started.status).toBe(202);
+    await inState(started.body.workflow_id, 'awaiting_approval');
+    expect(await balance(account)).toBe('0.000000');
+    expect((await stack.call('PUT', `/v1/entitlements/${contract}`, { ...terms, credits_per_period: '160' }, finance)).status).toBe(409);
+    expect((await stack.call('POST', `/v1/approvals/${started.body.workflow_id}`, { approve: true }, approver)).status).toBe(202);
+    await eventually(async () => ((await balance(account)) === '150.000000' ? true : undefined));
+    expect((await stack.call('PUT', `/v1/entitlements/${contract}`, { ...terms, credits_per_period: '151' }, finance)).status).toBe(409);
+    expect((await stack.call('PUT', `/v1/entitlements/${contract}`, { ...terms, credits_per_period: '120' }, finance)).status).toBe(202);
+    expect((await stack.call('DELETE', `/v1/entitlements/${contract}`, undefined, finance)).status).toBe(202);
+    expect((await closed(started.body.workflow_id)).result).toEqual({ status: 'cancelled', periods: 1 });
+    const [row] = await stack.ledger.query('SELECT status, approver_key_id, micros::text FROM approvals WHERE workflow_id = $1', [started.body.workflow_id]);
+    expect(row).toEqual({ status: 'approved', approver_key_id: approverId, micros: '150000000' });
+  });
+
   it('ends an approval that is not given in time as expired, visibly, with nothing booked', async () => {
     const previous = process.env.SPILLWAY_APPROVAL_DEADLINE_SECONDS;
     process.env.SPILLWAY_APPROVAL_DEADLINE_SECONDS = '2';

@@ -116,6 +116,8 @@ const CHECKS: { kind: string; invariant: Discrepancy['invariant']; sql: string; 
     sql: `SELECT c.cause_id AS subject, c.account_id, c.micros::text AS micros, coalesce(a.status, 'none') AS status
           FROM (SELECT cause_id, account_id, amount_micros AS micros FROM credit_lots WHERE cause_type IN ('refund', 'adjustment', 'finance_grant')
                 UNION ALL
+                SELECT DISTINCT regexp_replace(cause_id, '-[0-9]+$', ''), account_id, 0 FROM credit_lots WHERE cause_type = 'entitlement'
+                UNION ALL
                 SELECT cause_id, account_id, -sum(delta_micros) FROM balance_updates WHERE cause_type = 'adjustment' AND delta_micros < 0 GROUP BY cause_id, account_id) c
           LEFT JOIN approvals a ON a.workflow_id = c.cause_id AND a.account_id = c.account_id
           WHERE a.status IS NULL OR a.status NOT IN ('auto', 'approved') OR c.micros > a.micros`,

@@ -26,7 +26,7 @@ import { DecisionLookup } from './decision-lookup';
 import { AdjustmentDto, AlertsDto, ApprovalDto, EntitlementDto, GrantDto, PurchaseDto, RefundDto } from './finance.dto';
 
 /** Workflow types that can wait for a four-eyes approval. */
-const APPROVABLE = new Set(['refundWorkflow', 'adjustmentWorkflow', 'grantWorkflow']);
+const APPROVABLE = new Set(['refundWorkflow', 'adjustmentWorkflow', 'grantWorkflow', 'entitlementWorkflow']);
 
 const LIMIT_TEXT = `${formatCredits(MAX_MICROS)} credits (MAX_MICROS = ${MAX_MICROS} micro-credits)`;
 
@@ -249,6 +249,7 @@ export class FinanceService {
     const violations = entitlementViolations(shape, Date.now(), { catchUp: running === null });
     if (violations.length > 0) throw unprocessable(violations.map((v) => `${v.field}: ${v.issue}`).join('; '), violations);
     await this.roomForCredit(body.account_id, micros, 'credits_per_period');
+    if (running !== null) await this.assertWithinApproval(workflowId, micros);
     const terms = {
       accountId: body.account_id,
       creditsPerPeriodMicros: micros.toString(),
@@ -256,6 +257,7 @@ export class FinanceService {
       startsAt: new Date(startsAtMs).toISOString(),
       endsAt: new Date(endsAtMs).toISOString(),
       rolloverPercent: body.rollover_percent,
+      approval: await this.approvalTerms(principal),
     };
     const handle = await this.temporal.workflow.signalWithStart(entitlementWorkflow, {
       workflowId,
@@ -270,6 +272,18 @@ export class FinanceService {
       memo: { actor: principal?.keyId, reason: `contract ${contractId}` },
     });
     return { workflow_id: workflowId, run_id: handle.signaledRunId, status_url: status(workflowId) };
+  }
+
+  /** An amendment may raise the per-period grant only up to what was approved, or the threshold. */
+  private async assertWithinApproval(workflowId: string, micros: bigint): Promise<void> {
+    const [row]: { micros: string }[] = await this.ledger.query(`SELECT micros::text FROM approvals WHERE workflow_id = $1 AND status IN ('auto', 'approved')`, [
+      workflowId,
+    ]);
+    const approved = row ? BigInt(row.micros) : 0n;
+    const ceiling = approved > this.config.approvalThresholdMicros ? approved : this.config.approvalThresholdMicros;
+    if (micros > ceiling) {
+      throw conflict(`credits_per_period above the approved ${formatCredits(ceiling)} credits needs a new contract (and its approval)`);
+    }
   }
 
   /** The account of a running contract, or null when none runs under this id. */
