@@ -1,5 +1,6 @@
+import { ApplicationFailure } from '@temporalio/common';
 import { DataSource } from 'typeorm';
-import { DecisionEngine } from '../../engine/src/engine';
+import { DecisionEngine, LotLimitError } from '../../engine/src/engine';
 import { LotKind } from '../../engine/src/policy';
 import { MAX_MICROS } from '../../contracts/src/money';
 import { BalanceLimitExceeded, LotCause, LotRow, heldMicros, recordLot } from '../../ledger/src/lots';
@@ -14,16 +15,24 @@ export interface GrantInput {
   causeId: string;
 }
 
-/** Puts a lot the ledger holds into Redis, once per lot (a retry applies nothing more). */
-export function applyLotToRedis(engine: DecisionEngine, lot: LotRow): Promise<boolean> {
-  return engine.grant({
-    accountId: lot.account_id,
-    lotId: lot.id,
-    kind: lot.kind,
-    micros: BigInt(lot.amount_micros),
-    expiresAt: lot.expires_at,
-    createdAt: lot.created_at,
-  });
+/**
+ * Puts a lot the ledger holds into Redis, once per lot (a retry applies nothing more). An account
+ * at its lot limit is a failure no retry can fix: non-retryable, the workflow ends visibly.
+ */
+export async function applyLotToRedis(engine: DecisionEngine, lot: LotRow): Promise<boolean> {
+  try {
+    return await engine.grant({
+      accountId: lot.account_id,
+      lotId: lot.id,
+      kind: lot.kind,
+      micros: BigInt(lot.amount_micros),
+      expiresAt: lot.expires_at,
+      createdAt: lot.created_at,
+    });
+  } catch (error) {
+    if (error instanceof LotLimitError) throw ApplicationFailure.nonRetryable(error.message, 'LotLimitExceeded');
+    throw error;
+  }
 }
 
 /** Grants reach Redis exactly once: the ledger first (once per cause), then Redis (once per lot). */

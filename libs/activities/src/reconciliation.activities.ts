@@ -2,7 +2,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import Redis, { ReplyError } from 'ioredis';
 import { DataSource } from 'typeorm';
 import { DecisionEngine } from '../../engine/src/engine';
-import { accountKeys, streamKey, tag } from '../../engine/src/keys';
+import { remainingByLot } from '../../engine/src/engine';
+import { accountKeys, accountOfLotsKey, holdKeyPattern, lotsKeyPattern, streamKey } from '../../engine/src/keys';
 import { LotKind } from '../../engine/src/policy';
 import { Discrepancy, checkLedger, partitionLots } from '../../ledger/src/reconciliation';
 import { readCursor } from '../../ledger/src/settlement';
@@ -46,11 +47,10 @@ async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {
  */
 async function redisView(redis: Redis, partition: number, cursor: string) {
   const lots = new Map<string, { accountId: string; remaining: bigint }>();
-  const lotKeys = await scanKeys(redis, `sw:${tag(partition)}:a:*:lots`);
-  for (const key of lotKeys) {
-    const accountId = key.slice(`sw:${tag(partition)}:a:`.length, -':lots'.length);
-    const fields = await redis.hgetall(key);
-    for (const [lotId, remaining] of Object.entries(fields)) lots.set(lotId, { accountId, remaining: BigInt(remaining) });
+  for (const key of await scanKeys(redis, lotsKeyPattern(partition))) {
+    const accountId = accountOfLotsKey(key, partition);
+    if (accountId === undefined) continue;
+    for (const [lotId, remaining] of remainingByLot(await redis.hgetall(key))) lots.set(lotId, { accountId, remaining });
   }
   const pending = new Map<string, bigint>();
   const add = (lotId: string, micros: bigint) => pending.set(lotId, (pending.get(lotId) ?? 0n) + micros);
@@ -59,7 +59,7 @@ async function redisView(redis: Redis, partition: number, cursor: string) {
     if (fields[0] !== 'usage') continue;
     for (const s of (JSON.parse(fields[1]).sources ?? []) as { lot_id?: string; micros?: string }[]) if (s.lot_id) add(s.lot_id, BigInt(s.micros ?? '0'));
   }
-  for (const key of await scanKeys(redis, `sw:${tag(partition)}:h:*`)) {
+  for (const key of await scanKeys(redis, holdKeyPattern(partition))) {
     const [state, plan] = await redis.hmget(key, 'state', 'plan');
     if (state !== 'held' || !plan) continue;
     const debits = (JSON.parse(plan) as { debits?: { id: string; micros: number }[] | Record<string, never> }).debits;
