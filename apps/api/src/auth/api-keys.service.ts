@@ -7,6 +7,8 @@ import { Principal, Scope, hashApiKey, newApiKeySecret, sameHash } from './api-k
 
 const CACHE_TTL_MS = 30_000;
 const CACHE_LIMIT = 10_000;
+/** How long past its expiry a cached answer may serve while PostgreSQL does not answer. */
+const STALE_IF_ERROR_MS = 15 * 60_000;
 
 /**
  * Resolves bearer secrets to principals. Hashes are cached in process so the decision hot path
@@ -29,10 +31,15 @@ export class ApiKeysService {
     if (this.bootstrapHash && sameHash(hash, this.bootstrapHash)) return { keyId: 'bootstrap', scopes: ['admin'] };
     const cached = this.cache.get(hash);
     if (cached && cached.until > Date.now()) return cached.principal;
-    const rows: { id: string; scopes: Scope[] }[] = await this.ledger.query(
-      'SELECT id, scopes FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL',
-      [hash],
-    );
+    let rows: { id: string; scopes: Scope[] }[];
+    try {
+      rows = await this.ledger.query('SELECT id, scopes FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL', [hash]);
+    } catch (error) {
+      // I6: a PostgreSQL outage must not stop decisions. A key seen recently keeps its last known
+      // answer for a bounded time (nothing can be revoked while PostgreSQL is down anyway).
+      if (cached && cached.until + STALE_IF_ERROR_MS > Date.now()) return cached.principal;
+      throw error;
+    }
     const principal = rows[0] ? { keyId: rows[0].id, scopes: rows[0].scopes } : null;
     if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
     this.cache.set(hash, { principal, until: Date.now() + CACHE_TTL_MS });
