@@ -20,8 +20,15 @@ export interface SpillwayConfig {
   readonly logLevel: string;
   /** How often a process polls the catalogue version; bounds how stale a policy can be. */
   readonly policyPollMs: number;
-  /** Refunds and adjustments above this many micro-credits wait for an approval signal. */
+  /** Refunds, adjustments and grants above this many micro-credits wait for a four-eyes approval. */
   readonly approvalThresholdMicros: bigint;
+  /** How long a change above the threshold waits for its approval (s); then it ends `expired`. */
+  readonly approvalDeadlineSeconds: number;
+  /**
+   * How long a decision's idempotency key replays the same answer (s), 60 s – 7 days; default
+   * 24 h, the retention product APIs document for their own idempotency keys.
+   */
+  readonly idempotencyRetentionSeconds: number;
   /** The embedded stack (`npm start`) and how it supervises the processes it started. */
   readonly stack: StackConfig;
 }
@@ -71,6 +78,8 @@ export function loadConfig(): SpillwayConfig {
     logLevel: process.env.LOG_LEVEL || 'info',
     policyPollMs: integer('SPILLWAY_POLICY_POLL_MS', 250, 10, 1000),
     approvalThresholdMicros: BigInt(integer('SPILLWAY_APPROVAL_THRESHOLD_CREDITS', 100, 0, 1_000_000_000)) * 1_000_000n,
+    approvalDeadlineSeconds: integer('SPILLWAY_APPROVAL_DEADLINE_SECONDS', 7 * 24 * 3600, 1, 90 * 24 * 3600),
+    idempotencyRetentionSeconds: integer('SPILLWAY_IDEMPOTENCY_TTL_SECONDS', 86_400, 60, 7 * 86_400),
     stack: {
       dataDir: process.env.SPILLWAY_DATA_DIR || undefined,
       restartInitialMs: integer('SPILLWAY_RESTART_INITIAL_MS', 500, 10, 60_000),

@@ -8,7 +8,8 @@ export const workflowIds = {
   smoke: (key: string) => `smoke-${key}`,
   settlement: (partition: number) => `settlement-${partition}`,
   holdExpiry: (decisionId: string) => `hold-${decisionId}`,
-  grant: (kind: 'promo' | 'adjustment', key: string) => `${kind}-${key}`,
+  // Prefixes are prefix-free, so a grant of kind adjustment never shares an adjustment's id.
+  grant: (kind: 'promo' | 'adjustment', key: string) => (kind === 'promo' ? `promo-${key}` : `grant-adjustment-${key}`),
   purchase: (key: string) => `purchase-${key}`,
   refund: (key: string) => `refund-${key}`,
   adjustment: (key: string) => `adjustment-${key}`,
