@@ -156,6 +156,7 @@ export async function ensurePostgres(url: string): Promise<ManagedProcess | unde
 
 async function redisAnswers(url: string): Promise<boolean> {
   const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000 });
+  redis.on('error', () => undefined); // "not answering" is the result, not an error to print
   try {
     await redis.connect();
     return (await redis.ping()) === 'PONG';
