@@ -2,7 +2,7 @@ import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import Redis from 'ioredis';
 import { Client as PgClient } from 'pg';
@@ -40,6 +40,7 @@ interface Snapshot {
   at: number;
   cpuTicks: Map<string, number>;
   redisCalls: number;
+  redisByCommand: Map<string, number>;
   redisBytes: number;
   historyEvents: number;
 }
@@ -49,6 +50,8 @@ interface Row {
   load: Load;
   cpuPercent: Map<string, number>;
   commandsPerDecision: number;
+  /** The commands that make up commandsPerDecision, most frequent first. */
+  topCommands: [string, number][];
   bytesPerDecision: number;
   eventsPer1000: number;
   lagP50: number;
@@ -107,12 +110,12 @@ function treeTicks(roots: Map<string, number>): Map<string, number> {
   return new Map([...roots].map(([name, pid]) => [name, total(pid)]));
 }
 
-async function redisCounters(redis: Redis): Promise<{ calls: number; bytes: number }> {
+async function redisCounters(redis: Redis): Promise<{ calls: number; byCommand: Map<string, number>; bytes: number }> {
   const stats = await redis.info('commandstats');
-  let calls = 0;
-  for (const match of stats.matchAll(/^cmdstat_[^:]+:calls=(\d+)/gm)) calls += Number(match[1]);
+  const byCommand = new Map<string, number>();
+  for (const match of stats.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) byCommand.set(match[1], Number(match[2]));
   const memory = await redis.info('memory');
-  return { calls, bytes: Number(/^used_memory:(\d+)/m.exec(memory)?.[1] ?? 0) };
+  return { calls: [...byCommand.values()].reduce((a, b) => a + b, 0), byCommand, bytes: Number(/^used_memory:(\d+)/m.exec(memory)?.[1] ?? 0) };
 }
 
 /** Σ history length over every workflow execution (each run of a continue-as-new chain) in the namespace. */
@@ -264,8 +267,8 @@ export async function stackBench(options: { seconds: number; connections: number
       }
     };
     const snapshot = async (): Promise<Snapshot> => {
-      const { calls, bytes } = await redisCounters(redis!);
-      return { at: Date.now(), cpuTicks: treeTicks(groups), redisCalls: calls, redisBytes: bytes, historyEvents: await historyEvents(temporal!) };
+      const { calls, byCommand, bytes } = await redisCounters(redis!);
+      return { at: Date.now(), cpuTicks: treeTicks(groups), redisCalls: calls, redisByCommand: byCommand, redisBytes: bytes, historyEvents: await historyEvents(temporal!) };
     };
     const measureRun = async (run: string, drive: (onPid: (pid: number) => void) => Promise<Load>): Promise<Row> => {
       await settled();
@@ -293,6 +296,10 @@ export async function stackBench(options: { seconds: number; connections: number
         load,
         cpuPercent,
         commandsPerDecision: (after.redisCalls - before.redisCalls) / load.decisions,
+        topCommands: [...after.redisByCommand]
+          .map(([command, calls]): [string, number] => [command, (calls - (before.redisByCommand.get(command) ?? 0)) / load.decisions])
+          .filter(([, perDecision]) => perDecision >= 0.01)
+          .sort((a, b) => b[1] - a[1]),
         bytesPerDecision: (after.redisBytes - before.redisBytes) / load.decisions,
         eventsPer1000: ((after.historyEvents - before.historyEvents) / load.decisions) * 1000,
         lagP50: Number(lag.p50 ?? 0),
@@ -305,13 +312,14 @@ export async function stackBench(options: { seconds: number; connections: number
 
     log('warming up (wrk, 16 connections, 5 s; not measured)');
     await runWrk(api, 16, 5, { ...loadEnv, WRK_KEY_PREFIX: `warm-${Date.now()}` }, () => undefined);
+    const machineLoad = loadavg()[0];
     const rows: Row[] = [];
     for (const connections of options.connections) {
       rows.push(await measureRun(`wrk, ${connections} connection${connections === 1 ? '' : 's'}`, (onPid) => runWrk(api, connections, options.seconds, { ...loadEnv, WRK_KEY_PREFIX: `c${connections}-${Date.now()}` }, onPid)));
     }
     const fixed = await measureRun(`fixed rate ${options.fixedRate}/s`, (onPid) => runFixedRate(driver, api, options.fixedRate, options.fixedSeconds, loadEnv, onPid));
     rows.push(fixed);
-    return render(rows, fixed, options);
+    return render(rows, fixed, { ...options, machineLoad });
   } finally {
     redis?.disconnect();
     await pg?.end().catch(() => undefined);
@@ -325,12 +333,14 @@ export async function stackBench(options: { seconds: number; connections: number
   }
 }
 
-function render(rows: Row[], fixed: Row, options: { seconds: number; fixedRate: number; fixedSeconds: number }): string {
+function render(rows: Row[], fixed: Row, options: { seconds: number; fixedRate: number; fixedSeconds: number; machineLoad: number }): string {
   const pct = (n: number) => `${n.toFixed(0)} %`;
   const cpu = (r: Row, name: string) => r.cpuPercent.get(name)!;
   const durable = (r: Row) => cpu(r, 'temporal') + cpu(r, 'worker');
   const lines = [
     `### Full stack: \`npm start\`'s processes on ${cpus().length} cores, wrk ${options.seconds} s per run, 64 accounts, unique keys`,
+    '',
+    `_1-minute load average when the runs began: ${options.machineLoad.toFixed(1)} (anything above the stack's own share means other processes competed for the cores)._`,
     '',
     '| run | decisions/s | p50 ms | p99 ms | failed | settlement lag p50 / p99 s | Redis commands / decision | Redis bytes / decision | Temporal events / 1,000 decisions | CPU API | worker | Temporal | PostgreSQL | Redis | load generator | (Temporal + worker) / API |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
@@ -339,13 +349,17 @@ function render(rows: Row[], fixed: Row, options: { seconds: number; fixedRate: 
         `| ${r.run} | ${(r.load.decisions / r.load.seconds).toFixed(0)} | ${r.load.p50Ms.toFixed(2)} | ${r.load.p99Ms.toFixed(2)} | ${r.load.failures} | ${r.lagP50.toFixed(3)} / ${r.lagP99.toFixed(3)} | ${r.commandsPerDecision.toFixed(2)} | ${r.bytesPerDecision.toFixed(0)} | ${r.eventsPer1000.toFixed(1)} | ${pct(cpu(r, 'api'))} | ${pct(cpu(r, 'worker'))} | ${pct(cpu(r, 'temporal'))} | ${pct(cpu(r, 'postgres'))} | ${pct(cpu(r, 'redis'))} | ${pct(r.loadCpuPercent)} | ${((durable(r) / cpu(r, 'api')) * 100).toFixed(0)} % |`,
     ),
     '',
+    'Redis commands per decision, by command (background work included):',
+    '',
+    ...rows.map((r) => `- ${r.run}: ${r.topCommands.map(([command, n]) => `${command} ${n.toFixed(2)}`).join(', ')}`),
+    '',
     `### Fixed rate: ${options.fixedRate} decisions/s for ${options.fixedSeconds} s (open loop; latency from when each request was due)`,
     '',
     '| target/s | achieved/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | service time p50 / p99 ms | failed |',
     '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     `| ${fixed.load.extra!.target} | ${fixed.load.extra!.achieved.toFixed(0)} | ${fixed.load.p50Ms.toFixed(2)} | ${fixed.load.extra!.p90.toFixed(2)} | ${fixed.load.p99Ms.toFixed(2)} | ${fixed.load.extra!.p999.toFixed(2)} | ${fixed.load.extra!.max.toFixed(2)} | ${fixed.load.extra!.serviceP50.toFixed(2)} / ${fixed.load.extra!.serviceP99.toFixed(2)} | ${fixed.load.failures} |`,
     '',
-    'CPU is a share of one core over the load\'s duration, counting each process group from load start until settlement caught up (the settling of the run\'s decisions included). ' +
+    'CPU is a share of one core over the load\'s duration, counting each process and its descendants from load start until settlement caught up (the settling of the run\'s decisions included). ' +
       'Redis commands, Redis bytes and Temporal events are deltas over the same window divided by the decisions answered. ' +
       'Budgets (one 2-core machine): ≥ 4,000 decisions/s at 16 connections with p99 ≤ 15 ms; (Temporal + worker) ≤ 15 % of the API; ≤ 1.5 Redis commands per decision.',
   ];

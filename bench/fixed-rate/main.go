@@ -51,6 +51,10 @@ func main() {
 		os.Exit(2)
 	}
 
+	if float64(*rate)*duration.Seconds() > 10_000_000 {
+		fmt.Fprintln(os.Stderr, "rate × duration must stay within 10,000,000 requests (one pending slot each)")
+		os.Exit(2)
+	}
 	transport := &http.Transport{MaxIdleConns: *connections, MaxIdleConnsPerHost: *connections, MaxConnsPerHost: *connections, IdleConnTimeout: time.Minute}
 	client := &http.Client{Transport: transport, Timeout: 30 * time.Second}
 	total := int(duration.Seconds() * float64(*rate))
