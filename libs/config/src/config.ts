@@ -14,8 +14,10 @@ export interface SpillwayConfig {
     readonly uiPort: number;
     readonly uiUrl: string;
   };
-  /** Number of Redis partitions: accounts hash into `{p<n>}`, each with its own usage stream. */
+  /** Number of logical partitions: accounts hash into `{p<n>}`, each with its own usage stream. */
   readonly partitions: number;
+  /** Settling consumers (one long-running activity each); consumer k settles partitions p ≡ k (mod consumers). */
+  readonly settlementConsumers: number;
   readonly bootstrapAdminKey: string | undefined;
   readonly logLevel: string;
   /** How often a process polls the catalogue version; bounds how stale a policy can be. */
@@ -48,6 +50,7 @@ export interface StackConfig {
 }
 
 const MAX_PARTITIONS = 1024;
+const MAX_SETTLEMENT_CONSUMERS = 64;
 
 function integer(name: string, fallback: number, min: number, max: number): number {
   const raw = process.env[name];
@@ -73,7 +76,8 @@ export function loadConfig(): SpillwayConfig {
       uiPort,
       uiUrl: process.env.TEMPORAL_UI_URL || `http://127.0.0.1:${uiPort}`,
     },
-    partitions: integer('SPILLWAY_PARTITIONS', 4, 1, MAX_PARTITIONS),
+    partitions: integer('SPILLWAY_PARTITIONS', 64, 1, MAX_PARTITIONS),
+    settlementConsumers: integer('SPILLWAY_SETTLEMENT_CONSUMERS', 4, 1, MAX_SETTLEMENT_CONSUMERS),
     bootstrapAdminKey: process.env.SPILLWAY_BOOTSTRAP_ADMIN_KEY || undefined,
     logLevel: process.env.LOG_LEVEL || 'info',
     policyPollMs: integer('SPILLWAY_POLICY_POLL_MS', 250, 10, 1000),

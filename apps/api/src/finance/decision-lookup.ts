@@ -3,7 +3,8 @@ import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
 import { DecisionEngine } from '../../../../libs/engine/src/engine';
 import { holdKey, partitionOfDecision, streamKey } from '../../../../libs/engine/src/keys';
-import { parseUsageEvent, readCursor } from '../../../../libs/ledger/src/settlement';
+import { readCursor } from '../../../../libs/ledger/src/settlement';
+import { parseStreamEntry } from '../../../../libs/ledger/src/settlement-entry';
 import { LEDGER, REDIS } from '../infra/tokens';
 
 /** How far past the settlement cursor a refund looks for a decision not yet settled. */
@@ -58,11 +59,10 @@ export class DecisionLookup {
     const entries = await this.redis.xrange(streamKey(partition), `(${cursor}`, '+', 'COUNT', PENDING_SCAN_LIMIT);
     for (const [id, fields] of entries) {
       if (fields[0] !== 'usage' || !fields[1]?.includes(decisionId)) continue;
-      try {
-        const event = parseUsageEvent(id, fields[1]);
-        if (event.decisionId === decisionId) return { where: 'pending', accountId: event.accountId, chargedMicros: event.chargedMicros };
-      } catch {
-        // A malformed event is settlement's to quarantine; it names no refundable decision.
+      // A malformed entry parses as `invalid`: settlement's to quarantine; it names no refundable decision.
+      const entry = parseStreamEntry(id, fields);
+      if (entry.kind === 'usage' && entry.event.decisionId === decisionId) {
+        return { where: 'pending', accountId: entry.event.accountId, chargedMicros: entry.event.chargedMicros };
       }
     }
     const second = await this.inLedger(decisionId);
