@@ -244,6 +244,32 @@ describe('access: tenants, key lifecycle, audit, outbound safety, edge input', (
     });
   });
 
+  describe('key cache through a PostgreSQL outage (I6)', () => {
+    it('keeps answering a cached key after its refresh is due, and answers 503 for an unknown key', async () => {
+      const key = await newKey({ scopes: ['decide'], tenant: 'alpha' });
+      const preview = () => call('POST', '/v1/decisions', { account_id: acctA, feature: 'access.task', quantity: 1, mode: 'preview' }, key.key);
+      expect((await preview()).status).toBe(200);
+      // Age the cached entry past its refresh, then make every key read fail as in an outage.
+      type Entry = { principal: { keyId: string }; readAt: number };
+      const known = (stack.app.get(ApiKeysService) as unknown as { known: { entries(): Iterable<[string, Entry]> } }).known;
+      for (const [, entry] of known.entries()) if (entry.principal.keyId === key.id) entry.readAt -= 11 * 60_000;
+      const ledger = stack.app.get<DataSource>(LEDGER);
+      const original = ledger.query.bind(ledger);
+      const spy = jest.spyOn(ledger, 'query').mockImplementation(((sql: string, params?: unknown[]) => {
+        if (String(sql).includes('FROM api_keys WHERE key_hash')) return Promise.reject(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }));
+        return original(sql, params);
+      }) as typeof ledger.query);
+      try {
+        expect((await preview()).status).toBe(200);
+        const unknown = await call('POST', '/v1/decisions', { account_id: acctA, feature: 'access.task', quantity: 1, mode: 'preview' }, `sw_${randomUUID()}`);
+        expect([unknown.status, unknown.headers.get('retry-after')]).toEqual([503, '1']);
+        expect(spy.mock.calls.some(([sql]) => String(sql).includes('FROM api_keys WHERE key_hash'))).toBe(true);
+      } finally {
+        spy.mockRestore();
+      }
+    });
+  });
+
   describe('audit log', () => {
     it('records who, what, when and the request id of finance and admin actions, paged by cursor', async () => {
       const requestId = `req-${randomUUID()}`;
