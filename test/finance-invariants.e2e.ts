@@ -103,6 +103,14 @@ describe('finance invariants: refunds, approvals and bounds', () => {
     expect((await closed(tooMuch.body.workflow_id)).failure).toMatchObject({ type: 'RefundBoundExceeded' });
     await settled(account);
     expect(await balance(account)).toBe('43.000000');
+
+    // A hold released while its refund waits never charges: the refund ends at once, visibly.
+    const dropped = await decide(account, 2, { mode: 'reserve', hold_ttl_seconds: 600 });
+    const waiting = await post('/v1/refunds', { account_id: account, decision_id: dropped.body.decision_id, reason: 'dropped' });
+    await inState(waiting.body.workflow_id, 'awaiting_settlement');
+    expect((await stack.call('POST', `/v1/decisions/${dropped.body.decision_id}/release`)).status).toBe(200);
+    expect((await closed(waiting.body.workflow_id)).failure).toMatchObject({ type: 'DecisionUncharged' });
+    expect(await balance(account)).toBe('43.000000');
   });
 
   it('refuses at once what can never succeed: missing, denied, uncharged and other accounts’ decisions, NUL in the reason', async () => {
