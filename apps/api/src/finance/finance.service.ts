@@ -1,10 +1,10 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { Client, WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import { ApplicationFailure, Workflow } from '@temporalio/common';
 import { DataSource } from 'typeorm';
 import { SpillwayConfig } from '../../../../libs/config/src/config';
 import { entitlementViolations } from '../../../../libs/contracts/src/entitlements';
-import { SpillwayError, conflict, invalidField, notFound, unprocessable } from '../../../../libs/contracts/src/errors';
+import { SpillwayError, conflict, dependencyDown, invalidField, notFound, unprocessable } from '../../../../libs/contracts/src/errors';
 import { MAX_MICROS, formatCredits, parseCredits } from '../../../../libs/contracts/src/money';
 import { workflowIds } from '../../../../libs/contracts/src/temporal';
 import { KEY_PATTERN } from '../../../../libs/engine/src/plan-definition';
@@ -180,6 +180,7 @@ export class FinanceService {
         if (asked !== null && asked > where.chargedMicros) throw exceeds(where.chargedMicros);
       }
     }
+    if (asked !== null) await this.roomForCredit(body.account_id, asked, 'credits');
     const terms = await this.approvalTerms(principal);
     return this.start({
       workflowType: refundWorkflow,
@@ -224,6 +225,8 @@ export class FinanceService {
       return { workflow_id: workflowId, approved: body.approve, state, approver: { key_id: approver.keyId, name: approver.name }, status_url: status(workflowId) };
     } catch (error) {
       if (error instanceof WorkflowNotFoundError) throw notFound(`workflow ${workflowId}`);
+      // No worker took the approval in time: nothing was decided, the caller may retry.
+      if (error instanceof WorkflowUpdateRPCTimeoutOrCancelledError) throw dependencyDown('the Temporal worker', 5);
       if (error instanceof WorkflowUpdateFailedError) {
         const cause = error.cause instanceof ApplicationFailure ? error.cause : undefined;
         if (cause?.type === SELF_APPROVAL) throw new SpillwayError(403, 'forbidden', cause.message);
