@@ -80,16 +80,14 @@ export class FinanceService {
   }
 
   /** The authenticated principal as recorded on finance actions: key id and the key's name. */
-  async actor(principal: Principal | undefined): Promise<Actor> {
+  actor(principal: Principal | undefined): Actor {
     if (!principal) throw new SpillwayError(401, 'unauthorized', 'missing bearer API key');
-    if (principal.keyId === 'bootstrap') return { keyId: 'bootstrap', name: 'bootstrap admin' };
-    const [row]: { name: string }[] = await this.ledger.query('SELECT name FROM api_keys WHERE id::text = $1', [principal.keyId]);
-    return { keyId: principal.keyId, name: row?.name ?? principal.keyId };
+    return { keyId: principal.keyId, name: principal.name };
   }
 
-  private async approvalTerms(principal: Principal | undefined): Promise<ApprovalTerms> {
+  private approvalTerms(principal: Principal | undefined): ApprovalTerms {
     return {
-      requestedBy: await this.actor(principal),
+      requestedBy: this.actor(principal),
       approvalThresholdMicros: this.config.approvalThresholdMicros.toString(),
       approvalDeadlineSeconds: this.config.approvalDeadlineSeconds,
     };
@@ -127,7 +125,7 @@ export class FinanceService {
     const expiresAt = body.expires_at ? new Date(body.expires_at) : null;
     if (expiresAt && expiresAt.getTime() <= Date.now()) throw unprocessable('expires_at is in the past', [{ field: 'expires_at', issue: 'must be in the future' }]);
     await this.roomForCredit(body.account_id, micros, 'credits');
-    const terms = await this.approvalTerms(principal);
+    const terms = this.approvalTerms(principal);
     return this.start({
       workflowType: grantWorkflow,
       workflowId: workflowIds.grant(body.kind, { tenant, accountId: body.account_id }, body.idempotency_key),
@@ -181,7 +179,7 @@ export class FinanceService {
       }
     }
     if (asked !== null) await this.roomForCredit(body.account_id, asked, 'credits');
-    const terms = await this.approvalTerms(principal);
+    const terms = this.approvalTerms(principal);
     return this.start({
       workflowType: refundWorkflow,
       workflowId: workflowIds.refund({ tenant, accountId: body.account_id }, body.idempotency_key),
@@ -197,7 +195,7 @@ export class FinanceService {
     const micros = this.amount('credits', body.credits, { signed: true });
     const tenant = await this.account(principal, body.account_id);
     if (micros > 0n) await this.roomForCredit(body.account_id, micros, 'credits');
-    const terms = await this.approvalTerms(principal);
+    const terms = this.approvalTerms(principal);
     return this.start({
       workflowType: adjustmentWorkflow,
       workflowId: workflowIds.adjustment({ tenant, accountId: body.account_id }, body.idempotency_key),
@@ -216,7 +214,7 @@ export class FinanceService {
    */
   async approve(workflowId: string, body: ApprovalDto, principal: Principal | undefined) {
     const { handle, description: d } = await this.scope.workflow(principal, workflowId);
-    const approver = await this.actor(principal);
+    const approver = this.actor(principal);
     try {
       if (!APPROVABLE.has(d.type) || d.status.name !== 'RUNNING') throw conflict(`workflow ${workflowId} has no pending approval`);
       const state = await handle.executeUpdate(approveUpdate, { args: [{ approve: body.approve, approver, ...(body.note ? { note: body.note } : {}) }] });
@@ -258,7 +256,7 @@ export class FinanceService {
       startsAt: new Date(startsAtMs).toISOString(),
       endsAt: new Date(endsAtMs).toISOString(),
       rolloverPercent: body.rollover_percent,
-      approval: await this.approvalTerms(principal),
+      approval: this.approvalTerms(principal),
     };
     const handle = await this.temporal.workflow.signalWithStart(entitlementWorkflow, {
       workflowId,
