@@ -455,4 +455,31 @@ describe('decisions over HTTP (real Redis and PostgreSQL)', () => {
     // A retried grant of a lot that was spent and pruned credits nothing.
     await expect(engine.grant({ accountId: account, lotId: lotIds[0], kind: 'promo', micros: 1_000_000n, expiresAt: null, createdAt: new Date() })).resolves.toBe(false);
   });
+
+  it('keeps auth, scope checks and the error envelope on the decision fast path', async () => {
+    const account = await newAccount('basic');
+    const body = { account_id: account, feature: 'codex.task', quantity: 1, idempotency_key: randomUUID() };
+    const missing = await stack.call('POST', '/v1/decisions', body, '');
+    expect([missing.status, missing.body.error.code]).toEqual([401, 'unauthorized']);
+    const unknown = await stack.call('POST', '/v1/decisions', body, 'sw_not_a_key');
+    expect([unknown.status, unknown.body.error.code]).toEqual([401, 'unauthorized']);
+    const reader = (await stack.call('POST', '/v1/api-keys', { name: 'reader', scopes: ['read'] })).body.key;
+    const forbidden = await stack.call('POST', '/v1/decisions', body, reader);
+    expect([forbidden.status, forbidden.body.error.code]).toEqual([403, 'forbidden']);
+    const post = (payload: string, type: string) =>
+      fetch(`${stack.url}/v1/decisions`, { method: 'POST', headers: { authorization: `Bearer ${decider}`, 'content-type': type }, body: payload });
+    const malformed = await post('{"account_id": ', 'application/json');
+    expect(malformed.status).toBe(400);
+    expect(((await malformed.json()) as any).error).toMatchObject({ code: 'invalid_request', details: [{ field: 'body' }] });
+    const nested = await post(JSON.stringify({ ...body, quantity: JSON.parse('['.repeat(2000) + ']'.repeat(2000)) }), 'application/json');
+    expect(nested.status).toBe(400);
+    expect(((await nested.json()) as any).error.details).toEqual([{ field: 'quantity', issue: expect.any(String) }]);
+    const wrongType = await post('<decision/>', 'application/xml');
+    expect(wrongType.status).toBe(415);
+    expect(((await wrongType.json()) as any).error.code).toBe('unsupported_media_type');
+    const docs = (await (await fetch(`${stack.url}/openapi.json`)).json()) as any;
+    expect(docs.paths['/v1/decisions'].post.responses['200'].content['application/json'].schema.properties.retry_after_seconds).toEqual({ type: 'integer', nullable: true });
+    expect(docs.components.schemas.DecisionRequestDto.properties.account_id).toBeDefined();
+    expect((await stack.call('GET', `/v1/accounts/${account}`, undefined, decider)).body.features['codex.task'].windows[0].remaining).toBe(3);
+  });
 });

@@ -12,6 +12,20 @@ export const RequireScope = (scope: Scope) => SetMetadata(SCOPE_KEY, scope);
 
 export type AuthenticatedRequest = FastifyRequest & { principal?: Principal };
 
+/**
+ * THE authorization check of every protected route (Nest guard and the decision fast path):
+ * resolves the bearer key of an `Authorization` header and checks it holds `needed`.
+ * Throws 401 (missing/invalid key) or 403 (scope lacking) as SpillwayError.
+ */
+export async function authorize(keys: ApiKeysService, authorization: string | undefined, needed: Scope): Promise<Principal> {
+  const match = /^Bearer\s+(\S+)$/i.exec(authorization ?? '');
+  if (!match) throw new SpillwayError(401, 'unauthorized', 'missing bearer API key');
+  const principal = await keys.authenticate(match[1]);
+  if (!principal) throw new SpillwayError(401, 'unauthorized', 'invalid API key');
+  if (!grants(principal, needed)) throw new SpillwayError(403, 'forbidden', `this API key lacks the "${needed}" scope`);
+  return principal;
+}
+
 @Injectable()
 export class AuthGuard implements CanActivate {
   constructor(
@@ -23,13 +37,7 @@ export class AuthGuard implements CanActivate {
     const needed = this.reflector.getAllAndOverride<Scope | undefined>(SCOPE_KEY, [context.getHandler(), context.getClass()]);
     if (!needed) return true;
     const request = context.switchToHttp().getRequest<AuthenticatedRequest>();
-    const header = request.headers.authorization ?? '';
-    const match = /^Bearer\s+(\S+)$/i.exec(header);
-    if (!match) throw new SpillwayError(401, 'unauthorized', 'missing bearer API key');
-    const principal = await this.keys.authenticate(match[1]);
-    if (!principal) throw new SpillwayError(401, 'unauthorized', 'invalid API key');
-    if (!grants(principal, needed)) throw new SpillwayError(403, 'forbidden', `this API key lacks the "${needed}" scope`);
-    request.principal = principal;
+    request.principal = await authorize(this.keys, request.headers.authorization, needed);
     return true;
   }
 }
