@@ -3,6 +3,7 @@ import { DataSource } from 'typeorm';
 import { DecisionEngine, LotLimitError } from '../../engine/src/engine';
 import { LotKind } from '../../engine/src/policy';
 import { LotCause, LotRow, recordLot } from '../../ledger/src/lots';
+import { failPermanentlyOnInvalid } from './failures';
 
 export interface GrantInput {
   accountId: string;
@@ -36,19 +37,21 @@ export async function applyLotToRedis(engine: DecisionEngine, lot: LotRow): Prom
 /** Grants reach Redis exactly once: the ledger first (once per cause), then Redis (once per lot). */
 export function grantActivities(deps: { ledger: DataSource; engine: DecisionEngine }) {
   return {
-    async grantLot(input: GrantInput): Promise<{ lotId: string; appliedNow: boolean }> {
-      const lot = await deps.ledger.transaction((m) =>
-        recordLot(m, {
-          accountId: input.accountId,
-          partition: deps.engine.partitionOf(input.accountId),
-          kind: input.kind,
-          micros: BigInt(input.micros),
-          expiresAt: input.expiresAt ? new Date(input.expiresAt) : null,
-          causeType: input.causeType,
-          causeId: input.causeId,
-        }),
-      );
-      return { lotId: lot.id, appliedNow: await applyLotToRedis(deps.engine, lot) };
-    },
+    /** Out-of-range amounts and a balance past MAX_MICROS fail at once (non-retryable). */
+    grantLot: (input: GrantInput): Promise<{ lotId: string; appliedNow: boolean }> =>
+      failPermanentlyOnInvalid(async () => {
+        const lot = await deps.ledger.transaction((m) =>
+          recordLot(m, {
+            accountId: input.accountId,
+            partition: deps.engine.partitionOf(input.accountId),
+            kind: input.kind,
+            micros: BigInt(input.micros),
+            expiresAt: input.expiresAt ? new Date(input.expiresAt) : null,
+            causeType: input.causeType,
+            causeId: input.causeId,
+          }),
+        );
+        return { lotId: lot.id, appliedNow: await applyLotToRedis(deps.engine, lot) };
+      }),
   };
 }

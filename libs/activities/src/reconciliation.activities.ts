@@ -1,4 +1,5 @@
-import Redis from 'ioredis';
+import { ApplicationFailure } from '@temporalio/common';
+import Redis, { ReplyError } from 'ioredis';
 import { DataSource } from 'typeorm';
 import { DecisionEngine } from '../../engine/src/engine';
 import { remainingByLot } from '../../engine/src/engine';
@@ -99,51 +100,67 @@ const driftKey = (d: Drift) => `${d.lotId}|${d.expected - (d.actual ?? 0n)}`;
  * spending in between is kept. A lot Redis lost entirely is restored at its expected amount.
  */
 export function reconciliationActivities(deps: ReconciliationDeps) {
-  return {
-    async runReconciliation(input: { reportId: string }) {
-      await deps.ledger.query(
-        `INSERT INTO reconciliation_reports (id, status) VALUES ($1, 'running') ON CONFLICT (id) DO UPDATE SET status = 'running', started_at = now()`,
-        [input.reportId],
-      );
-      const started = Date.now();
-      const ledgerCheck = await checkLedger(deps.ledger);
-      const discrepancies: Discrepancy[] = [...ledgerCheck.discrepancies];
-      const repaired: { account_id: string; lot_id: string; delta_micros: string }[] = [];
-      let lotsCompared = 0;
-      for (let partition = 0; partition < deps.engine.options.partitions; partition++) {
-        const first = await compare(deps, partition);
-        lotsCompared += first.lotsCompared;
-        discrepancies.push(...first.discrepancies);
-        if (first.drifts.length === 0) continue;
-        await new Promise((r) => setTimeout(r, CONFIRM_AFTER_MS));
-        const confirmed = new Set((await compare(deps, partition)).drifts.map(driftKey));
-        for (const drift of first.drifts.filter((d) => confirmed.has(driftKey(d)))) {
-          const delta = drift.expected - (drift.actual ?? 0n);
-          discrepancies.push({
-            invariant: 'I4',
-            kind: 'redis_drift',
-            account_id: drift.accountId,
-            subject: drift.lotId,
-            detail: `Redis holds ${drift.actual ?? 'nothing'}, the ledger says ${drift.expected} micros`,
-          });
-          if (drift.actual === null) {
-            const [lot]: { kind: LotKind; expires_at: Date | null; created_at: Date }[] = await deps.ledger.query(
-              'SELECT kind, expires_at, created_at FROM credit_lots WHERE id = $1',
-              [drift.lotId],
-            );
-            await deps.engine.restore(drift.accountId, [{ lotId: drift.lotId, kind: lot.kind, remaining: drift.expected, expiresAt: lot.expires_at, createdAt: lot.created_at }]);
-          } else {
-            await deps.redis.hincrby(accountKeys(drift.accountId, partition).lots, drift.lotId, delta.toString());
-          }
-          repaired.push({ account_id: drift.accountId, lot_id: drift.lotId, delta_micros: delta.toString() });
+  async function run(input: { reportId: string }): Promise<{ discrepancies: number; repaired: number }> {
+    await deps.ledger.query(
+      `INSERT INTO reconciliation_reports (id, status) VALUES ($1, 'running') ON CONFLICT (id) DO UPDATE SET status = 'running', started_at = now()`,
+      [input.reportId],
+    );
+    const started = Date.now();
+    const ledgerCheck = await checkLedger(deps.ledger);
+    const discrepancies: Discrepancy[] = [...ledgerCheck.discrepancies];
+    const repaired: { account_id: string; lot_id: string; delta_micros: string }[] = [];
+    let lotsCompared = 0;
+    for (let partition = 0; partition < deps.engine.options.partitions; partition++) {
+      const first = await compare(deps, partition);
+      lotsCompared += first.lotsCompared;
+      discrepancies.push(...first.discrepancies);
+      if (first.drifts.length === 0) continue;
+      await new Promise((r) => setTimeout(r, CONFIRM_AFTER_MS));
+      const confirmed = new Set((await compare(deps, partition)).drifts.map(driftKey));
+      for (const drift of first.drifts.filter((d) => confirmed.has(driftKey(d)))) {
+        const delta = drift.expected - (drift.actual ?? 0n);
+        discrepancies.push({
+          invariant: 'I4',
+          kind: 'redis_drift',
+          account_id: drift.accountId,
+          subject: drift.lotId,
+          detail: `Redis holds ${drift.actual ?? 'nothing'}, the ledger says ${drift.expected} micros`,
+        });
+        if (drift.actual === null) {
+          const [lot]: { kind: LotKind; expires_at: Date | null; created_at: Date }[] = await deps.ledger.query(
+            'SELECT kind, expires_at, created_at FROM credit_lots WHERE id = $1',
+            [drift.lotId],
+          );
+          await deps.engine.restore(drift.accountId, [{ lotId: drift.lotId, kind: lot.kind, remaining: drift.expected, expiresAt: lot.expires_at, createdAt: lot.created_at }]);
+        } else {
+          await deps.redis.hincrby(accountKeys(drift.accountId, partition).lots, drift.lotId, delta.toString());
         }
+        repaired.push({ account_id: drift.accountId, lot_id: drift.lotId, delta_micros: delta.toString() });
       }
-      const checked = { ...ledgerCheck.counts, lots_compared_with_redis: lotsCompared, partitions: deps.engine.options.partitions, found: ledgerCheck.found, seconds: (Date.now() - started) / 1000 };
+    }
+    const checked = { ...ledgerCheck.counts, lots_compared_with_redis: lotsCompared, partitions: deps.engine.options.partitions, found: ledgerCheck.found, seconds: (Date.now() - started) / 1000 };
+    await deps.ledger.query(
+      `UPDATE reconciliation_reports SET status = 'completed', finished_at = now(), checked = $2, discrepancies = $3, repaired = $4 WHERE id = $1`,
+      [input.reportId, JSON.stringify(checked), JSON.stringify(discrepancies), JSON.stringify(repaired)],
+    );
+    return { discrepancies: discrepancies.length, repaired: repaired.length };
+  }
+
+  return {
+    /** A Redis error reply (e.g. WRONGTYPE) is data, not an outage: the run fails at once, with the reason. */
+    runReconciliation: (input: { reportId: string }) =>
+      run(input).catch((error: unknown) => {
+        if (error instanceof ReplyError) throw ApplicationFailure.nonRetryable(`Redis: ${(error as Error).message}`, 'RedisReplyError');
+        throw error;
+      }),
+
+    /** Marks a run that gave up: its report says `failed` and why. */
+    async failReconciliation(input: { reportId: string; reason: string }): Promise<void> {
       await deps.ledger.query(
-        `UPDATE reconciliation_reports SET status = 'completed', finished_at = now(), checked = $2, discrepancies = $3, repaired = $4 WHERE id = $1`,
-        [input.reportId, JSON.stringify(checked), JSON.stringify(discrepancies), JSON.stringify(repaired)],
+        `INSERT INTO reconciliation_reports (id, status, finished_at, failure) VALUES ($1, 'failed', now(), $2)
+         ON CONFLICT (id) DO UPDATE SET status = 'failed', finished_at = now(), failure = EXCLUDED.failure`,
+        [input.reportId, input.reason.replace(/\u0000/g, '').slice(0, 2000)],
       );
-      return { discrepancies: discrepancies.length, repaired: repaired.length };
     },
   };
 }
