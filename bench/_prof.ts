@@ -32,6 +32,16 @@ async function main() {
     lib += '\n' + variant;
     names.push(`prof_${i}`);
   });
+  {
+    let v = body.replace("redis.call('XADD', KEYS[4], '*', 'usage', usage_json(", "local _j = (usage_json(");
+    v = v.slice(0, v.indexOf("local d = {}")) + "if true then return {'stop'} end\n" + v.slice(v.indexOf("local d = {}"));
+    lib += '\n' + v.replace(`'${name}'`, `'prof_json'`);
+    names.push('prof_json');
+    let x = body.replace("usage_json(did, ARGV[1], ARGV[2], ARGV[4], p.granted, p, cost, balance, now, 0, 0)", "string.rep('x', 380)");
+    x = x.slice(0, x.indexOf("local d = {}")) + "if true then return {'stop'} end\n" + x.slice(x.indexOf("local d = {}"));
+    lib += '\n' + x.replace(`'${name}'`, `'prof_xadd'`);
+    names.push('prof_xadd');
+  }
   lib = lib.replace(/redis.register_function\('sw_[a-z_]+_[0-9a-f]+'/g, (s) => s.replace("'sw_", "'prof_sw_"));
   await redis.call('FUNCTION', 'LOAD', 'REPLACE', lib);
   const nk = accountKeys('sb', 0);
@@ -40,15 +50,19 @@ async function main() {
   const idem = nk.idempotency('x').replace(/[^:]+$/, '__rand_int__');
   await redis.call('FUNCTION', 'LOAD', 'REPLACE', "#!lua name=calib\nredis.register_function('calib_noop', function(KEYS, ARGV) return 1 end)");
   const cpu = async () => { const i = await redis.info('cpu'); return Number(/used_cpu_user_main_thread:([\d.]+)/.exec(i)![1]) + Number(/used_cpu_sys_main_thread:([\d.]+)/.exec(i)![1]); };
-  for (const fn of ['calib_noop', ...names, 'prof_' + name, 'calib_noop']) {
+  const best = new Map<string, number>();
+  for (let round = 0; round < 3; round++) for (const fn of ['calib_noop', ...names, 'prof_' + name]) {
     await redis.config('RESETSTAT');
     const c0 = await cpu();
     execFileSync('redis-benchmark', ['-p', '6381', '--dbnum', '12', '-c', '4', '-n', '20000', '-r', '1000000000', '-q', 'FCALL', fn, '5', idem, nk.lots, nk.counters('f'), streamKey(0), holdKey(0, did),
       'sb', 'f', '1', '__rand_int__', 'fp', 'consume', '1', did, '1000', 'credits', '0', '60', '60', '2', '5h', '5', '18000', 'week', '10', '604800'], { encoding: 'utf8' });
     const line = (await redis.info('commandstats')).split('\n').find((l) => l.startsWith('cmdstat_fcall'))!;
-    console.log(fn, line.split(',')[2], 'cpu us/call', (((await cpu()) - c0) * 1e6 / 20000).toFixed(1));
+    const us = ((await cpu()) - c0) * 1e6 / 20000;
+    best.set(fn, Math.min(best.get(fn) ?? Infinity, us));
+    void line;
     await redis.del(streamKey(0));
   }
+  for (const [fn, us] of best) console.log(fn, us.toFixed(1));
   redis.disconnect();
 }
 main();

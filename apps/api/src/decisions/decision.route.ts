@@ -53,6 +53,8 @@ export function registerDecisionRoute(fastify: FastifyInstance, services: { keys
     url: '/v1/decisions',
     schema: { response: { 200: DECISION_RESPONSE_SCHEMA } },
     errorHandler: (error, _request, reply) => sendError(reply, error),
+    // Nothing here logs through request.log: skip building a child logger per request.
+    childLoggerFactory: (logger) => logger,
     handler: async (request, reply) => {
       try {
         await authorize(services.keys, request.headers.authorization, 'decide');
