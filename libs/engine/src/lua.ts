@@ -149,7 +149,8 @@ local function attribute_units(debits, price)
 end
 
 -- The waterfall: rate windows, then free tier, then credits. Chooses only; applies nothing.
--- Callers check q * price <= MAX first, so every product here is exact.
+-- Callers check q * price <= MAX first, so every product here is exact; floor(x / y) is exact for
+-- integers 0 <= x, y <= MAX (a quotient within half an ulp of an integer k would need k * y > 2^53).
 local function choose(q, rate_room, ft_room, live, rem, balance, price, overage)
   local p = { r = 0, f = 0, c = 0, debits = {} }
   local need = q
