@@ -1,6 +1,6 @@
 import type { PathItemObject, SchemaObject } from '@nestjs/swagger/dist/interfaces/open-api-spec.interface';
 import type { FastifyInstance } from 'fastify';
-import { authorize } from '../auth/auth.guard';
+import { authenticateRequest } from '../auth/auth.guard';
 import { ApiKeysService } from '../auth/api-keys.service';
 import { sendError } from '../http/error.filter';
 import { parseDecisionRequest } from './decision.request';
@@ -45,7 +45,9 @@ export const DECISION_RESPONSE_SCHEMA: SchemaObject = {
  * `POST /v1/decisions` on the fastest path Fastify offers, inside the Nest app: a plain Fastify
  * route (no Nest guard/pipe/interceptor chain) whose 200 body is written by a compiled
  * fast-json-stringify serializer. Authorization, parsing, the service and the error envelope are
- * the very functions the Nest routes use, so behaviour is identical.
+ * the very functions the Nest routes use (authenticateRequest, then the service's tenant scope
+check), so behaviour is identical. Fastify hooks of the app (edge checks, request id, metrics)
+apply as to every route.
  */
 export function registerDecisionRoute(fastify: FastifyInstance, services: { keys: ApiKeysService; decisions: DecisionsService }): void {
   fastify.route({
@@ -57,8 +59,8 @@ export function registerDecisionRoute(fastify: FastifyInstance, services: { keys
     childLoggerFactory: (logger) => logger,
     handler: async (request, reply) => {
       try {
-        await authorize(services.keys, request.headers.authorization, 'decide');
-        const { decision, replayed } = await services.decisions.decide(parseDecisionRequest(request.body));
+        const principal = await authenticateRequest(services.keys, request.headers.authorization, 'decide');
+        const { decision, replayed } = await services.decisions.decide(parseDecisionRequest(request.body), principal);
         reply.headers(rateLimitHeaders(decision));
         return presentDecision(decision, replayed);
       } catch (error) {

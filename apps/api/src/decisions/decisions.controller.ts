@@ -1,6 +1,6 @@
-import { Body, Controller, HttpCode, Param, Post } from '@nestjs/common';
+import { Body, Controller, HttpCode, Param, Post, Req } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
-import { RequireScope } from '../auth/auth.guard';
+import { AuthenticatedRequest, RequireScope } from '../auth/auth.guard';
 import { CommitDto } from './decision.dto';
 import { presentSettlement } from './decision.presenter';
 import { DecisionsService } from './decisions.service';
@@ -16,16 +16,16 @@ export class DecisionsController {
   @Post(':id/commit')
   @HttpCode(200)
   @RequireScope('decide')
-  async commit(@Param('id') id: string, @Body() body: CommitDto) {
-    const { settlement, replayed } = await this.decisions.settle(id, 'committed', body.quantity);
+  async commit(@Param('id') id: string, @Body() body: CommitDto, @Req() request: AuthenticatedRequest) {
+    const { settlement, replayed } = await this.decisions.settle(id, 'committed', body.quantity, request.principal!);
     return presentSettlement(settlement, replayed);
   }
 
   @Post(':id/release')
   @HttpCode(200)
   @RequireScope('decide')
-  async release(@Param('id') id: string) {
-    const { settlement, replayed } = await this.decisions.settle(id, 'released', 0);
+  async release(@Param('id') id: string, @Req() request: AuthenticatedRequest) {
+    const { settlement, replayed } = await this.decisions.settle(id, 'released', 0, request.principal!);
     return presentSettlement(settlement, replayed);
   }
 }

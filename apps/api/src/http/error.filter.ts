@@ -13,9 +13,12 @@ const CODES: Record<number, string> = {
   404: 'not_found',
   405: 'method_not_allowed',
   409: 'conflict',
+  408: 'request_timeout',
   413: 'payload_too_large',
+  414: 'uri_too_long',
   415: 'unsupported_media_type',
   422: 'unprocessable',
+  431: 'headers_too_large',
   503: 'dependency_unavailable',
 };
 
@@ -34,22 +37,8 @@ function isDependencyOutage(error: unknown): boolean {
 
 const logger = new Logger('http');
 
-/** Sends any error in the shape of API.md (used by the Nest filter and the decision fast path). */
-export function sendError(reply: FastifyReply, exception: unknown): FastifyReply {
-  const { status, body, retryAfter } = renderError(exception);
-  if (retryAfter !== undefined) reply.header('Retry-After', String(retryAfter));
-  return reply.status(status).send(body);
-}
-
-/** Renders every error in the shape of API.md; an unexpected one is logged without secrets. */
-@Catch()
-export class ErrorFilter implements ExceptionFilter {
-  catch(exception: unknown, host: ArgumentsHost): void {
-    sendError(host.switchToHttp().getResponse<FastifyReply>(), exception);
-  }
-}
-
-function renderError(exception: unknown): { status: number; body: ErrorBody; retryAfter?: number } {
+/** The status, envelope and Retry-After of any error; an unexpected one is logged without secrets. */
+export function renderError(exception: unknown): { status: number; body: ErrorBody; retryAfter?: number } {
   if (exception instanceof SpillwayError) {
     const { status, code, message, details, retryAfterSeconds } = exception;
     return { status, body: { error: { code, message, details } }, retryAfter: retryAfterSeconds ?? (status === 503 ? 1 : undefined) };
@@ -58,7 +47,9 @@ function renderError(exception: unknown): { status: number; body: ErrorBody; ret
     const status = exception.getStatus();
     const response = exception.getResponse() as { message?: unknown };
     const message = typeof response === 'string' ? response : String(response?.message ?? exception.message);
-    return { status, body: { error: { code: CODES[status] ?? 'error', message, details: [] } } };
+    // Nest raises these itself only for a body it could not parse; Spillway's own code throws SpillwayError.
+    const details = status === 400 ? [{ field: 'body', issue: message }] : [];
+    return { status, body: { error: { code: CODES[status] ?? 'error', message, details } } };
   }
   const fastify = exception as { statusCode?: number; code?: string; message?: string };
   if (typeof fastify?.statusCode === 'number' && fastify.statusCode >= 400 && fastify.statusCode < 500) {
@@ -75,4 +66,19 @@ function renderError(exception: unknown): { status: number; body: ErrorBody; ret
   }
   logger.error((exception as Error)?.stack ?? String(exception));
   return { status: 500, body: { error: { code: 'internal', message: 'internal error', details: [] } } };
+}
+
+/** Sends any error in the shape of API.md (the Nest filter and the decision fast path). */
+export function sendError(reply: FastifyReply, exception: unknown): FastifyReply {
+  const { status, body, retryAfter } = renderError(exception);
+  if (retryAfter !== undefined) reply.header('Retry-After', String(retryAfter));
+  return reply.status(status).send(body);
+}
+
+/** Renders every error in the shape of API.md. */
+@Catch()
+export class ErrorFilter implements ExceptionFilter {
+  catch(exception: unknown, host: ArgumentsHost): void {
+    sendError(host.switchToHttp().getResponse<FastifyReply>(), exception);
+  }
 }
