@@ -122,9 +122,10 @@ const LETTER_OF_KIND = Object.fromEntries(Object.entries(KIND_OF_LETTER).map(([l
 /** Expiry written for a lot that never expires: sorts after every real time (13 digits, year 2286). */
 const NEVER = 9_999_999_999_999;
 
+/** A time as 13 digits: before 1970 reads as 0 (long past), after 2286 as NEVER − 1 (far future). */
 const digits13 = (ms: number) => {
-  if (!Number.isInteger(ms) || ms < 0 || ms >= NEVER) throw new RangeError(`time ${ms} outside the 13-digit range of lot metadata`);
-  return String(ms).padStart(13, '0');
+  if (!Number.isFinite(ms)) throw new RangeError('lot time is not a valid date');
+  return String(Math.min(Math.max(0, Math.trunc(ms)), NEVER - 1)).padStart(13, '0');
 };
 
 /**
