@@ -3,7 +3,7 @@ import { DecisionEngine } from '../libs/engine/src/engine';
 import { reconciliationActivities } from '../libs/activities/src/reconciliation.activities';
 import { MAX_MICROS, formatCredits } from '../libs/contracts/src/money';
 import { LotLimitError } from '../libs/engine/src/engine';
-import { accountKeys, streamKey } from '../libs/engine/src/keys';
+import { accountKeys, holdKey, streamKey } from '../libs/engine/src/keys';
 import { LIMITS, LotKind } from '../libs/engine/src/policy';
 import { TestStack, eventually, startStack } from './harness';
 
@@ -500,5 +500,23 @@ describe('decisions over HTTP (real Redis and PostgreSQL)', () => {
     expect(view.balance).toBe('5.000000');
     expect(view.lots).toEqual([expect.objectContaining({ id: lotId, kind: 'promo', remaining: '5.000000' })]);
     expect((await decide({ account_id: account, feature: 'codex.task', quantity: 2 })).body).toMatchObject({ outcome: 'allowed', credits_charged: '5.000000' });
+  });
+
+  it('keeps held amounts exact past 14 significant digits (release and commit give back to the micro-credit)', async () => {
+    const price = 4_000_000_000_000_001n; // 16 digits: a JSON number with 14 significant digits would round it
+    expect((await stack.call('PUT', '/v1/features/odd', { unit: 'u', credits_per_unit: formatCredits(price) })).status).toBe(200);
+    expect((await stack.call('PUT', '/v1/plans/odd', { features: { odd: { overage: 'credits' } } })).status).toBe(200);
+    const account = await newAccount('odd');
+    const lotId = `lot_odd_${randomUUID()}`;
+    await engine.grant({ accountId: account, lotId, kind: 'purchased', micros: 2n * price + 7n, expiresAt: null, createdAt: new Date() });
+    const held = await decide({ account_id: account, feature: 'odd', quantity: 2, mode: 'reserve' });
+    expect(held.body).toMatchObject({ granted: 2, credits_charged: formatCredits(2n * price), balance: '0.000007' });
+    const plan = JSON.parse((await stack.redis.hget(holdKey(engine.partitionOf(account), held.body.decision_id), 'plan'))!);
+    expect(plan.debits).toEqual([expect.objectContaining({ id: lotId, micros: (2n * price).toString() })]);
+    const committed = await stack.call('POST', `/v1/decisions/${held.body.decision_id}/commit`, { quantity: 1 }, decider);
+    expect(committed.body).toMatchObject({ credits_charged: formatCredits(price), balance: formatCredits(price + 7n) });
+    const again = await decide({ account_id: account, feature: 'odd', quantity: 1, mode: 'reserve' });
+    await stack.call('POST', `/v1/decisions/${again.body.decision_id}/release`, undefined, decider);
+    expect((await stack.call('GET', `/v1/accounts/${account}`, undefined, decider)).body.balance).toBe(formatCredits(price + 7n));
   });
 });

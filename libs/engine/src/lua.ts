@@ -315,9 +315,11 @@ local hold_exp = 0
 if mode == 'reserve' and p.granted > 0 then
   local ttl = tonumber(ARGV[12]) * 1000
   hold_exp = now + ttl
-  local wexp = {}
-  if p.r > 0 then for _, w in ipairs(wins) do wexp[w.f] = w.exp end end
-  local plan = { r = p.r, f = p.f, c = p.c, debits = p.debits, wexp = wexp, fexp = p.f > 0 and ft.exp or 0 }
+  -- cjson writes numbers with 14 significant digits: amounts and times go in as %d strings.
+  local wexp, debits = {}, {}
+  if p.r > 0 then for _, w in ipairs(wins) do wexp[w.f] = int(w.exp) end end
+  for i, x in ipairs(p.debits) do debits[i] = { id = x.id, kind = x.kind, micros = int(x.micros), units = x.units, meta = x.meta } end
+  local plan = { r = p.r, f = p.f, c = p.c, debits = debits, wexp = wexp, fexp = int(p.f > 0 and ft.exp or 0) }
   redis.call('HSET', KEYS[5], 'decision_id', did, 'account', ARGV[1], 'feature', ARGV[2], 'q', int(p.granted), 'state', 'held', 'price', ARGV[9],
     'expires', int(hold_exp), 'plan', cjson.encode(plan), 'key', ARGV[4])
   redis.call('PEXPIRE', KEYS[5], int(ttl + 86400000))
@@ -357,6 +359,9 @@ local now = now_ms()
 local price, overage, free_units = tonumber(h.price), ARGV[5], tonumber(ARGV[6])
 if A * price > MAX then return { 'range' } end
 local p = cjson.decode(h.plan)
+for _, d in ipairs(p.debits) do d.micros = tonumber(d.micros) end
+for f, exp in pairs(p.wexp) do p.wexp[f] = tonumber(exp) end
+p.fexp = tonumber(p.fexp)
 local H = tonumber(h.q)
 p.granted = H
 local expired = now >= tonumber(h.expires)
