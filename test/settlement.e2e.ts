@@ -255,6 +255,7 @@ describe('settlement: every decision settled exactly once into the ledger', () =
     const account = await newAccount();
     await stack.grant(account, 100_000n);
     const before = await historyLength();
+    const started = Date.now();
     const decisions = 1000;
     let next = 0;
     await Promise.all(
@@ -268,7 +269,7 @@ describe('settlement: every decision settled exactly once into the ledger', () =
     await eventually(async () => ((await ledgerOf(account)).unsettled_decisions === 0 ? true : undefined), 30_000);
     const grown = (await historyLength()) - before;
     // One activity per consumer per minute (~6 events each) whatever the traffic; one per batch would be thousands.
-    process.stdout.write(`settlement history events for ${decisions} decisions: ${grown}\n`);
+    process.stdout.write(`settlement history events for ${decisions} decisions: ${grown} in ${Date.now() - started} ms\n`);
     expect(grown).toBeLessThanOrEqual(8 * stack.config.settlementConsumers);
   });
 
