@@ -4,6 +4,7 @@ import { createServer } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
+import { workflowIds } from '../libs/contracts/src/temporal';
 import { TestStack, eventually, startStack } from './harness';
 
 describe('finance workflows: purchases and grants (ledger first, then Redis, exactly once)', () => {
@@ -35,17 +36,17 @@ describe('finance workflows: purchases and grants (ledger first, then Redis, exa
     const key = `order-${randomUUID()}`;
     const first = await stack.call('POST', '/v1/purchases', { account_id: account, credits: '25.5', idempotency_key: key }, finance);
     expect(first.status).toBe(202);
-    expect(first.body.workflow_id).toBe(`purchase-${key}`);
+    expect(first.body.workflow_id).toBe(workflowIds.purchase({ tenant: 'default', accountId: account }, key));
     const again = await stack.call('POST', '/v1/purchases', { account_id: account, credits: '25.5', idempotency_key: key }, finance);
     expect(again.body.run_id).toBe(first.body.run_id);
     const other = await stack.call('POST', '/v1/purchases', { account_id: account, credits: '30', idempotency_key: key }, finance);
     expect(other.status).toBe(409);
     const done = await completed(first.body.workflow_id);
-    expect(done.result.paymentId).toBe(`local_${key}`);
+    expect(done.result.paymentId).toBe(`local_${first.body.workflow_id}`);
     expect(await balance(account)).toBe('25.500000');
     const ledger = (await stack.call('GET', `/v1/accounts/${account}/ledger`)).body;
     expect(ledger.balance).toBe('25.500000');
-    expect(ledger.items).toEqual([expect.objectContaining({ kind: 'purchase', credits: '25.500000', cause: { type: 'purchase', id: key } })]);
+    expect(ledger.items).toEqual([expect.objectContaining({ kind: 'purchase', credits: '25.500000', cause: { type: 'purchase', id: first.body.workflow_id } })]);
     const listed = await eventually(async () => {
       for await (const w of stack.temporal.workflow.list({ query: `AccountId = "${account}" AND Operation = "purchase"` })) return w;
       return undefined;
@@ -63,7 +64,7 @@ describe('finance workflows: purchases and grants (ledger first, then Redis, exa
       finance,
     );
     expect(started.status).toBe(202);
-    expect(started.body.workflow_id).toMatch(/^promo-/);
+    expect(started.body.workflow_id).toMatch(/^grant_promo-/);
     await eventually(async () => ((await balance(account)) === '18.000000' ? true : undefined));
     const spent = await stack.call('POST', '/v1/decisions', { account_id: account, feature: 'codex.task', quantity: 3, idempotency_key: randomUUID() });
     expect(spent.body.sources[2]).toMatchObject({ layer: 'promo', credits: '3.000000' });
@@ -116,8 +117,9 @@ describe('finance workflows: purchases and grants (ledger first, then Redis, exa
     expect(ledger.items.filter((i: { kind: string }) => i.kind === 'refund')).toHaveLength(2);
   });
 
-  it('makes large adjustments wait for approval, and applies or rejects them', async () => {
+  it('makes large adjustments wait for approval by another key, and applies or rejects them', async () => {
     const account = await newAccount();
+    const approver = (await stack.call('POST', '/v1/api-keys', { name: 'jane', scopes: ['approve'] })).body;
     const big = await stack.call('POST', '/v1/adjustments', { account_id: account, credits: '150', reason: 'goodwill', idempotency_key: randomUUID() }, finance);
     expect(big.status).toBe(202);
     const waiting = await eventually(async () => {
@@ -126,20 +128,20 @@ describe('finance workflows: purchases and grants (ledger first, then Redis, exa
     });
     expect(waiting.status).toBe('running');
     expect(await balance(account)).toBe('0.000000');
-    const approved = await stack.call('POST', `/v1/approvals/${big.body.workflow_id}`, { approve: true, approver: 'jane@finance' }, finance);
+    const approved = await stack.call('POST', `/v1/approvals/${big.body.workflow_id}`, { approve: true }, approver.key);
     expect(approved.status).toBe(202);
-    expect((await completed(big.body.workflow_id)).result).toMatchObject({ status: 'applied', approver: 'jane@finance' });
+    expect((await completed(big.body.workflow_id)).result).toMatchObject({ status: 'applied', approver: { keyId: approver.id, name: 'jane' } });
     expect(await balance(account)).toBe('150.000000');
-    expect((await stack.call('POST', `/v1/approvals/${big.body.workflow_id}`, { approve: true, approver: 'x' }, finance)).status).toBe(409);
+    expect((await stack.call('POST', `/v1/approvals/${big.body.workflow_id}`, { approve: true }, approver.key)).status).toBe(409);
 
     const rejectedStart = await stack.call('POST', '/v1/adjustments', { account_id: account, credits: '-120', reason: 'clawback', idempotency_key: randomUUID() }, finance);
     await eventually(async () => ((await stack.call('GET', `/v1/workflows/${rejectedStart.body.workflow_id}`, undefined, finance)).body.state === 'awaiting_approval' ? true : undefined));
-    await stack.call('POST', `/v1/approvals/${rejectedStart.body.workflow_id}`, { approve: false, approver: 'jane@finance' }, finance);
+    await stack.call('POST', `/v1/approvals/${rejectedStart.body.workflow_id}`, { approve: false }, approver.key);
     expect((await completed(rejectedStart.body.workflow_id)).result).toMatchObject({ status: 'rejected' });
     expect(await balance(account)).toBe('150.000000');
 
     const small = await stack.call('POST', '/v1/adjustments', { account_id: account, credits: '-7.5', reason: 'correction', idempotency_key: randomUUID() }, finance);
-    expect((await completed(small.body.workflow_id)).result).toMatchObject({ status: 'applied', debited: '7500000' });
+    expect((await completed(small.body.workflow_id)).result).toMatchObject({ status: 'applied', debited: '7500000', approval: 'auto' });
     expect(await balance(account)).toBe('142.500000');
     expect((await stack.call('GET', `/v1/accounts/${account}/ledger`)).body.balance).toBe('142.500000');
   });
@@ -158,7 +160,7 @@ describe('finance workflows: purchases and grants (ledger first, then Redis, exa
     };
     const started = await stack.call('PUT', `/v1/entitlements/${contract}`, terms, finance);
     expect(started.status).toBe(202);
-    expect(started.body.workflow_id).toBe(`entitlement-${contract}`);
+    expect(started.body.workflow_id).toBe(workflowIds.entitlement('default', contract));
     await eventually(async () => ((await balance(account)) === '10.000000' ? true : undefined));
     await stack.call('POST', '/v1/decisions', { account_id: account, feature: 'codex.task', quantity: 4, idempotency_key: randomUUID() });
     // Period 0 leaves 6; half of it rolls over into period 1's lot.
@@ -198,7 +200,7 @@ describe('finance workflows: purchases and grants (ledger first, then Redis, exa
       return JSON.parse(stdout);
     };
     const started = await cli('purchase', '--account', account, '--credits', '12', '--key', `cli-${account}`);
-    expect(started.workflow_id).toBe(`purchase-cli-${account}`);
+    expect(started.workflow_id).toBe(workflowIds.purchase({ tenant: 'default', accountId: account }, `cli-${account}`));
     await completed(started.workflow_id);
     expect(await balance(account)).toBe('12.000000');
     const listed = await eventually(async () => {

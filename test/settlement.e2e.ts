@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { streamKey } from '../libs/engine/src/keys';
+import { accountKeys, streamKey } from '../libs/engine/src/keys';
 import { checkLedger } from '../libs/ledger/src/reconciliation';
 import { CursorMoved, readCursor, writeSettlementBatch } from '../libs/ledger/src/settlement';
 import { UsageEvent, parseStreamEntry } from '../libs/ledger/src/settlement-entry';
@@ -142,7 +142,7 @@ describe('settlement: every decision settled exactly once into the ledger', () =
     const first = await decide({ account_id: account, feature: 'codex.task', quantity: 1, idempotency_key: key });
     expect(await eventually(() => settledBalance(account))).toBe('10.000000');
     // Redis forgot the key (its retention passed) and decided again under it.
-    await stack.redis.del(`sw:{p${stack.engine.partitionOf(account)}}:a:${account}:i:${key}`);
+    await stack.redis.del(accountKeys(account, stack.engine.partitionOf(account)).idempotency(key));
     const second = await decide({ account_id: account, feature: 'codex.task', quantity: 1, idempotency_key: key });
     expect(second.body.decision_id).not.toBe(first.body.decision_id);
     await eventually(async () => ((await ledgerOf(account)).unsettled_decisions === 0 ? true : undefined));

@@ -4,7 +4,7 @@ import Redis, { Cluster } from 'ioredis';
 import { DataSource } from 'typeorm';
 import { workflowIds } from '../../contracts/src/temporal';
 import { DecisionEngine } from '../../engine/src/engine';
-import { streamKey, tag } from '../../engine/src/keys';
+import { restoredKey, streamKey } from '../../engine/src/keys';
 import { LotKind } from '../../engine/src/policy';
 import { BatchOutcome, CursorMoved, MAX_BATCH, PartitionSlice, UsageEvent, readCursors, writeSettlementBatch } from '../../ledger/src/settlement';
 import { HoldEntry, parseStreamEntry } from '../../ledger/src/settlement-entry';
@@ -100,8 +100,6 @@ function transactionsOf(slices: PartitionSlice[]): PartitionSlice[][] {
   return groups;
 }
 
-const restoredKey = (partition: number) => `sw:${tag(partition)}:restored`;
-
 /**
  * Settlement activities. Each is idempotent and retry-safe: the ledger write is one transaction
  * keyed by decision ids and guarded by the cursor row; the stream is trimmed only after commit.
@@ -158,10 +156,10 @@ export function settlementActivities(deps: SettlementDeps) {
         });
       }
       if (s.auto_recharge_micros) {
-        const key = `auto-${s.account_id}-${hour}`;
+        const key = workflowIds.autoRecharge(s.account_id, hour);
         await startOnce(deps.temporal, deps.taskQueue, {
           workflowType: 'purchaseWorkflow',
-          workflowId: workflowIds.purchase(key),
+          workflowId: key,
           args: [{ accountId: s.account_id, micros: s.auto_recharge_micros, key }],
           accountId: s.account_id,
           operation: 'purchase',

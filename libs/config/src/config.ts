@@ -20,8 +20,25 @@ export interface SpillwayConfig {
   readonly logLevel: string;
   /** How often a process polls the catalogue version; bounds how stale a policy can be. */
   readonly policyPollMs: number;
-  /** Refunds and adjustments above this many micro-credits wait for an approval signal. */
+  /** Refunds, adjustments and grants above this many micro-credits wait for a four-eyes approval. */
   readonly approvalThresholdMicros: bigint;
+  /** How long a change above the threshold waits for its approval (s); then it ends `expired`. */
+  readonly approvalDeadlineSeconds: number;
+  /**
+   * How long a decision's idempotency key replays the same answer (s), 60 s – 7 days; default
+   * 24 h, the retention product APIs document for their own idempotency keys.
+   */
+  readonly idempotencyRetentionSeconds: number;
+  // --- access (tenants, keys, outbound safety) ---
+  /** How often a process polls for revoked or changed API keys (ms, ≤ 1000: revocation reaches every process within it). */
+  readonly keyPollMs: number;
+  /** Webhook URLs may be plain http (otherwise https only). Off by default. */
+  readonly webhookAllowHttp: boolean;
+  /**
+   * CIDR ranges webhooks may reach although they are loopback, private, link-local or otherwise
+   * non-public (tests, private deployments). Empty by default: only public unicast addresses.
+   */
+  readonly webhookAllowedCidrs: readonly string[];
 }
 
 const MAX_PARTITIONS = 1024;
@@ -54,5 +71,10 @@ export function loadConfig(): SpillwayConfig {
     logLevel: process.env.LOG_LEVEL || 'info',
     policyPollMs: integer('SPILLWAY_POLICY_POLL_MS', 250, 10, 1000),
     approvalThresholdMicros: BigInt(integer('SPILLWAY_APPROVAL_THRESHOLD_CREDITS', 100, 0, 1_000_000_000)) * 1_000_000n,
+    approvalDeadlineSeconds: integer('SPILLWAY_APPROVAL_DEADLINE_SECONDS', 7 * 24 * 3600, 1, 90 * 24 * 3600),
+    idempotencyRetentionSeconds: integer('SPILLWAY_IDEMPOTENCY_TTL_SECONDS', 86_400, 60, 7 * 86_400),
+    keyPollMs: integer('SPILLWAY_KEY_POLL_MS', 250, 10, 1000),
+    webhookAllowHttp: process.env.SPILLWAY_WEBHOOK_ALLOW_HTTP === 'true',
+    webhookAllowedCidrs: (process.env.SPILLWAY_WEBHOOK_ALLOWED_CIDRS ?? '').split(',').map((c) => c.trim()).filter(Boolean),
   };
 }

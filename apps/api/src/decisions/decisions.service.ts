@@ -1,11 +1,19 @@
 import { Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { SpillwayError, conflict, notFound, unprocessable } from '../../../../libs/contracts/src/errors';
+import { MAX_MICROS, formatCredits } from '../../../../libs/contracts/src/money';
 import { DecideInput, DecisionEngine, EngineDecision, HoldSettlement } from '../../../../libs/engine/src/engine';
 import { PolicyCache } from '../catalogue/policy-cache';
 import { Metrics } from '../metrics/metrics';
 import { SettlementMonitor } from '../settlement/settlement-monitor';
 import { DecisionRequest } from './decision.request';
+import { Principal, allowsFeature, authorize, sees } from '../auth/api-key';
+
+/** quantity × credits per unit beyond the one exact range: a 422 naming the limit; nothing changed. */
+const amountLimit = () =>
+  unprocessable(`quantity × credits_per_unit exceeds the limit of ${formatCredits(MAX_MICROS)} credits (2^53 − 1 micro-credits)`, [
+    { field: 'quantity', issue: `quantity × credits_per_unit must not exceed ${formatCredits(MAX_MICROS)} credits` },
+  ]);
 
 /** Resolves the policy in memory and asks the engine: one Redis round trip per decision. */
 @Injectable()
@@ -17,13 +25,18 @@ export class DecisionsService {
     private readonly settlement: SettlementMonitor,
   ) {}
 
-  async decide(request: DecisionRequest): Promise<{ decision: EngineDecision; replayed: boolean }> {
+  /** The caller's key must see the account's tenant (and may be narrowed to features): else as if missing (404). */
+  async decide(request: DecisionRequest, principal: Principal): Promise<{ decision: EngineDecision; replayed: boolean }> {
     // A preview has no side effects, so it needs no key of the caller's.
     const input: DecideInput = { ...request, idempotencyKey: request.idempotencyKey ?? `preview-${randomUUID()}` };
     let resolution = this.policies.resolve(input.accountId, input.feature);
     if ('missing' in resolution && resolution.missing === 'account' && (await this.policies.ensureAccount(input.accountId))) {
       resolution = this.policies.resolve(input.accountId, input.feature);
     }
+    // Out of the key's scope answers exactly as missing: another tenant's account, a feature the key is not narrowed to.
+    const tenant = this.policies.tenantOf(input.accountId);
+    if (tenant !== undefined && !sees(principal, tenant)) resolution = { missing: 'account' };
+    else if (!allowsFeature(principal, input.feature)) resolution = { missing: 'feature' };
     if ('missing' in resolution) {
       switch (resolution.missing) {
         case 'account':
@@ -34,9 +47,7 @@ export class DecisionsService {
           throw unprocessable(`plan ${resolution.planKey} does not include ${input.feature}`, [{ field: 'feature', issue: 'not in the account plan' }]);
       }
     }
-    if (BigInt(input.quantity) * resolution.policy.feature.creditsPerUnitMicros > BigInt(Number.MAX_SAFE_INTEGER)) {
-      throw unprocessable('quantity × credits_per_unit is too large for one decision', [{ field: 'quantity', issue: 'too large for this feature' }]);
-    }
+    if (BigInt(input.quantity) * resolution.policy.feature.creditsPerUnitMicros > MAX_MICROS) throw amountLimit();
     if (input.mode !== 'preview' && this.settlement.overloaded(this.engine.partitionOf(input.accountId))) {
       throw new SpillwayError(503, 'settlement_backlog', 'settlement is too far behind on this account partition; retry later', [], 5);
     }
@@ -48,19 +59,31 @@ export class DecisionsService {
     return result;
   }
 
-  async settle(decisionId: string, action: 'committed' | 'released', quantity: number): Promise<{ settlement: HoldSettlement; replayed: boolean }> {
+  /** A hold of an account the key does not see answers as a missing one (404). */
+  async settle(decisionId: string, action: 'committed' | 'released', quantity: number, principal: Principal): Promise<{ settlement: HoldSettlement; replayed: boolean }> {
+    const inScope = (accountId: string, feature: string) => {
+      const tenant = this.policies.tenantOf(accountId);
+      return tenant !== undefined && authorize(principal, 'decide', tenant, feature);
+    };
     const result =
       action === 'released'
-        ? await this.engine.release(decisionId)
-        : await this.engine.commit(decisionId, quantity, (accountId, feature) => {
-            const resolution = this.policies.resolve(accountId, feature);
-            return 'policy' in resolution ? resolution.policy : undefined;
-          });
+        ? await this.engine.release(decisionId, inScope)
+        : await this.engine.commit(
+            decisionId,
+            quantity,
+            (accountId, feature) => {
+              const resolution = this.policies.resolve(accountId, feature);
+              return 'policy' in resolution ? resolution.policy : undefined;
+            },
+            inScope,
+          );
     switch (result.kind) {
       case 'settled':
         return result;
       case 'expired':
         throw new SpillwayError(409, 'hold_expired', `hold ${decisionId} expired and was released`);
+      case 'range':
+        throw amountLimit();
       case 'conflict':
         throw conflict(`hold ${decisionId} is already ${result.state}${result.quantity ? ` at quantity ${result.quantity}` : ''}`);
       default:

@@ -1,10 +1,13 @@
 import { Body, Controller, Get, HttpCode, Inject, Param, Post, Req } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
-import { Client, WorkflowNotFoundError } from '@temporalio/client';
+import { Client, WorkflowFailedError, WorkflowHandle, WorkflowNotFoundError } from '@temporalio/client';
+import { ApplicationFailure, TemporalFailure } from '@temporalio/common';
+import { stateQuery } from '../../../../workflows/src/approval';
 import { IsOptional } from 'class-validator';
 import { invalidField, notFound } from '../../../../libs/contracts/src/errors';
 import { ACCOUNT_ID_PATTERN } from '../../../../libs/engine/src/plan-definition';
 import { workflowIds } from '../../../../libs/contracts/src/temporal';
+import { AccessScope } from '../auth/access-scope';
 import { AuthenticatedRequest, RequireScope } from '../auth/auth.guard';
 import { IdempotencyKeyField } from '../http/fields';
 import { TEMPORAL } from '../infra/tokens';
@@ -16,6 +19,25 @@ class SmokeCheckDto {
   idempotency_key?: string;
 }
 
+/** The reason a workflow failed: the innermost cause (an activity's non-retryable error), type and message. */
+async function failureOf(handle: WorkflowHandle): Promise<{ type: string | null; message: string } | null> {
+  try {
+    await handle.result();
+    return null;
+  } catch (error) {
+    if (!(error instanceof WorkflowFailedError)) throw error;
+    let cause: Error | undefined = error.cause;
+    while (cause instanceof TemporalFailure && cause.cause) cause = cause.cause;
+    return { type: cause instanceof ApplicationFailure ? (cause.type ?? null) : (cause?.name ?? null), message: cause?.message ?? error.message };
+  }
+}
+
+/** How a finance workflow ended, from its result: `status` (refund, adjustment, contract) or `ended` (grant). */
+function closedState(result: unknown): string | undefined {
+  const r = result as { status?: unknown; ended?: unknown } | null;
+  return typeof r?.status === 'string' ? r.status : typeof r?.ended === 'string' ? r.ended : undefined;
+}
+
 @ApiTags('workflows')
 @ApiBearerAuth()
 @Controller('v1')
@@ -23,6 +45,7 @@ export class WorkflowsController {
   constructor(
     @Inject(TEMPORAL) private readonly temporal: Client,
     private readonly starter: WorkflowStarter,
+    private readonly scope: AccessScope,
   ) {}
 
   /** Runs the smoke workflow: API → Temporal → worker → PostgreSQL and Redis. */
@@ -44,8 +67,9 @@ export class WorkflowsController {
   /** The account's financial workflows, newest first (Temporal visibility, as in the Web UI). */
   @Get('accounts/:id/workflows')
   @RequireScope('finance')
-  async forAccount(@Param('id') accountId: string) {
+  async forAccount(@Param('id') accountId: string, @Req() request: AuthenticatedRequest) {
     if (!ACCOUNT_ID_PATTERN.test(accountId)) throw invalidField('id', 'not an account id');
+    await this.scope.account(request.principal, accountId);
     const items = [];
     for await (const w of this.temporal.workflow.list({ query: `AccountId = "${accountId}"` })) {
       items.push({ workflow_id: w.workflowId, run_id: w.runId, type: w.type, status: w.status.name.toLowerCase(), started_at: w.startTime.toISOString() });
@@ -56,14 +80,15 @@ export class WorkflowsController {
 
   @Get('workflows/:workflowId')
   @RequireScope('finance')
-  async status(@Param('workflowId') workflowId: string) {
-    const handle = this.temporal.workflow.getHandle(workflowId);
+  async status(@Param('workflowId') workflowId: string, @Req() request: AuthenticatedRequest) {
+    const { handle, description } = await this.scope.workflow(request.principal, workflowId);
     try {
-      const description = await handle.describe();
       const status = description.status.name.toLowerCase();
       const result = status === 'completed' ? await handle.result() : null;
-      // Refunds and adjustments say where they stand (e.g. awaiting_approval) while running.
-      const state = status === 'running' ? await handle.query<string>('state').catch(() => null) : null;
+      const failure = status === 'failed' ? await failureOf(handle) : null;
+      // Finance workflows say where they stand (e.g. awaiting_approval) while running, and how they ended.
+      const state =
+        status === 'running' ? await handle.query(stateQuery).catch(() => null) : status === 'failed' ? 'failed' : (closedState(result) ?? null);
       return {
         workflow_id: workflowId,
         run_id: description.runId,
@@ -74,6 +99,7 @@ export class WorkflowsController {
         closed_at: description.closeTime?.toISOString() ?? null,
         memo: description.memo ?? {},
         result,
+        failure,
       };
     } catch (error) {
       if (error instanceof WorkflowNotFoundError) throw notFound(`workflow ${workflowId}`);
