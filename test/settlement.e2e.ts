@@ -94,6 +94,10 @@ describe('settlement: every decision settled exactly once into the ledger', () =
     }
     const metrics = await stack.call('GET', '/metrics', undefined, '');
     expect(metrics.body).toContain('spillway_settlement_lag_seconds{partition="0"}');
+    // Platform-wide figures: a tenant's key (even with read scope) does not see them.
+    const tenantKey = await stack.call('POST', '/v1/api-keys', { name: `settle-${randomUUID().slice(0, 6)}`, scopes: ['read', 'decide'], tenant: 'settle-tenant' });
+    expect(tenantKey.status).toBe(201);
+    expect((await stack.call('GET', '/v1/settlement', undefined, tenantKey.body.key)).status).toBe(403);
   });
 
   it('ignores duplicate events in the stream (I1)', async () => {

@@ -235,6 +235,7 @@ export function settlementActivities(deps: SettlementDeps) {
       total.settled += outcome.settled;
       total.quarantined += outcome.quarantined;
       total.isolated ||= outcome.isolated;
+      heartbeat({ cursors: Object.fromEntries(cursors) }); // a read spanning several transactions stays alive
     }
     return total;
   }
