@@ -277,19 +277,27 @@ export class DecisionEngine {
    * Commits a hold at its actual quantity; extra units go through the account's current policy.
    * 'range' when quantity × the hold's price exceeds MAX_MICROS (nothing changed).
    */
-  async commit(decisionId: string, quantity: number, policyFor: (accountId: string, feature: string) => DecisionPolicy | undefined): Promise<SettleResult> {
+  async commit(
+    decisionId: string,
+    quantity: number,
+    policyFor: (accountId: string, feature: string) => DecisionPolicy | undefined,
+    inScope?: (accountId: string, feature: string) => boolean,
+  ): Promise<SettleResult> {
     const hold = await this.readHold(decisionId);
-    if (!hold) return { kind: 'not_found' };
+    if (!hold || (inScope && !inScope(hold.accountId, hold.feature))) return { kind: 'not_found' };
     if (BigInt(quantity) * hold.price > MAX_MICROS) return { kind: 'range' };
     const policy = policyFor(hold.accountId, hold.feature);
     if (!policy) return { kind: 'not_found' };
     return this.settle(hold, 'committed', quantity, [policy.plan.overage, policy.plan.freeTierUnitsPerMonth, policy.plan.windows.length, ...windowArgs(policy.plan)]);
   }
 
-  /** Releases a hold: every unit goes back where it came from. Needs no policy (hold expiry uses it). */
-  async release(decisionId: string): Promise<SettleResult> {
+  /**
+   * Releases a hold: every unit goes back where it came from. Needs no policy (hold expiry uses it).
+   * `inScope` (the caller's tenant check) answers false for a hold the caller may not see: not_found.
+   */
+  async release(decisionId: string, inScope?: (accountId: string, feature: string) => boolean): Promise<SettleResult> {
     const hold = await this.readHold(decisionId);
-    if (!hold) return { kind: 'not_found' };
+    if (!hold || (inScope && !inScope(hold.accountId, hold.feature))) return { kind: 'not_found' };
     return this.settle(hold, 'released', 0, ['deny', 0, 0]);
   }
 
@@ -352,7 +360,10 @@ export class DecisionEngine {
     return applied === 1;
   }
 
-  /** Brings back the lots Redis lost, at the ledger's remaining amounts; live lots stay as they are. */
+  /**
+   * Brings back the lots Redis lost, at the ledger's remaining amounts; live lots stay as they are,
+   * and so do spent lots that decisions pruned (their grant marker, kept 30 days, remembers them).
+   */
   async restore(accountId: string, lots: { lotId: string; kind: LotKind; remaining: bigint; expiresAt: Date | null; createdAt: Date }[]): Promise<void> {
     for (const lot of lots) {
       if (lot.remaining < 0n || lot.remaining > MAX_MICROS) throw new AmountRangeError(`lot ${lot.lotId}: remaining amount`);
@@ -360,7 +371,7 @@ export class DecisionEngine {
     }
     const keys = accountKeys(accountId, this.partitionOf(accountId));
     const args = lots.flatMap((lot) => [lot.lotId, lotMeta(lot.kind, lot.expiresAt, lot.createdAt), lot.remaining.toString()]);
-    if (args.length > 0) await this.fcall('restore', [keys.lots], args);
+    if (args.length > 0) await this.fcall('restore', [keys.lots, ...lots.map((lot) => keys.grantMarker(lot.lotId))], args);
   }
 
   /** Takes up to `micros` from the lots in burn-down order, once per key; says what came from where. */
