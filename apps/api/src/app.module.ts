@@ -3,6 +3,7 @@ import { SpillwayConfig } from '../../../libs/config/src/config';
 import { AccountsModule } from './accounts/accounts.module';
 import { AuthModule } from './auth/auth.module';
 import { CatalogueModule } from './catalogue/catalogue.module';
+import { ConsoleModule } from './console/console.module';
 import { DecisionsModule } from './decisions/decisions.module';
 import { FinanceModule } from './finance/finance.module';
 import { HealthModule } from './health/health.module';
@@ -30,6 +31,7 @@ export class AppModule {
         SettlementModule,
         FinanceModule,
         ReconciliationModule,
+        ConsoleModule,
       ],
     };
   }

@@ -10,6 +10,7 @@ import { AppModule } from './app.module';
 import { ErrorFilter } from './http/error.filter';
 import { validationPipe } from './http/validation';
 import { registerDocsUi } from './http/docs';
+import { registerConsole } from './console/console-assets';
 import { Metrics } from './metrics/metrics';
 
 /** Nest's framework messages go to the same structured JSON log as everything else. */
@@ -44,5 +45,6 @@ export async function createApp(config: SpillwayConfig): Promise<NestFastifyAppl
   );
   SwaggerModule.setup('docs', app, document, { ui: false, jsonDocumentUrl: 'openapi.json', yamlDocumentUrl: 'openapi.yaml' });
   registerDocsUi(fastify);
+  await registerConsole(fastify);
   return app;
 }

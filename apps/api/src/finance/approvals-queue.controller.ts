@@ -1,0 +1,72 @@
+import { Controller, Get, Inject, Req } from '@nestjs/common';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { Client, WorkflowHandle } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { formatCredits } from '../../../../libs/contracts/src/money';
+import { ACCOUNT_ID, OPERATION } from '../../../../workflows/src/search-attributes';
+import { AuthenticatedRequest, RequireScope } from '../auth/auth.guard';
+import { TEMPORAL } from '../infra/tokens';
+
+/** Workflow types that may wait for an approval. */
+const APPROVABLE_TYPES = ['refundWorkflow', 'adjustmentWorkflow', 'grantWorkflow'];
+/** At most this many running candidates are examined (each answers a query), and at most QUEUE_LIMIT listed. */
+const SCAN_LIMIT = 200;
+const QUEUE_LIMIT = 100;
+
+/** Credits a waiting workflow would move: its request's `micros`, or for a whole-decision refund the quoted amount. */
+async function amountOf(handle: WorkflowHandle): Promise<{ micros: string | null; decisionId: string | null }> {
+  const history = await handle.fetchHistory();
+  const events = history.events ?? [];
+  const input = events[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+  const request = input ? defaultPayloadConverter.fromPayload<{ micros?: string | null; decisionId?: string | null }>(input) : {};
+  let micros = request.micros ?? null;
+  if (micros === null) {
+    const quoted = events.find((e) => e.activityTaskCompletedEventAttributes)?.activityTaskCompletedEventAttributes?.result?.payloads?.[0];
+    micros = quoted ? String(defaultPayloadConverter.fromPayload(quoted)) : null;
+  }
+  return { micros, decisionId: request.decisionId ?? null };
+}
+
+/** The approvals queue: refunds, adjustments and grants waiting for an approver. */
+@ApiTags('finance')
+@ApiBearerAuth()
+@Controller('v1/approvals')
+export class ApprovalsQueueController {
+  constructor(@Inject(TEMPORAL) private readonly temporal: Client) {}
+
+  /**
+   * Running workflows whose `state` query answers `awaiting_approval` (Temporal visibility, then
+   * one query each), oldest first, with the amount, reason and requester. Bounded: SCAN_LIMIT
+   * candidates, QUEUE_LIMIT items.
+   */
+  @Get()
+  @RequireScope('finance')
+  async list(@Req() _request: AuthenticatedRequest) {
+    const types = APPROVABLE_TYPES.map((t) => `WorkflowType = "${t}"`).join(' OR ');
+    const items = [];
+    let scanned = 0;
+    for await (const w of this.temporal.workflow.list({ query: `ExecutionStatus = "Running" AND (${types})` })) {
+      if (++scanned > SCAN_LIMIT || items.length >= QUEUE_LIMIT) break;
+      const handle = this.temporal.workflow.getHandle(w.workflowId, w.runId);
+      const state = await handle.query<string>('state').catch(() => null);
+      if (state !== 'awaiting_approval') continue;
+      const { micros, decisionId } = await amountOf(handle);
+      const memo = (w.memo ?? {}) as Record<string, unknown>;
+      items.push({
+        workflow_id: w.workflowId,
+        run_id: w.runId,
+        type: w.type,
+        operation: w.typedSearchAttributes.get(OPERATION) ?? null,
+        account_id: w.typedSearchAttributes.get(ACCOUNT_ID) ?? null,
+        credits: micros === null ? null : formatCredits(BigInt(micros)),
+        decision_id: decisionId,
+        reason: typeof memo.reason === 'string' ? memo.reason : null,
+        requested_by: typeof memo.actor === 'string' ? memo.actor : null,
+        started_at: w.startTime.toISOString(),
+        state,
+      });
+    }
+    items.sort((a, b) => a.started_at.localeCompare(b.started_at));
+    return { items };
+  }
+}
