@@ -8,16 +8,31 @@ export interface UsagePoint {
   decisions: number;
 }
 
+const BUCKET_MS = { hour: 3_600_000, day: 86_400_000 } as const;
+const BUCKETS = { hour: 168, day: 90 } as const;
+
+/** The whole period (7 days of hours, 90 days of days, UTC), with zero where nothing was used. */
+function dense(points: UsagePoint[], bucket: 'hour' | 'day'): UsagePoint[] {
+  const step = BUCKET_MS[bucket];
+  const last = Math.floor(Date.now() / step) * step;
+  const byTime = new Map(points.map((p) => [Date.parse(p.at), p]));
+  return Array.from({ length: BUCKETS[bucket] }, (_, i) => {
+    const at = last - (BUCKETS[bucket] - 1 - i) * step;
+    return byTime.get(at) ?? { at: new Date(at).toISOString(), units: 0, credits: '0', decisions: 0 };
+  });
+}
+
 /**
  * Units used and credits spent per bucket (uPlot; two y axes). Credits are exact decimal strings
  * from the API; they become numbers here only to be drawn. A data table follows for screen readers.
  */
-export function UsageChart({ points, bucket }: { points: UsagePoint[]; bucket: string }) {
+export function UsageChart({ points, bucket }: { points: UsagePoint[]; bucket: 'hour' | 'day' }) {
   const box = useRef<HTMLDivElement>(null);
   useEffect(() => {
     const el = box.current;
     if (!el || points.length === 0) return;
-    const data: uPlot.AlignedData = [points.map((p) => Date.parse(p.at) / 1000), points.map((p) => p.units), points.map((p) => Number(p.credits))];
+    const series = dense(points, bucket);
+    const data: uPlot.AlignedData = [series.map((p) => Date.parse(p.at) / 1000), series.map((p) => p.units), series.map((p) => Number(p.credits))];
     const size = () => ({ width: Math.max(280, el.clientWidth), height: 260 });
     const plot = new uPlot(
       {
@@ -26,8 +41,8 @@ export function UsageChart({ points, bucket }: { points: UsagePoint[]; bucket: s
         scales: { x: { time: true }, units: { auto: true }, credits: { auto: true } },
         series: [
           {},
-          { label: 'Units used', scale: 'units', stroke: '#1d4ed8', width: 2, fill: 'rgba(29,78,216,0.08)', points: { show: true } },
-          { label: 'Credits spent', scale: 'credits', stroke: '#b45309', width: 2, dash: [6, 4], points: { show: true } },
+          { label: 'Units used', scale: 'units', stroke: '#1d4ed8', width: 2, fill: 'rgba(29,78,216,0.08)' },
+          { label: 'Credits spent', scale: 'credits', stroke: '#b45309', width: 2, dash: [6, 4] },
         ],
         axes: [{}, { scale: 'units', label: 'units' }, { scale: 'credits', label: 'credits', side: 1, grid: { show: false } }],
       },

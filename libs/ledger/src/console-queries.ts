@@ -52,13 +52,13 @@ export interface UsagePoint {
 }
 
 /**
- * Settled usage of one account per bucket, oldest first, over the bucket's look-back: the sum of
+ * Settled usage of one account per UTC hour or day, oldest first, over the bucket's look-back: the sum of
  * usage event quantities and of their monetization events' credits (bigint sums in SQL: exact).
  */
 export function usageSeries(ledger: DataSource, accountId: string, bucket: UsageBucket): Promise<UsagePoint[]> {
   const { trunc, lookback } = USAGE_BUCKETS[bucket];
   return ledger.query(
-    `SELECT date_trunc('${trunc}', u.occurred_at) AS at, sum(u.quantity)::text AS units,
+    `SELECT date_trunc('${trunc}', u.occurred_at, 'UTC') AS at, sum(u.quantity)::text AS units,
             coalesce(sum(m.credits_micros), 0)::text AS credits_micros, count(*)::text AS decisions
        FROM usage_events u LEFT JOIN monetization_events m ON m.usage_event_id = u.id
       WHERE u.account_id = $1 AND u.occurred_at > now() - interval '${lookback}'
