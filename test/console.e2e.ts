@@ -159,6 +159,8 @@ describe('console: the browser app at /console, driven by Playwright against the
     await alice.getByTestId('ledger').getByRole('cell', { name: 'Refund', exact: true }).waitFor();
     await expect(alice.getByTestId('ledger').textContent()).resolves.toContain('+150');
     await shot(alice, 'account-after-refund');
+    // What docs/console.png shows (the README's screenshot): the first screen of the account page.
+    await alice.screenshot({ path: join(ARTIFACTS, 'account-1280x800.png') });
 
     // Plain words for API errors, never raw JSON.
     await alice.goto(`${stack.url}/console/accounts/not-an-account`);
