@@ -108,6 +108,24 @@ describe('console: the browser app at /console, driven by Playwright against the
     expect(usage.points.reduce((sum: number, p: { credits: string }) => sum + Number(p.credits), 0)).toBe(500);
     expect((await stack.call('GET', '/v1/accounts/nobody-here/usage')).status).toBe(404);
     expect((await stack.call('GET', '/v1/whoami', undefined, 'sw_not_a_key')).status).toBe(401);
+  });
+
+  it('explains a hold while it is held, and an all-or-nothing denial found by its idempotency key', async () => {
+    const other = `console-${randomUUID().slice(0, 8)}`;
+    await stack.call('PUT', `/v1/accounts/${other}`, { plan: 'console' });
+    const hold = await stack.call('POST', '/v1/decisions', { account_id: other, feature: 'video.seconds', quantity: 1, idempotency_key: 'h-1', mode: 'reserve' });
+    expect(hold.body.outcome).toBe('allowed');
+    const held = (await stack.call('GET', `/v1/decisions/${hold.body.decision_id}`, undefined, financeKey)).body;
+    expect(held).toMatchObject({ mode: 'reserve', hold: { state: 'held', units: 1 }, settlement: { state: 'held' } });
+    // 2 window units and 2 free units are left, no credits: 10 all-or-nothing is denied whole.
+    const none = await stack.call('POST', '/v1/decisions', { account_id: other, feature: 'video.seconds', quantity: 10, idempotency_key: 'big-1', allow_partial: false });
+    expect(none.body).toMatchObject({ outcome: 'denied', granted: 0 });
+    const explained = (await stack.call('GET', `/v1/decisions?account_id=${other}&idempotency_key=big-1`, undefined, financeKey)).body;
+    expect(explained).toMatchObject({ decision_id: none.body.decision_id, outcome: 'denied', settlement: { state: 'nothing_to_settle' } });
+    expect(explained.waterfall).toMatchObject({ requested: 10, allow_partial: false, granted: 0 });
+    expect(explained.waterfall.layers[0]).toMatchObject({ layer: 'rate_limit', had: 2, gave: 0, note: 'could give more, but the request was all-or-nothing' });
+    expect(explained.waterfall.denied_because).toMatch(/allow_partial was false/);
+    expect((await stack.call('GET', `/v1/decisions?account_id=${other}&idempotency_key=never-used`)).status).toBe(404);
     expect((await stack.call('GET', '/v1/reconciliations', undefined, financeKey)).status).toBe(403);
   });
 
