@@ -207,6 +207,7 @@ describe('console: the browser app at /console, driven by Playwright against the
       await admin.getByRole('button', { name: 'Refresh' }).first().click();
       return (await admin.locator('#report-heading').count()) > 0 && (await admin.getByText('Status completed').count()) > 0 ? true : undefined;
     }, 60_000, 1000);
+    await admin.locator('table a[href^="/console/reconciliation/reconciliation-"]').first().waitFor();
     await shot(admin, 'reconciliation');
     await admin.close();
   }, 120_000);

@@ -35,7 +35,7 @@ function Fields({ item }: { item: Record<string, unknown> }) {
   );
 }
 
-function ReportDetail({ id }: { id: string }) {
+function ReportDetail({ id, onRefresh }: { id: string; onRefresh: () => void }) {
   const who = useWho();
   const report = useLoad(() => api<Report>('GET', `/v1/reconciliations/${enc(id)}`), [id]);
   if (report.error) return <ErrorNote error={report.error} />;
@@ -59,7 +59,14 @@ function ReportDetail({ id }: { id: string }) {
         <a href={temporalLinks(who).workflow(r.id)} target="_blank" rel="noopener noreferrer">
           Open in Temporal
         </a>{' '}
-        <button type="button" class="link" onClick={report.reload}>
+        <button
+          type="button"
+          class="link"
+          onClick={() => {
+            report.reload();
+            onRefresh();
+          }}
+        >
           Refresh
         </button>
       </p>
@@ -122,7 +129,7 @@ export function ReconciliationPage({ id }: { id?: string }) {
         </button>
       </p>
       <ErrorNote error={error} />
-      {id && <ReportDetail id={id} />}
+      {id && <ReportDetail id={id} onRefresh={list.reload} />}
       <Section title="Reports">
         <ErrorNote error={list.error} />
         {!list.data && !list.error && <Loading what="reports" />}
