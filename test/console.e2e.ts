@@ -61,7 +61,7 @@ describe('console: the browser app at /console, driven by Playwright against the
     account = `console-${randomUUID().slice(0, 8)}`;
     expect((await stack.call('PUT', `/v1/accounts/${account}`, { plan: 'console' })).status).toBeLessThan(300);
     financeKey = (await stack.call('POST', '/v1/api-keys', { name: 'alice (finance)', scopes: ['read', 'finance'] })).body.key;
-    approverKey = (await stack.call('POST', '/v1/api-keys', { name: 'bob (approver)', scopes: ['read', 'finance'] })).body.key;
+    approverKey = (await stack.call('POST', '/v1/api-keys', { name: 'bob (approver)', scopes: ['read', 'approve'] })).body.key;
 
     const purchase = await stack.call('POST', '/v1/purchases', { account_id: account, credits: '500', idempotency_key: `p-${account}` });
     expect(purchase.status).toBe(202);
@@ -90,11 +90,11 @@ describe('console: the browser app at /console, driven by Playwright against the
     expect(status).toBe(200);
     expect(body).toMatchObject({ account_id: account, outcome: 'partial', credits_charged: '350.000000', balance_after: '0.000000', settlement: { state: 'settled', usage_event_id: denied } });
     expect(body.waterfall.layers).toEqual([
-      expect.objectContaining({ layer: 'rate_limit', asked: 100, had: 0, gave: 0 }),
+      expect.objectContaining({ layer: 'rate_limit', asked: 100, had: 0, had_exact: true, gave: 0 }),
       expect.objectContaining({ layer: 'free_tier', asked: 100, had: 0, had_exact: true, gave: 0 }),
       expect.objectContaining({ layer: 'credits', asked: 100, had: 7, had_credits: '350.000000', gave: 7, credits: '350.000000' }),
     ]);
-    expect(body.waterfall.denied_because).toMatch(/covers only 7 units/);
+    expect(body.waterfall.denied_because).toMatch(/covered only 7 units/);
     expect(body.settlement.monetization_event_id).toEqual(expect.any(String));
     expect(body.settlement.balance_update_ids.length).toBeGreaterThan(0);
     // The same decision by its idempotency key; unknown ids and malformed input answer 404 / 400.
@@ -123,7 +123,8 @@ describe('console: the browser app at /console, driven by Playwright against the
     const explained = (await stack.call('GET', `/v1/decisions?account_id=${other}&idempotency_key=big-1`, undefined, financeKey)).body;
     expect(explained).toMatchObject({ decision_id: none.body.decision_id, outcome: 'denied', settlement: { state: 'nothing_to_settle' } });
     expect(explained.waterfall).toMatchObject({ requested: 10, allow_partial: false, granted: 0 });
-    expect(explained.waterfall.layers[0]).toMatchObject({ layer: 'rate_limit', had: 2, gave: 0, note: 'could give more, but the request was all-or-nothing' });
+    expect(explained.waterfall.layers[0]).toMatchObject({ layer: 'rate_limit', asked: 10, had: null, gave: 0, note: 'not used: the request was all-or-nothing' });
+    expect(explained.waterfall.layers[2]).toMatchObject({ layer: 'credits', had: 0, had_credits: '0.000000' });
     expect(explained.waterfall.denied_because).toMatch(/allow_partial was false/);
     expect((await stack.call('GET', `/v1/decisions?account_id=${other}&idempotency_key=never-used`)).status).toBe(404);
     expect((await stack.call('GET', '/v1/reconciliations', undefined, financeKey)).status).toBe(403);

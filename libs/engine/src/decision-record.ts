@@ -1,56 +1,59 @@
 import type { Cluster, Redis } from 'ioredis';
-import type { EngineDecision } from './engine';
-import { accountKeys, holdKey, partitionOf, streamKey } from './keys';
+import { EngineSource, KIND_OF_LETTER } from './engine';
+import { accountKeys, decisionIdFor, partitionOf } from './keys';
 
-/** How far a lookup reads into a partition's stream for a decision not yet settled (a bound, not a page). */
-export const STREAM_LOOKUP_LIMIT = 10_000;
-
-/** A decision as Redis still holds it: the script's document, the request fingerprint, and the hold if any. */
+/**
+ * A decision as its idempotency record keeps it (kept `idempotencyTtlSeconds`): the record is
+ * `fingerprint|uuid hex|at|hold expires|rate units|free units|charged|balance|debits|requested|allow partial`
+ * (see the decide function in lua.ts). `requested` and `allowPartial` are absent in records
+ * written before they were added.
+ */
 export interface DecisionRecord {
-  decision: EngineDecision & { account: string; key: string; feature: string };
-  /** `feature|quantity|allow_partial|mode|ttl`; absent when only the stream copy was found. */
-  fingerprint?: string;
+  decisionId: string;
+  /** Epoch ms of the decision (Redis clock). */
+  at: number;
+  holdExpiresAt: number | null;
+  sources: EngineSource[];
+  granted: number;
+  chargedMicros: bigint;
+  balanceAfterMicros: bigint;
+  requested: number | null;
+  allowPartial: boolean | null;
 }
 
-type Doc = DecisionRecord['decision'];
-
-const list = <T>(value: unknown): T[] => (Array.isArray(value) ? (value as T[]) : []);
-
-function parseDoc(json: string): Doc {
-  const doc = JSON.parse(json) as Doc;
-  doc.windows = list(doc.windows);
-  doc.sources = list(doc.sources);
-  return doc;
+/** Parses a stored record; undefined when it is not one (never throws on stored text). */
+export function parseDecisionRecord(stored: string, partition: number): DecisionRecord | undefined {
+  const [, hex, at, holdExpires, r, f, charged, balance, debits, requested, allowPartial] = stored.split('|');
+  if (!/^[0-9a-f]{32}$/.test(hex ?? '') || !/^\d+$/.test(at) || !/^\d+$/.test(r) || !/^\d+$/.test(f) || !/^\d+$/.test(charged) || !/^-?\d+$/.test(balance)) return undefined;
+  const sources: EngineSource[] = [
+    { layer: 'rate_limit', units: Number(r) },
+    { layer: 'free_tier', units: Number(f) },
+  ];
+  for (const debit of debits ? debits.split(',') : []) {
+    const [lot, units, micros] = debit.split(' ');
+    const layer = KIND_OF_LETTER[lot?.[0] ?? ''];
+    if (!layer || !/^\d+$/.test(units ?? '') || !/^\d+$/.test(micros ?? '')) return undefined;
+    sources.push({ layer, lot_id: lot.slice(1), units: Number(units), micros });
+  }
+  return {
+    decisionId: decisionIdFor(partition, hex),
+    at: Number(at),
+    holdExpiresAt: holdExpires && holdExpires !== '0' ? Number(holdExpires) : null,
+    sources,
+    granted: sources.reduce((sum, s) => sum + s.units, 0),
+    chargedMicros: BigInt(charged),
+    balanceAfterMicros: BigInt(balance),
+    requested: requested && /^\d+$/.test(requested) ? Number(requested) : null,
+    allowPartial: allowPartial === '1' ? true : allowPartial === '0' ? false : null,
+  };
 }
 
 /**
- * The idempotency record of (account, key): what the decide script stored, kept for
- * `idempotencyTtlSeconds`. Callers validate both ids against their field patterns first (they
- * become part of a storage key). Read-only.
+ * The idempotency record of (account, idempotency key), read-only. The key is hashed into the
+ * storage key (keys.ts), so any text is safe here; callers still validate it as the API does.
  */
 export async function readDecisionRecord(redis: Redis | Cluster, partitions: number, accountId: string, key: string): Promise<DecisionRecord | undefined> {
-  const stored = await redis.get(accountKeys(accountId, partitionOf(accountId, partitions)).idempotency(key));
-  if (!stored) return undefined;
-  const sep = stored.indexOf('\n');
-  if (sep < 0) return undefined;
-  return { decision: parseDoc(stored.slice(sep + 1)), fingerprint: stored.slice(0, sep) };
-}
-
-/**
- * Finds the account and idempotency key of a decision from its id alone, without the ledger:
- * a hold (reserve mode) names them, and an unsettled usage event in the partition's stream carries
- * the whole document (the first STREAM_LOOKUP_LIMIT entries are read). Undefined otherwise.
- */
-export async function locateDecision(redis: Redis | Cluster, partition: number, decisionId: string): Promise<{ account: string; key: string; hold?: Record<string, string>; streamDoc?: Doc } | undefined> {
-  const hold = await redis.hgetall(holdKey(partition, decisionId));
-  if (hold.account && hold.key) return { account: hold.account, key: hold.key, hold };
-  const needle = `"decision_id":${JSON.stringify(decisionId)}`;
-  const entries = await redis.xrange(streamKey(partition), '-', '+', 'COUNT', STREAM_LOOKUP_LIMIT);
-  for (const [, fields] of entries) {
-    if (fields[0] === 'usage' && fields[1].includes(needle)) {
-      const doc = parseDoc(fields[1]);
-      if (doc.decision_id === decisionId) return { account: doc.account, key: doc.key, streamDoc: doc };
-    }
-  }
-  return undefined;
+  const partition = partitionOf(accountId, partitions);
+  const stored = await redis.get(accountKeys(accountId, partition).idempotency(key));
+  return stored ? parseDecisionRecord(stored, partition) : undefined;
 }

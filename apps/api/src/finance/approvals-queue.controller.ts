@@ -2,8 +2,10 @@ import { Controller, Get, Inject, Req } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { Client, WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
+import { SpillwayError } from '../../../../libs/contracts/src/errors';
 import { formatCredits } from '../../../../libs/contracts/src/money';
 import { ACCOUNT_ID, OPERATION } from '../../../../workflows/src/search-attributes';
+import { grants } from '../auth/api-key';
 import { AuthenticatedRequest, RequireScope } from '../auth/auth.guard';
 import { TEMPORAL } from '../infra/tokens';
 
@@ -13,18 +15,20 @@ const APPROVABLE_TYPES = ['refundWorkflow', 'adjustmentWorkflow', 'grantWorkflow
 const SCAN_LIMIT = 200;
 const QUEUE_LIMIT = 100;
 
-/** Credits a waiting workflow would move: its request's `micros`, or for a whole-decision refund the quoted amount. */
+/**
+ * Credits a waiting workflow would move: its request's `micros` (an amount, an adjustment, a
+ * grant), else — a refund of a whole decision — the `micros` of its latest completed quote.
+ */
 async function amountOf(handle: WorkflowHandle): Promise<{ micros: string | null; decisionId: string | null }> {
-  const history = await handle.fetchHistory();
-  const events = history.events ?? [];
-  const input = events[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
-  const request = input ? defaultPayloadConverter.fromPayload<{ micros?: string | null; decisionId?: string | null }>(input) : {};
-  let micros = request.micros ?? null;
-  if (micros === null) {
-    const quoted = events.find((e) => e.activityTaskCompletedEventAttributes)?.activityTaskCompletedEventAttributes?.result?.payloads?.[0];
-    micros = quoted ? String(defaultPayloadConverter.fromPayload(quoted)) : null;
+  const events = (await handle.fetchHistory()).events ?? [];
+  const decode = (payload: Parameters<typeof defaultPayloadConverter.fromPayload>[0] | undefined) => (payload ? defaultPayloadConverter.fromPayload<unknown>(payload) : undefined);
+  const request = (decode(events[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0]) ?? {}) as { micros?: unknown; decisionId?: unknown };
+  let micros = typeof request.micros === 'string' ? request.micros : null;
+  for (const event of micros === null ? events : []) {
+    const result = decode(event.activityTaskCompletedEventAttributes?.result?.payloads?.[0]) as { micros?: unknown } | undefined;
+    if (typeof result?.micros === 'string' && /^\d{1,16}$/.test(result.micros)) micros = result.micros;
   }
-  return { micros, decisionId: request.decisionId ?? null };
+  return { micros, decisionId: typeof request.decisionId === 'string' ? request.decisionId : null };
 }
 
 /** The approvals queue: refunds, adjustments and grants waiting for an approver. */
@@ -36,12 +40,15 @@ export class ApprovalsQueueController {
 
   /**
    * Running workflows whose `state` query answers `awaiting_approval` (Temporal visibility, then
-   * one query each), oldest first, with the amount, reason and requester. Bounded: SCAN_LIMIT
+   * one query each), oldest first, with the amount, reason and requester; for keys with the
+   * `finance` or `approve` scope. Bounded: SCAN_LIMIT
    * candidates, QUEUE_LIMIT items.
    */
   @Get()
-  @RequireScope('finance')
-  async list(@Req() _request: AuthenticatedRequest) {
+  @RequireScope('read')
+  async list(@Req() request: AuthenticatedRequest) {
+    const principal = request.principal!;
+    if (!grants(principal, 'finance') && !grants(principal, 'approve')) throw new SpillwayError(403, 'forbidden', 'this API key lacks the "finance" or "approve" scope');
     const types = APPROVABLE_TYPES.map((t) => `WorkflowType = "${t}"`).join(' OR ');
     const items = [];
     let scanned = 0;
@@ -61,7 +68,7 @@ export class ApprovalsQueueController {
         credits: micros === null ? null : formatCredits(BigInt(micros)),
         decision_id: decisionId,
         reason: typeof memo.reason === 'string' ? memo.reason : null,
-        requested_by: typeof memo.actor === 'string' ? memo.actor : null,
+        requested_by: typeof memo.actor_name === 'string' ? memo.actor_name : typeof memo.actor === 'string' ? memo.actor : null,
         started_at: w.startTime.toISOString(),
         state,
       });

@@ -24,7 +24,7 @@ function Row({ item, onDone }: { item: Waiting; onDone: () => void }) {
     setBusy(true);
     setError(null);
     try {
-      await api('POST', `/v1/approvals/${enc(item.workflow_id)}`, { approve, approver: who?.name ?? who?.key_id ?? 'console', ...(note.trim() ? { note: note.trim() } : {}) });
+      await api('POST', `/v1/approvals/${enc(item.workflow_id)}`, { approve, ...(note.trim() ? { note: note.trim() } : {}) });
       setDone(approve ? 'Approved' : 'Rejected');
       onDone();
     } catch (e) {

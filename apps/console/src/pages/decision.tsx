@@ -6,14 +6,13 @@ import { Credits, ErrorNote, Loading, Section, Time, useLoad, useWho } from '../
 
 interface Layer {
   layer: 'rate_limit' | 'free_tier' | 'credits';
-  asked: number;
+  asked: number | null;
   gave: number;
   had: number | null;
   had_exact: boolean;
-  had_credits?: string;
+  had_credits?: string | null;
   credits?: string;
   lots?: { lot_id: string; kind: string; units: number; credits: string }[];
-  windows?: { name: string; limit: number; remaining_after: number; reset_at: string }[];
   note: string | null;
 }
 interface Explained {
@@ -27,8 +26,7 @@ interface Explained {
   credits_charged: string | null;
   balance_after: string | null;
   retry_after_seconds: number | null;
-  waterfall: { requested: number | null; granted: number; denied: number; allow_partial: boolean | null; layers: Layer[]; denied_because: string | null } | null;
-  sources: { layer: string; units: number; lot_id?: string; credits?: string }[];
+  waterfall: { requested: number | null; granted: number; denied: number | null; allow_partial: boolean | null; layers: Layer[]; denied_because: string | null };
   hold: { state: string; expires_at: string | null; units: number } | null;
   settlement: { state: string; detail: string; usage_event_id: string | null; monetization_event_id: string | null; balance_update_ids: string[]; settled_at?: string; credits_booked?: string; credits_written_off?: string };
   refunds: { id: string; credits: string; reason: string; approver: string | null; at: string }[];
@@ -48,24 +46,18 @@ const SETTLEMENT_WORDS: Record<string, string> = {
 
 function Waterfall({ d }: { d: Explained }) {
   const w = d.waterfall;
-  if (!w) {
-    return (
-      <>
-        <p class="muted">Spillway no longer keeps this decision's full record (kept for a day); the ledger still says what each source gave:</p>
-        <ul>
-          {d.sources.map((s, i) => (
-            <li key={i}>
-              {s.layer}: {s.units} units {s.credits ? <>(<Credits value={s.credits} /> credits)</> : null}
-            </li>
-          ))}
-        </ul>
-      </>
-    );
-  }
   return (
     <>
       <p>
-        Asked for <strong>{w.requested ?? '?'}</strong> units{w.allow_partial === false ? ' (all or nothing)' : ''}: granted <strong>{w.granted}</strong>, denied <strong>{w.denied}</strong>.
+        {w.requested === null ? (
+          <>
+            Granted <strong>{w.granted}</strong> units. Spillway no longer keeps this decision's request (kept for a day), so what was asked is not known.
+          </>
+        ) : (
+          <>
+            Asked for <strong>{w.requested}</strong> units{w.allow_partial === false ? ' (all or nothing)' : ''}: granted <strong>{w.granted}</strong>, denied <strong>{w.denied}</strong>.
+          </>
+        )}
       </p>
       <ol class="waterfall" data-testid="waterfall">
         {w.layers.map((l) => (
@@ -73,11 +65,11 @@ function Waterfall({ d }: { d: Explained }) {
             <h3>{LAYER_NAMES[l.layer]}</h3>
             <dl>
               <dt>Asked</dt>
-              <dd>{l.asked} units</dd>
+              <dd>{l.asked === null ? 'unknown' : `${l.asked} units`}</dd>
               <dt>Had</dt>
               <dd>
                 {l.had === null ? 'unknown' : `${l.had_exact ? '' : 'at least '}${l.had} units`}
-                {l.had_credits !== undefined ? (
+                {l.had_credits ? (
                   <>
                     {' '}
                     (balance <Credits value={l.had_credits} /> credits)
@@ -95,15 +87,6 @@ function Waterfall({ d }: { d: Explained }) {
                 ) : null}
               </dd>
             </dl>
-            {l.windows && l.windows.length > 0 && (
-              <ul class="small">
-                {l.windows.map((win) => (
-                  <li key={win.name}>
-                    Window {win.name}: {win.remaining_after} of {win.limit} left afterwards, resets <Time at={win.reset_at} />
-                  </li>
-                ))}
-              </ul>
-            )}
             {l.lots && l.lots.length > 0 && (
               <ul class="small">
                 {l.lots.map((lot) => (
@@ -157,7 +140,14 @@ export function DecisionPage({ id }: { id: string }) {
             </Section>
             <Section title="Settlement">
               <p>
-                <strong data-testid="settlement-state">{SETTLEMENT_WORDS[d.settlement.state] ?? d.settlement.state}</strong>: {d.settlement.detail}.
+                <strong data-testid="settlement-state">{SETTLEMENT_WORDS[d.settlement.state] ?? d.settlement.state}</strong>: {d.settlement.detail}
+                {d.settlement.settled_at ? (
+                  <>
+                    {' '}
+                    on <Time at={d.settlement.settled_at} />
+                  </>
+                ) : null}
+                .
               </p>
               <ol class="chain" aria-label="Linked records">
                 <li>
