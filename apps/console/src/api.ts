@@ -10,6 +10,9 @@ export const session = {
   signOut: () => sessionStorage.removeItem(KEY),
 };
 
+/** Dispatched on window when the API refuses the session's key (401). */
+export const UNAUTHORIZED = 'spillway:unauthorized';
+
 /** An API failure in plain words, with the HTTP status (0: the API could not be reached). */
 export class ApiError extends Error {
   constructor(
@@ -68,6 +71,8 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
   } catch {
     parsed = null;
   }
+  // A key revoked or expired while signed in: the shell signs out (see main.tsx).
+  if (response.status === 401 && key) window.dispatchEvent(new Event(UNAUTHORIZED));
   if (!response.ok) throw plainError(response.status, parsed, response.headers.get('retry-after'));
   return parsed as T;
 }

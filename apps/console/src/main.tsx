@@ -3,7 +3,7 @@ import { LocationProvider, Route, Router, useLocation } from 'preact-iso';
 import { useEffect, useState } from 'preact/hooks';
 import 'uplot/dist/uPlot.min.css';
 import './styles.css';
-import { Whoami, api, can, session } from './api';
+import { UNAUTHORIZED, Whoami, api, can, session } from './api';
 import { AccountPage } from './pages/account';
 import { ApprovalsPage } from './pages/approvals';
 import { DecisionPage } from './pages/decision';
@@ -26,6 +26,7 @@ function NotFound() {
 function Shell() {
   const [who, setWho] = useState<Whoami | null>(null);
   const [checking, setChecking] = useState(!!session.key());
+  const [notice, setNotice] = useState<string | null>(null);
   const { path } = useLocation();
 
   // A key already in this tab's session: ask the API who it is (a revoked key signs out).
@@ -42,13 +43,31 @@ function Shell() {
       },
     );
   }, []);
+  useEffect(() => {
+    const expired = () => {
+      session.signOut();
+      setWho(null);
+      setNotice('Your API key is no longer accepted (revoked or expired). Sign in again.');
+    };
+    window.addEventListener(UNAUTHORIZED, expired);
+    return () => window.removeEventListener(UNAUTHORIZED, expired);
+  }, []);
   // Focus moves to the page's main region on navigation, for keyboard and screen-reader users.
   useEffect(() => {
     document.getElementById('main')?.focus();
   }, [path]);
 
   if (checking) return <p role="status">Checking your session…</p>;
-  if (!who) return <SignIn onSignedIn={setWho} />;
+  if (!who)
+    return (
+      <SignIn
+        notice={notice}
+        onSignedIn={(w) => {
+          setNotice(null);
+          setWho(w);
+        }}
+      />
+    );
   const signOut = () => {
     session.signOut();
     setWho(null);

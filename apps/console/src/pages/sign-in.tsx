@@ -3,7 +3,7 @@ import { ApiError, Whoami, api, session } from '../api';
 import { ErrorNote, toApiError } from '../ui';
 
 /** Sign in with an API key; it is kept in this tab's session storage only. */
-export function SignIn({ onSignedIn }: { onSignedIn: (who: Whoami) => void }) {
+export function SignIn({ onSignedIn, notice }: { onSignedIn: (who: Whoami) => void; notice?: string | null }) {
   const [key, setKey] = useState('');
   const [error, setError] = useState<ApiError | null>(null);
   const [busy, setBusy] = useState(false);
@@ -27,6 +27,11 @@ export function SignIn({ onSignedIn }: { onSignedIn: (who: Whoami) => void }) {
     <main id="main" tabIndex={-1} class="sign-in">
       <h1>Spillway console</h1>
       <p>Finance and operations: balances, ledgers, decisions, refunds, approvals and reconciliation.</p>
+      {notice && (
+        <p class="error" role="alert">
+          {notice}
+        </p>
+      )}
       <form onSubmit={submit} class="card" autoComplete="off">
         <label for="api-key">API key</label>
         <input
