@@ -40,8 +40,12 @@ describe('console: the browser app at /console, driven by Playwright against the
     const page = await browser.newPage({ viewport });
     page.on('request', (request) => requested.push(request.url()));
     await page.goto(`${stack.url}/console`);
-    await page.getByLabel('API key').fill(key);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    // Keyboard only: the first Tab reaches the labelled key field, Enter signs in.
+    await page.getByLabel('API key').waitFor();
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate('document.activeElement.id')).toBe('api-key');
+    await page.keyboard.type(key);
+    await page.keyboard.press('Enter');
     await page.getByRole('button', { name: 'Sign out' }).waitFor();
     // The key sits in this tab's session storage only (and travels only in the Authorization header).
     expect(await page.evaluate('[sessionStorage.length, localStorage.length]')).toEqual([1, 0]);
@@ -166,7 +170,8 @@ describe('console: the browser app at /console, driven by Playwright against the
     await item.waitFor({ timeout: 20_000 });
     await expect(item.textContent()).resolves.toContain('150');
     await shot(bob, 'approvals');
-    await item.getByRole('button', { name: 'Approve' }).click();
+    await item.getByRole('button', { name: 'Approve' }).focus();
+    await bob.keyboard.press('Enter');
     await item.getByText('Approved.').waitFor();
 
     await alice.goto(`${stack.url}/console/accounts/${account}`);

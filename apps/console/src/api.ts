@@ -52,9 +52,9 @@ function plainError(status: number, body: unknown, retryAfter: string | null): A
 
 const capitalize = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
 
-/** Calls the API with the session's key; throws ApiError in plain words. */
-export async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
-  const key = session.key();
+/** Calls the API with the session's key (or `options.key`, when signing in); throws ApiError in plain words. */
+export async function api<T>(method: string, path: string, body?: unknown, options: { key?: string } = {}): Promise<T> {
+  const key = options.key ?? session.key();
   const headers: Record<string, string> = { accept: 'application/json' };
   if (key) headers.authorization = `Bearer ${key}`;
   if (body !== undefined) headers['content-type'] = 'application/json';
@@ -72,7 +72,7 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
     parsed = null;
   }
   // A key revoked or expired while signed in: the shell signs out (see main.tsx).
-  if (response.status === 401 && key) window.dispatchEvent(new Event(UNAUTHORIZED));
+  if (response.status === 401 && key && options.key === undefined) window.dispatchEvent(new Event(UNAUTHORIZED));
   if (!response.ok) throw plainError(response.status, parsed, response.headers.get('retry-after'));
   return parsed as T;
 }

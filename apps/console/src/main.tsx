@@ -52,9 +52,10 @@ function Shell() {
     window.addEventListener(UNAUTHORIZED, expired);
     return () => window.removeEventListener(UNAUTHORIZED, expired);
   }, []);
-  // Focus moves to the page's main region on navigation, for keyboard and screen-reader users.
+  // Focus moves to the page's main region on navigation (not on first load), for keyboard and screen-reader users.
+  const [firstPath] = useState(path);
   useEffect(() => {
-    document.getElementById('main')?.focus();
+    if (path !== firstPath) document.getElementById('main')?.focus();
   }, [path]);
 
   if (checking) return <p role="status">Checking your session…</p>;

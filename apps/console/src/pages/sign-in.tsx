@@ -11,13 +11,12 @@ export function SignIn({ onSignedIn, notice }: { onSignedIn: (who: Whoami) => vo
     event.preventDefault();
     setBusy(true);
     setError(null);
-    session.signIn(key.trim());
     try {
-      const who = await api<Whoami>('GET', '/v1/whoami');
+      const who = await api<Whoami>('GET', '/v1/whoami', undefined, { key: key.trim() });
+      session.signIn(key.trim());
       setKey('');
       onSignedIn(who);
     } catch (e) {
-      session.signOut();
       setError(toApiError(e));
     } finally {
       setBusy(false);
