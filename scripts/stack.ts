@@ -60,7 +60,9 @@ async function main(): Promise<void> {
     if (temporal) managed.push(temporal);
 
     const key = adminKey();
-    const env = { ...process.env, SPILLWAY_BOOTSTRAP_ADMIN_KEY: key };
+    // The console links to the Temporal UI this stack runs (TEMPORAL_UI_PORT), unless told otherwise.
+    const uiUrl = process.env.TEMPORAL_UI_URL || config.temporal.uiUrl.replace(/:\d+$/, `:${uiPort}`);
+    const env = { ...process.env, SPILLWAY_BOOTSTRAP_ADMIN_KEY: key, TEMPORAL_UI_URL: uiUrl };
     managed.push(startProcess('worker', process.execPath, ['dist/apps/worker/src/main.js'], { ...env, SPILLWAY_SERVICE: 'worker' }));
     managed.push(startProcess('api', process.execPath, ['dist/apps/api/src/main.js'], { ...env, SPILLWAY_SERVICE: 'api' }));
     const api = `http://127.0.0.1:${config.port}`;
@@ -76,7 +78,8 @@ async function main(): Promise<void> {
     say(`
 Spillway is up in ${((Date.now() - started) / 1000).toFixed(1)} s
   API            ${api}   (docs ${api}/docs, health ${api}/health, metrics ${api}/metrics)
-  Temporal UI    ${config.temporal.uiUrl.replace(/:\d+$/, `:${uiPort}`)}/namespaces/${config.temporal.namespace}/workflows
+  Console        http://localhost:${config.port}/console   (sign in with the admin API key below)
+  Temporal UI    ${uiUrl}/namespaces/${config.temporal.namespace}/workflows
   Temporal gRPC  ${config.temporal.address}
   Admin API key  ${key}
   Smoke workflow ${smoke.workflow_id}
