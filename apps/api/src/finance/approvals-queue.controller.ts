@@ -1,18 +1,24 @@
 import { Controller, Get, Inject, Req } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
-import { Client, WorkflowHandle } from '@temporalio/client';
+import { Client, WorkflowExecutionInfo, WorkflowHandle } from '@temporalio/client';
+import { DataSource } from 'typeorm';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { SpillwayError } from '../../../../libs/contracts/src/errors';
 import { formatCredits } from '../../../../libs/contracts/src/money';
 import { ACCOUNT_ID, OPERATION } from '../../../../workflows/src/search-attributes';
 import { grants } from '../auth/api-key';
 import { AuthenticatedRequest, RequireScope } from '../auth/auth.guard';
-import { TEMPORAL } from '../infra/tokens';
+import { LEDGER, TEMPORAL } from '../infra/tokens';
 
 /** Workflow types that may wait for an approval. */
 const APPROVABLE_TYPES = ['refundWorkflow', 'adjustmentWorkflow', 'grantWorkflow'];
-/** At most this many running candidates are examined (each answers a query), and at most QUEUE_LIMIT listed. */
-const SCAN_LIMIT = 200;
+/**
+ * Bounds: at most SCAN_LIMIT running candidates are read from visibility; of those not yet in the
+ * `approvals` table (a decided gate writes its row there), at most QUERY_LIMIT answer a `state`
+ * query; at most QUEUE_LIMIT are listed.
+ */
+const SCAN_LIMIT = 1000;
+const QUERY_LIMIT = 200;
 const QUEUE_LIMIT = 100;
 
 /**
@@ -36,13 +42,15 @@ async function amountOf(handle: WorkflowHandle): Promise<{ micros: string | null
 @ApiBearerAuth()
 @Controller('v1/approvals')
 export class ApprovalsQueueController {
-  constructor(@Inject(TEMPORAL) private readonly temporal: Client) {}
+  constructor(
+    @Inject(TEMPORAL) private readonly temporal: Client,
+    @Inject(LEDGER) private readonly ledger: DataSource,
+  ) {}
 
   /**
    * Running workflows whose `state` query answers `awaiting_approval` (Temporal visibility, then
    * one query each), oldest first, with the amount, reason and requester; for keys with the
-   * `finance` or `approve` scope. Bounded: SCAN_LIMIT
-   * candidates, QUEUE_LIMIT items.
+   * `finance` or `approve` scope. Bounded (see SCAN_LIMIT).
    */
   @Get()
   @RequireScope('read')
@@ -50,10 +58,21 @@ export class ApprovalsQueueController {
     const principal = request.principal!;
     if (!grants(principal, 'finance') && !grants(principal, 'approve')) throw new SpillwayError(403, 'forbidden', 'this API key lacks the "finance" or "approve" scope');
     const types = APPROVABLE_TYPES.map((t) => `WorkflowType = "${t}"`).join(' OR ');
-    const items = [];
-    let scanned = 0;
+    const running: WorkflowExecutionInfo[] = [];
     for await (const w of this.temporal.workflow.list({ query: `ExecutionStatus = "Running" AND (${types})` })) {
-      if (++scanned > SCAN_LIMIT || items.length >= QUEUE_LIMIT) break;
+      running.push(w);
+      if (running.length >= SCAN_LIMIT) break;
+    }
+    // A running grant past its gate (sleeping until expiry) has its approvals row: no query needed.
+    const decided: { workflow_id: string }[] = running.length
+      ? await this.ledger.query('SELECT workflow_id FROM approvals WHERE workflow_id = ANY($1)', [running.map((w) => w.workflowId)])
+      : [];
+    const done = new Set(decided.map((r) => r.workflow_id));
+    const items = [];
+    let queried = 0;
+    for (const w of running) {
+      if (done.has(w.workflowId)) continue;
+      if (++queried > QUERY_LIMIT || items.length >= QUEUE_LIMIT) break;
       const handle = this.temporal.workflow.getHandle(w.workflowId, w.runId);
       const state = await handle.query<string>('state').catch(() => null);
       if (state !== 'awaiting_approval') continue;
