@@ -112,6 +112,25 @@ describe('console: the browser app at /console, driven by Playwright against the
     expect(usage.points.reduce((sum: number, p: { credits: string }) => sum + Number(p.credits), 0)).toBe(500);
     expect((await stack.call('GET', '/v1/accounts/nobody-here/usage')).status).toBe(404);
     expect((await stack.call('GET', '/v1/whoami', undefined, 'sw_not_a_key')).status).toBe(401);
+    expect((await stack.call('GET', '/v1/whoami', undefined, financeKey)).body).toMatchObject({ name: 'alice (finance)', tenant: 'default', scopes: ['read', 'finance'] });
+  });
+
+  it('keeps every console endpoint within the key\'s tenant: another tenant gets 404 and an empty queue', async () => {
+    const other = (await stack.call('POST', '/v1/api-keys', { name: 'other team', scopes: ['read', 'finance', 'approve'], tenant: 'other-team' })).body.key;
+    expect((await stack.call('GET', `/v1/decisions/${charged}`, undefined, other)).status).toBe(404);
+    expect((await stack.call('GET', `/v1/decisions?account_id=${account}&idempotency_key=render-1`, undefined, other)).status).toBe(404);
+    expect((await stack.call('GET', `/v1/accounts/${account}/usage`, undefined, other)).status).toBe(404);
+    const waiting = await stack.call('POST', '/v1/adjustments', { account_id: account, credits: '-200', reason: 'tenant check', idempotency_key: `t-${account}` }, financeKey);
+    expect(waiting.status).toBe(202);
+    const mine = await eventually(async () => {
+      const { body } = await stack.call('GET', '/v1/approvals', undefined, financeKey);
+      return body.items.find((i: { workflow_id: string }) => i.workflow_id === waiting.body.workflow_id);
+    });
+    expect(mine).toMatchObject({ account_id: account, credits: '-200.000000', reason: 'tenant check', requested_by: 'alice (finance)', operation: 'adjustment' });
+    expect((await stack.call('GET', '/v1/approvals', undefined, other)).body.items).toEqual([]);
+    expect((await stack.call('POST', `/v1/approvals/${encodeURIComponent(waiting.body.workflow_id)}`, { approve: false, note: 'test done' }, approverKey)).status).toBe(202);
+    const decideKey = (await stack.call('POST', '/v1/api-keys', { name: 'decide only', scopes: ['decide'] })).body.key;
+    expect((await stack.call('GET', '/v1/approvals', undefined, decideKey)).status).toBe(403);
   });
 
   it('explains a hold while it is held, and an all-or-nothing denial found by its idempotency key', async () => {
@@ -166,7 +185,7 @@ describe('console: the browser app at /console, driven by Playwright against the
     // Four eyes: a second key approves it from the queue.
     const bob = await signedIn(approverKey);
     await bob.getByRole('link', { name: 'Approvals' }).click();
-    const item = bob.getByTestId('approval').filter({ hasText: account });
+    const item = bob.getByTestId('approval').filter({ hasText: account }).filter({ hasText: 'refund of' });
     await item.waitFor({ timeout: 20_000 });
     await expect(item.textContent()).resolves.toContain('150');
     await shot(bob, 'approvals');
@@ -204,6 +223,17 @@ describe('console: the browser app at /console, driven by Playwright against the
     await phone.getByText('Why the rest was denied').waitFor();
     await shot(phone, 'decision-narrow');
     await phone.close();
+
+    // A key revoked while signed in: the next call signs the tab out, saying why.
+    const temp = (await stack.call('POST', '/v1/api-keys', { name: 'temporary', scopes: ['read'] })).body;
+    const revoked = await signedIn(temp.key);
+    expect((await stack.call('DELETE', `/v1/api-keys/${temp.id}`)).status).toBe(200);
+    await eventually(async () => ((await stack.call('GET', '/v1/whoami', undefined, temp.key)).status === 401 ? true : undefined));
+    await revoked.getByLabel('Account id', { exact: true }).first().fill(account);
+    await revoked.getByRole('button', { name: 'Open account' }).click();
+    await revoked.getByText('Your API key is no longer accepted (revoked or expired). Sign in again.').waitFor();
+    expect(await revoked.evaluate('sessionStorage.length')).toBe(0);
+    await revoked.close();
 
     const admin = await signedIn(ADMIN);
     await admin.getByRole('link', { name: 'Reconciliation' }).click();

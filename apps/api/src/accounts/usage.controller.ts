@@ -1,11 +1,11 @@
 import { Controller, Get, Inject, Param, Query, Req } from '@nestjs/common';
 import { ApiBearerAuth, ApiQuery, ApiTags } from '@nestjs/swagger';
 import { DataSource } from 'typeorm';
-import { invalidField, notFound } from '../../../../libs/contracts/src/errors';
+import { invalidField } from '../../../../libs/contracts/src/errors';
 import { formatCredits } from '../../../../libs/contracts/src/money';
 import { USAGE_BUCKETS, UsageBucket, usageSeries } from '../../../../libs/ledger/src/console-queries';
+import { AccessScope } from '../auth/access-scope';
 import { AuthenticatedRequest, RequireScope } from '../auth/auth.guard';
-import { PolicyCache } from '../catalogue/policy-cache';
 import { LEDGER } from '../infra/tokens';
 
 /** Usage over time (read scope), from the settled ledger: what the console charts. */
@@ -15,7 +15,7 @@ import { LEDGER } from '../infra/tokens';
 export class UsageController {
   constructor(
     @Inject(LEDGER) private readonly ledger: DataSource,
-    private readonly policies: PolicyCache,
+    private readonly scope: AccessScope,
   ) {}
 
   /**
@@ -25,9 +25,9 @@ export class UsageController {
   @Get(':id/usage')
   @RequireScope('read')
   @ApiQuery({ name: 'bucket', required: false, enum: Object.keys(USAGE_BUCKETS) })
-  async usage(@Param('id') id: string, @Req() _request: AuthenticatedRequest, @Query('bucket') bucket = 'day') {
+  async usage(@Param('id') id: string, @Req() request: AuthenticatedRequest, @Query('bucket') bucket = 'day') {
     if (!Object.hasOwn(USAGE_BUCKETS, bucket)) throw invalidField('bucket', `must be one of ${Object.keys(USAGE_BUCKETS).join(', ')}`);
-    if (!(await this.policies.ensureAccount(id))) throw notFound(`account ${id}`);
+    await this.scope.account(request.principal, id);
     const points = await usageSeries(this.ledger, id, bucket as UsageBucket);
     return {
       account_id: id,

@@ -19,17 +19,25 @@ export class ConsoleController {
   ) {}
 
   /**
-   * The calling key (any scope): its id, scopes and tenant, and where the Temporal UI is, so a
+   * The calling key (any scope): its id, name, scopes, tenant (null: platform-wide), features and expiry, and where the Temporal UI is, so a
    * client can show only what the key may do. Never the secret. 401 for a missing or unknown key.
    */
   @Get('whoami')
   async whoami(@Req() request: AuthenticatedRequest) {
     const match = BEARER.exec(request.headers.authorization ?? '');
-    const principal = match ? await this.keys.authenticate(match[1]) : null;
-    if (!principal) throw new SpillwayError(401, 'unauthorized', match ? 'invalid API key' : 'missing bearer API key');
+    if (!match) {
+      this.keys.countFailure('missing');
+      throw new SpillwayError(401, 'unauthorized', 'missing bearer API key');
+    }
+    const principal = await this.keys.authenticate(match[1]);
+    if (!principal) throw new SpillwayError(401, 'unauthorized', 'invalid API key');
     return {
       key_id: principal.keyId,
+      name: principal.name,
+      tenant: principal.tenant,
       scopes: principal.scopes,
+      features: principal.features,
+      expires_at: principal.expiresAt === null ? null : new Date(principal.expiresAt).toISOString(),
       temporal: { ui_url: this.config.temporal.uiUrl, namespace: this.config.temporal.namespace },
     };
   }

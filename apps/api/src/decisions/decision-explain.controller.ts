@@ -1,9 +1,9 @@
 import { Controller, Get, Param, Query, Req } from '@nestjs/common';
 import { ApiBearerAuth, ApiQuery, ApiTags } from '@nestjs/swagger';
-import { invalidField, notFound } from '../../../../libs/contracts/src/errors';
+import { SpillwayError, invalidField, notFound } from '../../../../libs/contracts/src/errors';
 import { ACCOUNT_ID_PATTERN } from '../../../../libs/engine/src/plan-definition';
+import { AccessScope } from '../auth/access-scope';
 import { AuthenticatedRequest, RequireScope } from '../auth/auth.guard';
-import { PolicyCache } from '../catalogue/policy-cache';
 import { IDEMPOTENCY_KEY } from '../http/fields';
 import { DecisionExplainService } from './decision-explain.service';
 
@@ -14,7 +14,7 @@ import { DecisionExplainService } from './decision-explain.service';
 export class DecisionExplainController {
   constructor(
     private readonly explain: DecisionExplainService,
-    private readonly policies: PolicyCache,
+    private readonly scope: AccessScope,
   ) {}
 
   /** The decision an account's idempotency key names (while Redis keeps its record: `SPILLWAY_IDEMPOTENCY_TTL_SECONDS`). */
@@ -42,7 +42,11 @@ export class DecisionExplainController {
   }
 
   /** Out of the caller's scope answers exactly like unknown (404). */
-  private async inScope(_request: AuthenticatedRequest, accountId: string, what: string): Promise<void> {
-    if (!(await this.policies.ensureAccount(accountId))) throw notFound(what);
+  private async inScope(request: AuthenticatedRequest, accountId: string, what: string): Promise<void> {
+    try {
+      await this.scope.account(request.principal, accountId);
+    } catch (error) {
+      throw error instanceof SpillwayError && error.status === 404 ? notFound(what) : error;
+    }
   }
 }

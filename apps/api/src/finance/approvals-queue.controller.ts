@@ -6,17 +6,20 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import { SpillwayError } from '../../../../libs/contracts/src/errors';
 import { formatCredits } from '../../../../libs/contracts/src/money';
 import { ACCOUNT_ID, OPERATION } from '../../../../workflows/src/search-attributes';
-import { grants } from '../auth/api-key';
+import { Principal, grants, sees } from '../auth/api-key';
+import { PolicyCache } from '../catalogue/policy-cache';
 import { AuthenticatedRequest, RequireScope } from '../auth/auth.guard';
 import { LEDGER, TEMPORAL } from '../infra/tokens';
 
 /** Workflow types that may wait for an approval. */
 const APPROVABLE_TYPES = ['refundWorkflow', 'adjustmentWorkflow', 'grantWorkflow'];
 /**
- * Bounds: at most SCAN_LIMIT running candidates are read from visibility; of those not yet in the
+ * Bounds: at most READ_LIMIT running workflows are read from visibility, and SCAN_LIMIT of the
+ * caller's tenant kept as candidates; of those not yet in the
  * `approvals` table (a decided gate writes its row there), at most QUERY_LIMIT answer a `state`
  * query; at most QUEUE_LIMIT are listed.
  */
+const READ_LIMIT = 5000;
 const SCAN_LIMIT = 1000;
 const QUERY_LIMIT = 200;
 const QUEUE_LIMIT = 100;
@@ -45,7 +48,16 @@ export class ApprovalsQueueController {
   constructor(
     @Inject(TEMPORAL) private readonly temporal: Client,
     @Inject(LEDGER) private readonly ledger: DataSource,
+    private readonly policies: PolicyCache,
   ) {}
+
+  /** Whether the key sees the account a workflow acts on (its `AccountId`); platform keys see all. */
+  private async visible(principal: Principal, w: WorkflowExecutionInfo): Promise<boolean> {
+    if (principal.tenant === null) return true;
+    const accountId = w.typedSearchAttributes.get(ACCOUNT_ID);
+    const entry = accountId ? await this.policies.accountEntry(accountId) : undefined;
+    return !!entry && sees(principal, entry.tenant);
+  }
 
   /**
    * Running workflows whose `state` query answers `awaiting_approval` (Temporal visibility, then
@@ -59,9 +71,11 @@ export class ApprovalsQueueController {
     if (!grants(principal, 'finance') && !grants(principal, 'approve')) throw new SpillwayError(403, 'forbidden', 'this API key lacks the "finance" or "approve" scope');
     const types = APPROVABLE_TYPES.map((t) => `WorkflowType = "${t}"`).join(' OR ');
     const running: WorkflowExecutionInfo[] = [];
+    let read = 0;
     for await (const w of this.temporal.workflow.list({ query: `ExecutionStatus = "Running" AND (${types})` })) {
-      running.push(w);
-      if (running.length >= SCAN_LIMIT) break;
+      // Other tenants' workflows are left out as if they did not exist.
+      if (await this.visible(principal, w)) running.push(w);
+      if (running.length >= SCAN_LIMIT || ++read >= READ_LIMIT) break;
     }
     // A running grant past its gate (sleeping until expiry) has its approvals row: no query needed.
     const decided: { workflow_id: string }[] = running.length
