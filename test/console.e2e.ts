@@ -202,6 +202,25 @@ describe('console: the browser app at /console, driven by Playwright against the
     await alice.getByTestId('ledger').getByRole('cell', { name: 'Refund', exact: true }).waitFor();
     await expect(alice.getByTestId('ledger').textContent()).resolves.toContain('+150');
     await shot(alice, 'account-after-refund');
+
+    // Finance forms: a purchase goes through; bad input is refused in plain words, before or by the API.
+    await alice.locator('#purchase-credits').fill('25');
+    await alice.getByRole('button', { name: 'Buy credits' }).click();
+    await alice.locator('form[aria-labelledby="purchase-title"]').getByText(/: done/).waitFor({ timeout: 20_000 });
+    await eventually(async () => ((await alice.getByTestId('balance').textContent())?.includes('175 credits') ? true : undefined), 20_000, 250);
+    await alice.locator('#adjustment-credits').fill('abc');
+    await alice.locator('#adjustment-reason').fill('typo');
+    await alice.getByRole('button', { name: 'Adjust balance' }).click();
+    await expect(alice.locator('form[aria-labelledby="adjustment-title"]').getByRole('alert').textContent()).resolves.toBe(
+      'Credits must be a non-zero signed number with up to 6 decimal places (negative takes credits away).',
+    );
+    await alice.locator('#promo-credits').fill('5');
+    await alice.locator('#promo-expires').fill('2020-01-01T00:00');
+    await alice.locator('#promo-reason').fill('too late');
+    await alice.getByRole('button', { name: 'Grant promo credits' }).click();
+    const refused = await alice.locator('form[aria-labelledby="promo-title"]').getByRole('alert').textContent();
+    expect(refused).toMatch(/^This cannot be done\. /);
+    expect(refused).not.toMatch(/[{}"]/);
     // What docs/console.png shows (the README's screenshot): the first screen of the account page.
     await alice.screenshot({ path: join(ARTIFACTS, 'account-1280x800.png') });
 
