@@ -1,13 +1,14 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { Client, WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
+import { ApplicationFailure, Workflow } from '@temporalio/common';
 import { DataSource } from 'typeorm';
 import { SpillwayConfig } from '../../../../libs/config/src/config';
 import { entitlementViolations } from '../../../../libs/contracts/src/entitlements';
-import { SpillwayError, conflict, invalidField, notFound, unprocessable } from '../../../../libs/contracts/src/errors';
+import { SpillwayError, conflict, dependencyDown, invalidField, notFound, unprocessable } from '../../../../libs/contracts/src/errors';
 import { MAX_MICROS, formatCredits, parseCredits } from '../../../../libs/contracts/src/money';
 import { workflowIds } from '../../../../libs/contracts/src/temporal';
 import { KEY_PATTERN } from '../../../../libs/engine/src/plan-definition';
+import { heldMicros } from '../../../../libs/ledger/src/lots';
 import { refundRoom } from '../../../../libs/ledger/src/refunds';
 import { IdempotencyConflict, StartRequest } from '../../../../libs/temporal/src/start';
 import { adjustmentWorkflow } from '../../../../workflows/src/adjustment.workflow';
@@ -17,7 +18,6 @@ import { cancelGrantSignal, grantWorkflow } from '../../../../workflows/src/gran
 import { purchaseWorkflow } from '../../../../workflows/src/purchase.workflow';
 import { refundWorkflow } from '../../../../workflows/src/refund.workflow';
 import { ACCOUNT_ID, OPERATION } from '../../../../workflows/src/search-attributes';
-import { Workflow } from '@temporalio/common';
 import { webhookUrlProblem } from '../../../../libs/activities/src/outbound';
 import { AccessScope } from '../auth/access-scope';
 import { DEFAULT_TENANT, Principal, TENANT_PATTERN } from '../auth/api-key';
@@ -27,12 +27,13 @@ import { DecisionLookup } from './decision-lookup';
 import { AdjustmentDto, AlertsDto, ApprovalDto, EntitlementDto, GrantDto, PurchaseDto, RefundDto } from './finance.dto';
 
 /** Workflow types that can wait for a four-eyes approval. */
-const APPROVABLE = new Set(['refundWorkflow', 'adjustmentWorkflow', 'grantWorkflow']);
+const APPROVABLE = new Set(['refundWorkflow', 'adjustmentWorkflow', 'grantWorkflow', 'entitlementWorkflow']);
 
 const LIMIT_TEXT = `${formatCredits(MAX_MICROS)} credits (MAX_MICROS = ${MAX_MICROS} micro-credits)`;
 
 /** 422 naming the one amount limit of money.ts. */
 const beyondLimit = (field: string) => unprocessable(`${field} exceeds the limit of ${LIMIT_TEXT}`, [{ field, issue: `must not exceed ${LIMIT_TEXT}` }]);
+
 
 const status = (workflowId: string) => `/v1/workflows/${encodeURIComponent(workflowId)}`;
 
@@ -73,23 +74,20 @@ export class FinanceService {
 
   /** Refuses a credit that would take the account's lots past MAX_MICROS (re-checked when booked). */
   private async roomForCredit(accountId: string, micros: bigint, field: string): Promise<void> {
-    const [{ total }]: { total: string | null }[] = await this.ledger.query('SELECT sum(remaining_micros)::text AS total FROM credit_lots WHERE account_id = $1', [accountId]);
-    if (BigInt(total ?? '0') + micros > MAX_MICROS) {
+    if ((await heldMicros(this.ledger.manager, accountId)) + micros > MAX_MICROS) {
       throw unprocessable(`the account's balance would exceed ${LIMIT_TEXT}`, [{ field, issue: `balance plus ${field} must not exceed ${LIMIT_TEXT}` }]);
     }
   }
 
   /** The authenticated principal as recorded on finance actions: key id and the key's name. */
-  async actor(principal: Principal | undefined): Promise<Actor> {
+  actor(principal: Principal | undefined): Actor {
     if (!principal) throw new SpillwayError(401, 'unauthorized', 'missing bearer API key');
-    if (principal.keyId === 'bootstrap') return { keyId: 'bootstrap', name: 'bootstrap admin' };
-    const [row]: { name: string }[] = await this.ledger.query('SELECT name FROM api_keys WHERE id::text = $1', [principal.keyId]);
-    return { keyId: principal.keyId, name: row?.name ?? principal.keyId };
+    return { keyId: principal.keyId, name: principal.name };
   }
 
-  private async approvalTerms(principal: Principal | undefined): Promise<ApprovalTerms> {
+  private approvalTerms(principal: Principal | undefined): ApprovalTerms {
     return {
-      requestedBy: await this.actor(principal),
+      requestedBy: this.actor(principal),
       approvalThresholdMicros: this.config.approvalThresholdMicros.toString(),
       approvalDeadlineSeconds: this.config.approvalDeadlineSeconds,
     };
@@ -127,7 +125,7 @@ export class FinanceService {
     const expiresAt = body.expires_at ? new Date(body.expires_at) : null;
     if (expiresAt && expiresAt.getTime() <= Date.now()) throw unprocessable('expires_at is in the past', [{ field: 'expires_at', issue: 'must be in the future' }]);
     await this.roomForCredit(body.account_id, micros, 'credits');
-    const terms = await this.approvalTerms(principal);
+    const terms = this.approvalTerms(principal);
     return this.start({
       workflowType: grantWorkflow,
       workflowId: workflowIds.grant(body.kind, { tenant, accountId: body.account_id }, body.idempotency_key),
@@ -180,7 +178,8 @@ export class FinanceService {
         if (asked !== null && asked > where.chargedMicros) throw exceeds(where.chargedMicros);
       }
     }
-    const terms = await this.approvalTerms(principal);
+    if (asked !== null) await this.roomForCredit(body.account_id, asked, 'credits');
+    const terms = this.approvalTerms(principal);
     return this.start({
       workflowType: refundWorkflow,
       workflowId: workflowIds.refund({ tenant, accountId: body.account_id }, body.idempotency_key),
@@ -196,7 +195,7 @@ export class FinanceService {
     const micros = this.amount('credits', body.credits, { signed: true });
     const tenant = await this.account(principal, body.account_id);
     if (micros > 0n) await this.roomForCredit(body.account_id, micros, 'credits');
-    const terms = await this.approvalTerms(principal);
+    const terms = this.approvalTerms(principal);
     return this.start({
       workflowType: adjustmentWorkflow,
       workflowId: workflowIds.adjustment({ tenant, accountId: body.account_id }, body.idempotency_key),
@@ -215,13 +214,15 @@ export class FinanceService {
    */
   async approve(workflowId: string, body: ApprovalDto, principal: Principal | undefined) {
     const { handle, description: d } = await this.scope.workflow(principal, workflowId);
-    const approver = await this.actor(principal);
+    const approver = this.actor(principal);
     try {
       if (!APPROVABLE.has(d.type) || d.status.name !== 'RUNNING') throw conflict(`workflow ${workflowId} has no pending approval`);
       const state = await handle.executeUpdate(approveUpdate, { args: [{ approve: body.approve, approver, ...(body.note ? { note: body.note } : {}) }] });
       return { workflow_id: workflowId, approved: body.approve, state, approver: { key_id: approver.keyId, name: approver.name }, status_url: status(workflowId) };
     } catch (error) {
       if (error instanceof WorkflowNotFoundError) throw notFound(`workflow ${workflowId}`);
+      // No worker took the approval in time: nothing was decided, the caller may retry.
+      if (error instanceof WorkflowUpdateRPCTimeoutOrCancelledError) throw dependencyDown('the Temporal worker', 5);
       if (error instanceof WorkflowUpdateFailedError) {
         const cause = error.cause instanceof ApplicationFailure ? error.cause : undefined;
         if (cause?.type === SELF_APPROVAL) throw new SpillwayError(403, 'forbidden', cause.message);
@@ -247,6 +248,7 @@ export class FinanceService {
     const violations = entitlementViolations(shape, Date.now(), { catchUp: running === null });
     if (violations.length > 0) throw unprocessable(violations.map((v) => `${v.field}: ${v.issue}`).join('; '), violations);
     await this.roomForCredit(body.account_id, micros, 'credits_per_period');
+    if (running !== null) await this.assertWithinApproval(workflowId, micros);
     const terms = {
       accountId: body.account_id,
       creditsPerPeriodMicros: micros.toString(),
@@ -254,6 +256,7 @@ export class FinanceService {
       startsAt: new Date(startsAtMs).toISOString(),
       endsAt: new Date(endsAtMs).toISOString(),
       rolloverPercent: body.rollover_percent,
+      approval: this.approvalTerms(principal),
     };
     const handle = await this.temporal.workflow.signalWithStart(entitlementWorkflow, {
       workflowId,
@@ -268,6 +271,18 @@ export class FinanceService {
       memo: { actor: principal?.keyId, reason: `contract ${contractId}` },
     });
     return { workflow_id: workflowId, run_id: handle.signaledRunId, status_url: status(workflowId) };
+  }
+
+  /** An amendment may raise the per-period grant only up to what was approved, or the threshold. */
+  private async assertWithinApproval(workflowId: string, micros: bigint): Promise<void> {
+    const [row]: { micros: string }[] = await this.ledger.query(`SELECT micros::text FROM approvals WHERE workflow_id = $1 AND status IN ('auto', 'approved')`, [
+      workflowId,
+    ]);
+    const approved = row ? BigInt(row.micros) : 0n;
+    const ceiling = approved > this.config.approvalThresholdMicros ? approved : this.config.approvalThresholdMicros;
+    if (micros > ceiling) {
+      throw conflict(`credits_per_period above the approved ${formatCredits(ceiling)} credits needs a new contract (and its approval)`);
+    }
   }
 
   /** The account of a running contract, or null when none runs under this id. */
