@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { ApiError, api, enc, temporalLinks } from '../api';
+import { ApiError, api, can, enc, temporalLinks } from '../api';
 import { Credits, ErrorNote, Loading, Time, toApiError, useLoad, useWho } from '../ui';
 
 interface Waiting {
@@ -59,6 +59,8 @@ function Row({ item, onDone }: { item: Waiting; onDone: () => void }) {
         <p role="status" class="ok">
           {done}.
         </p>
+      ) : !can(who, 'approve') ? (
+        <p class="muted">Approving or rejecting needs a key with the approve scope (and not the requester's).</p>
       ) : (
         <>
           <label for={noteId}>
