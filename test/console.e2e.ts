@@ -150,6 +150,11 @@ describe('console: the browser app at /console, driven by Playwright against the
     expect(explained.waterfall.layers[2]).toMatchObject({ layer: 'credits', had: 0, had_credits: '0.000000' });
     expect(explained.waterfall.denied_because).toMatch(/allow_partial was false/);
     expect((await stack.call('GET', `/v1/decisions?account_id=${other}&idempotency_key=never-used`)).status).toBe(404);
+    // Found right after it is decided, settled or not yet (then from the stream past the cursor).
+    const fresh = await stack.call('POST', '/v1/decisions', { account_id: other, feature: 'video.seconds', quantity: 1, idempotency_key: 'fresh-1' });
+    const found = (await stack.call('GET', `/v1/decisions/${fresh.body.decision_id}`, undefined, financeKey)).body;
+    expect(found).toMatchObject({ decision_id: fresh.body.decision_id, outcome: 'allowed', waterfall: { requested: 1, granted: 1 } });
+    expect(['pending', 'settled']).toContain(found.settlement.state);
     expect((await stack.call('GET', '/v1/reconciliations', undefined, financeKey)).status).toBe(403);
   });
 

@@ -8,11 +8,12 @@ import { EngineSource } from '../../../../libs/engine/src/engine';
 import { explainWaterfall } from '../../../../libs/engine/src/explain';
 import { holdKey, partitionOfDecision, streamKey } from '../../../../libs/engine/src/keys';
 import { DecisionLedgerView, decisionLedger } from '../../../../libs/ledger/src/console-queries';
+import { readCursor } from '../../../../libs/ledger/src/settlement';
 import { UsageEvent, parseStreamEntry } from '../../../../libs/ledger/src/settlement-entry';
 import { PolicyCache } from '../catalogue/policy-cache';
 import { CONFIG, LEDGER, REDIS } from '../infra/tokens';
 
-/** How far a lookup reads into a partition's stream for a decision not settled yet (a bound, not a page). */
+/** How far past the settlement cursor a lookup reads a partition's stream for a decision not settled yet (a bound, not a page). */
 const STREAM_LOOKUP_LIMIT = 10_000;
 
 const iso = (d: Date | number) => new Date(d).toISOString();
@@ -77,7 +78,9 @@ export class DecisionExplainService {
   }
 
   private async inStream(partition: number, decisionId: string): Promise<UsageEvent | null> {
-    const entries = await this.redis.xrange(streamKey(partition), '-', '+', 'COUNT', STREAM_LOOKUP_LIMIT);
+    // Only entries past the ledger's cursor can be unsettled; the scan starts there.
+    const cursor = await readCursor(this.ledger.manager, partition);
+    const entries = await this.redis.xrange(streamKey(partition), `(${cursor}`, '+', 'COUNT', STREAM_LOOKUP_LIMIT);
     for (const [id, fields] of entries) {
       if (fields[0] !== 'usage' || !fields[1]?.includes(decisionId)) continue;
       const entry = parseStreamEntry(id, fields);
