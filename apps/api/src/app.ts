@@ -14,6 +14,7 @@ import { DecisionsService } from './decisions/decisions.service';
 import { ErrorFilter } from './http/error.filter';
 import { validationPipe } from './http/validation';
 import { registerDocsUi } from './http/docs';
+import { registerConsole } from './console/console-assets';
 import { edgeOptions, registerEdge } from './http/edge';
 import { Metrics } from './metrics/metrics';
 
@@ -54,5 +55,6 @@ export async function createApp(config: SpillwayConfig): Promise<NestFastifyAppl
   document.paths['/v1/decisions'] = DECISION_OPENAPI_PATH;
   SwaggerModule.setup('docs', app, document, { ui: false, jsonDocumentUrl: 'openapi.json', yamlDocumentUrl: 'openapi.yaml' });
   registerDocsUi(fastify);
+  await registerConsole(fastify);
   return app;
 }
