@@ -3,6 +3,7 @@
  * test environment's PostgreSQL, Redis and Temporal, as test/global-setup brings them up) to
  * completion or a stable state, and saves each event history as JSON under test/histories/
  * (`<scenario>.json`). test/replay.e2e.ts replays them against the current workflow code.
+ * Like `npm test`, it empties the test database and Redis first (TEST_DATABASE_URL, TEST_REDIS_URL).
  *
  * Re-record only when a change is intentionally incompatible and no runs are in flight
  * (docs/ARCHITECTURE.md, "Changing a workflow safely"): re-recording hides a determinism break.
