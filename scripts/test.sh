@@ -6,4 +6,6 @@ bash scripts/install-deps.sh
 bash scripts/ensure-temporal.sh >/dev/null
 # Type-checks everything and builds dist/: the fault tests run the compiled worker, as operators do.
 npx tsc -p tsconfig.json
+# The OpenAPI document the code generates passes Redocly's recommended rules (redocly.yaml).
+bash scripts/openapi.sh lint --built
 exec npx jest --runInBand "$@"

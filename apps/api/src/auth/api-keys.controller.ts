@@ -1,8 +1,9 @@
 import { Body, Controller, HttpCode, Post } from '@nestjs/common';
-import { ApiBearerAuth, ApiProperty, ApiTags } from '@nestjs/swagger';
+import { ApiCreatedResponse, ApiOperation, ApiProperty, ApiTags } from '@nestjs/swagger';
 import { ArrayNotEmpty, IsArray, IsIn, IsString, Length } from 'class-validator';
 import { SCOPES, Scope } from './api-key';
 import { ApiKeysService } from './api-keys.service';
+import { ApiKeyCreatedView } from './api-keys.response';
 import { RequireScope } from './auth.guard';
 
 class CreateApiKeyDto {
@@ -19,7 +20,6 @@ class CreateApiKeyDto {
 }
 
 @ApiTags('auth')
-@ApiBearerAuth()
 @Controller('v1/api-keys')
 export class ApiKeysController {
   constructor(private readonly keys: ApiKeysService) {}
@@ -28,6 +28,8 @@ export class ApiKeysController {
   @Post()
   @HttpCode(201)
   @RequireScope('admin')
+  @ApiOperation({ summary: 'Create an API key (the secret is shown once)' })
+  @ApiCreatedResponse({ type: ApiKeyCreatedView })
   create(@Body() body: CreateApiKeyDto): Promise<{ id: string; key: string }> {
     return this.keys.create(body.name, [...new Set(body.scopes)]);
   }

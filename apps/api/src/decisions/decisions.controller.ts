@@ -1,14 +1,15 @@
 import { Body, Controller, HttpCode, Param, Post, Res } from '@nestjs/common';
-import { ApiBearerAuth, ApiBody, ApiTags } from '@nestjs/swagger';
+import { ApiBody, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { RequireScope } from '../auth/auth.guard';
-import { CommitDto, DecisionRequestDto } from './decision.dto';
+import { ApiErrors } from '../http/openapi';
+import { CommitDto } from './decision.dto';
+import { DECISION_EXAMPLES, DECISION_HEADERS, ref } from './decision.schema';
 import { parseDecisionRequest } from './decision.request';
 import { presentDecision, presentSettlement, rateLimitHeaders } from './decision.presenter';
 import { DecisionsService } from './decisions.service';
 
 @ApiTags('decisions')
-@ApiBearerAuth()
 @Controller('v1/decisions')
 export class DecisionsController {
   constructor(private readonly decisions: DecisionsService) {}
@@ -17,7 +18,10 @@ export class DecisionsController {
   @Post()
   @HttpCode(200)
   @RequireScope('decide')
-  @ApiBody({ type: DecisionRequestDto })
+  @ApiOperation({ summary: 'Decide: how much may the account have, and from where', description: 'Rate-limit windows, then the free tier, then credit lots in burn-down order, in one atomic step. A denial is a 200 with `outcome: denied`.' })
+  @ApiBody({ schema: ref('DecisionRequest'), examples: DECISION_EXAMPLES.request })
+  @ApiOkResponse({ description: 'the decision (allowed, partial or denied)', schema: ref('Decision'), examples: DECISION_EXAMPLES.response, headers: DECISION_HEADERS })
+  @ApiErrors(404, 409, 422)
   async decide(@Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
     const { decision, replayed } = await this.decisions.decide(parseDecisionRequest(body));
     reply.headers(rateLimitHeaders(decision));
@@ -28,14 +32,21 @@ export class DecisionsController {
   @Post(':id/commit')
   @HttpCode(200)
   @RequireScope('decide')
+  @ApiOperation({ summary: 'Commit a hold at the actual quantity', description: 'Repeating the same commit replays its answer (`replayed: true`).' })
+  @ApiOkResponse({ description: 'the settled hold', schema: ref('HoldSettlement') })
+  @ApiErrors(404, 409, 422)
   async commit(@Param('id') id: string, @Body() body: CommitDto) {
     const { settlement, replayed } = await this.decisions.settle(id, 'committed', body.quantity);
     return presentSettlement(settlement, replayed);
   }
 
+  /** Drops a hold: its units are given back. */
   @Post(':id/release')
   @HttpCode(200)
   @RequireScope('decide')
+  @ApiOperation({ summary: 'Release a hold', description: 'Repeating the release replays its answer (`replayed: true`).' })
+  @ApiOkResponse({ description: 'the released hold', schema: ref('HoldSettlement') })
+  @ApiErrors(404, 409)
   async release(@Param('id') id: string) {
     const { settlement, replayed } = await this.decisions.settle(id, 'released', 0);
     return presentSettlement(settlement, replayed);

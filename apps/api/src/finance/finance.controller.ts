@@ -1,5 +1,5 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put, Req } from '@nestjs/common';
-import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { ApiAcceptedResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { Client, WorkflowNotFoundError } from '@temporalio/client';
 import { conflict, invalidField, notFound, unprocessable } from '../../../../libs/contracts/src/errors';
 import { parseCredits } from '../../../../libs/contracts/src/money';
@@ -15,11 +15,12 @@ import { AuthenticatedRequest, RequireScope } from '../auth/auth.guard';
 import { PolicyCache } from '../catalogue/policy-cache';
 import { CONFIG, LEDGER, TEMPORAL } from '../infra/tokens';
 import { StartedWorkflow, WorkflowStarter } from '../workflows/workflow-starter';
+import { ApiErrors } from '../http/openapi';
+import { AlertsView, ApprovalResultView, NotificationsView, WorkflowSignalledView, WorkflowStartedView } from './finance.response';
 import { AdjustmentDto, AlertsDto, ApprovalDto, CancelGrantDto, EntitlementDto, GrantDto, PurchaseDto, RefundDto } from './finance.dto';
 
 /** Finance (finance scope): each request starts a workflow whose id is its idempotency key. */
 @ApiTags('finance')
-@ApiBearerAuth()
 @Controller('v1')
 export class FinanceController {
   constructor(
@@ -46,6 +47,9 @@ export class FinanceController {
     }
   }
 
+  @ApiOperation({ summary: 'Buy credits (purchase workflow)' })
+  @ApiAcceptedResponse({ type: WorkflowStartedView })
+  @ApiErrors(404, 409, 422)
   @Post('purchases')
   @HttpCode(202)
   @RequireScope('finance')
@@ -62,6 +66,9 @@ export class FinanceController {
     });
   }
 
+  @ApiOperation({ summary: 'Grant promo or adjustment credits, optionally expiring (grant workflow)' })
+  @ApiAcceptedResponse({ type: WorkflowStartedView })
+  @ApiErrors(404, 409, 422)
   @Post('grants')
   @HttpCode(202)
   @RequireScope('finance')
@@ -81,6 +88,9 @@ export class FinanceController {
   }
 
   /** Cancels a promo grant now: its remainder is removed as at expiry. */
+  @ApiOperation({ summary: 'Cancel a running promo grant now' })
+  @ApiAcceptedResponse({ type: WorkflowSignalledView })
+  @ApiErrors(404)
   @Post('grants/:workflowId/cancel')
   @HttpCode(202)
   @RequireScope('finance')
@@ -95,6 +105,9 @@ export class FinanceController {
   }
 
   /** Refund of a decision's charge or of an amount: never more than was charged and not yet refunded. */
+  @ApiOperation({ summary: 'Refund a decision\'s charge or an amount (refund workflow; may wait for approval)' })
+  @ApiAcceptedResponse({ type: WorkflowStartedView })
+  @ApiErrors(404, 409, 422)
   @Post('refunds')
   @HttpCode(202)
   @RequireScope('finance')
@@ -117,6 +130,9 @@ export class FinanceController {
     });
   }
 
+  @ApiOperation({ summary: 'Adjust the balance up or down (adjustment workflow; may wait for approval)' })
+  @ApiAcceptedResponse({ type: WorkflowStartedView })
+  @ApiErrors(404, 409, 422)
   @Post('adjustments')
   @HttpCode(202)
   @RequireScope('finance')
@@ -136,6 +152,9 @@ export class FinanceController {
   }
 
   /** Approves or rejects a refund or adjustment waiting above the threshold. */
+  @ApiOperation({ summary: 'Approve or reject a refund or adjustment awaiting approval' })
+  @ApiAcceptedResponse({ type: ApprovalResultView })
+  @ApiErrors(404, 409)
   @Post('approvals/:workflowId')
   @HttpCode(202)
   @RequireScope('finance')
@@ -153,6 +172,9 @@ export class FinanceController {
   }
 
   /** Creates an enterprise contract, or amends it from its next period. */
+  @ApiOperation({ summary: 'Create or amend an enterprise contract (entitlement workflow)' })
+  @ApiAcceptedResponse({ type: WorkflowSignalledView })
+  @ApiErrors(404, 422)
   @Put('entitlements/:contractId')
   @HttpCode(202)
   @RequireScope('finance')
@@ -185,6 +207,9 @@ export class FinanceController {
   }
 
   /** Cancels a contract: the current period's lot expires now. */
+  @ApiOperation({ summary: 'Cancel an enterprise contract' })
+  @ApiAcceptedResponse({ type: WorkflowSignalledView })
+  @ApiErrors(404)
   @Delete('entitlements/:contractId')
   @HttpCode(202)
   @RequireScope('finance')
@@ -200,6 +225,9 @@ export class FinanceController {
   }
 
   /** Low-balance threshold, its webhook (signed with the secret) and optional auto-recharge. */
+  @ApiOperation({ summary: 'Set the low-balance alert, its webhook and auto-recharge' })
+  @ApiOkResponse({ type: AlertsView })
+  @ApiErrors(404)
   @Put('accounts/:id/alerts')
   @RequireScope('finance')
   async alerts(@Param('id') accountId: string, @Body() body: AlertsDto) {
@@ -217,6 +245,8 @@ export class FinanceController {
     return { account_id: accountId, webhook_url: body.webhook_url ?? null, low_balance_credits: formatCredits(low), auto_recharge_credits: recharge === null ? null : formatCredits(recharge) };
   }
 
+  @ApiOperation({ summary: 'The latest notifications of an account' })
+  @ApiOkResponse({ type: NotificationsView })
   @Get('accounts/:id/notifications')
   @RequireScope('read')
   async notifications(@Param('id') accountId: string) {

@@ -1,10 +1,11 @@
 import { Controller, Get, Inject, Res } from '@nestjs/common';
-import { ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import { Client } from '@temporalio/client';
 import type { FastifyReply } from 'fastify';
 import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
 import { LEDGER, REDIS, TEMPORAL } from '../infra/tokens';
+import { HealthView } from './health.response';
 
 type Check = { status: 'up' | 'down'; latency_ms: number; error?: string };
 
@@ -34,6 +35,9 @@ export class HealthController {
   ) {}
 
   /** 200 only when PostgreSQL, Redis and Temporal all answer; 503 with the detail otherwise. */
+  @ApiOperation({ summary: 'Health of PostgreSQL, Redis and Temporal' })
+  @ApiOkResponse({ type: HealthView, description: 'every dependency answers' })
+  @ApiServiceUnavailableResponse({ type: HealthView, description: 'a dependency does not answer', headers: { 'Retry-After': { description: 'seconds', schema: { type: 'integer' } } } })
   @Get()
   async health(@Res() reply: FastifyReply): Promise<void> {
     const [postgres, redis, temporal] = await Promise.all([

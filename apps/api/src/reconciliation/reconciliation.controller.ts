@@ -1,5 +1,5 @@
 import { Controller, Get, HttpCode, Inject, Param, Post } from '@nestjs/common';
-import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { ApiAcceptedResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { Client, WorkflowNotFoundError } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
@@ -7,9 +7,11 @@ import { notFound } from '../../../../libs/contracts/src/errors';
 import { RequireScope } from '../auth/auth.guard';
 import { LEDGER, TEMPORAL } from '../infra/tokens';
 import { WorkflowStarter } from '../workflows/workflow-starter';
+import { ApiErrors } from '../http/openapi';
+import { WorkflowStartedView } from '../finance/finance.response';
+import { ReconciliationReportView } from './reconciliation.response';
 
 @ApiTags('reconciliation')
-@ApiBearerAuth()
 @Controller('v1/reconciliations')
 export class ReconciliationController {
   constructor(
@@ -19,6 +21,8 @@ export class ReconciliationController {
   ) {}
 
   /** Runs a reconciliation now; the nightly one is the `reconciliation-nightly` schedule. */
+  @ApiOperation({ summary: 'Run a reconciliation now' })
+  @ApiAcceptedResponse({ type: WorkflowStartedView })
   @Post()
   @HttpCode(202)
   @RequireScope('admin')
@@ -26,6 +30,9 @@ export class ReconciliationController {
     return this.starter.start({ workflowType: 'reconciliationWorkflow', workflowId: `reconciliation-${randomUUID()}`, args: [], accountId: 'system', operation: 'reconciliation' });
   }
 
+  @ApiOperation({ summary: 'A reconciliation report' })
+  @ApiOkResponse({ type: ReconciliationReportView })
+  @ApiErrors(404)
   @Get(':id')
   @RequireScope('admin')
   async report(@Param('id') id: string) {

@@ -1,15 +1,17 @@
 import { Controller, Get } from '@nestjs/common';
-import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { RequireScope } from '../auth/auth.guard';
 import { SettlementMonitor } from './settlement-monitor';
+import { SettlementLagView } from './settlement.response';
 
 @ApiTags('settlement')
-@ApiBearerAuth()
 @Controller('v1/settlement')
 export class SettlementController {
   constructor(private readonly monitor: SettlementMonitor) {}
 
   /** Per partition: the ledger cursor, unsettled events and the age of the oldest one. */
+  @ApiOperation({ summary: 'Settlement progress per partition' })
+  @ApiOkResponse({ type: SettlementLagView })
   @Get()
   @RequireScope('read')
   async lag() {

@@ -1,5 +1,5 @@
 import { Body, Controller, Get, HttpCode, Inject, Param, Post, Req } from '@nestjs/common';
-import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { ApiAcceptedResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { Client, WorkflowNotFoundError } from '@temporalio/client';
 import { IsOptional } from 'class-validator';
 import { invalidField, notFound } from '../../../../libs/contracts/src/errors';
@@ -8,6 +8,9 @@ import { workflowIds } from '../../../../libs/contracts/src/temporal';
 import { AuthenticatedRequest, RequireScope } from '../auth/auth.guard';
 import { IdempotencyKeyField } from '../http/fields';
 import { TEMPORAL } from '../infra/tokens';
+import { ApiErrors } from '../http/openapi';
+import { WorkflowStartedView } from '../finance/finance.response';
+import { AccountWorkflowsView, WorkflowStatusView } from './workflows.response';
 import { StartedWorkflow, WorkflowStarter } from './workflow-starter';
 
 class SmokeCheckDto {
@@ -17,7 +20,6 @@ class SmokeCheckDto {
 }
 
 @ApiTags('workflows')
-@ApiBearerAuth()
 @Controller('v1')
 export class WorkflowsController {
   constructor(
@@ -26,6 +28,8 @@ export class WorkflowsController {
   ) {}
 
   /** Runs the smoke workflow: API → Temporal → worker → PostgreSQL and Redis. */
+  @ApiOperation({ summary: 'Run the smoke workflow through every dependency' })
+  @ApiAcceptedResponse({ type: WorkflowStartedView })
   @Post('smoke-checks')
   @HttpCode(202)
   @RequireScope('admin')
@@ -42,6 +46,8 @@ export class WorkflowsController {
   }
 
   /** The account's financial workflows, newest first (Temporal visibility, as in the Web UI). */
+  @ApiOperation({ summary: 'The financial workflows of an account' })
+  @ApiOkResponse({ type: AccountWorkflowsView })
   @Get('accounts/:id/workflows')
   @RequireScope('finance')
   async forAccount(@Param('id') accountId: string) {
@@ -54,6 +60,9 @@ export class WorkflowsController {
     return { account_id: accountId, items };
   }
 
+  @ApiOperation({ summary: 'Status and result of a workflow' })
+  @ApiOkResponse({ type: WorkflowStatusView })
+  @ApiErrors(404)
   @Get('workflows/:workflowId')
   @RequireScope('finance')
   async status(@Param('workflowId') workflowId: string) {

@@ -1,0 +1,32 @@
+import { ApiProperty } from '@nestjs/swagger';
+
+export class DependencyCheckView {
+  @ApiProperty({ enum: ['up', 'down'] })
+  status: string;
+
+  @ApiProperty({ type: 'integer', minimum: 0 })
+  latency_ms: number;
+
+  @ApiProperty({ required: false, description: 'why the check failed' })
+  error?: string;
+}
+
+export class DependencyChecksView {
+  @ApiProperty({ type: DependencyCheckView })
+  postgres: DependencyCheckView;
+
+  @ApiProperty({ type: DependencyCheckView })
+  redis: DependencyCheckView;
+
+  @ApiProperty({ type: DependencyCheckView })
+  temporal: DependencyCheckView;
+}
+
+/** `GET /health`: `ok` (200) only when every dependency answers; `degraded` (503) otherwise. */
+export class HealthView {
+  @ApiProperty({ enum: ['ok', 'degraded'] })
+  status: string;
+
+  @ApiProperty({ type: DependencyChecksView })
+  checks: DependencyChecksView;
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The OpenAPI document, from the code and without network:
+#   bash scripts/openapi.sh lint [--built]   builds dist/openapi.json and lints it (Redocly, redocly.yaml)
+#   bash scripts/openapi.sh client           regenerates the typed client's document and types (libs/client)
+# --built: dist/ is already compiled (npm test compiles it first).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+action="${1:?lint or client}"
+[ "${2:-}" = "--built" ] || npx tsc -p tsconfig.build.json
+node dist/scripts/openapi.js dist/openapi.json
+export REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true
+case "$action" in
+  lint) npx redocly lint --config redocly.yaml dist/openapi.json ;;
+  client)
+    cp dist/openapi.json libs/client/openapi.json
+    npx openapi-typescript libs/client/openapi.json --redocly libs/client/redocly.yaml --output libs/client/src/generated/openapi.ts
+    ;;
+  *) echo "unknown action $action" >&2; exit 2 ;;
+esac
