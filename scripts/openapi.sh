@@ -13,7 +13,7 @@ case "$action" in
   lint) npx redocly lint --config redocly.yaml dist/openapi.json ;;
   client)
     cp dist/openapi.json libs/client/openapi.json
-    npx openapi-typescript libs/client/openapi.json --redocly libs/client/redocly.yaml --output libs/client/src/generated/openapi.ts
+    npx openapi-typescript libs/client/openapi.json --redocly libs/client/redocly.yaml --default-non-nullable=false --output libs/client/src/generated/openapi.ts
     ;;
   *) echo "unknown action $action" >&2; exit 2 ;;
 esac

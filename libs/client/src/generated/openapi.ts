@@ -1045,18 +1045,18 @@ export interface components {
              * @description grant what is available when not all of it is
              * @default false
              */
-            allow_partial: boolean;
+            allow_partial?: boolean;
             /**
              * @description `reserve` holds the units until commit/release (or hold expiry); `preview` has no side effects
              * @default consume
              * @enum {string}
              */
-            mode: "consume" | "reserve" | "preview";
+            mode?: "consume" | "reserve" | "preview";
             /**
              * @description reserve: seconds until an uncommitted hold is released
              * @default 900
              */
-            hold_ttl_seconds: number;
+            hold_ttl_seconds?: number;
         };
         Decision: {
             /** @description id of the decision (and of its hold in reserve mode) */
