@@ -29,6 +29,8 @@ export function backoffDelayMs(attempt: number, options: Required<RetryOptions>,
 export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
   if (!value) return undefined;
   if (/^\d{1,9}$/.test(value.trim())) return Number(value.trim());
+  // Otherwise only an HTTP-date ("Sun, 06 Nov 1994 08:49:37 GMT"): Date.parse alone takes "-5" for a year.
+  if (!/^[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/.test(value.trim())) return undefined;
   const at = Date.parse(value);
   return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - now) / 1000));
 }
