@@ -121,7 +121,7 @@ describe('typed client (libs/client) against the real stack', () => {
     const adjustment = await finance.adjustment({ account_id: account, credits: '-150', reason: 'correction' });
     await eventually(async () => ((await finance.workflow(adjustment.workflow_id)).state === 'awaiting_approval' ? true : undefined));
     const approver = client(stack.config.bootstrapAdminKey!);
-    expect(await approver.approve(adjustment.workflow_id, { approve: true, approver: 'cfo' })).toMatchObject({ approved: true });
+    expect(await approver.approve(adjustment.workflow_id, { approve: true, note: 'checked' })).toMatchObject({ approved: true });
     await eventually(async () => ((await finance.workflow(adjustment.workflow_id)).status === 'completed' ? true : undefined));
     await eventually(async () => ((await product.account(account)).balance === '155.000000' ? true : undefined));
 
@@ -149,7 +149,7 @@ describe('typed client (libs/client) against the real stack', () => {
     const once = await flakyProxy(1);
     try {
       const flaky = new SpillwayClient({ baseUrl: once.url, apiKey: stack.config.bootstrapAdminKey!, retry: { retries: 3, baseDelayMs: 10 } });
-      await expect(flaky.approve('refund-x', { approve: true, approver: 'cfo' })).rejects.toBeInstanceOf(SpillwayUnavailableError);
+      await expect(flaky.approve('refund-x', { approve: true, note: 'checked' })).rejects.toBeInstanceOf(SpillwayUnavailableError);
       expect(once.seen()).toBe(1);
     } finally {
       await once.close();

@@ -166,10 +166,10 @@ describe('OpenAPI contract', () => {
     const adjustment = await api('POST', '/v1/adjustments', { account_id: account, credits: '-150', reason: 'contract test', idempotency_key: `oa-${randomUUID()}` }, financeKey);
     expect(adjustment.status).toBe(202);
     await eventually(async () => ((await api('GET', adjustment.body.status_url, undefined, financeKey)).body.state === 'awaiting_approval' ? true : undefined));
-    const approval = await api('POST', `/v1/approvals/${adjustment.body.workflow_id}`, { approve: true, approver: 'oa-approver' });
+    const approval = await api('POST', `/v1/approvals/${adjustment.body.workflow_id}`, { approve: true, note: 'contract test' });
     expect(approval.body.approved).toBe(true);
     await eventually(async () => ((await api('GET', adjustment.body.status_url, undefined, financeKey)).body.status === 'completed' ? true : undefined));
-    expect((await api('POST', `/v1/approvals/${adjustment.body.workflow_id}`, { approve: true, approver: 'oa-approver' })).status).toBe(409);
+    expect((await api('POST', `/v1/approvals/${adjustment.body.workflow_id}`, { approve: true, note: 'contract test' })).status).toBe(409);
     expect((await api('GET', `/v1/workflows/no-such-${randomUUID()}`, undefined, financeKey)).status).toBe(404);
 
     expect((await api('GET', `/v1/accounts/${account}/workflows`, undefined, financeKey)).body.items.length).toBeGreaterThan(0);

@@ -25,6 +25,15 @@ export class WorkflowSignalledView {
   status_url: string;
 }
 
+/** The principal (API key) that approved or rejected. */
+export class ApproverView {
+  @ApiProperty()
+  key_id: string;
+
+  @ApiProperty({ example: 'finance-lead' })
+  name: string;
+}
+
 /** The 202 of an approval decision. */
 export class ApprovalResultView {
   @ApiProperty({ example: 'refund-order-1' })
@@ -32,6 +41,12 @@ export class ApprovalResultView {
 
   @ApiProperty({ description: 'true: approved; false: rejected' })
   approved: boolean;
+
+  @ApiProperty({ example: 'approved', description: 'the workflow state after the decision' })
+  state: string;
+
+  @ApiProperty({ type: ApproverView })
+  approver: ApproverView;
 
   @ApiProperty({ example: '/v1/workflows/refund-order-1' })
   status_url: string;

@@ -3,6 +3,15 @@ import { ApiTime } from '../http/openapi';
 
 const STATUSES = ['running', 'completed', 'failed', 'canceled', 'terminated', 'continued_as_new', 'timed_out', 'unspecified', 'paused', 'unknown'];
 
+/** Why a workflow failed: the innermost cause (an activity's non-retryable error). */
+export class WorkflowFailureView {
+  @ApiProperty({ type: String, nullable: true, example: 'RefundExceedsCharges' })
+  type: string | null;
+
+  @ApiProperty()
+  message: string;
+}
+
 /** `GET /v1/workflows/{id}`: where a financial workflow stands, and its result once completed. */
 export class WorkflowStatusView {
   @ApiProperty({ example: 'refund-order-1' })
@@ -17,7 +26,7 @@ export class WorkflowStatusView {
   @ApiProperty({ enum: STATUSES, description: 'Temporal execution status, lowercase' })
   status: string;
 
-  @ApiProperty({ type: String, nullable: true, example: 'awaiting_approval', description: 'while running: the state the workflow reports (refunds, adjustments)' })
+  @ApiProperty({ type: String, nullable: true, example: 'awaiting_approval', description: 'while running: where the workflow stands (e.g. awaiting_approval); once closed: how it ended' })
   state: string | null;
 
   @ApiTime()
@@ -31,6 +40,9 @@ export class WorkflowStatusView {
 
   @ApiProperty({ description: 'the workflow result once completed, else null', oneOf: [{ type: 'object', additionalProperties: true }, { type: 'string' }, { type: 'null' }] })
   result: Record<string, unknown> | string | null;
+
+  @ApiProperty({ type: WorkflowFailureView, nullable: true, description: 'when failed: why' })
+  failure: WorkflowFailureView | null;
 }
 
 export class WorkflowSummaryView {

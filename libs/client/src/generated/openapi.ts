@@ -398,8 +398,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Approve or reject a refund or adjustment awaiting approval
-         * @description Scope: `finance`.
+         * Approve or reject a refund, adjustment or grant awaiting approval (four eyes)
+         * @description Scope: `approve`.
          */
         post: operations["finance_approve"];
         delete?: never;
@@ -524,7 +524,7 @@ export interface components {
              *       "decide"
              *     ]
              */
-            scopes: ("decide" | "read" | "finance" | "admin")[];
+            scopes: ("decide" | "read" | "finance" | "approve" | "admin")[];
         };
         ApiKeyCreatedView: {
             /** @example key_3f9c2a */
@@ -610,6 +610,11 @@ export interface components {
             account_id: string;
             items: components["schemas"]["WorkflowSummaryView"][];
         };
+        WorkflowFailureView: {
+            /** @example RefundExceedsCharges */
+            type: string | null;
+            message: string;
+        };
         WorkflowStatusView: {
             /** @example refund-order-1 */
             workflow_id: string;
@@ -622,7 +627,7 @@ export interface components {
              */
             status: "running" | "completed" | "failed" | "canceled" | "terminated" | "continued_as_new" | "timed_out" | "unspecified" | "paused" | "unknown";
             /**
-             * @description while running: the state the workflow reports (refunds, adjustments)
+             * @description while running: where the workflow stands (e.g. awaiting_approval); once closed: how it ended
              * @example awaiting_approval
              */
             state: string | null;
@@ -644,6 +649,8 @@ export interface components {
             result: {
                 [key: string]: unknown;
             } | string | null;
+            /** @description when failed: why */
+            failure: (components["schemas"]["WorkflowFailureView"] | null) & components["schemas"]["WorkflowFailureView"];
         };
         FeatureDto: {
             /** @example task */
@@ -915,14 +922,25 @@ export interface components {
         };
         ApprovalDto: {
             approve: boolean;
-            /** @example jane@finance */
-            approver: string;
+            /** @example checked with the customer */
+            note?: string;
+        };
+        ApproverView: {
+            key_id: string;
+            /** @example finance-lead */
+            name: string;
         };
         ApprovalResultView: {
             /** @example refund-order-1 */
             workflow_id: string;
             /** @description true: approved; false: rejected */
             approved: boolean;
+            /**
+             * @description the workflow state after the decision
+             * @example approved
+             */
+            state: string;
+            approver: components["schemas"]["ApproverView"];
             /** @example /v1/workflows/refund-order-1 */
             status_url: string;
         };
