@@ -116,7 +116,13 @@ describe('typed client (libs/client) against the real stack', () => {
 
     const promo = await finance.grant({ account_id: account, kind: 'promo', credits: '5', reason: 'welcome' });
     await eventually(async () => ((await finance.workflow(promo.workflow_id)).status === 'completed' ? true : undefined));
-    expect(await finance.refund({ account_id: account, reason: 'goodwill' })).toHaveProperty('status_url');
+    // A refund of a decision's charge (on another account: it is booked once settlement has the decision).
+    const charged = await newAccount();
+    await stack.grant(charged, 10n);
+    const decision = await product.decide({ account_id: charged, feature: 'codex.task', quantity: 4 });
+    expect(decision.credits_charged).toBe('2.500000');
+    expect(await finance.refund({ account_id: charged, decision_id: decision.decision_id, credits: '2.5', reason: 'goodwill' })).toHaveProperty('status_url');
+    await expect(finance.refund({ account_id: charged, decision_id: decision.decision_id, credits: '3', reason: 'too much' })).rejects.toMatchObject({ status: 422 });
 
     const adjustment = await finance.adjustment({ account_id: account, credits: '-150', reason: 'correction' });
     await eventually(async () => ((await finance.workflow(adjustment.workflow_id)).state === 'awaiting_approval' ? true : undefined));

@@ -160,7 +160,10 @@ describe('OpenAPI contract', () => {
     expect((await api('POST', `/v1/grants/${grant.body.workflow_id}/cancel`, { reason: 'contract test' }, financeKey)).status).toBe(202);
 
     expect((await api('POST', '/v1/refunds', { account_id: account, credits: '1', reason: 'nothing charged', idempotency_key: randomUUID() }, financeKey)).status).toBe(422);
-    expect((await api('POST', '/v1/refunds', { account_id: account, reason: 'whatever is refundable', idempotency_key: randomUUID() }, financeKey)).status).toBe(202);
+    // 3 units from the window, 1 from the free tier, 1 charged (2.5 credits): refundable.
+    const charged = await api('POST', '/v1/decisions', { account_id: account, feature: 'codex.task', quantity: 5, idempotency_key: randomUUID() }, decideKey);
+    expect(charged.body.credits_charged).toBe('2.500000');
+    expect((await api('POST', '/v1/refunds', { account_id: account, decision_id: charged.body.decision_id, credits: '2.5', reason: 'goodwill', idempotency_key: randomUUID() }, financeKey)).status).toBe(202);
 
     // Above the approval threshold (100 credits): the adjustment waits for an approval.
     const adjustment = await api('POST', '/v1/adjustments', { account_id: account, credits: '-150', reason: 'contract test', idempotency_key: `oa-${randomUUID()}` }, financeKey);

@@ -93,11 +93,13 @@ export function toJsonSchema2020(node: unknown): unknown {
   for (const [key, value] of Object.entries(node)) out[key] = key === 'example' || key === 'examples' ? value : toJsonSchema2020(value);
   if (out.nullable === true) {
     delete out.nullable;
-    if (typeof out.type === 'string') out.type = [out.type, 'null'];
-    else if (out.$ref || out.allOf) {
-      const { description, ...rest } = out;
-      return { ...(description ? { description } : {}), oneOf: [rest, { type: 'null' }] };
+    if (out.$ref || out.allOf) {
+      // @nestjs/swagger adds `type: object` beside the allOf of a nullable class property.
+      const { description, type: _object, ...rest } = out;
+      const only = Array.isArray(rest.allOf) && rest.allOf.length === 1 && Object.keys(rest).length === 1 ? rest.allOf[0] : rest;
+      return { ...(description ? { description } : {}), oneOf: [only, { type: 'null' }] };
     }
+    if (typeof out.type === 'string') out.type = [out.type, 'null'];
   }
   // In a schema, `example` is a value; in a parameter or media type it is kept as is.
   if ('example' in out && ('type' in out || '$ref' in out || 'allOf' in out) && !('schema' in out)) {

@@ -650,7 +650,7 @@ export interface components {
                 [key: string]: unknown;
             } | string | null;
             /** @description when failed: why */
-            failure: (components["schemas"]["WorkflowFailureView"] | null) & components["schemas"]["WorkflowFailureView"];
+            failure: components["schemas"]["WorkflowFailureView"] | null;
         };
         FeatureDto: {
             /** @example task */
