@@ -186,6 +186,10 @@ describe('typed client (libs/client) against the real stack', () => {
     // The replay queue is bounded (2 here): beyond it the answer fails closed.
     expect(await partitioned.decide({ account_id: account, feature: 'codex.task', quantity: 1 })).toMatchObject({ outcome: 'denied', degraded: 'fail_closed' });
     expect(partitioned.pendingReplays).toBe(2);
+    // What Spillway would refuse is refused locally too, never allowed unmetered.
+    for (const quantity of [0, 1.5, 1_000_001, Number.NaN]) {
+      await expect(partitioned.decide({ account_id: account, feature: 'codex.task', quantity, idempotency_key: `cl-${randomUUID()}` })).rejects.toMatchObject({ status: 400 });
+    }
     await expect(partitioned.account(account)).rejects.toBeInstanceOf(SpillwayUnavailableError);
 
     reachable = true;

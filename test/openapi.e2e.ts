@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { MAX_DECISION_QUANTITY } from '../libs/client/src';
 import { ContractChecker, HTTP_METHODS, OpenApiDocument } from './contract';
 import { TestStack, eventually, startStack } from './harness';
 
@@ -87,6 +88,8 @@ describe('OpenAPI contract', () => {
     }
     expect(problems).toEqual([]);
     expect(document.paths['/v1/decisions'].post.responses['200'].content?.['application/json']).toHaveProperty('examples.denied');
+    // The client's degraded mode enforces the documented quantity bound itself.
+    expect((document.components.schemas.DecisionRequest as { properties: { quantity: { maximum: number } } }).properties.quantity.maximum).toBe(MAX_DECISION_QUANTITY);
   });
 
   it('decisions, holds and their errors answer as documented', async () => {

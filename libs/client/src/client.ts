@@ -100,6 +100,9 @@ export interface ReplayReport {
 
 const DEGRADED_PREFIX = 'degraded:';
 
+/** The maximum of `DecisionRequest.quantity` in openapi.json (a test keeps them equal). */
+export const MAX_DECISION_QUANTITY = 1_000_000;
+
 const integerHeader = (response: Response, name: string) => {
   const value = response.headers.get(name);
   return value !== null && /^\d{1,15}$/.test(value) ? Number(value) : undefined;
@@ -261,6 +264,11 @@ export class SpillwayClient {
   }
 
   private degrade(body: DecisionRequest, mode: string, error: SpillwayUnavailableError): DecisionResult {
+    // Spillway would have refused these with a 400; never allow them unmetered.
+    if (!Number.isSafeInteger(body.quantity) || body.quantity < 1 || body.quantity > MAX_DECISION_QUANTITY) {
+      const issue = `must be an integer in [1, ${MAX_DECISION_QUANTITY}]`;
+      throw new SpillwayApiError(400, 'invalid_request', `quantity: ${issue}`, [{ field: 'quantity', issue }]);
+    }
     const policy = policyFor(this.options.degradation, body.feature);
     const key = body.idempotency_key ?? crypto.randomUUID();
     let granted = 0;

@@ -92,8 +92,8 @@ export class AllowanceLedger {
 
   /** Units granted now out of `quantity` (0..quantity); all-or-nothing unless `partial`. */
   take(accountId: string, feature: string, quantity: number, partial: boolean, policy: { units: number; periodMs: number }, now = Date.now()): number {
-    // NUL cannot occur in account ids or feature keys, so the pair is unambiguous.
-    const key = `${accountId}\u0000${feature}`;
+    // Degraded input was never validated by Spillway: encode the pair so no two pairs share a key.
+    const key = JSON.stringify([accountId, feature]);
     let counter = this.counters.get(key);
     if (counter && now - counter.start >= policy.periodMs) counter = undefined;
     if (!counter) {

@@ -32,7 +32,11 @@ export interface MeteredOptions {
   quantity?: FromRequest<number>;
   /** Overrides the module's `account` for this route. */
   account?: FromRequest<string>;
-  /** The idempotency key (default: the request's `Idempotency-Key` header, else one is created). */
+  /**
+   * The idempotency key (default: a new one per request). Only derive it from the caller (e.g. an
+   * `Idempotency-Key` header) when the product also replays its own answer for a repeated key:
+   * Spillway charges a repeated key once, so re-running the handler would give the work away.
+   */
   idempotencyKey?: FromRequest<string | undefined>;
   /** Run the handler with fewer units than asked (default false: all or 429). */
   allowPartial?: boolean;
@@ -85,18 +89,17 @@ export class MeteredInterceptor implements NestInterceptor {
   async intercept(context: ExecutionContext, next: CallHandler): Promise<Observable<unknown>> {
     const meta = this.reflector.get<MeteredMetadata | undefined>(METERED, context.getHandler());
     if (!meta) return next.handle();
-    const request = context.switchToHttp().getRequest<{ headers: Record<string, string | string[] | undefined>; spillway?: MeteredRequestState }>();
+    const request = context.switchToHttp().getRequest<{ spillway?: MeteredRequestState }>();
     const response = context.switchToHttp().getResponse<HeaderSink>();
     const quantity = meta.quantity ? meta.quantity(request) : 1;
     if (!Number.isInteger(quantity) || quantity < 1) throw new HttpException({ error: { code: 'invalid_request', message: 'quantity must be a positive integer' } }, 400);
-    const header = request.headers['idempotency-key'];
     const decision = await this.client.decide({
       account_id: (meta.account ?? this.options.account)(request),
       feature: meta.feature,
       quantity,
       allow_partial: meta.allowPartial ?? false,
       mode: meta.reserve ? 'reserve' : 'consume',
-      idempotency_key: meta.idempotencyKey ? meta.idempotencyKey(request) : typeof header === 'string' ? header : undefined,
+      idempotency_key: meta.idempotencyKey?.(request),
       ...(meta.reserve?.holdTtlSeconds ? { hold_ttl_seconds: meta.reserve.holdTtlSeconds } : {}),
     });
     if (decision.rateLimit) {
