@@ -137,6 +137,17 @@ describe('OpenAPI contract', () => {
     expect((await api('GET', `/v1/accounts/${account}/ledger?cursor=x`, undefined, decideKey)).status).toBe(400);
     expect((await api('GET', '/v1/accounts/nobody-here', undefined, decideKey)).status).toBe(404);
     expect((await api('GET', '/v1/settlement', undefined, decideKey)).status).toBe(200);
+    // Another tenant's key: the account does not exist for it.
+    const stranger = (await api('POST', '/v1/api-keys', { name: 'oa-stranger', scopes: ['read'], tenant: 'oa-other' })).body.key;
+    expect((await api('GET', `/v1/accounts/${account}`, undefined, stranger)).status).toBe(404);
+    expect((await api('GET', `/v1/accounts/${account}/ledger`, undefined, stranger)).status).toBe(404);
+
+    expect((await api('GET', '/v1/api-keys')).body.items.some((k: { name: string }) => k.name === 'oa-product')).toBe(true);
+    const temporary = await api('POST', '/v1/api-keys', { name: 'oa-temporary', scopes: ['read'] });
+    expect((await api('DELETE', `/v1/api-keys/${temporary.body.id}`)).body.revoked).toBe(true);
+    expect((await api('DELETE', `/v1/api-keys/${randomUUID()}`)).status).toBe(404);
+    expect((await api('GET', '/v1/audit-log?limit=5')).body.items.length).toBeGreaterThan(0);
+    expect((await api('GET', '/v1/audit-log?limit=0')).status).toBe(400);
     expect((await api('PUT', '/v1/plans/oa-bad', { features: { 'no.such': { windows: [], overage: 'deny' } } })).status).toBe(422);
     expect((await api('PUT', '/v1/accounts/x', { plan: 'no-such-plan' })).status).toBe(422);
     expect((await api('PUT', '/v1/features/codex.task', { unit: 'task', credits_per_unit: 'lots' })).status).toBe(400);

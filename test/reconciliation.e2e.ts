@@ -108,8 +108,15 @@ describe('reconciliation and the independent audit', () => {
 
   it('reports every planted fault, repairs Redis drift, and the audit fails too', async () => {
     const [missing, unbalanced, belowZero, drifted, expired] = accounts;
+    // A debit of a lot that still holds credits: a spent lot has left Redis (decisions prune it).
     const debitOf = async (account: string) =>
-      (await stack.ledger.query(`SELECT id, monetization_event_id, lot_id, usage_event_id FROM balance_updates WHERE account_id = $1 AND cause_type = 'debit' LIMIT 1`, [account]))[0];
+      (
+        await stack.ledger.query(
+          `SELECT b.id, b.monetization_event_id, b.lot_id, b.usage_event_id FROM balance_updates b JOIN credit_lots l ON l.id = b.lot_id
+            WHERE b.account_id = $1 AND b.cause_type = 'debit' AND l.remaining_micros > 0 ORDER BY b.id LIMIT 1`,
+          [account],
+        )
+      )[0];
 
     const gone = await debitOf(missing);
     await stack.ledger.query('DELETE FROM balance_updates WHERE monetization_event_id = $1', [gone.monetization_event_id]);

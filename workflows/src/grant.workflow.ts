@@ -26,7 +26,7 @@ export interface GrantResult {
 }
 
 /**
- * `promo-<key>` / `grant-adjustment-<key>`: above the threshold waits for a four-eyes approval,
+ * `grant_promo-…` / `grant_adjustment-…` (workflowIds.grant): above the threshold waits for a four-eyes approval,
  * then grants a lot (ledger, then Redis), then — for a promo with `expiresAt` — waits for that
  * moment or a cancel signal, and removes exactly the remainder (I7).
  */

@@ -60,6 +60,7 @@ export async function createSpillwayWorker(
       partitions: config.partitions,
       consumers: config.settlementConsumers,
       payments: new LocalPaymentProvider(),
+      outbound: { allowHttp: config.webhookAllowHttp, allowedCidrs: config.webhookAllowedCidrs },
     }),
     // Each consumer holds one activity slot for its whole run; the rest serve finance work.
     maxConcurrentActivityTaskExecutions: config.settlementConsumers + 20,

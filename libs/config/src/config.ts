@@ -29,6 +29,16 @@ export interface SpillwayConfig {
    * 24 h, the retention product APIs document for their own idempotency keys.
    */
   readonly idempotencyRetentionSeconds: number;
+  // --- access (tenants, keys, outbound safety) ---
+  /** How often a process polls for revoked or changed API keys (ms, ≤ 1000: revocation reaches every process within it). */
+  readonly keyPollMs: number;
+  /** Webhook URLs may be plain http (otherwise https only). Off by default. */
+  readonly webhookAllowHttp: boolean;
+  /**
+   * CIDR ranges webhooks may reach although they are loopback, private, link-local or otherwise
+   * non-public (tests, private deployments). Empty by default: only public unicast addresses.
+   */
+  readonly webhookAllowedCidrs: readonly string[];
 }
 
 const MAX_PARTITIONS = 1024;
@@ -63,5 +73,8 @@ export function loadConfig(): SpillwayConfig {
     approvalThresholdMicros: BigInt(integer('SPILLWAY_APPROVAL_THRESHOLD_CREDITS', 100, 0, 1_000_000_000)) * 1_000_000n,
     approvalDeadlineSeconds: integer('SPILLWAY_APPROVAL_DEADLINE_SECONDS', 7 * 24 * 3600, 1, 90 * 24 * 3600),
     idempotencyRetentionSeconds: integer('SPILLWAY_IDEMPOTENCY_TTL_SECONDS', 86_400, 60, 7 * 86_400),
+    keyPollMs: integer('SPILLWAY_KEY_POLL_MS', 250, 10, 1000),
+    webhookAllowHttp: process.env.SPILLWAY_WEBHOOK_ALLOW_HTTP === 'true',
+    webhookAllowedCidrs: (process.env.SPILLWAY_WEBHOOK_ALLOWED_CIDRS ?? '').split(',').map((c) => c.trim()).filter(Boolean),
   };
 }

@@ -1,9 +1,9 @@
-import { Controller, Get, Param, Query } from '@nestjs/common';
+import { Controller, Get, Param, Query, Req } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
-import { notFound } from '../../../../libs/contracts/src/errors';
 import { formatCredits } from '../../../../libs/contracts/src/money';
 import { DecisionEngine } from '../../../../libs/engine/src/engine';
-import { RequireScope } from '../auth/auth.guard';
+import { AccessScope } from '../auth/access-scope';
+import { AuthenticatedRequest, RequireScope } from '../auth/auth.guard';
 import { ApiErrors } from '../http/openapi';
 import { AccountView, LedgerPageView } from './accounts.response';
 import { PolicyCache } from '../catalogue/policy-cache';
@@ -18,6 +18,7 @@ export class AccountsController {
     private readonly engine: DecisionEngine,
     private readonly policies: PolicyCache,
     private readonly ledger: LedgerService,
+    private readonly scope: AccessScope,
   ) {}
 
   /** The settled ledger: balance, how many decisions are not settled yet, and balance updates (newest first). */
@@ -27,8 +28,8 @@ export class AccountsController {
   @ApiQuery({ name: 'cursor', required: false, description: 'the `next_cursor` of the previous page' })
   @ApiOkResponse({ type: LedgerPageView })
   @ApiErrors(404)
-  async ledgerPage(@Param('id') id: string, @Query('cursor') cursor?: string) {
-    if (!(await this.policies.ensureAccount(id))) throw notFound(`account ${id}`);
+  async ledgerPage(@Param('id') id: string, @Req() request: AuthenticatedRequest, @Query('cursor') cursor?: string) {
+    await this.scope.account(request.principal, id);
     return this.ledger.page(id, cursor || undefined);
   }
 
@@ -38,14 +39,14 @@ export class AccountsController {
   @ApiOperation({ summary: 'Real-time account state: balance, lots, windows, free tier' })
   @ApiOkResponse({ type: AccountView })
   @ApiErrors(404)
-  async account(@Param('id') id: string) {
-    const planKey = await this.policies.ensureAccount(id);
-    if (!planKey) throw notFound(`account ${id}`);
+  async account(@Param('id') id: string, @Req() request: AuthenticatedRequest) {
+    const { planKey, tenant } = await this.scope.account(request.principal, id);
     const plan = this.policies.plan(planKey) ?? {};
     const snapshot = await this.engine.snapshot(id, Object.entries(plan).map(([feature, p]) => ({ feature, plan: p })));
     return {
       id,
       plan: planKey,
+      tenant,
       balance: formatCredits(snapshot.balance),
       lots: snapshot.lots
         .filter((lot) => !lot.expired && lot.remaining > 0n)

@@ -50,6 +50,9 @@ export class AccountView {
   @ApiProperty({ example: 'plus' })
   plan: string;
 
+  @ApiProperty({ example: 'video-team', description: 'the tenant owning the account' })
+  tenant: string;
+
   @ApiCredits('real-time available credits (unexpired lots)')
   balance: string;
 

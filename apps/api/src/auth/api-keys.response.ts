@@ -1,4 +1,6 @@
 import { ApiProperty } from '@nestjs/swagger';
+import { ApiTime } from '../http/openapi';
+import { SCOPES } from './api-key';
 
 /** A created API key: the secret is shown this once; only its hash is stored. */
 export class ApiKeyCreatedView {
@@ -7,4 +9,47 @@ export class ApiKeyCreatedView {
 
   @ApiProperty({ example: 'sk_live_…', description: 'the secret: send as `Authorization: Bearer <key>`' })
   key: string;
+}
+
+/** An API key as listed: never its secret. */
+export class ApiKeyRecordView {
+  @ApiProperty()
+  id: string;
+
+  @ApiProperty({ example: 'checkout-service' })
+  name: string;
+
+  @ApiProperty({ type: String, nullable: true, description: 'null: platform-wide (admin)' })
+  tenant: string | null;
+
+  @ApiProperty({ enum: SCOPES, isArray: true })
+  scopes: string[];
+
+  @ApiProperty({ type: [String], nullable: true, description: 'null: every feature' })
+  features: string[] | null;
+
+  @ApiTime()
+  created_at: string;
+
+  @ApiTime(undefined, { nullable: true })
+  expires_at: string | null;
+
+  @ApiTime(undefined, { nullable: true })
+  last_used_at: string | null;
+
+  @ApiTime(undefined, { nullable: true })
+  revoked_at: string | null;
+}
+
+export class ApiKeyListView {
+  @ApiProperty({ type: [ApiKeyRecordView] })
+  items: ApiKeyRecordView[];
+}
+
+export class ApiKeyRevokedView {
+  @ApiProperty()
+  id: string;
+
+  @ApiProperty({ enum: [true] })
+  revoked: true;
 }

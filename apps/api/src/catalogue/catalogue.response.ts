@@ -31,4 +31,7 @@ export class AccountPlanView {
 
   @ApiProperty({ example: 'plus' })
   plan: string;
+
+  @ApiProperty({ example: 'video-team', description: 'the tenant owning the account' })
+  tenant: string;
 }

@@ -1,7 +1,7 @@
-import { Body, Controller, HttpCode, Param, Post, Res } from '@nestjs/common';
+import { Body, Controller, HttpCode, Param, Post, Req, Res } from '@nestjs/common';
 import { ApiBody, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
-import { RequireScope } from '../auth/auth.guard';
+import { AuthenticatedRequest, RequireScope } from '../auth/auth.guard';
 import { ApiErrors } from '../http/openapi';
 import { CommitDto } from './decision.dto';
 import { DECISION_EXAMPLES, DECISION_HEADERS, ref } from './decision.schema';
@@ -22,8 +22,8 @@ export class DecisionsController {
   @ApiBody({ schema: ref('DecisionRequest'), examples: DECISION_EXAMPLES.request })
   @ApiOkResponse({ description: 'the decision (allowed, partial or denied)', schema: ref('Decision'), examples: DECISION_EXAMPLES.response, headers: DECISION_HEADERS })
   @ApiErrors(404, 409, 422)
-  async decide(@Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
-    const { decision, replayed } = await this.decisions.decide(parseDecisionRequest(body));
+  async decide(@Body() body: unknown, @Req() request: AuthenticatedRequest, @Res({ passthrough: true }) reply: FastifyReply) {
+    const { decision, replayed } = await this.decisions.decide(parseDecisionRequest(body), request.principal!);
     reply.headers(rateLimitHeaders(decision));
     return presentDecision(decision, replayed);
   }
@@ -35,8 +35,8 @@ export class DecisionsController {
   @ApiOperation({ summary: 'Commit a hold at the actual quantity', description: 'Repeating the same commit replays its answer (`replayed: true`).' })
   @ApiOkResponse({ description: 'the settled hold', schema: ref('HoldSettlement') })
   @ApiErrors(404, 409, 422)
-  async commit(@Param('id') id: string, @Body() body: CommitDto) {
-    const { settlement, replayed } = await this.decisions.settle(id, 'committed', body.quantity);
+  async commit(@Param('id') id: string, @Body() body: CommitDto, @Req() request: AuthenticatedRequest) {
+    const { settlement, replayed } = await this.decisions.settle(id, 'committed', body.quantity, request.principal!);
     return presentSettlement(settlement, replayed);
   }
 
@@ -47,8 +47,8 @@ export class DecisionsController {
   @ApiOperation({ summary: 'Release a hold', description: 'Repeating the release replays its answer (`replayed: true`).' })
   @ApiOkResponse({ description: 'the released hold', schema: ref('HoldSettlement') })
   @ApiErrors(404, 409)
-  async release(@Param('id') id: string) {
-    const { settlement, replayed } = await this.decisions.settle(id, 'released', 0);
+  async release(@Param('id') id: string, @Req() request: AuthenticatedRequest) {
+    const { settlement, replayed } = await this.decisions.settle(id, 'released', 0, request.principal!);
     return presentSettlement(settlement, replayed);
   }
 }

@@ -50,6 +50,7 @@ const TAGS: [string, string][] = [
   ['workflows', 'Status of the financial workflows'],
   ['catalogue', 'Features, plans and which plan an account is on (admin)'],
   ['auth', 'API keys (admin)'],
+  ['audit', 'Who did what, when: every finance and admin action (admin)'],
   ['reconciliation', 'Proofs of the ledger invariants (admin)'],
   ['settlement', 'Settlement progress per partition'],
   ['operations', 'Health and metrics (public)'],

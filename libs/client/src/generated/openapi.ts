@@ -28,7 +28,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * List API keys (never their secrets)
+         * @description Scope: `admin`.
+         */
+        get: operations["apiKeys_list"];
         put?: never;
         /**
          * Create an API key (the secret is shown once)
@@ -36,6 +40,26 @@ export interface paths {
          */
         post: operations["apiKeys_create"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/api-keys/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revoke an API key (within one second on every API process)
+         * @description Scope: `admin`.
+         */
+        delete: operations["apiKeys_revoke"];
         options?: never;
         head?: never;
         patch?: never;
@@ -512,6 +536,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/audit-log": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Page through the audit trail of finance and admin actions
+         * @description Scope: `admin`.
+         */
+        get: operations["audit_page"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -525,6 +569,20 @@ export interface components {
              *     ]
              */
             scopes: ("decide" | "read" | "finance" | "approve" | "admin")[];
+            /**
+             * @description the tenant whose accounts the key sees (default "default"); admin keys are platform-wide and take none
+             * @example video-team
+             */
+            tenant?: string;
+            /**
+             * @description when set, the only features the key may decide on
+             * @example [
+             *       "codex.task"
+             *     ]
+             */
+            features?: string[];
+            /** @example 2027-01-01T00:00:00Z */
+            expires_at?: string;
         };
         ApiKeyCreatedView: {
             /** @example key_3f9c2a */
@@ -556,6 +614,44 @@ export interface components {
         };
         ErrorResponse: {
             error: components["schemas"]["ErrorBodyView"];
+        };
+        ApiKeyRecordView: {
+            id: string;
+            /** @example checkout-service */
+            name: string;
+            /** @description null: platform-wide (admin) */
+            tenant: string | null;
+            scopes: ("decide" | "read" | "finance" | "approve" | "admin")[];
+            /** @description null: every feature */
+            features: string[] | null;
+            /**
+             * Format: date-time
+             * @example 2026-11-29T15:00:00.000Z
+             */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @example 2026-11-29T15:00:00.000Z
+             */
+            expires_at: string | null;
+            /**
+             * Format: date-time
+             * @example 2026-11-29T15:00:00.000Z
+             */
+            last_used_at: string | null;
+            /**
+             * Format: date-time
+             * @example 2026-11-29T15:00:00.000Z
+             */
+            revoked_at: string | null;
+        };
+        ApiKeyListView: {
+            items: components["schemas"]["ApiKeyRecordView"][];
+        };
+        ApiKeyRevokedView: {
+            id: string;
+            /** @enum {boolean} */
+            revoked: true;
         };
         DependencyCheckView: {
             /** @enum {string} */
@@ -719,12 +815,22 @@ export interface components {
         AccountDto: {
             /** @example plus */
             plan: string;
+            /**
+             * @description the tenant owning the account; a new account without one belongs to "default", an existing one keeps its own
+             * @example video-team
+             */
+            tenant?: string;
         };
         AccountPlanView: {
             /** @example acct_1 */
             id: string;
             /** @example plus */
             plan: string;
+            /**
+             * @description the tenant owning the account
+             * @example video-team
+             */
+            tenant: string;
         };
         CommitDto: {
             /**
@@ -824,6 +930,11 @@ export interface components {
             id: string;
             /** @example plus */
             plan: string;
+            /**
+             * @description the tenant owning the account
+             * @example video-team
+             */
+            tenant: string;
             /**
              * @description real-time available credits (unexpired lots)
              * @example 95.000000
@@ -1047,6 +1158,39 @@ export interface components {
                 [key: string]: unknown;
             }[];
         };
+        AuditEntryView: {
+            /**
+             * @description ordered id; also the paging cursor
+             * @example 1042
+             */
+            id: string;
+            /**
+             * Format: date-time
+             * @example 2026-11-29T15:00:00.000Z
+             */
+            at: string;
+            key_id: string;
+            key_name: string | null;
+            tenant: string | null;
+            /** @example refund */
+            action: string;
+            /** @example POST */
+            method: string;
+            /** @example /v1/refunds */
+            path: string;
+            /** @example 202 */
+            status: number;
+            request_id: string;
+            /** @description what was acted on (ids, amounts) */
+            target: {
+                [key: string]: unknown;
+            } | null;
+        };
+        AuditPageView: {
+            items: components["schemas"]["AuditEntryView"][];
+            /** @description pass as `cursor` for the next page; null on the last */
+            next_cursor: string | null;
+        };
         DecisionRequest: {
             /** @example acct_1 */
             account_id: string;
@@ -1179,6 +1323,65 @@ export interface operations {
             };
         };
     };
+    apiKeys_list: {
+        parameters: {
+            query?: {
+                tenant?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKeyListView"];
+                };
+            };
+            /** @description bad input; `details` names each rejected field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the API key lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a dependency (PostgreSQL, Redis, Temporal) is unavailable or settlement is too far behind; retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     apiKeys_create: {
         parameters: {
             query?: never;
@@ -1220,6 +1423,74 @@ export interface operations {
             };
             /** @description the API key lacks the scope this operation needs */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a dependency (PostgreSQL, Redis, Temporal) is unavailable or settlement is too far behind; retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    apiKeys_revoke: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKeyRevokedView"];
+                };
+            };
+            /** @description bad input; `details` names each rejected field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the API key lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description no such object, or one outside the API key's tenant */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1371,6 +1642,15 @@ export interface operations {
             };
             /** @description the API key lacks the scope this operation needs */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description no such object, or one outside the API key's tenant */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2707,7 +2987,9 @@ export interface operations {
     };
     finance_cancelContract: {
         parameters: {
-            query?: never;
+            query: {
+                tenant: string;
+            };
             header?: never;
             path: {
                 contractId: string;
@@ -2891,6 +3173,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description no such object, or one outside the API key's tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description a dependency (PostgreSQL, Redis, Temporal) is unavailable or settlement is too far behind; retry after `Retry-After` seconds */
             503: {
                 headers: {
@@ -3000,6 +3291,67 @@ export interface operations {
             };
             /** @description no such object, or one outside the API key's tenant */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a dependency (PostgreSQL, Redis, Temporal) is unavailable or settlement is too far behind; retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    audit_page: {
+        parameters: {
+            query?: {
+                cursor?: string;
+                limit?: string;
+                key_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditPageView"];
+                };
+            };
+            /** @description bad input; `details` names each rejected field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the API key lacks the scope this operation needs */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
