@@ -185,6 +185,7 @@ export class SpillwayClient {
     return { ...data, degraded: null };
   }
 
+  /** `GET /v1/accounts/{id}`: real-time balance, lots, windows and free tier. */
   async account(accountId: string): Promise<Account> {
     return (await this.call(this.api.GET('/v1/accounts/{id}', { params: { path: { id: accountId } }, fetch: this.fetcher(true, this.deadlineMs) }))).data;
   }
@@ -196,19 +197,26 @@ export class SpillwayClient {
     ).data;
   }
 
-  /** The finance calls start workflows idempotently by key: a key is created when none is given. */
+  /**
+   * `POST /v1/purchases`. The finance calls start workflows idempotently by key: a key is created
+   * when none is given (safe for the client's own retries; pass your own, e.g. an order id, to make
+   * your retries safe too).
+   */
   async purchase(request: PurchaseRequest): Promise<WorkflowStarted> {
     return (await this.call(this.api.POST('/v1/purchases', { body: this.keyed(request), fetch: this.fetcher(true, this.deadlineMs) }))).data;
   }
 
+  /** `POST /v1/grants` (promo or adjustment credits; above the threshold it waits for approval). */
   async grant(request: GrantRequest): Promise<WorkflowStarted> {
     return (await this.call(this.api.POST('/v1/grants', { body: this.keyed(request), fetch: this.fetcher(true, this.deadlineMs) }))).data;
   }
 
+  /** `POST /v1/refunds`: of a decision's charge or an amount, never more than was charged. */
   async refund(request: RefundRequest): Promise<WorkflowStarted> {
     return (await this.call(this.api.POST('/v1/refunds', { body: this.keyed(request), fetch: this.fetcher(true, this.deadlineMs) }))).data;
   }
 
+  /** `POST /v1/adjustments`: signed credits; above the threshold it waits for approval. */
   async adjustment(request: AdjustmentRequest): Promise<WorkflowStarted> {
     return (await this.call(this.api.POST('/v1/adjustments', { body: this.keyed(request), fetch: this.fetcher(true, this.deadlineMs) }))).data;
   }
@@ -220,6 +228,7 @@ export class SpillwayClient {
     ).data;
   }
 
+  /** `GET /v1/workflows/{id}`: status, state (e.g. awaiting_approval), result or failure. */
   async workflow(workflowId: string): Promise<WorkflowStatus> {
     return (await this.call(this.api.GET('/v1/workflows/{workflowId}', { params: { path: { workflowId } }, fetch: this.fetcher(true, this.deadlineMs) }))).data;
   }

@@ -33,6 +33,7 @@ export class WindowView {
   reset_at: string;
 }
 
+/** One feature of the account's plan: its windows and the free tier left. */
 export class FeatureStateView {
   @ApiProperty({ type: [WindowView] })
   windows: WindowView[];
@@ -66,6 +67,7 @@ export class AccountView {
   as_of: string;
 }
 
+/** What caused a balance update other than a debit. */
 export class LedgerCauseView {
   @ApiProperty({ example: 'purchase', description: 'grant, purchase, refund, adjustment, entitlement, expiry, write_off or repair' })
   type: string;

@@ -41,11 +41,13 @@ export class ApiKeyRecordView {
   revoked_at: string | null;
 }
 
+/** `GET /v1/api-keys`. */
 export class ApiKeyListView {
   @ApiProperty({ type: [ApiKeyRecordView] })
   items: ApiKeyRecordView[];
 }
 
+/** `DELETE /v1/api-keys/{id}`. */
 export class ApiKeyRevokedView {
   @ApiProperty()
   id: string;

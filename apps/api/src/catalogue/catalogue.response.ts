@@ -1,6 +1,7 @@
 import { ApiProperty } from '@nestjs/swagger';
 import { ApiCredits } from '../http/openapi';
 
+/** A metered feature: its unit and price. */
 export class FeatureView {
   @ApiProperty({ example: 'codex.task' })
   key: string;
@@ -25,6 +26,7 @@ export class PlanView {
   features: Record<string, unknown>;
 }
 
+/** An account's plan and tenant. */
 export class AccountPlanView {
   @ApiProperty({ example: 'acct_1' })
   id: string;

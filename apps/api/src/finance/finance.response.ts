@@ -67,6 +67,7 @@ export class AlertsView {
   auto_recharge_credits: string | null;
 }
 
+/** A webhook notification (low balance, credits expiring) and its delivery. */
 export class NotificationView {
   @ApiProperty()
   id: string;

@@ -1,5 +1,6 @@
 import { ApiProperty } from '@nestjs/swagger';
 
+/** One dependency's probe. */
 export class DependencyCheckView {
   @ApiProperty({ enum: ['up', 'down'] })
   status: string;
@@ -11,6 +12,7 @@ export class DependencyCheckView {
   error?: string;
 }
 
+/** The probes of PostgreSQL, Redis and Temporal. */
 export class DependencyChecksView {
   @ApiProperty({ type: DependencyCheckView })
   postgres: DependencyCheckView;

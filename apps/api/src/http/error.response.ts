@@ -9,6 +9,7 @@ export class ErrorDetailView {
   issue: string;
 }
 
+/** The body of the error envelope. */
 export class ErrorBodyView {
   @ApiProperty({
     example: 'invalid_request',

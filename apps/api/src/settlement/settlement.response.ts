@@ -1,5 +1,6 @@
 import { ApiProperty } from '@nestjs/swagger';
 
+/** Settlement progress of one partition. */
 export class PartitionLagView {
   @ApiProperty({ type: 'integer', minimum: 0 })
   partition: number;
@@ -14,6 +15,7 @@ export class PartitionLagView {
   lag_seconds: number;
 }
 
+/** `GET /v1/settlement`: every partition's progress. */
 export class SettlementLagView {
   @ApiProperty({ type: [PartitionLagView] })
   partitions: PartitionLagView[];

@@ -45,6 +45,7 @@ export class WorkflowStatusView {
   failure: WorkflowFailureView | null;
 }
 
+/** One workflow of an account, as listed. */
 export class WorkflowSummaryView {
   @ApiProperty()
   workflow_id: string;
