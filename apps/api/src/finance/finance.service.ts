@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, Workflow } from '@temporalio/common';
 import { DataSource } from 'typeorm';
 import { SpillwayConfig } from '../../../../libs/config/src/config';
 import { entitlementViolations } from '../../../../libs/contracts/src/entitlements';
@@ -8,6 +8,7 @@ import { SpillwayError, conflict, invalidField, notFound, unprocessable } from '
 import { MAX_MICROS, formatCredits, parseCredits } from '../../../../libs/contracts/src/money';
 import { workflowIds } from '../../../../libs/contracts/src/temporal';
 import { KEY_PATTERN } from '../../../../libs/engine/src/plan-definition';
+import { heldMicros } from '../../../../libs/ledger/src/lots';
 import { refundRoom } from '../../../../libs/ledger/src/refunds';
 import { IdempotencyConflict, StartRequest } from '../../../../libs/temporal/src/start';
 import { adjustmentWorkflow } from '../../../../workflows/src/adjustment.workflow';
@@ -17,7 +18,6 @@ import { cancelGrantSignal, grantWorkflow } from '../../../../workflows/src/gran
 import { purchaseWorkflow } from '../../../../workflows/src/purchase.workflow';
 import { refundWorkflow } from '../../../../workflows/src/refund.workflow';
 import { ACCOUNT_ID, OPERATION } from '../../../../workflows/src/search-attributes';
-import { Workflow } from '@temporalio/common';
 import { webhookUrlProblem } from '../../../../libs/activities/src/outbound';
 import { AccessScope } from '../auth/access-scope';
 import { DEFAULT_TENANT, Principal, TENANT_PATTERN } from '../auth/api-key';
@@ -27,12 +27,13 @@ import { DecisionLookup } from './decision-lookup';
 import { AdjustmentDto, AlertsDto, ApprovalDto, EntitlementDto, GrantDto, PurchaseDto, RefundDto } from './finance.dto';
 
 /** Workflow types that can wait for a four-eyes approval. */
-const APPROVABLE = new Set(['refundWorkflow', 'adjustmentWorkflow', 'grantWorkflow']);
+const APPROVABLE = new Set(['refundWorkflow', 'adjustmentWorkflow', 'grantWorkflow', 'entitlementWorkflow']);
 
 const LIMIT_TEXT = `${formatCredits(MAX_MICROS)} credits (MAX_MICROS = ${MAX_MICROS} micro-credits)`;
 
 /** 422 naming the one amount limit of money.ts. */
 const beyondLimit = (field: string) => unprocessable(`${field} exceeds the limit of ${LIMIT_TEXT}`, [{ field, issue: `must not exceed ${LIMIT_TEXT}` }]);
+
 
 const status = (workflowId: string) => `/v1/workflows/${encodeURIComponent(workflowId)}`;
 
@@ -73,8 +74,7 @@ export class FinanceService {
 
   /** Refuses a credit that would take the account's lots past MAX_MICROS (re-checked when booked). */
   private async roomForCredit(accountId: string, micros: bigint, field: string): Promise<void> {
-    const [{ total }]: { total: string | null }[] = await this.ledger.query('SELECT sum(remaining_micros)::text AS total FROM credit_lots WHERE account_id = $1', [accountId]);
-    if (BigInt(total ?? '0') + micros > MAX_MICROS) {
+    if ((await heldMicros(this.ledger.manager, accountId)) + micros > MAX_MICROS) {
       throw unprocessable(`the account's balance would exceed ${LIMIT_TEXT}`, [{ field, issue: `balance plus ${field} must not exceed ${LIMIT_TEXT}` }]);
     }
   }
@@ -247,6 +247,7 @@ export class FinanceService {
     const violations = entitlementViolations(shape, Date.now(), { catchUp: running === null });
     if (violations.length > 0) throw unprocessable(violations.map((v) => `${v.field}: ${v.issue}`).join('; '), violations);
     await this.roomForCredit(body.account_id, micros, 'credits_per_period');
+    if (running !== null) await this.assertWithinApproval(workflowId, micros);
     const terms = {
       accountId: body.account_id,
       creditsPerPeriodMicros: micros.toString(),
@@ -254,6 +255,7 @@ export class FinanceService {
       startsAt: new Date(startsAtMs).toISOString(),
       endsAt: new Date(endsAtMs).toISOString(),
       rolloverPercent: body.rollover_percent,
+      approval: await this.approvalTerms(principal),
     };
     const handle = await this.temporal.workflow.signalWithStart(entitlementWorkflow, {
       workflowId,
@@ -268,6 +270,18 @@ export class FinanceService {
       memo: { actor: principal?.keyId, reason: `contract ${contractId}` },
     });
     return { workflow_id: workflowId, run_id: handle.signaledRunId, status_url: status(workflowId) };
+  }
+
+  /** An amendment may raise the per-period grant only up to what was approved, or the threshold. */
+  private async assertWithinApproval(workflowId: string, micros: bigint): Promise<void> {
+    const [row]: { micros: string }[] = await this.ledger.query(`SELECT micros::text FROM approvals WHERE workflow_id = $1 AND status IN ('auto', 'approved')`, [
+      workflowId,
+    ]);
+    const approved = row ? BigInt(row.micros) : 0n;
+    const ceiling = approved > this.config.approvalThresholdMicros ? approved : this.config.approvalThresholdMicros;
+    if (micros > ceiling) {
+      throw conflict(`credits_per_period above the approved ${formatCredits(ceiling)} credits needs a new contract (and its approval)`);
+    }
   }
 
   /** The account of a running contract, or null when none runs under this id. */

@@ -12,7 +12,7 @@ export class DependencyCheckView {
   error?: string;
 }
 
-/** The probes of PostgreSQL, Redis and Temporal. */
+/** The probes of PostgreSQL, Redis, Temporal and the worker. */
 export class DependencyChecksView {
   @ApiProperty({ type: DependencyCheckView })
   postgres: DependencyCheckView;
@@ -22,9 +22,12 @@ export class DependencyChecksView {
 
   @ApiProperty({ type: DependencyCheckView })
   temporal: DependencyCheckView;
+
+  @ApiProperty({ type: DependencyCheckView, description: 'a worker heartbeat in Redis within the last few seconds' })
+  worker: DependencyCheckView;
 }
 
-/** `GET /health`: `ok` (200) only when every dependency answers; `degraded` (503) otherwise. */
+/** `GET /health`: `ok` (200) only when every dependency answers and a worker runs; `degraded` (503) otherwise. */
 export class HealthView {
   @ApiProperty({ enum: ['ok', 'degraded'] })
   status: string;

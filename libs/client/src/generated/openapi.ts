@@ -72,7 +72,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Health of PostgreSQL, Redis and Temporal */
+        /** Health of PostgreSQL, Redis, Temporal and the worker */
         get: operations["health_health"];
         put?: never;
         post?: never;
@@ -664,6 +664,8 @@ export interface components {
             postgres: components["schemas"]["DependencyCheckView"];
             redis: components["schemas"]["DependencyCheckView"];
             temporal: components["schemas"]["DependencyCheckView"];
+            /** @description a worker heartbeat in Redis within the last few seconds */
+            worker: components["schemas"]["DependencyCheckView"];
         };
         HealthView: {
             /** @enum {string} */
@@ -1520,7 +1522,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description every dependency answers */
+            /** @description every dependency answers and a worker runs */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1529,7 +1531,7 @@ export interface operations {
                     "application/json": components["schemas"]["HealthView"];
                 };
             };
-            /** @description a dependency does not answer */
+            /** @description a dependency does not answer or no worker runs */
             503: {
                 headers: {
                     /** @description seconds */
