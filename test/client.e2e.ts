@@ -198,5 +198,21 @@ describe('typed client (libs/client) against the real stack', () => {
     const again = await product.decide({ account_id: account, feature: 'codex.task', quantity: 1, idempotency_key: keys[0] });
     expect(again).toMatchObject({ replayed: true, granted: 1 });
     expect((await product.account(account)).features['codex.task'].windows[0].remaining).toBe(1);
+
+    // An allowance grants part locally; the replay charges what was granted, not what was asked.
+    const other = await newAccount();
+    reachable = false;
+    const allowance = new SpillwayClient({
+      baseUrl: stack.url,
+      apiKey: decideKey,
+      decideDeadlineMs: 300,
+      autoReplay: false,
+      degradation: { default: { mode: 'allowance', units: 2, periodMs: 60_000 } },
+      fetch: (request) => (reachable ? fetch(request) : Promise.reject(new TypeError('fetch failed'))),
+    });
+    expect(await allowance.decide({ account_id: other, feature: 'codex.task', quantity: 3, allow_partial: true })).toMatchObject({ outcome: 'partial', granted: 2, degraded: 'allowance' });
+    reachable = true;
+    expect(await allowance.replayDegraded()).toMatchObject({ replayed: 1, remaining: 0 });
+    expect((await product.account(other)).features['codex.task'].windows[0].remaining).toBe(1);
   });
 });

@@ -49,7 +49,9 @@ describe('degradation', () => {
   it('grants a per-account allowance per period, partially only when allowed, within a bounded number of counters', () => {
     const ledger = new AllowanceLedger(1);
     const policy = { units: 3, periodMs: 1000 };
+    expect(ledger.take('a', 'f', 3, false, policy, 0, true)).toBe(3); // a preview takes nothing
     expect(ledger.take('a', 'f', 2, false, policy, 0)).toBe(2);
+    expect(ledger.take('a', 'f', 2, true, policy, 5, true)).toBe(1);
     expect(ledger.take('a', 'f', 2, false, policy, 10)).toBe(0);
     expect(ledger.take('a', 'f', 2, true, policy, 20)).toBe(1);
     expect(ledger.take('b', 'f', 1, false, policy, 30)).toBe(0); // no room for another counter

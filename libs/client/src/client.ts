@@ -284,10 +284,17 @@ export class SpillwayClient {
     let applied: DegradationMode = policy.mode;
     let reason = error.message;
     if (policy.mode === 'fail_open') granted = body.quantity;
-    else if (policy.mode === 'allowance') granted = this.allowances.take(body.account_id, body.feature, body.quantity, body.allow_partial ?? false, policy);
+    else if (policy.mode === 'allowance') granted = this.allowances.take(body.account_id, body.feature, body.quantity, body.allow_partial ?? false, policy, Date.now(), mode === 'preview');
     if (granted > 0 && mode !== 'preview') {
       const holdExpiresAt = mode === 'reserve' ? Date.now() + (body.hold_ttl_seconds ?? 900) * 1000 : undefined;
-      const request = mode === 'reserve' ? { ...body, mode: 'consume' as const, quantity: granted, allow_partial: true, hold_ttl_seconds: undefined } : body;
+      // Replayed as sent when all was granted (a request Spillway did receive then replays as is);
+      // a partial local grant is replayed for what was granted; a hold once committed (see commit).
+      const request =
+        mode === 'reserve'
+          ? { ...body, mode: 'consume' as const, quantity: granted, allow_partial: true, hold_ttl_seconds: undefined }
+          : granted === body.quantity
+            ? body
+            : { ...body, quantity: granted };
       if (!this.queue.offer({ request: { ...request, idempotency_key: key }, mode: policy.mode, queuedAt: Date.now(), holdExpiresAt })) {
         granted = 0;
         applied = 'fail_closed';

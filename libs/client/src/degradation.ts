@@ -90,12 +90,16 @@ export class AllowanceLedger {
 
   constructor(readonly capacity: number) {}
 
-  /** Units granted now out of `quantity` (0..quantity); all-or-nothing unless `partial`. */
-  take(accountId: string, feature: string, quantity: number, partial: boolean, policy: { units: number; periodMs: number }, now = Date.now()): number {
+  /** Units granted now out of `quantity` (0..quantity); all-or-nothing unless `partial`; `dryRun` (preview) takes nothing. */
+  take(accountId: string, feature: string, quantity: number, partial: boolean, policy: { units: number; periodMs: number }, now = Date.now(), dryRun = false): number {
     // Degraded input was never validated by Spillway: encode the pair so no two pairs share a key.
     const key = JSON.stringify([accountId, feature]);
     let counter = this.counters.get(key);
     if (counter && now - counter.start >= policy.periodMs) counter = undefined;
+    if (dryRun) {
+      const left = Math.max(0, policy.units - (counter?.used ?? 0));
+      return left >= quantity ? quantity : partial ? left : 0;
+    }
     if (!counter) {
       if (this.counters.size >= this.capacity) this.evictExpired(now, policy.periodMs);
       if (this.counters.size >= this.capacity) return 0;
