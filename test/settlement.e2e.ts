@@ -293,6 +293,21 @@ describe('settlement: every decision settled exactly once into the ledger', () =
     expect(late.status).toBe(409);
   });
 
+  it('never restores a lot that decisions spent and pruned, even while its debits are unsettled', async () => {
+    const account = await newAccount();
+    const lot = await stack.grant(account, 5n, 'purchased');
+    const spent = await decide({ account_id: account, feature: 'codex.task', quantity: 5 });
+    expect(spent.body.credits_charged).toBe('5.000000');
+    const pruning = await decide({ account_id: account, feature: 'codex.task', quantity: 1 }); // reads the lots and prunes the spent one
+    expect(pruning.body.outcome).toBe('denied');
+    expect(await stack.redis.hexists(accountKeys(account, stack.engine.partitionOf(account)).lots, lot)).toBe(0);
+    // What a restore from a ledger that has not settled the debit yet would bring back.
+    await stack.engine.restore(account, [{ lotId: lot, kind: 'purchased', remaining: 5_000_000n, expiresAt: null, createdAt: new Date() }]);
+    const view = await stack.call('GET', `/v1/accounts/${account}`);
+    expect([view.body.balance, view.body.lots]).toEqual(['0.000000', []]);
+    expect(await eventually(() => settledBalance(account))).toBe('0.000000');
+  });
+
   it('restores lots from the ledger when Redis loses its data', async () => {
     const account = await newAccount();
     await stack.grant(account, 30n, 'purchased');

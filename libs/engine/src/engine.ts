@@ -360,7 +360,10 @@ export class DecisionEngine {
     return applied === 1;
   }
 
-  /** Brings back the lots Redis lost, at the ledger's remaining amounts; live lots stay as they are. */
+  /**
+   * Brings back the lots Redis lost, at the ledger's remaining amounts; live lots stay as they are,
+   * and so do spent lots that decisions pruned (their grant marker, kept 30 days, remembers them).
+   */
   async restore(accountId: string, lots: { lotId: string; kind: LotKind; remaining: bigint; expiresAt: Date | null; createdAt: Date }[]): Promise<void> {
     for (const lot of lots) {
       if (lot.remaining < 0n || lot.remaining > MAX_MICROS) throw new AmountRangeError(`lot ${lot.lotId}: remaining amount`);
@@ -368,7 +371,7 @@ export class DecisionEngine {
     }
     const keys = accountKeys(accountId, this.partitionOf(accountId));
     const args = lots.flatMap((lot) => [lot.lotId, lotMeta(lot.kind, lot.expiresAt, lot.createdAt), lot.remaining.toString()]);
-    if (args.length > 0) await this.fcall('restore', [keys.lots], args);
+    if (args.length > 0) await this.fcall('restore', [keys.lots, ...lots.map((lot) => keys.grantMarker(lot.lotId))], args);
   }
 
   /** Takes up to `micros` from the lots in burn-down order, once per key; says what came from where. */

@@ -432,13 +432,17 @@ return out
 
 /**
  * restore: brings back lots Redis does not hold, at the ledger's remaining amounts (after a data
- * loss). A lot Redis holds is live and may have unsettled debits: it is never overwritten.
- * KEYS lots. ARGV (lot id, meta, remaining micros)... Returns how many were restored.
+ * loss). A lot Redis holds is live and may have unsettled debits: it is never overwritten. A lot
+ * whose grant marker Redis still holds was spent and pruned, not lost: it stays gone (the ledger
+ * may not have settled its last debits yet).
+ * KEYS lots, then each lot's grant marker. ARGV (lot id, meta, remaining micros)... Returns how
+ * many were restored.
  */
 const RESTORE = String.raw`
 local restored = 0
 for i = 1, #ARGV, 3 do
-  if redis.call('HSETNX', KEYS[1], '#' .. ARGV[i], ARGV[i + 1]) == 1 then
+  local marker = KEYS[2 + (i - 1) / 3]
+  if redis.call('EXISTS', marker) == 0 and redis.call('HSETNX', KEYS[1], '#' .. ARGV[i], ARGV[i + 1]) == 1 then
     redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
     restored = restored + 1
   end
