@@ -7,6 +7,9 @@ import { SwaggerModule } from '@nestjs/swagger';
 import { SpillwayConfig } from '../../../libs/config/src/config';
 import { log } from '../../../libs/config/src/log';
 import { AppModule } from './app.module';
+import { ApiKeysService } from './auth/api-keys.service';
+import { registerDecisionRoute } from './decisions/decision.route';
+import { DecisionsService } from './decisions/decisions.service';
 import { ErrorFilter } from './http/error.filter';
 import { validationPipe } from './http/validation';
 import { registerDocsUi } from './http/docs';
@@ -41,6 +44,7 @@ export async function createApp(config: SpillwayConfig): Promise<NestFastifyAppl
     metrics.httpDuration.observe({ method: request.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });
 
+  registerDecisionRoute(fastify, { keys: app.get(ApiKeysService), decisions: app.get(DecisionsService) });
   SwaggerModule.setup('docs', app, buildOpenApiDocument(app), { ui: false, jsonDocumentUrl: 'openapi.json', yamlDocumentUrl: 'openapi.yaml' });
   registerDocsUi(fastify);
   return app;

@@ -4,7 +4,7 @@ import Redis, { Cluster } from 'ioredis';
 import { DataSource } from 'typeorm';
 import { workflowIds } from '../../contracts/src/temporal';
 import { DecisionEngine } from '../../engine/src/engine';
-import { streamKey, tag } from '../../engine/src/keys';
+import { restoredKey, streamKey } from '../../engine/src/keys';
 import { LotKind } from '../../engine/src/policy';
 import { BatchOutcome, CursorMoved, MAX_BATCH, PartitionSlice, UsageEvent, readCursors, writeSettlementBatch } from '../../ledger/src/settlement';
 import { HoldEntry, parseStreamEntry } from '../../ledger/src/settlement-entry';
@@ -100,7 +100,6 @@ function transactionsOf(slices: PartitionSlice[]): PartitionSlice[][] {
   return groups;
 }
 
-const restoredKey = (partition: number) => `sw:${tag(partition)}:restored`;
 
 /**
  * Settlement activities. Each is idempotent and retry-safe: the ledger write is one transaction

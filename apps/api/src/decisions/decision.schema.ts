@@ -69,7 +69,10 @@ export const DECISION_REQUEST_SCHEMA = {
   else: { required: ['idempotency_key'], properties: { idempotency_key: IDEMPOTENCY_KEY } },
 } as const;
 
-/** The 200 body of `POST /v1/decisions` (presentDecision builds it). A denial is a 200 too. */
+/**
+ * The 200 body of `POST /v1/decisions` (presentDecision builds it; the route's serializer writes
+ * only the properties listed here). A denial is a 200 too.
+ */
 export const DECISION_SCHEMA = {
   type: 'object',
   required: ['decision_id', 'outcome', 'mode', 'granted', 'denied', 'sources', 'credits_charged', 'balance', 'windows', 'retry_after_seconds', 'decided_at', 'replayed'],
@@ -83,7 +86,16 @@ export const DECISION_SCHEMA = {
     credits_charged: CREDITS_OUT,
     balance: { ...CREDITS_OUT, description: 'real-time available credits after this decision' },
     windows: { type: 'array', items: WINDOW },
-    retry_after_seconds: { type: ['integer', 'null'], minimum: 0, description: 'when something was denied: seconds until a window has room again' },
+    retry_after_seconds: {
+      type: ['integer', 'null'],
+      minimum: 0,
+      description: 'when something was denied: seconds until the exhausted windows have room again; null when waiting cannot help (see retry_after_reason)',
+    },
+    retry_after_reason: {
+      type: 'string',
+      enum: ['quantity_exceeds_window_limit', 'no_window_exhausted'],
+      description: 'why retry_after_seconds is null although something was denied',
+    },
     hold_expires_at: { ...TIME, description: 'reserve mode: when the hold is released unless committed' },
     decided_at: TIME,
     replayed: { type: 'boolean', description: 'true when this is the stored answer to a repeated idempotency key' },

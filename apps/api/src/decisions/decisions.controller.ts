@@ -1,32 +1,17 @@
-import { Body, Controller, HttpCode, Param, Post, Req, Res } from '@nestjs/common';
-import { ApiBody, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
-import type { FastifyReply } from 'fastify';
+import { Body, Controller, HttpCode, Param, Post, Req } from '@nestjs/common';
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { AuthenticatedRequest, RequireScope } from '../auth/auth.guard';
 import { ApiErrors } from '../http/openapi';
 import { CommitDto } from './decision.dto';
-import { DECISION_EXAMPLES, DECISION_HEADERS, ref } from './decision.schema';
-import { parseDecisionRequest } from './decision.request';
-import { presentDecision, presentSettlement, rateLimitHeaders } from './decision.presenter';
+import { ref } from './decision.schema';
+import { presentSettlement } from './decision.presenter';
 import { DecisionsService } from './decisions.service';
 
+/** Commit and release. `POST /v1/decisions` itself is a plain Fastify route (decision.route.ts). */
 @ApiTags('decisions')
 @Controller('v1/decisions')
 export class DecisionsController {
   constructor(private readonly decisions: DecisionsService) {}
-
-  /** How much of this may the account have, and from where. A denial is a 200. */
-  @Post()
-  @HttpCode(200)
-  @RequireScope('decide')
-  @ApiOperation({ summary: 'Decide: how much may the account have, and from where', description: 'Rate-limit windows, then the free tier, then credit lots in burn-down order, in one atomic step. A denial is a 200 with `outcome: denied`.' })
-  @ApiBody({ schema: ref('DecisionRequest'), examples: DECISION_EXAMPLES.request })
-  @ApiOkResponse({ description: 'the decision (allowed, partial or denied)', schema: ref('Decision'), examples: DECISION_EXAMPLES.response, headers: DECISION_HEADERS })
-  @ApiErrors(404, 409, 422)
-  async decide(@Body() body: unknown, @Req() request: AuthenticatedRequest, @Res({ passthrough: true }) reply: FastifyReply) {
-    const { decision, replayed } = await this.decisions.decide(parseDecisionRequest(body), request.principal!);
-    reply.headers(rateLimitHeaders(decision));
-    return presentDecision(decision, replayed);
-  }
 
   /** Settles a hold at the actual quantity (more is charged as far as credits reach, the rest written off). */
   @Post(':id/commit')

@@ -1,6 +1,6 @@
 import { INestApplication, applyDecorators } from '@nestjs/common';
 import { ApiBearerAuth, ApiExtension, ApiProperty, ApiResponse, DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
-import { DECISION_COMPONENTS } from '../decisions/decision.schema';
+import { DECISION_COMPONENTS, DECISION_EXAMPLES, DECISION_HEADERS, ref } from '../decisions/decision.schema';
 import { ErrorResponse } from './error.response';
 
 /**
@@ -110,6 +110,31 @@ export function toJsonSchema2020(node: unknown): unknown {
   return out;
 }
 
+/**
+ * `POST /v1/decisions` is a plain Fastify route (decision.route.ts) that Nest's generator does not
+ * see: its operation is written here from decision.schema.ts, which its serializer also uses.
+ */
+function decideOperation() {
+  return {
+    operationId: 'decisions_decide',
+    tags: ['decisions'],
+    summary: 'Decide: how much may the account have, and from where',
+    description: 'Rate-limit windows, then the free tier, then credit lots in burn-down order, in one atomic step. A denial is a 200 with `outcome: denied`.',
+    'x-spillway-scope': 'decide',
+    security: [{ [BEARER]: [] }],
+    parameters: [],
+    requestBody: { required: true, content: { 'application/json': { schema: ref('DecisionRequest'), examples: DECISION_EXAMPLES.request } } },
+    responses: {
+      '200': {
+        description: 'the decision (allowed, partial or denied)',
+        headers: DECISION_HEADERS,
+        content: { 'application/json': { schema: ref('Decision'), examples: DECISION_EXAMPLES.response } },
+      },
+      ...Object.fromEntries(([400, 401, 403, 404, 409, 422] as const).map((status) => [String(status), errorResponse(status)])),
+    },
+  };
+}
+
 /** Builds the document of a created (or preview-mode) application. */
 export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
   const builder = new DocumentBuilder()
@@ -129,6 +154,7 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
     operationIdFactory: (controller, method) => `${controller.replace(/Controller$/, '').replace(/^./, (c) => c.toLowerCase())}_${method}`,
   });
   document.components = { ...document.components, schemas: { ...document.components?.schemas, ...(DECISION_COMPONENTS as object) } };
+  document.paths['/v1/decisions'] = { ...document.paths['/v1/decisions'], post: decideOperation() as never };
   eachOperation(document, (operation) => {
     const scope = operation['x-spillway-scope'];
     if (scope) {

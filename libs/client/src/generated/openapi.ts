@@ -206,28 +206,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/decisions": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Decide: how much may the account have, and from where
-         * @description Rate-limit windows, then the free tier, then credit lots in burn-down order, in one atomic step. A denial is a 200 with `outcome: denied`.
-         *
-         *     Scope: `decide`.
-         */
-        post: operations["decisions_decide"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/v1/decisions/{id}/commit": {
         parameters: {
             query?: never;
@@ -550,6 +528,28 @@ export interface paths {
         get: operations["audit_page"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/decisions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Decide: how much may the account have, and from where
+         * @description Rate-limit windows, then the free tier, then credit lots in burn-down order, in one atomic step. A denial is a 200 with `outcome: denied`.
+         *
+         *     Scope: `decide`.
+         */
+        post: operations["decisions_decide"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1256,8 +1256,13 @@ export interface components {
                 /** Format: date-time */
                 reset_at: string;
             }[];
-            /** @description when something was denied: seconds until a window has room again */
+            /** @description when something was denied: seconds until the exhausted windows have room again; null when waiting cannot help (see retry_after_reason) */
             retry_after_seconds: number | null;
+            /**
+             * @description why retry_after_seconds is null although something was denied
+             * @enum {string}
+             */
+            retry_after_reason?: "quantity_exceeds_window_limit" | "no_window_exhausted";
             /**
              * Format: date-time
              * @description reserve mode: when the hold is released unless committed
@@ -1987,103 +1992,6 @@ export interface operations {
             };
             /** @description the API key lacks the scope this operation needs */
             403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description well-formed but impossible (e.g. beyond the amount limit, not in the plan) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description a dependency (PostgreSQL, Redis, Temporal) is unavailable or settlement is too far behind; retry after `Retry-After` seconds */
-            503: {
-                headers: {
-                    /** @description seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    decisions_decide: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["DecisionRequest"];
-            };
-        };
-        responses: {
-            /** @description the decision (allowed, partial or denied) */
-            200: {
-                headers: {
-                    /** @description limit of the binding window (the one with the least room left) */
-                    "RateLimit-Limit"?: number;
-                    /** @description room left in the binding window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description seconds until the binding window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description when something was denied: seconds until a window has room again */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Decision"];
-                };
-            };
-            /** @description bad input; `details` names each rejected field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description no API key, or an unknown, revoked or expired one */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description the API key lacks the scope this operation needs */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description no such object, or one outside the API key's tenant */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description the idempotency key was used with a different request, or the object is not in a state that allows this */
-            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3354,6 +3262,103 @@ export interface operations {
             };
             /** @description the API key lacks the scope this operation needs */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a dependency (PostgreSQL, Redis, Temporal) is unavailable or settlement is too far behind; retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    decisions_decide: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DecisionRequest"];
+            };
+        };
+        responses: {
+            /** @description the decision (allowed, partial or denied) */
+            200: {
+                headers: {
+                    /** @description limit of the binding window (the one with the least room left) */
+                    "RateLimit-Limit"?: number;
+                    /** @description room left in the binding window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description seconds until the binding window resets */
+                    "RateLimit-Reset"?: number;
+                    /** @description when something was denied: seconds until a window has room again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Decision"];
+                };
+            };
+            /** @description bad input; `details` names each rejected field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the API key lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description no such object, or one outside the API key's tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the idempotency key was used with a different request, or the object is not in a state that allows this */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description well-formed but impossible (e.g. beyond the amount limit, not in the plan) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
