@@ -83,7 +83,7 @@ describe('OpenAPI contract', () => {
             if (schema?.$ref !== '#/components/schemas/ErrorResponse') problems.push(`${name}: ${status} is not the error envelope`);
           }
           if (op.requestBody && !op.responses['400']) problems.push(`${name}: takes a body but declares no 400`);
-        } else if (op.security?.length) problems.push(`${name}: public but declares security`);
+        } else if (op.security?.length && !op.responses['401']) problems.push(`${name}: authenticates but declares no 401`);
       }
     }
     expect(problems).toEqual([]);
@@ -102,6 +102,9 @@ describe('OpenAPI contract', () => {
     expect(() => contract.check('POST', '/v1/decisions', 200, { ...allowed.body, granted: '2' })).toThrow(/does not match its schema/);
     expect(() => contract.check('POST', '/v1/decisions', 418, allowed.body)).toThrow(/does not declare/);
     expect((await api('POST', '/v1/decisions', body, decideKey)).body.replayed).toBe(true);
+    expect((await api('GET', `/v1/decisions/${allowed.body.decision_id}`, undefined, decideKey)).body.account_id).toBe(account);
+    expect((await api('GET', `/v1/decisions?account_id=${account}&idempotency_key=${body.idempotency_key}`, undefined, decideKey)).body.decision_id).toBe(allowed.body.decision_id);
+    expect((await api('GET', `/v1/decisions/no-such-decision`, undefined, decideKey)).status).toBe(404);
     expect((await api('POST', '/v1/decisions', { ...body, quantity: 3 }, decideKey)).status).toBe(409);
     const hold = await api('POST', '/v1/decisions', { account_id: account, feature: 'codex.task', quantity: 2, mode: 'reserve', idempotency_key: randomUUID() }, decideKey);
     expect(hold.body.hold_expires_at).toBeDefined();
@@ -136,7 +139,10 @@ describe('OpenAPI contract', () => {
     expect(ledger.body.items.length).toBeGreaterThan(0);
     expect((await api('GET', `/v1/accounts/${account}/ledger?cursor=x`, undefined, decideKey)).status).toBe(400);
     expect((await api('GET', '/v1/accounts/nobody-here', undefined, decideKey)).status).toBe(404);
-    expect((await api('GET', '/v1/settlement', undefined, decideKey)).status).toBe(200);
+    expect((await api('GET', '/v1/settlement')).status).toBe(200);
+    expect((await api('GET', '/v1/whoami', undefined, decideKey)).body.name).toBe('oa-product');
+    expect((await api('GET', '/v1/whoami', undefined, 'sw_not-a-key')).status).toBe(401);
+    expect((await api('GET', `/v1/accounts/${account}/usage?bucket=hour`, undefined, decideKey)).body.bucket).toBe('hour');
     // Another tenant's key: the account does not exist for it.
     const stranger = (await api('POST', '/v1/api-keys', { name: 'oa-stranger', scopes: ['read'], tenant: 'oa-other' })).body.key;
     expect((await api('GET', `/v1/accounts/${account}`, undefined, stranger)).status).toBe(404);
@@ -183,6 +189,7 @@ describe('OpenAPI contract', () => {
     const adjustment = await api('POST', '/v1/adjustments', { account_id: account, credits: '-150', reason: 'contract test', idempotency_key: `oa-${randomUUID()}` }, financeKey);
     expect(adjustment.status).toBe(202);
     await eventually(async () => ((await api('GET', adjustment.body.status_url, undefined, financeKey)).body.state === 'awaiting_approval' ? true : undefined));
+    expect((await api('GET', '/v1/approvals', undefined, financeKey)).body.items.some((i: { workflow_id: string }) => i.workflow_id === adjustment.body.workflow_id)).toBe(true);
     const approval = await api('POST', `/v1/approvals/${adjustment.body.workflow_id}`, { approve: true, note: 'contract test' });
     expect(approval.body.approved).toBe(true);
     await eventually(async () => ((await api('GET', adjustment.body.status_url, undefined, financeKey)).body.status === 'completed' ? true : undefined));
@@ -204,6 +211,7 @@ describe('OpenAPI contract', () => {
     expect(reconciliation.status).toBe(202);
     expect((await api('GET', `/v1/reconciliations/${reconciliation.body.workflow_id}`)).status).toBe(200);
     expect((await api('GET', `/v1/reconciliations/no-such-${randomUUID()}`)).status).toBe(404);
+    expect((await api('GET', '/v1/reconciliations')).status).toBe(200);
   });
 
   it('exercised every documented operation with a success answer', () => {

@@ -13,6 +13,7 @@ import { DecisionsService } from './decisions/decisions.service';
 import { ErrorFilter } from './http/error.filter';
 import { validationPipe } from './http/validation';
 import { registerDocsUi } from './http/docs';
+import { registerConsole } from './console/console-assets';
 import { buildOpenApiDocument } from './http/openapi';
 import { edgeOptions, registerEdge } from './http/edge';
 import { Metrics } from './metrics/metrics';
@@ -47,5 +48,6 @@ export async function createApp(config: SpillwayConfig): Promise<NestFastifyAppl
   registerDecisionRoute(fastify, { keys: app.get(ApiKeysService), decisions: app.get(DecisionsService) });
   SwaggerModule.setup('docs', app, buildOpenApiDocument(app), { ui: false, jsonDocumentUrl: 'openapi.json', yamlDocumentUrl: 'openapi.yaml' });
   registerDocsUi(fastify);
+  await registerConsole(fastify);
   return app;
 }

@@ -100,7 +100,6 @@ function transactionsOf(slices: PartitionSlice[]): PartitionSlice[][] {
   return groups;
 }
 
-
 /**
  * Settlement activities. Each is idempotent and retry-safe: the ledger write is one transaction
  * keyed by decision ids and guarded by the cursor row; the stream is trimmed only after commit.
@@ -236,6 +235,7 @@ export function settlementActivities(deps: SettlementDeps) {
       total.settled += outcome.settled;
       total.quarantined += outcome.quarantined;
       total.isolated ||= outcome.isolated;
+      heartbeat({ cursors: Object.fromEntries(cursors) }); // a read spanning several transactions stays alive
     }
     return total;
   }

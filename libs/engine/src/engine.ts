@@ -117,7 +117,8 @@ function assertId(what: string, value: string): void {
   if (!SAFE_ID.test(value)) throw new TypeError(`${what} must be 1-256 characters of [A-Za-z0-9._:@-]`);
 }
 
-const KIND_OF_LETTER: Record<string, LotKind> = { p: 'promo', e: 'enterprise', a: 'adjustment', u: 'purchased' };
+/** The lot kind of a debit in the idempotency record (its id's first letter there). */
+export const KIND_OF_LETTER: Record<string, LotKind> = { p: 'promo', e: 'enterprise', a: 'adjustment', u: 'purchased' };
 const LETTER_OF_KIND = Object.fromEntries(Object.entries(KIND_OF_LETTER).map(([letter, kind]) => [kind, letter])) as Record<LotKind, string>;
 /** Expiry written for a lot that never expires: sorts after every real time (13 digits, year 2286). */
 const NEVER = 9_999_999_999_999;
@@ -168,7 +169,7 @@ export function retryAdvice(quantity: number, granted: number, windows: EngineWi
 
 /**
  * Rebuilds a decision from the script's reply: the record
- * `uuid hex|at|hold expires|rate units|free units|charged|balance|debits` (debits: `<kind letter><lot id> <units> <micros>`
+ * `uuid hex|at|hold expires|rate units|free units|charged|balance|debits|requested|allow partial` (debits: `<kind letter><lot id> <units> <micros>`
  * joined by ','), the time of the answer, then (remaining, reset ms) per window of the plan.
  */
 function decisionFromReply(reply: (string | number)[], input: DecideInput, plan: PlanFeaturePolicy, partition: number): EngineDecision {

@@ -330,7 +330,8 @@ if applies and mode == 'consume' then
 end
 local d = {}
 for i, x in ipairs(p.debits) do d[i] = KIND_LETTER[x.kind] .. x.id .. ' ' .. int(x.units) .. ' ' .. int(x.micros) end
-local record = table.concat({ string.sub(did, -32), int(now), int(hold_exp), int(p.r), int(p.f), int(cost), balance, table.concat(d, ',') }, '|')
+-- The requested quantity and allow_partial close the record so a decision can be explained later (GET /v1/decisions/{id}).
+local record = table.concat({ string.sub(did, -32), int(now), int(hold_exp), int(p.r), int(p.f), int(cost), balance, table.concat(d, ','), int(q), ARGV[7] }, '|')
 if mode ~= 'preview' then redis.call('SET', KEYS[1], ARGV[5] .. '|' .. record, 'EX', ARGV[13]) end
 return window_reply({ 'ok', record, now }, wins, p.r, now)
 `;

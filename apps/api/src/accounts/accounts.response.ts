@@ -117,3 +117,30 @@ export class LedgerPageView {
   @ApiProperty({ type: String, nullable: true, description: 'pass as `cursor` for the next page; null on the last' })
   next_cursor: string | null;
 }
+
+/** One bucket of settled usage. */
+export class UsagePointView {
+  @ApiTime('start of the bucket')
+  at: string;
+
+  @ApiProperty({ type: 'integer', minimum: 0 })
+  units: number;
+
+  @ApiCredits('credits charged in the bucket')
+  credits: string;
+
+  @ApiProperty({ type: 'integer', minimum: 0 })
+  decisions: number;
+}
+
+/** `GET /v1/accounts/{id}/usage`: usage over time from the settled ledger (buckets without usage are absent). */
+export class UsageSeriesView {
+  @ApiProperty({ example: 'acct_1' })
+  account_id: string;
+
+  @ApiProperty({ enum: ['hour', 'day'] })
+  bucket: string;
+
+  @ApiProperty({ type: [UsagePointView] })
+  points: UsagePointView[];
+}

@@ -55,3 +55,36 @@ export class ApiKeyRevokedView {
   @ApiProperty({ enum: [true] })
   revoked: true;
 }
+
+/** Where the Temporal Web UI is, for links from a client. */
+export class TemporalLinkView {
+  @ApiProperty({ example: 'http://127.0.0.1:8233' })
+  ui_url: string;
+
+  @ApiProperty({ example: 'default' })
+  namespace: string;
+}
+
+/** `GET /v1/whoami`: the calling key, never its secret. */
+export class WhoAmIView {
+  @ApiProperty()
+  key_id: string;
+
+  @ApiProperty()
+  name: string;
+
+  @ApiProperty({ type: String, nullable: true, description: 'null: platform-wide' })
+  tenant: string | null;
+
+  @ApiProperty({ enum: SCOPES, isArray: true })
+  scopes: string[];
+
+  @ApiProperty({ type: [String], nullable: true })
+  features: string[] | null;
+
+  @ApiTime(undefined, { nullable: true })
+  expires_at: string | null;
+
+  @ApiProperty({ type: TemporalLinkView })
+  temporal: TemporalLinkView;
+}

@@ -102,3 +102,45 @@ export class NotificationsView {
   @ApiProperty({ type: [NotificationView] })
   items: NotificationView[];
 }
+
+/** A workflow waiting for an approver. */
+export class PendingApprovalView {
+  @ApiProperty()
+  workflow_id: string;
+
+  @ApiProperty()
+  run_id: string;
+
+  @ApiProperty({ example: 'refundWorkflow' })
+  type: string;
+
+  @ApiProperty({ type: String, nullable: true, example: 'refund' })
+  operation: string | null;
+
+  @ApiProperty({ type: String, nullable: true })
+  account_id: string | null;
+
+  @ApiCredits('credits the change would move, when known', { nullable: true })
+  credits: string | null;
+
+  @ApiProperty({ type: String, nullable: true })
+  decision_id: string | null;
+
+  @ApiProperty({ type: String, nullable: true })
+  reason: string | null;
+
+  @ApiProperty({ type: String, nullable: true })
+  requested_by: string | null;
+
+  @ApiTime()
+  started_at: string;
+
+  @ApiProperty({ example: 'awaiting_approval' })
+  state: string;
+}
+
+/** `GET /v1/approvals`: the approvals queue, oldest first (at most 100). */
+export class ApprovalsQueueView {
+  @ApiProperty({ type: [PendingApprovalView] })
+  items: PendingApprovalView[];
+}

@@ -162,8 +162,8 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
       // The global ValidationPipe/parsers and the ErrorFilter's outage mapping apply to every authenticated route.
       if (operation.requestBody || operation.parameters?.length) operation.responses['400'] ??= errorResponse(400);
       operation.responses['503'] ??= errorResponse(503);
-    } else {
-      operation.security = []; // public: health, metrics
+    } else if (!operation.security?.length) {
+      operation.security = []; // public: health, metrics (a route that authenticates itself declares its own)
     }
   });
   return toJsonSchema2020(document) as OpenAPIObject;

@@ -4,12 +4,16 @@ import { Client, WorkflowNotFoundError } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { notFound } from '../../../../libs/contracts/src/errors';
+import { reconciliationReports } from '../../../../libs/ledger/src/console-queries';
 import { RequireScope } from '../auth/auth.guard';
 import { LEDGER, TEMPORAL } from '../infra/tokens';
 import { WorkflowStarter } from '../workflows/workflow-starter';
 import { ApiErrors } from '../http/openapi';
 import { WorkflowStartedView } from '../finance/finance.response';
-import { ReconciliationReportView } from './reconciliation.response';
+import { ReconciliationListView, ReconciliationReportView } from './reconciliation.response';
+
+/** `GET /v1/reconciliations` lists at most this many reports. */
+const RECONCILIATION_LIST_LIMIT = 50;
 
 @ApiTags('reconciliation')
 @Controller('v1/reconciliations')
@@ -28,6 +32,15 @@ export class ReconciliationController {
   @RequireScope('admin')
   run() {
     return this.starter.start({ workflowType: 'reconciliationWorkflow', workflowId: `reconciliation-${randomUUID()}`, args: [], accountId: 'system', operation: 'reconciliation' });
+  }
+
+  /** The latest reports, newest first, with how many discrepancies and repairs each has (details: `GET /v1/reconciliations/{id}`). */
+  @ApiOperation({ summary: 'The latest reconciliation reports' })
+  @ApiOkResponse({ type: ReconciliationListView })
+  @Get()
+  @RequireScope('admin')
+  async list() {
+    return { items: await reconciliationReports(this.ledger, RECONCILIATION_LIST_LIMIT) };
   }
 
   @ApiOperation({ summary: 'A reconciliation report' })

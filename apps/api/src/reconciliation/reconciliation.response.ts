@@ -24,3 +24,30 @@ export class ReconciliationReportView {
   @ApiProperty({ type: 'array', items: { type: 'object', additionalProperties: true } })
   repaired: Record<string, unknown>[];
 }
+
+/** One report as listed: counts instead of the entries. */
+export class ReconciliationSummaryView {
+  @ApiProperty()
+  id: string;
+
+  @ApiProperty({ example: 'completed' })
+  status: string;
+
+  @ApiTime()
+  started_at: string;
+
+  @ApiTime(undefined, { nullable: true })
+  finished_at: string | null;
+
+  @ApiProperty({ type: 'integer', minimum: 0 })
+  discrepancies: number;
+
+  @ApiProperty({ type: 'integer', minimum: 0 })
+  repaired: number;
+}
+
+/** `GET /v1/reconciliations`: the latest reports, newest first. */
+export class ReconciliationListView {
+  @ApiProperty({ type: [ReconciliationSummaryView] })
+  items: ReconciliationSummaryView[];
+}

@@ -9,11 +9,14 @@ import { SettlementLagView } from './settlement.response';
 export class SettlementController {
   constructor(private readonly monitor: SettlementMonitor) {}
 
-  /** Per partition: the ledger cursor, unsettled events and the age of the oldest one. */
-  @ApiOperation({ summary: 'Settlement progress per partition' })
+  /**
+   * Per partition: the ledger cursor, unsettled events, the age of the oldest one and the
+   * quarantined entries. Platform-wide (every tenant's traffic), so admin keys only.
+   */
+  @ApiOperation({ summary: 'Settlement progress per partition and quarantined entries (admin)' })
   @ApiOkResponse({ type: SettlementLagView })
   @Get()
-  @RequireScope('read')
+  @RequireScope('admin')
   async lag() {
     return { partitions: await this.monitor.poll() };
   }

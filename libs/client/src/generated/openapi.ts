@@ -250,6 +250,52 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/decisions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Find a decision by account and idempotency key, explained
+         * @description Scope: `read`.
+         */
+        get: operations["decisionExplain_byKey"];
+        put?: never;
+        /**
+         * Decide: how much may the account have, and from where
+         * @description Rate-limit windows, then the free tier, then credit lots in burn-down order, in one atomic step. A denial is a 200 with `outcome: denied`.
+         *
+         *     Scope: `decide`.
+         */
+        post: operations["decisions_decide"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/decisions/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Explain a decision: its waterfall and settlement
+         * @description Scope: `read`.
+         */
+        get: operations["decisionExplain_byId"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/accounts/{id}/ledger": {
         parameters: {
             query?: never;
@@ -270,6 +316,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/accounts/{id}/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Usage over time (hourly or daily) from the settled ledger
+         * @description Scope: `read`.
+         */
+        get: operations["usage_usage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/settlement": {
         parameters: {
             query?: never;
@@ -278,8 +344,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Settlement progress per partition
-         * @description Scope: `read`.
+         * Settlement progress per partition and quarantined entries (admin)
+         * @description Scope: `admin`.
          */
         get: operations["settlement_lag"];
         put?: never;
@@ -474,6 +540,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/approvals": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The approvals queue: changes waiting for an approver (finance or approve scope)
+         * @description Scope: `read`.
+         */
+        get: operations["approvalsQueue_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/reconciliations": {
         parameters: {
             query?: never;
@@ -481,7 +567,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * The latest reconciliation reports
+         * @description Scope: `admin`.
+         */
+        get: operations["reconciliation_list"];
         put?: never;
         /**
          * Run a reconciliation now
@@ -514,6 +604,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/whoami": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The calling API key (any scope): id, name, scopes, tenant, expiry */
+        get: operations["console_whoami"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/audit-log": {
         parameters: {
             query?: never;
@@ -528,28 +635,6 @@ export interface paths {
         get: operations["audit_page"];
         put?: never;
         post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/decisions": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Decide: how much may the account have, and from where
-         * @description Rate-limit windows, then the free tier, then credit lots in burn-down order, in one atomic step. A denial is a 200 with `outcome: denied`.
-         *
-         *     Scope: `decide`.
-         */
-        post: operations["decisions_decide"];
         delete?: never;
         options?: never;
         head?: never;
@@ -841,6 +926,53 @@ export interface components {
              */
             quantity: number;
         };
+        DecisionExplanationView: {
+            decision_id: string;
+            /** @example acct_1 */
+            account_id: string;
+            /** @example codex.task */
+            feature: string | null;
+            idempotency_key: string | null;
+            /** @enum {string} */
+            mode: "consume" | "reserve";
+            /** @enum {string|null} */
+            outcome: "allowed" | "partial" | "denied" | null;
+            /**
+             * Format: date-time
+             * @example 2026-11-29T15:00:00.000Z
+             */
+            decided_at: string | null;
+            /**
+             * @description credits charged
+             * @example 95.000000
+             */
+            credits_charged: string;
+            /**
+             * @description balance right after the decision; null when unknown
+             * @example 95.000000
+             */
+            balance_after: string | null;
+            /** @description each layer: what it had, gave, and why the rest was denied (asked/denied null once the record expired) */
+            waterfall: {
+                [key: string]: unknown;
+            };
+            /** @description reserve mode: the hold (state, expires_at, units) */
+            hold: {
+                [key: string]: unknown;
+            } | null;
+            /** @description settlement state and the ledger ids it produced */
+            settlement: {
+                [key: string]: unknown;
+            };
+            refunds: {
+                [key: string]: unknown;
+            }[];
+            /**
+             * @description credits refunded so far
+             * @example 95.000000
+             */
+            credits_refunded: string;
+        };
         LedgerCauseView: {
             /**
              * @description grant, purchase, refund, adjustment, entitlement, expiry, write_off or repair
@@ -953,6 +1085,28 @@ export interface components {
              * @example 2026-11-29T15:00:00.000Z
              */
             as_of: string;
+        };
+        UsagePointView: {
+            /**
+             * Format: date-time
+             * @description start of the bucket
+             * @example 2026-11-29T15:00:00.000Z
+             */
+            at: string;
+            units: number;
+            /**
+             * @description credits charged in the bucket
+             * @example 95.000000
+             */
+            credits: string;
+            decisions: number;
+        };
+        UsageSeriesView: {
+            /** @example acct_1 */
+            account_id: string;
+            /** @enum {string} */
+            bucket: "hour" | "day";
+            points: components["schemas"]["UsagePointView"][];
         };
         PartitionLagView: {
             partition: number;
@@ -1134,6 +1288,53 @@ export interface components {
             account_id: string;
             items: components["schemas"]["NotificationView"][];
         };
+        PendingApprovalView: {
+            workflow_id: string;
+            run_id: string;
+            /** @example refundWorkflow */
+            type: string;
+            /** @example refund */
+            operation: string | null;
+            account_id: string | null;
+            /**
+             * @description credits the change would move, when known
+             * @example 95.000000
+             */
+            credits: string | null;
+            decision_id: string | null;
+            reason: string | null;
+            requested_by: string | null;
+            /**
+             * Format: date-time
+             * @example 2026-11-29T15:00:00.000Z
+             */
+            started_at: string;
+            /** @example awaiting_approval */
+            state: string;
+        };
+        ApprovalsQueueView: {
+            items: components["schemas"]["PendingApprovalView"][];
+        };
+        ReconciliationSummaryView: {
+            id: string;
+            /** @example completed */
+            status: string;
+            /**
+             * Format: date-time
+             * @example 2026-11-29T15:00:00.000Z
+             */
+            started_at: string;
+            /**
+             * Format: date-time
+             * @example 2026-11-29T15:00:00.000Z
+             */
+            finished_at: string | null;
+            discrepancies: number;
+            repaired: number;
+        };
+        ReconciliationListView: {
+            items: components["schemas"]["ReconciliationSummaryView"][];
+        };
         ReconciliationReportView: {
             /** @example reconciliation-0190f1a2 */
             id: string;
@@ -1159,6 +1360,26 @@ export interface components {
             repaired: {
                 [key: string]: unknown;
             }[];
+        };
+        TemporalLinkView: {
+            /** @example http://127.0.0.1:8233 */
+            ui_url: string;
+            /** @example default */
+            namespace: string;
+        };
+        WhoAmIView: {
+            key_id: string;
+            name: string;
+            /** @description null: platform-wide */
+            tenant: string | null;
+            scopes: ("decide" | "read" | "finance" | "approve" | "admin")[];
+            features: string[] | null;
+            /**
+             * Format: date-time
+             * @example 2026-11-29T15:00:00.000Z
+             */
+            expires_at: string | null;
+            temporal: components["schemas"]["TemporalLinkView"];
         };
         AuditEntryView: {
             /**
@@ -2190,6 +2411,240 @@ export interface operations {
             };
         };
     };
+    decisionExplain_byKey: {
+        parameters: {
+            query: {
+                account_id: string;
+                idempotency_key: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DecisionExplanationView"];
+                };
+            };
+            /** @description bad input; `details` names each rejected field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the API key lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description no such object, or one outside the API key's tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a dependency (PostgreSQL, Redis, Temporal) is unavailable or settlement is too far behind; retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    decisions_decide: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DecisionRequest"];
+            };
+        };
+        responses: {
+            /** @description the decision (allowed, partial or denied) */
+            200: {
+                headers: {
+                    /** @description limit of the binding window (the one with the least room left) */
+                    "RateLimit-Limit"?: number;
+                    /** @description room left in the binding window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description seconds until the binding window resets */
+                    "RateLimit-Reset"?: number;
+                    /** @description when something was denied: seconds until a window has room again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Decision"];
+                };
+            };
+            /** @description bad input; `details` names each rejected field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the API key lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description no such object, or one outside the API key's tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the idempotency key was used with a different request, or the object is not in a state that allows this */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description well-formed but impossible (e.g. beyond the amount limit, not in the plan) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a dependency (PostgreSQL, Redis, Temporal) is unavailable or settlement is too far behind; retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    decisionExplain_byId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DecisionExplanationView"];
+                };
+            };
+            /** @description bad input; `details` names each rejected field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the API key lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description no such object, or one outside the API key's tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a dependency (PostgreSQL, Redis, Temporal) is unavailable or settlement is too far behind; retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     accounts_ledgerPage: {
         parameters: {
             query?: {
@@ -2210,6 +2665,76 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["LedgerPageView"];
+                };
+            };
+            /** @description bad input; `details` names each rejected field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the API key lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description no such object, or one outside the API key's tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a dependency (PostgreSQL, Redis, Temporal) is unavailable or settlement is too far behind; retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    usage_usage: {
+        parameters: {
+            query?: {
+                bucket?: "hour" | "day";
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageSeriesView"];
                 };
             };
             /** @description bad input; `details` names each rejected field */
@@ -3105,6 +3630,102 @@ export interface operations {
             };
         };
     };
+    approvalsQueue_list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApprovalsQueueView"];
+                };
+            };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the API key lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a dependency (PostgreSQL, Redis, Temporal) is unavailable or settlement is too far behind; retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    reconciliation_list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReconciliationListView"];
+                };
+            };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the API key lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a dependency (PostgreSQL, Redis, Temporal) is unavailable or settlement is too far behind; retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     reconciliation_run: {
         parameters: {
             query?: never;
@@ -3221,6 +3842,45 @@ export interface operations {
             };
         };
     };
+    console_whoami: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WhoAmIView"];
+                };
+            };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a dependency (PostgreSQL, Redis, Temporal) is unavailable or settlement is too far behind; retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     audit_page: {
         parameters: {
             query?: {
@@ -3262,103 +3922,6 @@ export interface operations {
             };
             /** @description the API key lacks the scope this operation needs */
             403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description a dependency (PostgreSQL, Redis, Temporal) is unavailable or settlement is too far behind; retry after `Retry-After` seconds */
-            503: {
-                headers: {
-                    /** @description seconds to wait before retrying */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    decisions_decide: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["DecisionRequest"];
-            };
-        };
-        responses: {
-            /** @description the decision (allowed, partial or denied) */
-            200: {
-                headers: {
-                    /** @description limit of the binding window (the one with the least room left) */
-                    "RateLimit-Limit"?: number;
-                    /** @description room left in the binding window */
-                    "RateLimit-Remaining"?: number;
-                    /** @description seconds until the binding window resets */
-                    "RateLimit-Reset"?: number;
-                    /** @description when something was denied: seconds until a window has room again */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Decision"];
-                };
-            };
-            /** @description bad input; `details` names each rejected field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description no API key, or an unknown, revoked or expired one */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description the API key lacks the scope this operation needs */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description no such object, or one outside the API key's tenant */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description the idempotency key was used with a different request, or the object is not in a state that allows this */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description well-formed but impossible (e.g. beyond the amount limit, not in the plan) */
-            422: {
                 headers: {
                     [name: string]: unknown;
                 };
