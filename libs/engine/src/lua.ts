@@ -245,31 +245,28 @@ end
 
 -- Gives 'n' units of a plan back: credits first (last lot debited first), then free tier, then
 -- windows; counters are only decremented while they still belong to the window that was charged.
+-- Redis does not roll a script back when it errors, so everything is computed and checked first
+-- and written after: an error here leaves the hold and the lots untouched (a retry cannot give
+-- credits back twice).
 local function give_back(p, n, price, lots_key, cp)
   local back_c = math.min(n, p.c)
+  -- back_c <= p.c and p.c * price <= MAX (checked when the hold was made): exact.
   local micros = back_c * price
+  local incr = {}
   for i = #p.debits, 1, -1 do
     if micros == 0 then break end
     local d = p.debits[i]
     local b = math.min(d.micros, micros)
-    -- The lot may have been pruned when spent: it comes back with its meta.
-    if d.meta then redis.call('HSETNX', lots_key, '#' .. d.id, d.meta) end
-    redis.call('HINCRBY', lots_key, d.id, int(b))
-    d.micros = d.micros - b
+    incr[#incr + 1] = { d = d, b = b }
     micros = micros - b
   end
   assert(micros == 0, 'give back: more credits than were debited')
-  local kept = {}
-  for _, d in ipairs(p.debits) do if d.micros > 0 then kept[#kept + 1] = d end end
-  p.debits = kept
-  p.c = p.c - back_c
-  if price > 0 then attribute_units(p.debits, price) end
   n = n - back_c
   local back_f = math.min(n, p.f)
   n = n - back_f
   local back_r = math.min(n, p.r)
+  local hs = {}
   if back_f > 0 or back_r > 0 then
-    local hs = {}
     local function dec(f, exp, units)
       if units == 0 or not exp or exp == 0 then return end
       local v = redis.call('HGET', lots_key, cp .. f)
@@ -281,8 +278,20 @@ local function give_back(p, n, price, lots_key, cp)
     end
     dec('f', p.fexp, back_f)
     for f, exp in pairs(p.wexp or {}) do dec(f, exp, back_r) end
-    if #hs > 0 then redis.call('HSET', lots_key, unpack(hs)) end
   end
+  -- Checked: now write.
+  for _, x in ipairs(incr) do
+    -- The lot may have been pruned when spent: it comes back with its meta.
+    if x.d.meta then redis.call('HSETNX', lots_key, '#' .. x.d.id, x.d.meta) end
+    redis.call('HINCRBY', lots_key, x.d.id, int(x.b))
+    x.d.micros = x.d.micros - x.b
+  end
+  if #hs > 0 then redis.call('HSET', lots_key, unpack(hs)) end
+  local kept = {}
+  for _, d in ipairs(p.debits) do if d.micros > 0 then kept[#kept + 1] = d end end
+  p.debits = kept
+  p.c = p.c - back_c
+  if price > 0 then attribute_units(p.debits, price) end
   p.f = p.f - back_f
   p.r = p.r - back_r
   p.granted = p.r + p.f + p.c
