@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { MAX_MICROS, formatCredits } from '../libs/contracts/src/money';
 import { accountKeys, holdKey } from '../libs/engine/src/keys';
+import { checkLedger } from '../libs/ledger/src/reconciliation';
 import { TestStack, eventually, startStack } from './harness';
 
 /**
@@ -135,6 +136,33 @@ describe('large holds are exact (real Redis and PostgreSQL)', () => {
       expect(released.status).toBeGreaterThanOrEqual(500);
       expect(await redisLots(account)).toEqual(before);
       expect(await stack.redis.hget(key, 'state')).toBe('held');
+    }
+  });
+
+  it('reconciliation names a booked commit whose sources fall short of its quantity or its charge', async () => {
+    // What the earlier build booked for "reserve 999999, commit 1000000": 999999 units sourced,
+    // none written off, and a source one micro-credit short of the charge.
+    const account = `acct-${randomUUID().slice(0, 8)}`;
+    const usageId = `dec_p0_${randomUUID().replace(/-/g, '')}`;
+    const eventId = randomUUID();
+    const sources = [{ layer: 'rate_limit', units: 0 }, { layer: 'free_tier', units: 0 }, { layer: 'promo', lot_id: 'lot_x', units: 999_999, micros: '123456788999999' }];
+    await stack.ledger.query(
+      `INSERT INTO usage_events (id, account_id, feature, quantity, idempotency_key, sources, occurred_at, partition, stream_id, settled_at)
+       VALUES ($1, $2, 'f', 1000000, $3, $4::jsonb, now(), 0, '0-1', now())`,
+      [usageId, account, randomUUID(), JSON.stringify(sources)],
+    );
+    await stack.ledger.query(
+      `INSERT INTO monetization_events (id, usage_event_id, account_id, credits_micros, written_off_units, written_off_micros, created_at)
+       VALUES ($1, $2, $3, 123456789000000, 0, 0, now())`,
+      [eventId, usageId, account],
+    );
+    try {
+      const report = await checkLedger(stack.ledger);
+      const kinds = report.discrepancies.filter((d) => d.subject === eventId).map((d) => d.kind);
+      expect(kinds).toEqual(expect.arrayContaining(['write_off_beyond_commit', 'charge_not_sourced']));
+    } finally {
+      await stack.ledger.query('DELETE FROM monetization_events WHERE id = $1', [eventId]);
+      await stack.ledger.query('DELETE FROM usage_events WHERE id = $1', [usageId]);
     }
   });
 
