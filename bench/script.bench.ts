@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import Redis from 'ioredis';
 import { LIBRARY_SOURCE, functionName } from '../libs/engine/src/lua';
+import { DecisionEngine } from '../libs/engine/src/engine';
 import { accountKeys, holdKey, streamKey } from '../libs/engine/src/keys';
 
 /** (D) the ceiling: redis-benchmark calling the decide script directly (no Node in the loop). */
@@ -8,7 +9,9 @@ export async function scriptBench(redisUrl: string, connections: number, request
   const redis = new Redis(redisUrl);
   await redis.call('FUNCTION', 'LOAD', 'REPLACE', LIBRARY_SOURCE);
   const keys = accountKeys('script-bench', 0);
-  await redis.hset(keys.lots, 'lot', '9000000000000', '#lot', 'purchased|40|0|1');
+  await new DecisionEngine(redis, { partitions: 1, idempotencyTtlSeconds: 60 }).grant({
+    accountId: 'script-bench', lotId: 'lot', kind: 'purchased', micros: 9_000_000_000_000n, expiresAt: null, createdAt: new Date(),
+  });
   // redis-benchmark substitutes __rand_int__ in the key's hashed part: one fresh key per call.
   const idempotencyKey = keys.idempotency('x').replace(/[^:]+$/, '__rand_int__');
   const decisionId = `dec_p0_${'0'.repeat(32)}`;
@@ -16,8 +19,8 @@ export async function scriptBench(redisUrl: string, connections: number, request
   const db = url.pathname.slice(1) || '0';
   const args = [
     '-h', url.hostname, '-p', url.port || '6379', '--dbnum', db, '-c', String(connections), '-n', String(requests), '-r', '1000000000', '--csv',
-    'FCALL', functionName('decide'), '5',
-    idempotencyKey, keys.lots, keys.counters('f'), streamKey(0), holdKey(0, decisionId),
+    'FCALL', functionName('decide'), '4',
+    idempotencyKey, keys.lots, streamKey(0), holdKey(0, decisionId),
     'script-bench', 'f', '1', '__rand_int__', 'fp', 'consume', '1', decisionId, '1000', 'credits', '0', '60', '60', '2', '5h', '5', '18000', 'week', '10', '604800',
   ];
   const csv = execFileSync('redis-benchmark', args, { encoding: 'utf8' });

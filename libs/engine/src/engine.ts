@@ -1,7 +1,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import { createHash } from 'node:crypto';
 import { MAX_MICROS } from '../../contracts/src/money';
-import { accountKeys, decisionIdFor, holdKey, partitionOf, partitionOfDecision, streamKey } from './keys';
+import { accountKeys, counterField, decisionIdFor, holdKey, partitionOf, partitionOfDecision, streamKey } from './keys';
 import { EngineFunction, LIBRARY_SOURCE, functionName } from './lua';
 import { DecisionPolicy, LIMITS, LOT_ID_PATTERN, LOT_PRIORITY, Layer, LotKind, MARKER_TTL_SECONDS, PlanFeaturePolicy } from './policy';
 
@@ -117,11 +117,30 @@ function assertId(what: string, value: string): void {
   if (!SAFE_ID.test(value)) throw new TypeError(`${what} must be 1-256 characters of [A-Za-z0-9._:@-]`);
 }
 
-/** A lot's burn-down order as the functions read it: kind|priority|expires ms (0 = never)|created ms. */
-const lotMeta = (kind: LotKind, expiresAt: Date | null, createdAt: Date) =>
-  `${kind}|${LOT_PRIORITY[kind]}|${expiresAt ? expiresAt.getTime() : 0}|${createdAt.getTime()}`;
+/** The lot kind of a debit in the idempotency record (its id's first letter there). */
+export const KIND_OF_LETTER: Record<string, LotKind> = { p: 'promo', e: 'enterprise', a: 'adjustment', u: 'purchased' };
+const LETTER_OF_KIND = Object.fromEntries(Object.entries(KIND_OF_LETTER).map(([letter, kind]) => [kind, letter])) as Record<LotKind, string>;
+/** Expiry written for a lot that never expires: sorts after every real time (13 digits, year 2286). */
+const NEVER = 9_999_999_999_999;
 
-const KIND_OF_LETTER: Record<string, LotKind> = { p: 'promo', e: 'enterprise', a: 'adjustment', u: 'purchased' };
+/** A time as 13 digits: before 1970 reads as 0 (long past), after 2286 as NEVER − 1 (far future). */
+const digits13 = (ms: number) => {
+  if (!Number.isFinite(ms)) throw new RangeError('lot time is not a valid date');
+  return String(Math.min(Math.max(0, Math.trunc(ms)), NEVER - 1)).padStart(13, '0');
+};
+
+/**
+ * A lot's metadata as the functions read it: 29 fixed-width characters — priority (2), expires ms
+ * (13; NEVER when it does not), created ms (13), kind letter (1) — so that the text sorts into
+ * burn-down order (lua.ts load_lots).
+ */
+const lotMeta = (kind: LotKind, expiresAt: Date | null, createdAt: Date) =>
+  `${String(LOT_PRIORITY[kind]).padStart(2, '0')}${expiresAt ? digits13(expiresAt.getTime()) : NEVER}${digits13(createdAt.getTime())}${LETTER_OF_KIND[kind]}`;
+
+function parseLotMeta(meta: string): { kind: LotKind; expiresAt: number | null; createdAt: number } {
+  const expires = Number(meta.slice(2, 15));
+  return { kind: KIND_OF_LETTER[meta[28]], expiresAt: expires === NEVER ? null : expires, createdAt: Number(meta.slice(15, 28)) };
+}
 
 /** Lua's cjson encodes an empty table as {}; lists are lists here. */
 const list = <T>(value: T[] | Record<string, never> | undefined): T[] => (Array.isArray(value) ? value : []);
@@ -129,10 +148,10 @@ const list = <T>(value: T[] | Record<string, never> | undefined): T[] => (Array.
 /** Arguments of the plan's windows: (name, limit, seconds) triples. */
 const windowArgs = (plan: PlanFeaturePolicy) => plan.windows.flatMap((w) => [w.name, w.limit, w.seconds]);
 
-/** The lots hash (HGETALL) as remaining micros per lot id; metadata fields ('#'…) are skipped. */
+/** The account hash (HGETALL) as remaining micros per lot id; metadata ('#…') and counter ('~…') fields are skipped. */
 export function remainingByLot(hash: Record<string, string>): Map<string, bigint> {
   const lots = new Map<string, bigint>();
-  for (const [field, value] of Object.entries(hash)) if (!field.startsWith('#')) lots.set(field, BigInt(value));
+  for (const [field, value] of Object.entries(hash)) if (!field.startsWith('#') && !field.startsWith('~')) lots.set(field, BigInt(value));
   return lots;
 }
 
@@ -150,7 +169,7 @@ export function retryAdvice(quantity: number, granted: number, windows: EngineWi
 
 /**
  * Rebuilds a decision from the script's reply: the record
- * `uuid hex|at|hold expires|rate units|free units|charged|balance|debits` (debits: `<kind letter><lot id> <units> <micros>`
+ * `uuid hex|at|hold expires|rate units|free units|charged|balance|debits|requested|allow partial` (debits: `<kind letter><lot id> <units> <micros>`
  * joined by ','), the time of the answer, then (remaining, reset ms) per window of the plan.
  */
 function decisionFromReply(reply: (string | number)[], input: DecideInput, plan: PlanFeaturePolicy, partition: number): EngineDecision {
@@ -248,7 +267,7 @@ export class DecisionEngine {
     const decisionId = decisionIdFor(partition, newId);
     const reply = await this.fcall<(string | number)[]>(
       'decide',
-      [keys.idempotency(input.idempotencyKey), keys.lots, keys.counters(input.feature), streamKey(partition), holdKey(partition, decisionId)],
+      [keys.idempotency(input.idempotencyKey), keys.lots, streamKey(partition), holdKey(partition, decisionId)],
       [
         input.accountId,
         input.feature,
@@ -320,7 +339,7 @@ export class DecisionEngine {
     const keys = accountKeys(hold.accountId, hold.partition);
     const [status, a, b] = await this.fcall<[string, string?, string?]>(
       'settle_hold',
-      [hold.key, keys.lots, keys.counters(hold.feature), streamKey(hold.partition)],
+      [hold.key, keys.lots, streamKey(hold.partition)],
       [hold.accountId, hold.feature, action, quantity, ...policyArgs],
     );
     switch (status) {
@@ -397,31 +416,28 @@ export class DecisionEngine {
   async snapshot(accountId: string, features: { feature: string; plan: PlanFeaturePolicy }[]): Promise<AccountSnapshot> {
     if (features.length > 64) throw new RangeError('too many features for one snapshot');
     const keys = accountKeys(accountId, this.partitionOf(accountId));
-    const [now, lotsFlat, ...counters] = await this.fcall<[number, string[], ...string[][]]>('snapshot', [keys.lots, ...features.map(({ feature }) => keys.counters(feature))], []);
+    const [now, flat] = await this.fcall<[number, string[]]>('snapshot', [keys.lots], []);
     const remaining = new Map<string, bigint>();
     const meta = new Map<string, string>();
-    for (let i = 0; i < lotsFlat.length; i += 2) {
-      if (lotsFlat[i].startsWith('#')) meta.set(lotsFlat[i].slice(1), lotsFlat[i + 1]);
-      else remaining.set(lotsFlat[i], BigInt(lotsFlat[i + 1]));
+    const counters = new Map<string, { used: number; exp: number }>();
+    for (let i = 0; i < flat.length; i += 2) {
+      if (flat[i].startsWith('#')) meta.set(flat[i].slice(1), flat[i + 1]);
+      else if (flat[i].startsWith('~')) {
+        const [used, exp] = flat[i + 1].split('|').map(Number);
+        if (exp > now) counters.set(flat[i], { used, exp });
+      } else remaining.set(flat[i], BigInt(flat[i + 1]));
     }
     const lots: SnapshotLot[] = [];
     for (const [id, m] of meta) {
-      const [kind, , expires, seq] = m.split('|');
-      const expiresAt = Number(expires) === 0 ? null : Number(expires);
-      lots.push({ id, kind: kind as LotKind, remaining: remaining.get(id) ?? 0n, expiresAt, expired: expiresAt !== null && expiresAt <= now, createdAt: Number(seq) });
+      const { kind, expiresAt, createdAt } = parseLotMeta(m);
+      lots.push({ id, kind, remaining: remaining.get(id) ?? 0n, expiresAt, expired: expiresAt !== null && expiresAt <= now, createdAt });
     }
-    const perFeature = features.map(({ feature, plan }, i) => {
-      const entries = new Map<string, { used: number; exp: number }>();
-      const flat = counters[i];
-      for (let j = 0; j < flat.length; j += 2) {
-        const [used, exp] = flat[j + 1].split('|').map(Number);
-        if (exp > now) entries.set(flat[j], { used, exp });
-      }
+    const perFeature = features.map(({ feature, plan }) => {
       const windows = plan.windows.map((w) => {
-        const e = entries.get(`w${w.name}`);
+        const e = counters.get(counterField(feature, w.name));
         return { name: w.name, limit: w.limit, remaining: Math.max(0, w.limit - (e?.used ?? 0)), reset_at: e ? e.exp : now + w.seconds * 1000 };
       });
-      return { feature, windows, freeTierRemaining: Math.max(0, plan.freeTierUnitsPerMonth - (entries.get('f')?.used ?? 0)) };
+      return { feature, windows, freeTierRemaining: Math.max(0, plan.freeTierUnitsPerMonth - (counters.get(counterField(feature))?.used ?? 0)) };
     });
     const balance = lots.filter((l) => !l.expired && l.remaining > 0n).reduce((sum, l) => sum + l.remaining, 0n);
     return { now, lots, balance, features: perFeature };
