@@ -83,6 +83,7 @@ async function main(): Promise<void> {
     say(`
 Spillway is up in ${((Date.now() - started) / 1000).toFixed(1)} s
   API            ${api}   (docs ${api}/docs, health ${api}/health, metrics ${api}/metrics)
+  Console        http://localhost:${config.port}/console   (sign in with the admin API key below)
   Temporal UI    ${config.temporal.uiUrl}/namespaces/${config.temporal.namespace}/workflows
   Temporal gRPC  ${config.temporal.address}
   Admin API key  ${key}

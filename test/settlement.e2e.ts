@@ -94,6 +94,10 @@ describe('settlement: every decision settled exactly once into the ledger', () =
     }
     const metrics = await stack.call('GET', '/metrics', undefined, '');
     expect(metrics.body).toContain('spillway_settlement_lag_seconds{partition="0"}');
+    // Platform-wide figures: a tenant's key (even with read scope) does not see them.
+    const tenantKey = await stack.call('POST', '/v1/api-keys', { name: `settle-${randomUUID().slice(0, 6)}`, scopes: ['read', 'decide'], tenant: 'settle-tenant' });
+    expect(tenantKey.status).toBe(201);
+    expect((await stack.call('GET', '/v1/settlement', undefined, tenantKey.body.key)).status).toBe(403);
   });
 
   it('ignores duplicate events in the stream (I1)', async () => {
@@ -255,6 +259,7 @@ describe('settlement: every decision settled exactly once into the ledger', () =
     const account = await newAccount();
     await stack.grant(account, 100_000n);
     const before = await historyLength();
+    const started = Date.now();
     const decisions = 1000;
     let next = 0;
     await Promise.all(
@@ -268,7 +273,7 @@ describe('settlement: every decision settled exactly once into the ledger', () =
     await eventually(async () => ((await ledgerOf(account)).unsettled_decisions === 0 ? true : undefined), 30_000);
     const grown = (await historyLength()) - before;
     // One activity per consumer per minute (~6 events each) whatever the traffic; one per batch would be thousands.
-    process.stdout.write(`settlement history events for ${decisions} decisions: ${grown}\n`);
+    process.stdout.write(`settlement history events for ${decisions} decisions: ${grown} in ${Date.now() - started} ms\n`);
     expect(grown).toBeLessThanOrEqual(8 * stack.config.settlementConsumers);
   });
 

@@ -12,8 +12,11 @@ import { Principal, Scope, hashApiKey, newApiKeySecret, sameHash } from './api-k
 const KNOWN_LIMIT = 10_000;
 /** A cached key is re-read at least this often even if no change was polled (a missed poll heals). */
 const KNOWN_TTL_MS = 10 * 60_000;
-/** While PostgreSQL does not answer, a key read within this long keeps its last answer (I6). */
-const STALE_IF_ERROR_MS = 60 * 60_000;
+/**
+ * How long past KNOWN_TTL_MS a cached key keeps its last answer while PostgreSQL does not answer
+ * (I6: decisions go on through an outage; nothing can be revoked meanwhile anyway).
+ */
+const STALE_IF_ERROR_MS = 15 * 60_000;
 /** Unknown secrets, in their own small LRU so a flood of random keys cannot evict known ones. */
 const UNKNOWN_LIMIT = 2_000;
 const UNKNOWN_TTL_MS = 60_000;
@@ -74,8 +77,8 @@ export type AuthFailure = 'invalid' | 'expired';
 export class ApiKeysService implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger('api-keys');
   private readonly bootstrapHash: string | undefined;
-  /** hash → principal and the revision of the row it was read from. */
-  private readonly known = new LRUCache<string, { principal: Principal; revision: bigint; readAt: number }>({ max: KNOWN_LIMIT, ttl: KNOWN_TTL_MS });
+  /** hash → principal, the revision of the row it was read from, and when (epoch ms). */
+  private readonly known = new LRUCache<string, { principal: Principal; revision: bigint; readAt: number }>({ max: KNOWN_LIMIT, ttl: KNOWN_TTL_MS + STALE_IF_ERROR_MS });
   private readonly unknown = new LRUCache<string, true>({ max: UNKNOWN_LIMIT, ttl: UNKNOWN_TTL_MS });
   private readonly pending = new Map<string, Promise<Principal | null>>();
   /** keyId → last use (epoch ms) since the last flush; bounded by the number of keys in the table. */
@@ -114,17 +117,16 @@ export class ApiKeysService implements OnModuleInit, OnModuleDestroy {
   async authenticate(secret: string): Promise<Principal | null> {
     const hash = hashApiKey(secret);
     if (this.bootstrapHash && sameHash(hash, this.bootstrapHash)) return BOOTSTRAP;
-    const stale = this.known.peek(hash, { allowStale: true }); // before get(), which drops an expired entry
+    const cached = this.known.get(hash);
     const principal =
-      this.known.get(hash)?.principal ??
-      (this.unknown.has(hash)
-        ? null
-        : await this.lookup(hash).catch((error) => {
-            // A PostgreSQL outage must not stop decisions (I6): a key read recently keeps its last
-            // answer for a bounded time (nothing can be revoked while PostgreSQL is down anyway).
-            if (stale && Date.now() - stale.readAt < STALE_IF_ERROR_MS) return stale.principal;
-            throw error;
-          }));
+      cached && Date.now() - cached.readAt < KNOWN_TTL_MS
+        ? cached.principal
+        : this.unknown.has(hash)
+          ? null
+          : await this.lookup(hash).catch((error) => {
+              if (cached) return cached.principal;
+              throw error;
+            });
     if (!principal) return this.fail('invalid');
     if (principal.expiresAt !== null && principal.expiresAt <= Date.now()) return this.fail('expired');
     this.lastUsed.set(principal.keyId, Date.now());
