@@ -112,7 +112,19 @@ describe('finance invariants: refunds, approvals and bounds', () => {
     expect((await stack.call('POST', `/v1/decisions/${dropped.body.decision_id}/release`)).status).toBe(200);
     expect((await closed(waiting.body.workflow_id)).failure).toMatchObject({ type: 'DecisionUncharged' });
     expect(await balance(account)).toBe('43.000000');
-  });
+
+    // Also after a long wait: the poll backs off to at most 5 s, so the refund still ends within seconds.
+    const late = await decide(account, 2, { mode: 'reserve', hold_ttl_seconds: 600 });
+    const patient = await post('/v1/refunds', { account_id: account, decision_id: late.body.decision_id, reason: 'late' });
+    const handle = stack.temporal.workflow.getHandle(patient.body.workflow_id);
+    await eventually(async () => (((await handle.describe()).raw.pendingActivities?.[0]?.attempt ?? 0) >= 6 ? true : undefined), 60_000, 500);
+    expect((await stack.call('POST', `/v1/decisions/${late.body.decision_id}/release`)).status).toBe(200);
+    const ended = await eventually(async () => {
+      const body = await workflow(patient.body.workflow_id);
+      return body.status !== 'running' ? body : undefined;
+    }, 12_000);
+    expect(ended.failure).toMatchObject({ type: 'DecisionUncharged' });
+  }, 120_000);
 
   it('refuses at once what can never succeed: missing, denied, uncharged and other accounts’ decisions, NUL in the reason', async () => {
     const account = await newAccount();
