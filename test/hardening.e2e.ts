@@ -50,9 +50,10 @@ describe('hardening: findings of the outside test', () => {
     const [row] = await stack.ledger.query(`SELECT micros::text FROM approvals WHERE workflow_id = $1`, [put.body.workflow_id]);
     expect(row).toBeUndefined();
     // A contract worth at most the threshold in total still goes ahead alone.
+    const smallContract = `hard-${randomUUID().slice(0, 8)}`;
     const small = await stack.call(
       'PUT',
-      `/v1/entitlements/hard-${randomUUID().slice(0, 8)}`,
+      `/v1/entitlements/${smallContract}`,
       { account_id: account, credits_per_period: '10', period_seconds: 3600, starts_at: hoursAgo(1.5), ends_at: new Date(Date.now() + 5 * 3600_000).toISOString(), rollover_percent: 100 },
       finance,
     );
@@ -60,6 +61,15 @@ describe('hardening: findings of the outside test', () => {
     await eventually(async () => ((await stack.call('GET', `/v1/accounts/${account}`)).body.balance !== '0.000000' ? true : undefined));
     const [auto] = await stack.ledger.query(`SELECT status, micros::text FROM approvals WHERE workflow_id = $1`, [small.body.workflow_id]);
     expect(auto).toEqual({ status: 'auto', micros: '70000000' });
+    // An amendment claiming one period (starts_at moved to an hour before ends_at) is valued over the periods left: 5 × 100 > 100.
+    const ends = new Date(Date.now() + 5 * 3600_000);
+    const amend = await stack.call(
+      'PUT',
+      `/v1/entitlements/${smallContract}`,
+      { account_id: account, credits_per_period: '100', period_seconds: 3600, starts_at: new Date(ends.getTime() - 3600_000).toISOString(), ends_at: ends.toISOString(), rollover_percent: 100 },
+      finance,
+    );
+    expect(amend.status).toBe(409);
   });
 
   it('pages the audit log by numeric id: newest first, every row reachable past 1,000 rows, also per key', async () => {

@@ -277,7 +277,9 @@ export class FinanceService {
     const violations = entitlementViolations(shape, Date.now(), { catchUp: running === null });
     if (violations.length > 0) throw unprocessable(violations.map((v) => `${v.field}: ${v.issue}`).join('; '), violations);
     await this.roomForCredit(body.account_id, micros, 'credits_per_period');
-    const contractMicros = contractValueMicros(shape);
+    // An amendment applies from the next period whatever its starts_at says: value it over every
+    // period from now on, so moving starts_at later cannot hide periods from the approval.
+    const contractMicros = contractValueMicros(running === null ? shape : { ...shape, startsAtMs: Math.min(startsAtMs, Date.now()) });
     if (running !== null) await this.assertWithinApproval(workflowId, contractMicros);
     const terms = {
       accountId: body.account_id,
