@@ -307,7 +307,7 @@ describe('finance invariants: refunds, approvals and bounds', () => {
     expect(await balance(account)).toBe('999950.000000');
   });
 
-  it('four eyes on contracts: a large per-period grant waits for approval, and an amendment never exceeds what was approved', async () => {
+  it('four eyes on contracts: a contract worth more than the threshold (150 × 2 periods) waits for approval, and an amendment never exceeds the approved value', async () => {
     const account = await newAccount();
     const contract = `c-${randomUUID().slice(0, 8)}`;
     const now = Date.now();
@@ -324,7 +324,8 @@ describe('finance invariants: refunds, approvals and bounds', () => {
     expect((await stack.call('DELETE', `/v1/entitlements/${contract}`, undefined, finance)).status).toBe(202);
     expect((await closed(started.body.workflow_id)).result).toEqual({ status: 'cancelled', periods: 1 });
     const [row] = await stack.ledger.query('SELECT status, approver_key_id, micros::text FROM approvals WHERE workflow_id = $1', [started.body.workflow_id]);
-    expect(row).toEqual({ status: 'approved', approver_key_id: approverId, micros: '150000000' });
+    // The approved amount is the contract's total value: 150 credits × 2 periods.
+    expect(row).toEqual({ status: 'approved', approver_key_id: approverId, micros: '300000000' });
   });
 
   it('ends an approval that is not given in time as expired, visibly, with nothing booked', async () => {

@@ -183,7 +183,8 @@ describe('finance workflows: purchases and grants (ledger first, then Redis, exa
     const account = await newAccount();
     const contract = `c-${randomUUID().slice(0, 8)}`;
     const now = Date.now();
-    const terms = { account_id: account, credits_per_period: '5', period_seconds: 3600, starts_at: new Date(now).toISOString(), ends_at: new Date(now + 86_400_000).toISOString(), rollover_percent: 0 };
+    // 5 credits × 12 periods = 60 credits in total: under the approval threshold, so it starts at once.
+    const terms = { account_id: account, credits_per_period: '5', period_seconds: 3600, starts_at: new Date(now).toISOString(), ends_at: new Date(now + 12 * 3600_000).toISOString(), rollover_percent: 0 };
     const started = await stack.call('PUT', `/v1/entitlements/${contract}`, terms, finance);
     await eventually(async () => ((await balance(account)) === '5.000000' ? true : undefined));
     expect((await stack.call('DELETE', `/v1/entitlements/${contract}`, undefined, finance)).status).toBe(202);

@@ -12,6 +12,12 @@ export interface EntitlementTerms {
   startsAt: string;
   endsAt: string;
   rolloverPercent: number;
+  /**
+   * The contract's total value (credits_per_period × periods, micro-credits): what four-eyes
+   * approval is asked for, since catch-up and rollover can put far more than one period's credits
+   * in a lot. Absent in contracts started before this rule: then the per-period amount.
+   */
+  contractMicros?: string;
   /** Who asked, and the four-eyes terms the contract's per-period grant is approved under. */
   approval: ApprovalTerms;
 }
@@ -52,10 +58,10 @@ export async function entitlementWorkflow(terms: EntitlementTerms, progress: Ent
   setHandler(stateQuery, () => state);
 
   if (approvedMicros === null) {
-    // Four eyes on the contract's per-period grant, once, before its first period.
+    // Four eyes on the contract's total value, once, before its first period.
     const requested = current;
     const outcome = await approvedChange(
-      { operation: 'grant', accountId: requested.accountId, micros: BigInt(requested.creditsPerPeriodMicros) },
+      { operation: 'grant', accountId: requested.accountId, micros: BigInt(requested.contractMicros ?? requested.creditsPerPeriodMicros) },
       requested.approval,
       (s) => (state = s),
     );

@@ -38,6 +38,8 @@ function allowList(policy: OutboundPolicy): [Address, number][] {
   return parsed;
 }
 
+const IPV4_COMPATIBLE = ipaddr.parseCIDR('::/96');
+
 /**
  * Why `address` may not be reached, or undefined when it may: every address that ipaddr.js does
  * not classify as public `unicast` (loopback, private, link-local incl. 169.254.169.254, unique
@@ -46,7 +48,9 @@ function allowList(policy: OutboundPolicy): [Address, number][] {
 export function addressRefusal(address: string, policy: OutboundPolicy): string | undefined {
   if (!ipaddr.isValid(address)) return `${address} is not an IP address`;
   const parsed = ipaddr.process(address);
-  const range = parsed.range();
+  // ipaddr.js calls IPv4-compatible IPv6 (::/96, deprecated by RFC 4291, e.g. ::127.0.0.1) unicast;
+  // it embeds an IPv4 address like the mapped, 6to4, Teredo and NAT64 forms it does classify, so it is refused too.
+  const range = parsed.kind() === 'ipv6' && parsed.match(IPV4_COMPATIBLE) ? 'IPv4-compatible (::/96)' : parsed.range();
   if (range === 'unicast') return undefined;
   if (allowList(policy).some(([net, bits]) => net.kind() === parsed.kind() && parsed.match(net, bits))) return undefined;
   return `${parsed.toString()}, a ${range} address`;

@@ -23,6 +23,21 @@ export interface EntitlementShape {
   endsAtMs: number;
 }
 
+/** Periods of a contract, starts_at to ends_at (the last one may be short). */
+function periodsOf(c: EntitlementShape): number {
+  return Math.ceil((c.endsAtMs - c.startsAtMs) / (c.periodSeconds * 1000));
+}
+
+/**
+ * The contract's total value in micro-credits: credits_per_period × periods. It bounds every lot
+ * the contract can create — a caught-up period's lot and a lot carrying rollover alike hold at most
+ * what earlier periods granted and did not use — so it is the amount four-eyes approval is asked
+ * for. Call after entitlementViolations passed (then ≤ MAX_MICROS).
+ */
+export function contractValueMicros(c: EntitlementShape): bigint {
+  return c.creditsPerPeriodMicros * BigInt(periodsOf(c));
+}
+
 /**
  * Checks a contract against ENTITLEMENT_LIMITS at `nowMs`; returns the violations (empty when
  * fine). `catchUp: false` for an amendment of a running contract, which never replays past periods.
@@ -34,7 +49,7 @@ export function entitlementViolations(c: EntitlementShape, nowMs: number, option
     return [{ field: 'period_seconds', issue: `must be an integer in [${minPeriodSeconds}, ${maxPeriodSeconds}]` }];
   }
   const periodMs = c.periodSeconds * 1000;
-  const periods = Math.ceil((c.endsAtMs - c.startsAtMs) / periodMs);
+  const periods = periodsOf(c);
   if (periods > maxPeriods) out.push({ field: 'period_seconds', issue: `the contract has ${periods} periods; at most ${maxPeriods}` });
   const ended = options.catchUp && nowMs > c.startsAtMs ? Math.floor((Math.min(nowMs, c.endsAtMs) - c.startsAtMs) / periodMs) : 0;
   if (ended > maxCatchUpPeriods) {

@@ -1,4 +1,4 @@
-import { Client, WorkflowExecutionAlreadyStartedError, WorkflowStartOptions } from '@temporalio/client';
+import { Client, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowStartOptions } from '@temporalio/client';
 import { SearchAttributePair, Workflow } from '@temporalio/common';
 import { ACCOUNT_ID, OPERATION } from '../../../workflows/src/search-attributes';
 
@@ -50,9 +50,34 @@ export async function startOnce<T extends Workflow>(client: Client, taskQueue: s
   }
   if (request.fingerprint) {
     const existing = await client.workflow.getHandle(request.workflowId, runId).describe();
-    if (existing.memo?.fingerprint !== request.fingerprint) {
-      throw new IdempotencyConflict(`workflow ${request.workflowId} was started with a different request`);
-    }
+    assertSameRequest(request.workflowId, existing.memo?.fingerprint, request.fingerprint);
   }
-  return { workflow_id: request.workflowId, run_id: runId, status_url: `/v1/workflows/${encodeURIComponent(request.workflowId)}` };
+  return started(request.workflowId, runId);
+}
+
+const started = (workflowId: string, runId: string): StartedWorkflow => ({
+  workflow_id: workflowId,
+  run_id: runId,
+  status_url: `/v1/workflows/${encodeURIComponent(workflowId)}`,
+});
+
+function assertSameRequest(workflowId: string, recorded: unknown, fingerprint: string): void {
+  if (recorded !== fingerprint) throw new IdempotencyConflict(`workflow ${workflowId} was started with a different request`);
+}
+
+/**
+ * The answer to a repeated request, looked up before any pre-check (a bound that held when the
+ * first request ran may not hold any more — its own effect used it up): the execution already
+ * started under `workflowId` (running or closed) when its fingerprint matches, null when none was
+ * started. Throws IdempotencyConflict when one was started with another request.
+ */
+export async function findStarted(client: Client, workflowId: string, fingerprint: string): Promise<StartedWorkflow | null> {
+  try {
+    const existing = await client.workflow.getHandle(workflowId).describe();
+    assertSameRequest(workflowId, existing.memo?.fingerprint, fingerprint);
+    return started(workflowId, existing.runId);
+  } catch (error) {
+    if (error instanceof WorkflowNotFoundError) return null;
+    throw error;
+  }
 }

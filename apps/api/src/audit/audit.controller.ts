@@ -27,10 +27,11 @@ export class AuditController {
     if (limit !== undefined && !(/^\d{1,3}$/.test(limit) && Number(limit) >= 1 && Number(limit) <= MAX_PAGE)) throw invalidField('limit', `must be an integer in [1, ${MAX_PAGE}]`);
     if (keyId !== undefined && !/^[A-Za-z0-9-]{1,64}$/.test(keyId)) throw invalidField('key_id', 'must be an API key id');
     const size = limit === undefined ? DEFAULT_PAGE : Number(limit);
+    // `audit_log.id`, not `id`: ORDER BY `id` would name the output column `id::text` and sort as text.
     const rows: { id: string; at: Date; key_id: string; key_name: string | null; tenant: string | null; action: string; method: string; path: string; status: number; request_id: string; target: unknown }[] =
       await this.ledger.query(
         `SELECT id::text, at, key_id, key_name, tenant, action, method, path, status, request_id, target FROM audit_log
-         WHERE ($1::bigint IS NULL OR id < $1) AND ($2::text IS NULL OR key_id = $2) ORDER BY id DESC LIMIT $3`,
+         WHERE ($1::bigint IS NULL OR audit_log.id < $1::bigint) AND ($2::text IS NULL OR key_id = $2) ORDER BY audit_log.id DESC LIMIT $3`,
         [cursor ?? null, keyId ?? null, size],
       );
     return {

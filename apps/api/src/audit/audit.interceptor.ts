@@ -15,7 +15,12 @@ const SECRET_FIELD = /secret|^key$|password|token/i;
 /** A recorded request body larger than this (JSON characters) is replaced by its field names. */
 const MAX_TARGET_CHARS = 8_192;
 
+/**
+ * The value with secret fields replaced and every string made well-formed Unicode (a lone surrogate
+ * becomes U+FFFD), so the jsonb insert cannot fail on content the edge did not already refuse.
+ */
 function redact(value: unknown, depth = 0): unknown {
+  if (typeof value === 'string') return (value as string & { toWellFormed(): string }).toWellFormed();
   if (typeof value !== 'object' || value === null || depth > 8) return value;
   if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1));
   return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, SECRET_FIELD.test(k) ? '[redacted]' : redact(v, depth + 1)]));
@@ -24,10 +29,10 @@ function redact(value: unknown, depth = 0): unknown {
 /** What an audit row says was acted on: the path parameters, the body (secrets redacted) and the workflow started. */
 export function auditTarget(params: unknown, body: unknown, result: unknown): Record<string, unknown> {
   const workflowId = (result as { workflow_id?: unknown } | null)?.workflow_id;
-  const target: Record<string, unknown> = { params, body: redact(body), ...(typeof workflowId === 'string' ? { workflow_id: workflowId } : {}) };
+  const target: Record<string, unknown> = { params: redact(params), body: redact(body), ...(typeof workflowId === 'string' ? { workflow_id: workflowId } : {}) };
   if (JSON.stringify(target).length <= MAX_TARGET_CHARS) return target;
   const fields = typeof body === 'object' && body !== null ? Object.keys(body).slice(0, 64) : [];
-  return { params, body_fields: fields, truncated: true, ...(typeof workflowId === 'string' ? { workflow_id: workflowId } : {}) };
+  return { params: redact(params), body_fields: fields, truncated: true, ...(typeof workflowId === 'string' ? { workflow_id: workflowId } : {}) };
 }
 
 /**

@@ -78,7 +78,7 @@ export class FinanceController {
   /** Creates an enterprise contract, or amends it from its next period. */
   @ApiOperation({ summary: 'Create or amend an enterprise contract (entitlement workflow)' })
   @ApiAcceptedResponse({ type: WorkflowSignalledView })
-  @ApiErrors(404, 422)
+  @ApiErrors(404, 409, 422)
   @Put('entitlements/:contractId')
   @HttpCode(202)
   @RequireScope('finance')

@@ -1,6 +1,6 @@
 import { ApiProperty } from '@nestjs/swagger';
-import { IsBoolean, IsIn, IsInt, IsISO8601, IsOptional, IsString, Length, Matches, Max, Min } from 'class-validator';
-import { AccountIdField, CreditsField, IdempotencyKeyField, NO_NUL, ReasonField } from '../http/fields';
+import { IsBoolean, IsIn, IsInt, IsISO8601, IsString, Length, Matches, Max, Min } from 'class-validator';
+import { AccountIdField, CreditsField, IdempotencyKeyField, NO_NUL, OptionalField, ReasonField } from '../http/fields';
 
 export class PurchaseDto {
   @AccountIdField()
@@ -19,7 +19,7 @@ export class GrantDto extends PurchaseDto {
   kind: 'promo' | 'adjustment';
 
   @ApiProperty({ required: false, example: '2026-12-31T00:00:00Z' })
-  @IsOptional()
+  @OptionalField()
   @IsISO8601({ strict: true }, { message: 'expires_at must be an ISO-8601 time' })
   expires_at?: string;
 
@@ -40,7 +40,7 @@ export class RefundDto {
   account_id: string;
 
   @ApiProperty({ required: false, description: "refund (part of) this decision's charge; else of the account's charges" })
-  @IsOptional()
+  @OptionalField()
   @IsString()
   @Length(1, 200)
   decision_id?: string;
@@ -76,7 +76,7 @@ export class ApprovalDto {
   approve: boolean;
 
   @ApiProperty({ required: false, example: 'checked with the customer' })
-  @IsOptional()
+  @OptionalField()
   @IsString()
   @Length(1, 500)
   @Matches(NO_NUL, { message: 'note must not contain U+0000' })
@@ -113,13 +113,13 @@ export class EntitlementDto {
 
 export class AlertsDto {
   @ApiProperty({ required: false, example: 'https://example.com/hooks/spillway' })
-  @IsOptional()
+  @OptionalField()
   @IsString()
   @Length(1, 2048)
   webhook_url?: string;
 
   @ApiProperty({ required: false, description: 'HMAC-SHA256 key for the Spillway-Signature header; never returned' })
-  @IsOptional()
+  @OptionalField()
   @IsString()
   @Length(16, 200)
   webhook_secret?: string;

@@ -3,7 +3,7 @@ import { Client, WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdat
 import { ApplicationFailure, Workflow } from '@temporalio/common';
 import { DataSource } from 'typeorm';
 import { SpillwayConfig } from '../../../../libs/config/src/config';
-import { entitlementViolations } from '../../../../libs/contracts/src/entitlements';
+import { contractValueMicros, entitlementViolations } from '../../../../libs/contracts/src/entitlements';
 import { SpillwayError, conflict, dependencyDown, invalidField, notFound, unprocessable } from '../../../../libs/contracts/src/errors';
 import { MAX_MICROS, formatCredits, parseCredits } from '../../../../libs/contracts/src/money';
 import { workflowIds } from '../../../../libs/contracts/src/temporal';
@@ -12,7 +12,7 @@ import { heldMicros } from '../../../../libs/ledger/src/lots';
 import { refundRoom } from '../../../../libs/ledger/src/refunds';
 import { IdempotencyConflict, StartRequest } from '../../../../libs/temporal/src/start';
 import { adjustmentWorkflow } from '../../../../workflows/src/adjustment.workflow';
-import { Actor, ApprovalTerms, NOT_AWAITING_APPROVAL, SELF_APPROVAL, approveUpdate } from '../../../../workflows/src/approval';
+import { Actor, ApprovalTerms, SELF_APPROVAL, approveUpdate } from '../../../../workflows/src/approval';
 import { amendSignal, cancelContractSignal, entitlementWorkflow } from '../../../../workflows/src/entitlement.workflow';
 import { cancelGrantSignal, grantWorkflow } from '../../../../workflows/src/grant.workflow';
 import { purchaseWorkflow } from '../../../../workflows/src/purchase.workflow';
@@ -102,12 +102,29 @@ export class FinanceService {
     }
   }
 
+  /**
+   * A repeated request is answered before any pre-check: the same request gets the first answer
+   * (202, same workflow) even when its own effect has since used up the bound; another request
+   * under the same idempotency key is a 409. Null when nothing was started under `workflowId`.
+   */
+  private async replayed(workflowId: string, fingerprint: string): Promise<StartedWorkflow | null> {
+    try {
+      return await this.starter.started(workflowId, fingerprint);
+    } catch (error) {
+      if (error instanceof IdempotencyConflict) throw conflict(error.message);
+      throw error;
+    }
+  }
+
   async purchase(body: PurchaseDto, principal: Principal | undefined) {
     const micros = this.amount('credits', body.credits);
     const tenant = await this.account(principal, body.account_id);
-    await this.roomForCredit(body.account_id, micros, 'credits');
     // The workflow id is the tenant- and account-scoped idempotency key; the payment provider gets it too.
     const workflowId = workflowIds.purchase({ tenant, accountId: body.account_id }, body.idempotency_key);
+    const fingerprint = `${body.account_id}|${micros}`;
+    const replay = await this.replayed(workflowId, fingerprint);
+    if (replay) return replay;
+    await this.roomForCredit(body.account_id, micros, 'credits');
     return this.start({
       workflowType: purchaseWorkflow,
       workflowId,
@@ -115,7 +132,7 @@ export class FinanceService {
       accountId: body.account_id,
       operation: 'purchase',
       memo: { actor: principal?.keyId, reason: 'purchase' },
-      fingerprint: `${body.account_id}|${micros}`,
+      fingerprint,
     });
   }
 
@@ -123,17 +140,21 @@ export class FinanceService {
     const micros = this.amount('credits', body.credits);
     const tenant = await this.account(principal, body.account_id);
     const expiresAt = body.expires_at ? new Date(body.expires_at) : null;
+    const workflowId = workflowIds.grant(body.kind, { tenant, accountId: body.account_id }, body.idempotency_key);
+    const fingerprint = `${body.account_id}|${body.kind}|${micros}|${expiresAt?.toISOString() ?? ''}`;
+    const replay = await this.replayed(workflowId, fingerprint);
+    if (replay) return replay;
     if (expiresAt && expiresAt.getTime() <= Date.now()) throw unprocessable('expires_at is in the past', [{ field: 'expires_at', issue: 'must be in the future' }]);
     await this.roomForCredit(body.account_id, micros, 'credits');
     const terms = this.approvalTerms(principal);
     return this.start({
       workflowType: grantWorkflow,
-      workflowId: workflowIds.grant(body.kind, { tenant, accountId: body.account_id }, body.idempotency_key),
+      workflowId,
       args: [{ accountId: body.account_id, kind: body.kind, micros: micros.toString(), expiresAt: expiresAt?.toISOString() ?? null, ...terms }],
       accountId: body.account_id,
       operation: `grant_${body.kind}`,
       memo: { actor: terms.requestedBy.keyId, actor_name: terms.requestedBy.name, reason: body.reason },
-      fingerprint: `${body.account_id}|${body.kind}|${micros}|${expiresAt?.toISOString() ?? ''}`,
+      fingerprint,
     });
   }
 
@@ -157,6 +178,10 @@ export class FinanceService {
     const asked = body.credits === undefined ? null : this.amount('credits', body.credits);
     const tenant = await this.account(principal, body.account_id);
     const decisionId = body.decision_id ?? null;
+    const workflowId = workflowIds.refund({ tenant, accountId: body.account_id }, body.idempotency_key);
+    const fingerprint = `${body.account_id}|${decisionId ?? ''}|${asked ?? 'all'}`;
+    const replay = await this.replayed(workflowId, fingerprint);
+    if (replay) return replay;
     const exceeds = (left: bigint) =>
       unprocessable(`only ${formatCredits(left)} credits are refundable`, [{ field: 'credits', issue: 'exceeds what was charged and not yet refunded (per decision and per account)' }]);
     if (decisionId === null) {
@@ -182,28 +207,32 @@ export class FinanceService {
     const terms = this.approvalTerms(principal);
     return this.start({
       workflowType: refundWorkflow,
-      workflowId: workflowIds.refund({ tenant, accountId: body.account_id }, body.idempotency_key),
+      workflowId,
       args: [{ accountId: body.account_id, decisionId, micros: asked?.toString() ?? null, reason: body.reason, ...terms }],
       accountId: body.account_id,
       operation: 'refund',
       memo: { actor: terms.requestedBy.keyId, actor_name: terms.requestedBy.name, reason: body.reason },
-      fingerprint: `${body.account_id}|${decisionId ?? ''}|${asked ?? 'all'}`,
+      fingerprint,
     });
   }
 
   async adjust(body: AdjustmentDto, principal: Principal | undefined) {
     const micros = this.amount('credits', body.credits, { signed: true });
     const tenant = await this.account(principal, body.account_id);
+    const workflowId = workflowIds.adjustment({ tenant, accountId: body.account_id }, body.idempotency_key);
+    const fingerprint = `${body.account_id}|${micros}`;
+    const replay = await this.replayed(workflowId, fingerprint);
+    if (replay) return replay;
     if (micros > 0n) await this.roomForCredit(body.account_id, micros, 'credits');
     const terms = this.approvalTerms(principal);
     return this.start({
       workflowType: adjustmentWorkflow,
-      workflowId: workflowIds.adjustment({ tenant, accountId: body.account_id }, body.idempotency_key),
+      workflowId,
       args: [{ accountId: body.account_id, micros: micros.toString(), reason: body.reason, ...terms }],
       accountId: body.account_id,
       operation: 'adjustment',
       memo: { actor: terms.requestedBy.keyId, actor_name: terms.requestedBy.name, reason: body.reason },
-      fingerprint: `${body.account_id}|${micros}`,
+      fingerprint,
     });
   }
 
@@ -226,8 +255,8 @@ export class FinanceService {
       if (error instanceof WorkflowUpdateFailedError) {
         const cause = error.cause instanceof ApplicationFailure ? error.cause : undefined;
         if (cause?.type === SELF_APPROVAL) throw new SpillwayError(403, 'forbidden', cause.message);
-        if (cause?.type === NOT_AWAITING_APPROVAL) throw conflict(`workflow ${workflowId} has no pending approval`);
-        throw conflict(cause?.message ?? error.message);
+        // NotAwaitingApproval, or a run past its approval phase (no handler any more): Temporal's text stays internal.
+        throw conflict(`workflow ${workflowId} has no pending approval`);
       }
       throw error;
     }
@@ -248,10 +277,14 @@ export class FinanceService {
     const violations = entitlementViolations(shape, Date.now(), { catchUp: running === null });
     if (violations.length > 0) throw unprocessable(violations.map((v) => `${v.field}: ${v.issue}`).join('; '), violations);
     await this.roomForCredit(body.account_id, micros, 'credits_per_period');
-    if (running !== null) await this.assertWithinApproval(workflowId, micros);
+    // An amendment applies from the next period whatever its starts_at says: value it over every
+    // period from now on, so moving starts_at later cannot hide periods from the approval.
+    const contractMicros = contractValueMicros(running === null ? shape : { ...shape, startsAtMs: Math.min(startsAtMs, Date.now()) });
+    if (running !== null) await this.assertWithinApproval(workflowId, contractMicros);
     const terms = {
       accountId: body.account_id,
       creditsPerPeriodMicros: micros.toString(),
+      contractMicros: contractMicros.toString(),
       periodSeconds: body.period_seconds,
       startsAt: new Date(startsAtMs).toISOString(),
       endsAt: new Date(endsAtMs).toISOString(),
@@ -273,7 +306,11 @@ export class FinanceService {
     return { workflow_id: workflowId, run_id: handle.signaledRunId, status_url: status(workflowId) };
   }
 
-  /** An amendment may raise the per-period grant only up to what was approved, or the threshold. */
+  /**
+   * An amendment may raise the contract's total value (credits_per_period × periods) only up to
+   * what was approved, or the threshold. (Contracts approved before the total-value rule recorded
+   * their per-period amount, so for them this is stricter, never looser.)
+   */
   private async assertWithinApproval(workflowId: string, micros: bigint): Promise<void> {
     const [row]: { micros: string }[] = await this.ledger.query(`SELECT micros::text FROM approvals WHERE workflow_id = $1 AND status IN ('auto', 'approved')`, [
       workflowId,
@@ -281,7 +318,7 @@ export class FinanceService {
     const approved = row ? BigInt(row.micros) : 0n;
     const ceiling = approved > this.config.approvalThresholdMicros ? approved : this.config.approvalThresholdMicros;
     if (micros > ceiling) {
-      throw conflict(`credits_per_period above the approved ${formatCredits(ceiling)} credits needs a new contract (and its approval)`);
+      throw conflict(`a contract value (credits_per_period × periods) above the approved ${formatCredits(ceiling)} credits needs a new contract (and its approval)`);
     }
   }
 

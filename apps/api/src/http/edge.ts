@@ -13,19 +13,33 @@ export const MAX_PARAM_LENGTH = 2048;
 export const BODY_LIMIT_BYTES = 256 * 1024;
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/** ES2024 String methods present in Node 20 but not in the ES2022 typings. */
+type WellFormedText = string & { isWellFormed(): boolean };
+
+/**
+ * A string PostgreSQL can store as text and as JSON: no U+0000, and well-formed Unicode (a lone
+ * UTF-16 surrogate such as JSON's "\ud800" has no UTF-8 form; jsonb refuses it).
+ */
+function textProblem(text: string, field: string): ErrorDetail | undefined {
+  if (text.includes('\u0000')) return { field, issue: 'must not contain U+0000' };
+  if (!(text as WellFormedText).isWellFormed()) return { field, issue: 'must be well-formed Unicode (no lone UTF-16 surrogate)' };
+  return undefined;
+}
+
 /**
  * The first problem of a piece of user input (params, query or body), or undefined:
- * U+0000 anywhere in a string or an object key (PostgreSQL refuses it in text), or nesting
+ * U+0000 or a lone surrogate anywhere in a string or an object key (see textProblem), or nesting
  * deeper than MAX_BODY_DEPTH. Recursion is bounded by MAX_BODY_DEPTH, the node count by the body limit.
  */
 export function inspectInput(value: unknown, field: string, depth = 0): ErrorDetail | undefined {
-  if (typeof value === 'string') return value.includes('\u0000') ? { field: field || 'body', issue: 'must not contain U+0000' } : undefined;
+  if (typeof value === 'string') return textProblem(value, field || 'body');
   if (typeof value !== 'object' || value === null) return undefined;
   if (depth >= MAX_BODY_DEPTH) return { field: field || 'body', issue: `nests deeper than ${MAX_BODY_DEPTH} levels` };
   const isArray = Array.isArray(value);
   for (const [key, item] of Object.entries(value)) {
     const name = isArray ? `${field || 'body'}[${key}]` : field ? `${field}.${key}` : key;
-    if (key.includes('\u0000')) return { field: name, issue: 'must not contain U+0000' };
+    const keyProblem = textProblem(key, name);
+    if (keyProblem) return keyProblem;
     const found = inspectInput(item, name, depth + 1);
     if (found) return found;
   }

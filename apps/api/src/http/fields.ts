@@ -1,6 +1,6 @@
 import { applyDecorators } from '@nestjs/common';
 import { ApiProperty } from '@nestjs/swagger';
-import { IsOptional, IsString, Length, Matches } from 'class-validator';
+import { IsString, Length, Matches, ValidateIf } from 'class-validator';
 import { ACCOUNT_ID_PATTERN } from '../../../../libs/engine/src/plan-definition';
 
 /** Field rules shared by the request bodies, each validated at the edge and named in a 400. */
@@ -17,6 +17,13 @@ export const IdempotencyKeyField = (options: { required: boolean } = { required:
     Matches(IDEMPOTENCY_KEY, { message: 'idempotency_key must be 1-200 characters of [A-Za-z0-9._:@-]' }),
   );
 
+/**
+ * An optional body field: absent (undefined) skips its rules, but an explicit `null` is checked
+ * like any other value and so refused with a 400 naming the field (class-validator's IsOptional
+ * would let null through to code expecting a string).
+ */
+export const OptionalField = () => ValidateIf((_object: unknown, value: unknown) => value !== undefined);
+
 /** Text PostgreSQL can store: no U+0000. */
 export const NO_NUL = /^[^\u0000]*$/;
 
@@ -27,7 +34,7 @@ export const ReasonField = () =>
 export const CreditsField = (name: string, options: { optional?: boolean; signed?: boolean; example?: string } = {}) =>
   applyDecorators(
     ApiProperty({ example: options.example ?? '100', required: !options.optional, description: `${options.signed ? 'signed ' : ''}credits, up to 6 decimal places` }),
-    ...(options.optional ? [IsOptional()] : []),
+    ...(options.optional ? [OptionalField()] : []),
     IsString(),
     Matches(options.signed ? SIGNED_CREDITS : CREDITS, { message: `${name} must be a ${options.signed ? 'signed ' : ''}decimal string with up to 6 places` }),
   );

@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { Client } from '@temporalio/client';
 import { Workflow } from '@temporalio/common';
 import { SpillwayConfig } from '../../../../libs/config/src/config';
-import { StartRequest, StartedWorkflow, startOnce } from '../../../../libs/temporal/src/start';
+import { StartRequest, StartedWorkflow, findStarted, startOnce } from '../../../../libs/temporal/src/start';
 import { CONFIG, TEMPORAL } from '../infra/tokens';
 
 export type { StartedWorkflow };
@@ -17,5 +17,10 @@ export class WorkflowStarter {
 
   start<T extends Workflow>(request: StartRequest<T>): Promise<StartedWorkflow> {
     return startOnce(this.temporal, this.config.temporal.taskQueue, request);
+  }
+
+  /** The execution a repeated request already started (see findStarted): null when none; IdempotencyConflict for another request. */
+  started(workflowId: string, fingerprint: string): Promise<StartedWorkflow | null> {
+    return findStarted(this.temporal, workflowId, fingerprint);
   }
 }

@@ -3398,6 +3398,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description the idempotency key was used with a different request, or the object is not in a state that allows this */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description well-formed but impossible (e.g. beyond the amount limit, not in the plan) */
             422: {
                 headers: {
