@@ -179,7 +179,8 @@ describe('money invariants under random interleavings (model-based, real HTTP AP
       } catch (error) {
         const message = (error as Error).message;
         const path = /path: "([^"]*)"/.exec(message)?.[1] ?? '';
-        throw new Error(`${message}\n\nreplay: FUZZ_SEED=${seed} FUZZ_PATH=${path} npx jest --runInBand test/money.fuzz.e2e.ts`);
+        const cause = (error as { cause?: Error }).cause;
+        throw new Error(`${cause ? `${cause.name}: ${cause.message}\n\n` : ''}${message}\n\nreplay: FUZZ_SEED=${seed} FUZZ_PATH=${path} npx jest --runInBand test/money.fuzz.e2e.ts`);
       }
     },
     (minutes > 0 ? minutes * 60 : Math.max(1, runs) * 300) * 1000 + 180_000,

@@ -32,6 +32,14 @@ import { Response, System, poll } from './system';
  */
 export type Cmd = fc.AsyncCommand<Model, System, boolean>;
 
+/**
+ * Exploration only: FUZZ_AVOID=long-ids,... keeps the generators away from inputs of a finding
+ * that is known and not fixed yet on the branch under test, to look past it. Never weakens a
+ * check; the default (empty) generates everything.
+ */
+export const AVOID = new Set((process.env.FUZZ_AVOID ?? '').split(',').filter(Boolean));
+const idLength = (max: number) => (AVOID.has('long-ids') ? Math.min(max, 40) : max);
+
 const ID_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:@-';
 const KEY_CHARS = 'abcdefghijklmnopqrstuvwxyz0123456789._-';
 const WINDOW_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-';
@@ -61,12 +69,12 @@ export const worldArb: fc.Arbitrary<World> = fc
     windows: fc.tuple(fc.constantFrom('h', 'lots', 'i', 'day', '5h'), sized(WINDOW_CHARS, 32)),
   })
   .map((w) => {
-    const first = `${w.nonce}${w.accountTail}`.slice(0, 120);
+    const first = `${w.nonce}${w.accountTail}`.slice(0, idLength(120));
     return {
       nonce: w.nonce,
       features: w.featureTails.map((t, i) => `${w.nonce}${i}${t}`.slice(0, 100)),
       plans: w.planTails.map((t, i) => `${w.nonce}${i}${t}`.slice(0, 100)),
-      accounts: [first, `${first}${w.aliasSuffix}`, `${w.nonce}${w.longTail}`.slice(0, 128)],
+      accounts: [first, `${first}${AVOID.has('alias-ids') ? 'x' : w.aliasSuffix}`, `${w.nonce}${w.longTail}`.slice(0, idLength(128))],
       windows: w.windows[0] === w.windows[1] ? [w.windows[0]] : w.windows,
     };
   });
@@ -74,7 +82,7 @@ export const worldArb: fc.Arbitrary<World> = fc
 /** Idempotency keys: a few reused ones (replays, 409s) and ones that spell other keys' names. */
 function decisionKey(world: Model, choice: number, fresh: string): string {
   const [f0] = Object.keys(world.features);
-  const vocabulary = ['k', '1:i:k', 'lots', 'lotmeta', `1:w:${f0}:h`, `1:w:${f0}:lots`, `1:f:${f0}`, 'k2', fresh];
+  const vocabulary = AVOID.has('alias-keys') ? ['k', 'k2', 'k3', fresh] : ['k', '1:i:k', 'lots', 'lotmeta', `1:w:${f0}:h`, `1:w:${f0}:lots`, `1:f:${f0}`, 'k2', fresh];
   return vocabulary[choice % vocabulary.length];
 }
 
@@ -329,7 +337,7 @@ class ReserveAndExpire implements Cmd {
 
 // ---------------------------------------------------------------- finance
 
-const financeKey = (m: Model, tail: string) => `${m.nonce}${tail}`.slice(0, 200);
+const financeKey = (m: Model, tail: string) => `${m.nonce}${tail}`.slice(0, idLength(200));
 
 /** A finance request that starts a workflow: 4xx, or 202 and (for a new key) a workflow to drive. */
 async function startWorkflow(m: Model, s: System, where: string, pathname: string, body: Record<string, unknown>, workflowId: string, fingerprintText: string) {
@@ -477,6 +485,7 @@ class Refund implements Cmd {
     if (this.waitSettled || target === null) await s.settled(a);
     await s.clearOfExpiry(a);
     const left = refundable(a, target);
+    if (AVOID.has('refund-nothing') && left === 0n) return;
     const ask = { all: undefined, exact: left, over: left + 1n, part: left / 2n, micro: 1n }[this.amount];
     const body = { account_id: a.id, reason: 'fuzz', idempotency_key: financeKey(m, `r${this.key}`), ...(target ? { decision_id: target } : {}), ...(ask !== undefined ? { credits: credits(ask) } : {}) };
     const where = `${this}: ${target ?? 'account'}, refundable ${credits(left)}, asked ${ask === undefined ? 'all' : credits(ask)}`;

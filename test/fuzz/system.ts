@@ -141,12 +141,29 @@ export class System {
   async reconcile(): Promise<any> {
     const started = await this.call('POST', '/v1/reconciliations');
     expectStatus('POST /v1/reconciliations', started, [202]);
-    return poll(`reconciliation ${started.body.workflow_id} to complete`, async () => {
-      const r = await this.call('GET', `/v1/reconciliations/${encodeURIComponent(started.body.workflow_id)}`);
-      expectStatus('GET reconciliation', r, [200]);
-      if (r.body.status === 'failed') throw new Finding(`reconciliation failed: ${JSON.stringify(r.body).slice(0, 500)}`);
-      return r.body.status === 'completed' ? r.body : undefined;
-    }, 90_000, 250);
+    try {
+      return await poll(`reconciliation ${started.body.workflow_id} to complete`, async () => {
+        const r = await this.call('GET', `/v1/reconciliations/${encodeURIComponent(started.body.workflow_id)}`);
+        expectStatus('GET reconciliation', r, [200]);
+        if (r.body.status === 'failed') throw new Finding(`reconciliation failed: ${JSON.stringify(r.body).slice(0, 500)}`);
+        if (r.body.status === 'completed') return r.body;
+        const handle = this.stack.temporal.workflow.getHandle(started.body.workflow_id);
+        const description = await handle.describe();
+        if (description.status.name === 'FAILED') {
+          const cause = await handle.result().then(
+            () => '',
+            (e) => `${e?.cause?.cause?.message ?? e?.cause?.message ?? e?.message}`,
+          );
+          throw new Finding(`reconciliation workflow FAILED (${cause.slice(0, 300)}) while its report says ${JSON.stringify(r.body.status)}`);
+        }
+        return undefined;
+      }, 90_000, 250);
+    } catch (error) {
+      // Say why: the last failure of its activity, as Temporal records it.
+      const description = await this.stack.temporal.workflow.getHandle(started.body.workflow_id).describe().catch(() => undefined);
+      const failure = description?.raw.pendingActivities?.[0]?.lastFailure?.message;
+      throw new Finding(`${(error as Error).message}; workflow ${description?.status.name}, last activity failure: ${failure}`);
+    }
   }
 
   /** The independent audit (`dist/scripts/audit.js`, its own SQL): exit code, and FAIL lines. */
