@@ -101,6 +101,9 @@ const quantity = fc.oneof(
 );
 
 const account = (model: Model, i: number) => model.accounts[i % model.accounts.length];
+/** What the account's lots would hold with `extra` more: past MAX_MICROS the API may refuse. */
+const totalWith = (a: Account, extra: bigint) => a.lots.reduce((sum, l) => sum + l.remaining, 0n) + extra;
+const avoidHuge = (a: Account, extra: bigint) => AVOID.has('huge-balance') && totalWith(a, extra) > MAX_MICROS;
 const path = (id: string) => encodeURIComponent(id);
 
 // ---------------------------------------------------------------- catalogue
@@ -328,8 +331,10 @@ class ReserveAndExpire implements Cmd {
       // The timer released it: the model follows (nothing else touched the account meanwhile).
       stepSettle(m, hold.decisionId, 1, { status: 409, body: { error: { code: 'hold_expired' } } }, Date.now());
     }
-    const again = await s.call('POST', `/v1/decisions/${path(hold.decisionId)}/commit`, { quantity: 2 }, s.keys.decide);
-    stepSettle(m, hold.decisionId, 2, again, Date.now());
+    if (!AVOID.has('expired-code')) {
+      const again = await s.call('POST', `/v1/decisions/${path(hold.decisionId)}/commit`, { quantity: 2 }, s.keys.decide);
+      stepSettle(m, hold.decisionId, 2, again, Date.now());
+    }
     await s.checkAccount(m, a, this.toString());
   }
   toString = () => `ReserveAndExpire(${this.account}, ${JSON.stringify(this.d)}, ${this.lateCommit})`;
@@ -361,11 +366,12 @@ class Purchase implements Cmd {
     const amount = this.micros > MAX_MICROS ? `${credits(this.micros)}0` : credits(this.micros);
     const workflowId = `purchase-${key}`;
     const where = this.toString();
+    if (avoidHuge(a, this.micros)) return;
     if (parseCreditsText(amount) === undefined) return expectStatus(where, await s.call('POST', '/v1/purchases', { account_id: a.id, credits: amount, idempotency_key: key }, s.keys.finance), [400]);
     const started = await startWorkflow(m, s, where, '/v1/purchases', { account_id: a.id, credits: amount, idempotency_key: key }, workflowId, `${a.id}|${this.micros}`);
     if (!started) return;
     const { r, known } = started;
-    const total = a.lots.reduce((sum, l) => sum + l.remaining, 0n) + this.micros;
+    const total = totalWith(a, this.micros);
     if (r.status !== 202 && total > MAX_MICROS && !known) return expectStatus(where, r, [400, 422]); // a balance past the exact range may be refused
     expectStatus(where, r, [202]);
     if (r.body.workflow_id !== workflowId) throw new Finding(`${where}: workflow id ${r.body.workflow_id}, expected ${workflowId}`);
@@ -403,9 +409,10 @@ class Grant implements Cmd {
     const expiresAt = { none: null, short: Date.now() + 4000, long: Date.now() + 3_600_000, past: Date.now() - 1000 }[this.expiry];
     const body = { account_id: a.id, kind: this.kind, credits: credits(this.micros), reason: 'fuzz', idempotency_key: key, ...(expiresAt ? { expires_at: new Date(expiresAt).toISOString() } : {}) };
     const where = this.toString();
+    if (avoidHuge(a, this.micros)) return;
     const r = await s.call('POST', '/v1/grants', body, s.keys.finance);
     if (this.expiry === 'past') return expectStatus(where, r, [400, 422]);
-    const total = a.lots.reduce((sum, l) => sum + l.remaining, 0n) + this.micros;
+    const total = totalWith(a, this.micros);
     if (r.status !== 202 && total > MAX_MICROS) return expectStatus(where, r, [400, 422]);
     expectStatus(where, r, [202]);
     const needsApproval = this.micros > m.approvalThreshold;
@@ -539,8 +546,9 @@ class Adjust implements Cmd {
     const signed = this.negative ? -this.micros : this.micros;
     const key = financeKey(m, `a${this.key}`);
     const where = this.toString();
+    if (!this.negative && avoidHuge(a, this.micros)) return;
     const r = await s.call('POST', '/v1/adjustments', { account_id: a.id, credits: credits(signed), reason: 'fuzz', idempotency_key: key }, s.keys.finance);
-    const total = a.lots.reduce((sum, l) => sum + l.remaining, 0n) + this.micros;
+    const total = totalWith(a, this.micros);
     if (!this.negative && r.status !== 202 && total > MAX_MICROS) return expectStatus(where, r, [400, 422]);
     expectStatus(where, r, [202]);
     const { status, approvalAsked } = await s.finish(r, this.approve);
@@ -589,6 +597,7 @@ class Entitlement implements Cmd {
       rollover_percent: 50,
     };
     const where = this.toString();
+    if (avoidHuge(a, this.micros * 2n)) return;
     const r = await s.call('PUT', `/v1/entitlements/${path(contract)}`, body, s.keys.finance);
     if (m.contracts.includes(contract)) {
       // An amendment applies from the next period: nothing changes now.
@@ -603,7 +612,7 @@ class Entitlement implements Cmd {
       expectStatus(where, r, [400, 422]);
       return s.checkAccount(m, a, where);
     }
-    const total = a.lots.reduce((sum, l) => sum + l.remaining, 0n) + this.micros * 2n;
+    const total = totalWith(a, this.micros * 2n);
     if (r.status !== 202 && total > MAX_MICROS) return expectStatus(where, r, [400, 422]);
     expectStatus(where, r, [202]);
     m.contracts.push(contract);
