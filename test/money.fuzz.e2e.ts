@@ -141,6 +141,23 @@ describe('money invariants under random interleavings (model-based, real HTTP AP
       const ledger = await system.call('GET', `/v1/accounts/${encodeURIComponent(account.id)}/ledger`, undefined, system.keys.finance);
       expectEq(`ledger balance of ${account.id}`, { balance: ledger.body.balance, unsettled: ledger.body.unsettled_decisions }, { balance: credits(balanceAt(account, Date.now())), unsettled: 0 });
     }
+    // I1/I2: exactly one monetization event per charged decision, at the model's amount; refunds as booked.
+    const ids = model.accounts.map((a) => a.id);
+    const monetized: { usage_event_id: string; micros: string }[] = await stack.ledger.query(
+      'SELECT usage_event_id, credits_micros::text AS micros FROM monetization_events WHERE account_id = ANY($1::text[]) ORDER BY usage_event_id',
+      [ids],
+    );
+    const charges = model.accounts.flatMap((a) => Object.entries(a.charges)).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
+    expectEq('monetization events of the run', monetized.map((r) => [r.usage_event_id, r.micros]), charges.map(([id, c]) => [id, c.toString()]));
+    const refunds: { account_id: string; micros: string }[] = await stack.ledger.query(
+      'SELECT account_id, sum(micros)::text AS micros FROM refunds WHERE account_id = ANY($1::text[]) GROUP BY account_id ORDER BY account_id',
+      [ids],
+    );
+    expectEq(
+      'refunds of the run',
+      refunds.map((r) => [r.account_id, r.micros]),
+      model.accounts.filter((a) => a.refundedTotal > 0n).map((a) => [a.id, a.refundedTotal.toString()]).sort(([x], [y]) => (x < y ? -1 : 1)),
+    );
     const report = await system.reconcile();
     const fresh = [...report.discrepancies, ...report.repaired].map((d) => JSON.stringify(d)).filter((d) => !baseline.includes(d));
     const audit = await system.audit();
