@@ -7,7 +7,7 @@ import { DecisionEngine } from '../libs/engine/src/engine';
 import { CatalogueRepository } from '../apps/api/src/catalogue/catalogue.repository';
 import { PolicyCache } from '../apps/api/src/catalogue/policy-cache';
 import { presentDecision } from '../apps/api/src/decisions/decision.presenter';
-import { ENGINE_OPTIONS } from '../libs/engine/src/options';
+import { engineOptions } from '../libs/engine/src/options';
 
 /** The ceiling for (C): a bare Fastify route calling the same engine and policy cache, nothing else. */
 async function main(): Promise<void> {
@@ -15,7 +15,7 @@ async function main(): Promise<void> {
   const ledger = await openLedger(config.databaseUrl, { migrate: false });
   const cache = new PolicyCache(new CatalogueRepository(ledger), config);
   await cache.refresh();
-  const engine = new DecisionEngine(createRedis(config.redisUrl), { partitions: config.partitions, ...ENGINE_OPTIONS });
+  const engine = new DecisionEngine(createRedis(config.redisUrl), engineOptions(config));
   const app = Fastify();
   app.post('/v1/decisions', async (request) => {
     const body = request.body as { account_id: string; feature: string; quantity: number; idempotency_key: string };

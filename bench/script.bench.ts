@@ -1,22 +1,24 @@
 import { execFileSync } from 'node:child_process';
 import Redis from 'ioredis';
 import { LIBRARY_SOURCE, functionName } from '../libs/engine/src/lua';
-import { accountKeys, streamKey } from '../libs/engine/src/keys';
+import { accountKeys, holdKey, streamKey } from '../libs/engine/src/keys';
 
 /** (D) the ceiling: redis-benchmark calling the decide script directly (no Node in the loop). */
 export async function scriptBench(redisUrl: string, connections: number, requests: number): Promise<string> {
   const redis = new Redis(redisUrl);
   await redis.call('FUNCTION', 'LOAD', 'REPLACE', LIBRARY_SOURCE);
   const keys = accountKeys('script-bench', 0);
-  await redis.hset(keys.lots, 'lot', '9000000000000');
-  await redis.hset(keys.lotMeta, 'lot', 'purchased|40|0|1');
+  await redis.hset(keys.lots, 'lot', '9000000000000', '#lot', 'purchased|40|0|1');
+  // redis-benchmark substitutes __rand_int__ in the key's hashed part: one fresh key per call.
+  const idempotencyKey = keys.idempotency('x').replace(/[^:]+$/, '__rand_int__');
+  const decisionId = `dec_p0_${'0'.repeat(32)}`;
   const url = new URL(redisUrl);
   const db = url.pathname.slice(1) || '0';
   const args = [
     '-h', url.hostname, '-p', url.port || '6379', '--dbnum', db, '-c', String(connections), '-n', String(requests), '-r', '1000000000', '--csv',
-    'FCALL', functionName('decide'), '8',
-    keys.idempotency('__rand_int__'), keys.lots, keys.lotMeta, keys.freeTier('f'), streamKey(0), `sw:{p0}:h:x`, keys.window('f', '5h'), keys.window('f', 'week'),
-    'script-bench', 'f', '1', '__rand_int__', 'fp', 'consume', '1', 'dec', '1000', 'credits', '0', '60', '60', '1', '2', '5h', '5', '18000', 'week', '10', '604800',
+    'FCALL', functionName('decide'), '5',
+    idempotencyKey, keys.lots, keys.counters('f'), streamKey(0), holdKey(0, decisionId),
+    'script-bench', 'f', '1', '__rand_int__', 'fp', 'consume', '1', decisionId, '1000', 'credits', '0', '60', '60', '2', '5h', '5', '18000', 'week', '10', '604800',
   ];
   const csv = execFileSync('redis-benchmark', args, { encoding: 'utf8' });
   await redis.del(streamKey(0));

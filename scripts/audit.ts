@@ -30,6 +30,50 @@ const RULES: { name: string; sql: string }[] = [
           GROUP BY m.id, m.credits_micros HAVING coalesce(-sum(b.delta_micros), 0) <> m.credits_micros`,
   },
   {
+    name: 'refunds of a decision never exceed its charge (I9)',
+    sql: `SELECT d.decision_id AS subject FROM (SELECT DISTINCT decision_id, account_id FROM refunds WHERE decision_id IS NOT NULL) d
+          WHERE (SELECT sum(micros) FROM refunds r WHERE r.decision_id = d.decision_id)
+              > coalesce((SELECT credits_micros FROM monetization_events m WHERE m.usage_event_id = d.decision_id AND m.account_id = d.account_id), 0)`,
+  },
+  {
+    name: "refunds of an account never exceed its charges (I9)",
+    sql: `SELECT a.account_id AS subject FROM (SELECT DISTINCT account_id FROM refunds) a
+          WHERE (SELECT sum(micros) FROM refunds r WHERE r.account_id = a.account_id)
+              > coalesce((SELECT sum(credits_micros) FROM monetization_events m WHERE m.account_id = a.account_id), 0)`,
+  },
+  {
+    name: 'every refund lot is a recorded refund of the same amount',
+    sql: `SELECT l.id AS subject FROM credit_lots l WHERE l.cause_type = 'refund'
+          AND NOT EXISTS (SELECT 1 FROM refunds r WHERE r.id = l.cause_id AND r.account_id = l.account_id AND r.micros = l.amount_micros)`,
+  },
+  {
+    name: 'every refund, adjustment and finance grant has an approval covering it',
+    sql: `SELECT x.cause_id AS subject FROM (
+            SELECT cause_id, account_id, amount_micros AS micros FROM credit_lots WHERE cause_type IN ('refund', 'adjustment', 'finance_grant')
+            UNION ALL
+            SELECT cause_id, account_id, -sum(delta_micros) FROM balance_updates WHERE cause_type = 'adjustment' AND delta_micros < 0 GROUP BY cause_id, account_id
+          ) x WHERE NOT EXISTS (SELECT 1 FROM approvals a WHERE a.workflow_id = x.cause_id AND a.account_id = x.account_id
+                                AND a.status IN ('auto', 'approved') AND a.micros >= x.micros)`,
+  },
+  {
+    name: 'above the threshold an approval names a second principal (four eyes)',
+    sql: `SELECT workflow_id AS subject FROM approvals WHERE micros > threshold_micros
+          AND (status = 'auto' OR (status = 'approved' AND (approver_key_id IS NULL OR approver_key_id = requester_key_id)))`,
+  },
+  {
+    name: 'write-offs only on commits above the hold (sourced + written-off units = committed quantity)',
+    sql: `SELECT m.id::text AS subject FROM monetization_events m JOIN usage_events u ON u.id = m.usage_event_id
+          WHERE (m.written_off_units > 0 OR m.written_off_micros > 0)
+            AND (m.written_off_units = 0 OR u.quantity <> m.written_off_units + (
+                  SELECT coalesce(sum((e->>'units')::bigint), 0) FROM jsonb_array_elements(
+                    CASE jsonb_typeof(u.sources) WHEN 'array' THEN u.sources ELSE '[]'::jsonb END) e))`,
+  },
+  {
+    name: 'a lot is credited exactly its granted amount',
+    sql: `SELECT l.id AS subject FROM credit_lots l
+          WHERE l.amount_micros <> coalesce((SELECT sum(delta_micros) FROM balance_updates b WHERE b.lot_id = l.id AND b.delta_micros > 0), 0)`,
+  },
+  {
     name: 'no debit of a lot after it expired',
     sql: `SELECT b.id::text AS subject FROM balance_updates b JOIN credit_lots l ON l.id = b.lot_id
           JOIN usage_events u ON u.id = b.usage_event_id WHERE l.expires_at IS NOT NULL AND u.occurred_at >= l.expires_at`,
@@ -41,9 +85,11 @@ async function main(): Promise<void> {
   await client.connect();
   let failures = 0;
   const lines: string[] = [];
+  const failed: string[] = [];
   for (const rule of RULES) {
     const { rows } = await client.query(`SELECT subject FROM (${rule.sql}) r LIMIT 20`);
     failures += rows.length;
+    if (rows.length > 0) failed.push(rule.name);
     lines.push(`${rows.length === 0 ? 'ok  ' : 'FAIL'} ${rule.name}${rows.length ? `: ${rows.map((r) => r.subject).join(', ')}` : ''}`);
   }
   const { rows: balances } = await client.query(
@@ -52,7 +98,7 @@ async function main(): Promise<void> {
   );
   await client.end();
   if (process.argv.includes('--json')) {
-    process.stdout.write(`${JSON.stringify({ failures, balances: Object.fromEntries(balances.map((b) => [b.account_id, b.micros ?? '0'])) })}\n`);
+    process.stdout.write(`${JSON.stringify({ failures, failed, balances: Object.fromEntries(balances.map((b) => [b.account_id, b.micros ?? '0'])) })}\n`);
   } else {
     process.stdout.write(`${lines.join('\n')}\n${balances.length} accounts audited, ${failures} mismatches\n`);
   }

@@ -11,8 +11,8 @@ const USAGE = `usage: npm run spillway -- <command> [options]
   grant     --account ID --credits N [--kind promo|adjustment] [--expires ISO] --reason TEXT [--key K]
   refund    --account ID [--decision ID] [--credits N] --reason TEXT [--key K]
   adjust    --account ID --credits ±N --reason TEXT [--key K]
-  approve   --workflow ID --approver NAME
-  reject    --workflow ID --approver NAME
+  approve   --workflow ID [--note TEXT]   (as SPILLWAY_API_KEY: a key with scope approve, not the requester's)
+  reject    --workflow ID [--note TEXT]
   workflows --account ID
   status    --workflow ID`;
 
@@ -61,8 +61,8 @@ async function main(): Promise<void> {
       }),
     refund: () => call('POST', '/v1/refunds', { account_id: need(f, 'account'), decision_id: f.decision, credits: f.credits, reason: need(f, 'reason'), idempotency_key: key }),
     adjust: () => call('POST', '/v1/adjustments', { account_id: need(f, 'account'), credits: need(f, 'credits'), reason: need(f, 'reason'), idempotency_key: key }),
-    approve: () => call('POST', `/v1/approvals/${encodeURIComponent(need(f, 'workflow'))}`, { approve: true, approver: need(f, 'approver') }),
-    reject: () => call('POST', `/v1/approvals/${encodeURIComponent(need(f, 'workflow'))}`, { approve: false, approver: need(f, 'approver') }),
+    approve: () => call('POST', `/v1/approvals/${encodeURIComponent(need(f, 'workflow'))}`, { approve: true, note: f.note }),
+    reject: () => call('POST', `/v1/approvals/${encodeURIComponent(need(f, 'workflow'))}`, { approve: false, note: f.note }),
     workflows: () => call('GET', `/v1/accounts/${encodeURIComponent(need(f, 'account'))}/workflows`),
     status: () => call('GET', `/v1/workflows/${encodeURIComponent(need(f, 'workflow'))}`),
   };

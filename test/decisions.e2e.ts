@@ -1,7 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { DecisionEngine } from '../libs/engine/src/engine';
-import { LotKind } from '../libs/engine/src/policy';
-import { TestStack, startStack } from './harness';
+import { reconciliationActivities } from '../libs/activities/src/reconciliation.activities';
+import { MAX_MICROS, formatCredits } from '../libs/contracts/src/money';
+import { LotLimitError } from '../libs/engine/src/engine';
+import { accountKeys, streamKey } from '../libs/engine/src/keys';
+import { LIMITS, LotKind } from '../libs/engine/src/policy';
+import { TestStack, eventually, startStack } from './harness';
 
 const HOUR = 3600;
 
@@ -95,8 +99,15 @@ describe('decisions over HTTP (real Redis and PostgreSQL)', () => {
     expect(view.body.balance).toBe('5.000000');
     const partial = await decide({ account_id: account, feature: 'codex.task', quantity: 6, allow_partial: true });
     expect(partial.body).toMatchObject({ outcome: 'partial', granted: 5, denied: 1, credits_charged: '5.000000', balance: '0.000000' });
-    expect(partial.body.retry_after_seconds).toBeGreaterThan(5 * HOUR - 10);
-    expect(partial.headers.get('retry-after')).toBe(String(partial.body.retry_after_seconds));
+    // 6 > the window's limit of 3: waiting for the window can never grant it.
+    expect(partial.body.retry_after_seconds).toBeNull();
+    expect(partial.body.retry_after_reason).toBe('quantity_exceeds_window_limit');
+    expect(partial.headers.get('retry-after')).toBeNull();
+    const within = await decide({ account_id: account, feature: 'codex.task', quantity: 2 });
+    expect(within.body).toMatchObject({ outcome: 'denied', granted: 0 });
+    expect(within.body.retry_after_seconds).toBeGreaterThan(5 * HOUR - 10);
+    expect(within.body.retry_after_reason).toBeUndefined();
+    expect(within.headers.get('retry-after')).toBe(String(within.body.retry_after_seconds));
   });
 
   it('never spends an expired lot, and burns promo before purchased, soonest expiry first', async () => {
@@ -234,7 +245,7 @@ describe('decisions over HTTP (real Redis and PostgreSQL)', () => {
     expect(view.body.balance).toBe('97.500000');
     expect(view.body.features['codex.task'].windows[0].remaining).toBe(0);
     const partition = engine.partitionOf(account);
-    const events = await stack.redis.xrange(`sw:{p${partition}}:events`, '-', '+');
+    const events = await stack.redis.xrange(streamKey(partition), '-', '+');
     expect(events.filter(([, fields]) => fields[1].includes(responses[0].body.decision_id))).toHaveLength(1);
   });
 
@@ -272,9 +283,176 @@ describe('decisions over HTTP (real Redis and PostgreSQL)', () => {
     expect(calls('evalsha') + calls('eval')).toBe(0);
     const others = [...stats.matchAll(/cmdstat_([a-z|]+):calls=(\d+)/g)].map((m) => m[1]).filter((n) => !['fcall', 'info', 'config|resetstat'].includes(n));
     // Commands inside the function count too; XLEN/XRANGE are the settlement monitor's (once a second).
-    expect(others.filter((n) => !/^(get|pttl|hgetall|incrby|pexpire|hincrby|set|xadd|time|pexpireat|pexpiretime|xlen|xrange)$/.test(n))).toEqual([]);
+    expect(others.filter((n) => !/^(get|hgetall|hset|hdel|pexpire|hincrby|set|xadd|time|pexpireat|xlen|xrange)$/.test(n))).toEqual([]);
     await stack.ledger.query(
       `UPDATE plans SET definition = jsonb_set(definition, '{features,codex.task,windows,0,limit}', '3'), version = nextval('policy_version_seq') WHERE key = 'basic'`,
     );
+  });
+
+  /** An account id and the same id plus `suffix` that land on the same partition (so old keys would collide). */
+  const samePartitionPair = (suffix: string): [string, string] => {
+    const run = randomUUID().slice(0, 8);
+    for (let n = 0; n < 10_000; n++) {
+      const a = `X${run}${n}`;
+      if (engine.partitionOf(a) === engine.partitionOf(`${a}${suffix}`)) return [a, `${a}${suffix}`];
+    }
+    throw new Error('no pair found');
+  };
+  const putAccount = async (id: string, plan: string) => expect((await stack.call('PUT', `/v1/accounts/${id}`, { plan })).status).toBe(200);
+
+  it('keeps user text out of key names: account X + key 1:i:k and account X:i:1 + key k both consume', async () => {
+    const [x, xi1] = samePartitionPair(':i:1');
+    await putAccount(x, 'basic');
+    await putAccount(xi1, 'basic');
+    await grant(x, 100n);
+    await grant(xi1, 100n);
+    const first = await decide({ account_id: x, feature: 'codex.task', quantity: 1, idempotency_key: '1:i:k' });
+    const second = await decide({ account_id: xi1, feature: 'codex.task', quantity: 1, idempotency_key: 'k' });
+    expect(first.body).toMatchObject({ outcome: 'allowed', granted: 1, replayed: false });
+    expect(second.body).toMatchObject({ outcome: 'allowed', granted: 1, replayed: false });
+    expect(second.body.decision_id).not.toBe(first.body.decision_id);
+    for (const id of [x, xi1]) expect((await stack.call('GET', `/v1/accounts/${id}`, undefined, decider)).body.features['codex.task'].windows[0].remaining).toBe(2);
+  });
+
+  it('keeps user text out of key names: a key shaped like another account window leaves that window alone', async () => {
+    // Old layout: account s + key `u:w:codex.task:5h` named account `s:i:u`'s 5h window.
+    const [s, victim] = samePartitionPair(':i:u');
+    await putAccount(s, 'basic');
+    await putAccount(victim, 'basic');
+    await grant(s, 100n);
+    expect((await decide({ account_id: s, feature: 'codex.task', quantity: 2, idempotency_key: 'u:w:codex.task:5h' })).body.granted).toBe(2);
+    const v = await decide({ account_id: victim, feature: 'codex.task', quantity: 1 });
+    expect(v.status).toBe(200);
+    expect(v.body).toMatchObject({ outcome: 'allowed', granted: 1, sources: [{ layer: 'rate_limit', units: 1 }, { layer: 'free_tier', units: 0 }] });
+    expect(v.body.windows[0].remaining).toBe(2);
+  });
+
+  it('keeps user text out of key names: an idempotency key and a window named `lots` break nothing', async () => {
+    const features = { 'codex.task': { windows: [{ name: 'lots', limit: 2, seconds: HOUR }], overage: 'credits' } };
+    expect((await stack.call('PUT', '/v1/plans/lots', { features })).status).toBe(200);
+    const account = await newAccount('lots');
+    await grant(account, 10n);
+    const first = await decide({ account_id: account, feature: 'codex.task', quantity: 3, idempotency_key: 'lots' });
+    expect(first.body).toMatchObject({ outcome: 'allowed', granted: 3, credits_charged: '2.500000', balance: '7.500000' });
+    expect((await decide({ account_id: account, feature: 'codex.task', quantity: 3, idempotency_key: 'lots' })).body).toMatchObject({ replayed: true, decision_id: first.body.decision_id });
+    const keys = accountKeys(account, engine.partitionOf(account));
+    expect(await stack.redis.type(keys.lots)).toBe('hash');
+    const recon = reconciliationActivities({ ledger: stack.ledger, redis: stack.redis, engine });
+    await expect(recon.runReconciliation({ reportId: `lots-${randomUUID()}` })).resolves.toMatchObject({ repaired: expect.any(Number) });
+  });
+
+  it('refuses amounts beyond 2^53 − 1 micro-credits with a 422 naming the limit, and changes nothing', async () => {
+    expect((await stack.call('PUT', '/v1/features/pricey', { unit: 'u', credits_per_unit: '1000000000' })).status).toBe(200);
+    expect((await stack.call('PUT', '/v1/plans/pricey', { features: { pricey: { overage: 'credits' } } })).status).toBe(200);
+    const account = await newAccount('pricey');
+    await grant(account, 5_000_000_000n);
+    const held = await decide({ account_id: account, feature: 'pricey', quantity: 1, mode: 'reserve' });
+    expect(held.body).toMatchObject({ outcome: 'allowed', credits_charged: '1000000000.000000', balance: '4000000000.000000' });
+    const huge = await stack.call('POST', `/v1/decisions/${held.body.decision_id}/commit`, { quantity: 1_000_000 }, decider);
+    expect(huge.status).toBe(422);
+    expect(huge.body.error.message).toContain('9007199254.740991');
+    expect(huge.body.error.details[0].field).toBe('quantity');
+    const tooMany = await decide({ account_id: account, feature: 'pricey', quantity: 10 });
+    expect(tooMany.status).toBe(422);
+    expect(tooMany.body.error.details[0].field).toBe('quantity');
+    // Nothing changed: the hold commits normally, with no write-off.
+    const ok = await stack.call('POST', `/v1/decisions/${held.body.decision_id}/commit`, { quantity: 4 }, decider);
+    expect(ok.body).toMatchObject({ status: 'committed', quantity: 4, credits_charged: '4000000000.000000', written_off_units: 0, credits_written_off: '0.000000', balance: '1000000000.000000' });
+  });
+
+  it('is exact at 2^53 − 1: charges, write-offs and a balance of lots summing past 2^53', async () => {
+    const price = MAX_MICROS / 6361n; // 6361 × price = 2^53 − 1 exactly
+    expect((await stack.call('PUT', '/v1/features/edge', { unit: 'u', credits_per_unit: formatCredits(price) })).status).toBe(200);
+    expect((await stack.call('PUT', '/v1/plans/edge', { features: { edge: { overage: 'credits' } } })).status).toBe(200);
+    const rich = await newAccount('edge');
+    await engine.grant({ accountId: rich, lotId: `lot_edge_${randomUUID()}`, kind: 'purchased', micros: MAX_MICROS, expiresAt: null, createdAt: new Date() });
+    await engine.grant({ accountId: rich, lotId: `lot_edge_${randomUUID()}`, kind: 'promo', micros: 2n, expiresAt: null, createdAt: new Date() });
+    const preview = await decide({ account_id: rich, feature: 'edge', quantity: 1, mode: 'preview' });
+    // A preview reports the balance as it would be after the decision: (2^53 + 1) − price, exactly.
+    expect(preview.body.balance).toBe(formatCredits(MAX_MICROS + 2n - price));
+    const all = await decide({ account_id: rich, feature: 'edge', quantity: 6361 });
+    expect(all.body).toMatchObject({ outcome: 'allowed', granted: 6361, credits_charged: formatCredits(MAX_MICROS), balance: '0.000002' });
+    const poor = await newAccount('edge');
+    await engine.grant({ accountId: poor, lotId: `lot_edge_${randomUUID()}`, kind: 'purchased', micros: price, expiresAt: null, createdAt: new Date() });
+    const held = await decide({ account_id: poor, feature: 'edge', quantity: 1, mode: 'reserve' });
+    const committed = await stack.call('POST', `/v1/decisions/${held.body.decision_id}/commit`, { quantity: 6361 }, decider);
+    expect(committed.body).toMatchObject({ credits_charged: formatCredits(price), written_off_units: 6360, credits_written_off: formatCredits(6360n * price), balance: '0.000000' });
+  });
+
+  it('replays with the current RateLimit-Reset and Retry-After, and the same grant', async () => {
+    const account = await newAccount('basic');
+    const body = { account_id: account, feature: 'codex.task', quantity: 3, idempotency_key: randomUUID() };
+    const first = await stack.call('POST', '/v1/decisions', body, decider);
+    const deniedBody = { account_id: account, feature: 'codex.task', quantity: 1, idempotency_key: randomUUID() };
+    const denied = await stack.call('POST', '/v1/decisions', deniedBody, decider);
+    expect(denied.body.outcome).toBe('denied');
+    const firstReset = Number(first.headers.get('ratelimit-reset'));
+    const firstRetry = Number(denied.headers.get('retry-after'));
+    expect(firstRetry).toBeGreaterThan(5 * HOUR - 10);
+    const later = await eventually(async () => {
+      const again = await stack.call('POST', '/v1/decisions', body, decider);
+      return Number(again.headers.get('ratelimit-reset')) < firstReset ? again : undefined;
+    });
+    expect(later.body).toMatchObject({ replayed: true, decision_id: first.body.decision_id, granted: 3, decided_at: first.body.decided_at });
+    const deniedAgain = await stack.call('POST', '/v1/decisions', deniedBody, decider);
+    expect(deniedAgain.body).toMatchObject({ replayed: true, outcome: 'denied' });
+    expect(Number(deniedAgain.headers.get('retry-after'))).toBeLessThan(firstRetry);
+    expect(deniedAgain.body.retry_after_seconds).toBe(Number(deniedAgain.headers.get('retry-after')));
+  });
+
+  it('answers hold_expired to a late commit, also after the expiry timer released the hold', async () => {
+    const account = await newAccount('basic');
+    await grant(account, 10n);
+    const held = await decide({ account_id: account, feature: 'codex.task', quantity: 2, mode: 'reserve', hold_ttl_seconds: 1 });
+    const expiresAt = Date.parse(held.body.hold_expires_at);
+    await eventually(async () => (Date.now() > expiresAt + 50 ? true : undefined));
+    // What the durable timer does once the TTL has passed.
+    expect(await engine.release(held.body.decision_id)).toMatchObject({ kind: 'settled', settlement: { state: 'expired' } });
+    const late = await stack.call('POST', `/v1/decisions/${held.body.decision_id}/commit`, { quantity: 2 }, decider);
+    expect(late.status).toBe(409);
+    expect(late.body.error.code).toBe('hold_expired');
+  });
+
+  it('refuses null and mistyped decision fields with a 400 naming the field', async () => {
+    const account = await newAccount('basic');
+    await grant(account, 10n);
+    const cases: [Record<string, unknown>, string][] = [
+      [{ mode: null }, 'mode'],
+      [{ allow_partial: null }, 'allow_partial'],
+      [{ allow_partial: 'true' }, 'allow_partial'],
+      [{ quantity: '1' }, 'quantity'],
+      [{ quantity: 1.5 }, 'quantity'],
+      [{ hold_ttl_seconds: null, mode: 'reserve' }, 'hold_ttl_seconds'],
+      [{ idempotency_key: null }, 'idempotency_key'],
+      [{ idempotency_key: 12 }, 'idempotency_key'],
+      [{ account_id: ['x'] }, 'account_id'],
+      [{ feature: { k: 1 } }, 'feature'],
+    ];
+    for (const [override, field] of cases) {
+      const response = await stack.call('POST', '/v1/decisions', { account_id: account, feature: 'codex.task', quantity: 1, idempotency_key: randomUUID(), ...override }, decider);
+      expect([response.status, response.body.error?.details?.map((d: { field: string }) => d.field)]).toEqual([400, [field]]);
+    }
+    expect((await stack.call('GET', `/v1/accounts/${account}`, undefined, decider)).body.balance).toBe('10.000000');
+  });
+
+  it('bounds the lots of an account and prunes spent lots from the hot data', async () => {
+    const account = await newAccount('basic');
+    const lotIds: string[] = [];
+    for (let i = 0; i < LIMITS.maxLotsPerAccount; i++) {
+      const lotId = `lot_bound_${i}_${randomUUID()}`;
+      lotIds.push(lotId);
+      await engine.grant({ accountId: account, lotId, kind: 'promo', micros: 1_000_000n, expiresAt: null, createdAt: new Date(Date.now() + i) });
+    }
+    const extra = { accountId: account, lotId: `lot_bound_extra_${randomUUID()}`, kind: 'promo' as const, micros: 1_000_000n, expiresAt: null, createdAt: new Date() };
+    await expect(engine.grant(extra)).rejects.toBeInstanceOf(LotLimitError);
+    const lotsKey = accountKeys(account, engine.partitionOf(account)).lots;
+    expect(await stack.redis.hlen(lotsKey)).toBe(2 * LIMITS.maxLotsPerAccount);
+    // 3 rate-limited units, then 2 units at 2.5 credits spend 5 lots; the next decision prunes them.
+    await decide({ account_id: account, feature: 'codex.task', quantity: 5 });
+    await decide({ account_id: account, feature: 'codex.task', quantity: 1, mode: 'reserve' });
+    expect(await stack.redis.hlen(lotsKey)).toBeLessThan(2 * LIMITS.maxLotsPerAccount);
+    await expect(engine.grant(extra)).resolves.toBe(true);
+    // A retried grant of a lot that was spent and pruned credits nothing.
+    await expect(engine.grant({ accountId: account, lotId: lotIds[0], kind: 'promo', micros: 1_000_000n, expiresAt: null, createdAt: new Date() })).resolves.toBe(false);
   });
 });

@@ -14,5 +14,7 @@ export const TEST_ENV = {
   TEMPORAL_TASK_QUEUE: `spillway-test-${process.pid}`,
   SPILLWAY_BOOTSTRAP_ADMIN_KEY: 'sw_test_admin_key',
   SPILLWAY_PARTITIONS: '4',
+  // Two consumers of two partitions each: every settling batch spans partitions, as in production.
+  SPILLWAY_SETTLEMENT_CONSUMERS: '2',
   LOG_LEVEL: 'warn',
 };

@@ -116,8 +116,9 @@ describe('finance workflows: purchases and grants (ledger first, then Redis, exa
     expect(ledger.items.filter((i: { kind: string }) => i.kind === 'refund')).toHaveLength(2);
   });
 
-  it('makes large adjustments wait for approval, and applies or rejects them', async () => {
+  it('makes large adjustments wait for approval by another key, and applies or rejects them', async () => {
     const account = await newAccount();
+    const approver = (await stack.call('POST', '/v1/api-keys', { name: 'jane', scopes: ['approve'] })).body;
     const big = await stack.call('POST', '/v1/adjustments', { account_id: account, credits: '150', reason: 'goodwill', idempotency_key: randomUUID() }, finance);
     expect(big.status).toBe(202);
     const waiting = await eventually(async () => {
@@ -126,20 +127,20 @@ describe('finance workflows: purchases and grants (ledger first, then Redis, exa
     });
     expect(waiting.status).toBe('running');
     expect(await balance(account)).toBe('0.000000');
-    const approved = await stack.call('POST', `/v1/approvals/${big.body.workflow_id}`, { approve: true, approver: 'jane@finance' }, finance);
+    const approved = await stack.call('POST', `/v1/approvals/${big.body.workflow_id}`, { approve: true }, approver.key);
     expect(approved.status).toBe(202);
-    expect((await completed(big.body.workflow_id)).result).toMatchObject({ status: 'applied', approver: 'jane@finance' });
+    expect((await completed(big.body.workflow_id)).result).toMatchObject({ status: 'applied', approver: { keyId: approver.id, name: 'jane' } });
     expect(await balance(account)).toBe('150.000000');
-    expect((await stack.call('POST', `/v1/approvals/${big.body.workflow_id}`, { approve: true, approver: 'x' }, finance)).status).toBe(409);
+    expect((await stack.call('POST', `/v1/approvals/${big.body.workflow_id}`, { approve: true }, approver.key)).status).toBe(409);
 
     const rejectedStart = await stack.call('POST', '/v1/adjustments', { account_id: account, credits: '-120', reason: 'clawback', idempotency_key: randomUUID() }, finance);
     await eventually(async () => ((await stack.call('GET', `/v1/workflows/${rejectedStart.body.workflow_id}`, undefined, finance)).body.state === 'awaiting_approval' ? true : undefined));
-    await stack.call('POST', `/v1/approvals/${rejectedStart.body.workflow_id}`, { approve: false, approver: 'jane@finance' }, finance);
+    await stack.call('POST', `/v1/approvals/${rejectedStart.body.workflow_id}`, { approve: false }, approver.key);
     expect((await completed(rejectedStart.body.workflow_id)).result).toMatchObject({ status: 'rejected' });
     expect(await balance(account)).toBe('150.000000');
 
     const small = await stack.call('POST', '/v1/adjustments', { account_id: account, credits: '-7.5', reason: 'correction', idempotency_key: randomUUID() }, finance);
-    expect((await completed(small.body.workflow_id)).result).toMatchObject({ status: 'applied', debited: '7500000' });
+    expect((await completed(small.body.workflow_id)).result).toMatchObject({ status: 'applied', debited: '7500000', approval: 'auto' });
     expect(await balance(account)).toBe('142.500000');
     expect((await stack.call('GET', `/v1/accounts/${account}/ledger`)).body.balance).toBe('142.500000');
   });

@@ -4,12 +4,23 @@ import { promisify } from 'node:util';
 import { Client } from 'pg';
 import Redis from 'ioredis';
 import { accountKeys } from '../libs/engine/src/keys';
+import { TEST_ENV } from './environment';
 import { TestStack, eventually, startStack } from './harness';
 
-const DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/spillway_recon_test';
-const REDIS_URL = 'redis://127.0.0.1:6379/12';
+/** Its own database and Redis database, named after the run's, so parallel runs never collide. */
+const DATABASE_URL = (() => {
+  const url = new URL(TEST_ENV.DATABASE_URL);
+  url.pathname = `${url.pathname}_recon`;
+  return url.toString();
+})();
+const DATABASE_NAME = new URL(DATABASE_URL).pathname.slice(1);
+const REDIS_URL = (() => {
+  const url = new URL(TEST_ENV.REDIS_URL);
+  url.pathname = '/12';
+  return url.toString();
+})();
 
-async function audit(): Promise<{ code: number; failures: number; balances: Record<string, string> }> {
+async function audit(): Promise<{ code: number; failures: number; failed: string[]; balances: Record<string, string> }> {
   try {
     const { stdout } = await promisify(execFile)(process.execPath, ['dist/scripts/audit.js', '--json'], { env: { ...process.env, DATABASE_URL } });
     return { code: 0, ...JSON.parse(stdout) };
@@ -22,6 +33,7 @@ async function audit(): Promise<{ code: number; failures: number; balances: Reco
 describe('reconciliation and the independent audit', () => {
   let stack: TestStack;
   const accounts: string[] = [];
+  let writeOff: string;
 
   const run = async () => {
     const started = await stack.call('POST', '/v1/reconciliations');
@@ -33,9 +45,11 @@ describe('reconciliation and the independent audit', () => {
   };
 
   beforeAll(async () => {
-    const admin = new Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/postgres' });
+    const adminUrl = new URL(DATABASE_URL);
+    adminUrl.pathname = '/postgres';
+    const admin = new Client({ connectionString: adminUrl.toString() });
     await admin.connect();
-    await admin.query('DROP DATABASE IF EXISTS spillway_recon_test WITH (FORCE)');
+    await admin.query(`DROP DATABASE IF EXISTS "${DATABASE_NAME}" WITH (FORCE)`);
     await admin.end();
     const redis = new Redis(REDIS_URL);
     await redis.flushdb();
@@ -53,8 +67,25 @@ describe('reconciliation and the independent audit', () => {
         await stack.call('POST', '/v1/decisions', { account_id: account, feature: 'codex.task', quantity: 3, idempotency_key: randomUUID() });
       }
     }
-    for (const account of accounts) {
+    // Finance flows the new checks must find clean: a commit above its hold with a write-off, a
+    // refund, an adjustment and a finance grant (each with its approval row).
+    writeOff = `recon-wo-${randomUUID().slice(0, 6)}`;
+    await stack.call('PUT', `/v1/accounts/${writeOff}`, { plan: 'recon' });
+    await stack.grant(writeOff, 3n, 'purchased');
+    const hold = await stack.call('POST', '/v1/decisions', { account_id: writeOff, feature: 'codex.task', quantity: 1, mode: 'reserve', idempotency_key: randomUUID() });
+    const committed = await stack.call('POST', `/v1/decisions/${hold.body.decision_id}/commit`, { quantity: 5 });
+    expect(committed.body.written_off_units).toBe(2);
+    for (const account of [...accounts, writeOff]) {
       await eventually(async () => ((await stack.call('GET', `/v1/accounts/${account}/ledger`)).body.unsettled_decisions === 0 ? true : undefined));
+    }
+    const finance = [
+      await stack.call('POST', '/v1/refunds', { account_id: accounts[0], credits: '1', reason: 'r', idempotency_key: randomUUID() }),
+      await stack.call('POST', '/v1/adjustments', { account_id: accounts[0], credits: '2', reason: 'a', idempotency_key: randomUUID() }),
+      await stack.call('POST', '/v1/grants', { account_id: accounts[0], kind: 'promo', credits: '1', reason: 'g', idempotency_key: randomUUID() }),
+    ];
+    for (const started of finance) {
+      expect(started.status).toBe(202);
+      await eventually(async () => ((await stack.call('GET', `/v1/workflows/${started.body.workflow_id}`)).body.status === 'completed' ? true : undefined));
     }
   }, 120_000);
   afterAll(() => stack.close());
@@ -63,11 +94,13 @@ describe('reconciliation and the independent audit', () => {
     const report = await run();
     expect(report.discrepancies).toEqual([]);
     expect(report.repaired).toEqual([]);
-    expect(report.checked.usage_events).toBe(24);
-    expect(report.checked.lots_compared_with_redis).toBe(12);
+    expect(report.checked.usage_events).toBe(25);
+    expect(report.checked.lots_compared_with_redis).toBe(16);
+    expect(Object.values(report.checked.found).every((n) => n === 0)).toBe(true);
     const result = await audit();
     expect(result.code).toBe(0);
-    for (const account of accounts) {
+    expect(result.failed).toEqual([]);
+    for (const account of [...accounts, writeOff]) {
       const ledger = (await stack.call('GET', `/v1/accounts/${account}/ledger`)).body;
       expect(BigInt(result.balances[account])).toBe(BigInt(ledger.balance.replace('.', '')));
     }
@@ -75,8 +108,15 @@ describe('reconciliation and the independent audit', () => {
 
   it('reports every planted fault, repairs Redis drift, and the audit fails too', async () => {
     const [missing, unbalanced, belowZero, drifted, expired] = accounts;
+    // A debit of a lot that still holds credits: a spent lot has left Redis (decisions prune it).
     const debitOf = async (account: string) =>
-      (await stack.ledger.query(`SELECT id, monetization_event_id, lot_id, usage_event_id FROM balance_updates WHERE account_id = $1 AND cause_type = 'debit' LIMIT 1`, [account]))[0];
+      (
+        await stack.ledger.query(
+          `SELECT b.id, b.monetization_event_id, b.lot_id, b.usage_event_id FROM balance_updates b JOIN credit_lots l ON l.id = b.lot_id
+            WHERE b.account_id = $1 AND b.cause_type = 'debit' AND l.remaining_micros > 0 ORDER BY b.id LIMIT 1`,
+          [account],
+        )
+      )[0];
 
     const gone = await debitOf(missing);
     await stack.ledger.query('DELETE FROM balance_updates WHERE monetization_event_id = $1', [gone.monetization_event_id]);
@@ -100,6 +140,31 @@ describe('reconciliation and the independent audit', () => {
       [late.usage_event_id, late.lot_id],
     );
 
+    // Money rules the API enforces, broken behind its back on the sixth account.
+    const planted = accounts[5];
+    const decision = await debitOf(planted);
+    await stack.ledger.query(`INSERT INTO refunds (id, account_id, decision_id, micros, reason) VALUES ('planted-decision-refund', $1, $2, 10000000, 'x')`, [
+      planted,
+      decision.usage_event_id,
+    ]);
+    await stack.ledger.query(`INSERT INTO refunds (id, account_id, micros, reason) VALUES ('planted-account-refund', $1, 20000000, 'x')`, [planted]);
+    await stack.ledger.query(
+      `INSERT INTO credit_lots (id, account_id, partition, kind, amount_micros, remaining_micros, created_at, cause_type, cause_id)
+       VALUES ('lot_planted', $1, $2, 'purchased', 1000000, 1000000, now(), 'refund', 'planted-lot')`,
+      [planted, partitionOf(planted)],
+    );
+    await stack.ledger.query(`INSERT INTO balance_updates (account_id, lot_id, delta_micros, cause_type, cause_id) VALUES ($1, 'lot_planted', 1000000, 'refund', 'planted-lot')`, [planted]);
+    await stack.engine.grant({ accountId: planted, lotId: 'lot_planted', kind: 'purchased', micros: 1_000_000n, expiresAt: null, createdAt: new Date() });
+    await stack.ledger.query(
+      `INSERT INTO approvals (workflow_id, account_id, operation, micros, threshold_micros, requester_key_id, status, approver_key_id)
+       VALUES ('planted-self-approval', $1, 'adjustment', 500000000, 100000000, 'k1', 'approved', 'k1')`,
+      [planted],
+    );
+    const consumed = await stack.ledger.query(`SELECT id::text FROM monetization_events WHERE account_id = $1 AND written_off_units = 0 LIMIT 1`, [planted]);
+    await stack.ledger.query('UPDATE monetization_events SET written_off_units = 5 WHERE id = $1', [consumed[0].id]);
+    const inflated = (await stack.ledger.query(`SELECT id FROM credit_lots WHERE account_id = $1 AND kind = 'purchased' AND cause_type = 'grant'`, [planted]))[0].id;
+    await stack.ledger.query('UPDATE credit_lots SET amount_micros = amount_micros + 1 WHERE id = $1', [inflated]);
+
     const report = await run();
     const found = (kind: string) => report.discrepancies.filter((d: { kind: string }) => d.kind === kind);
     expect(found('missing_monetization_event').map((d: { subject: string }) => d.subject)).toEqual([gone.usage_event_id]);
@@ -109,10 +174,44 @@ describe('reconciliation and the independent audit', () => {
     expect(found('redis_drift').map((d: { subject: string }) => d.subject)).toContain(driftLot);
     expect(report.repaired).toEqual(expect.arrayContaining([{ account_id: drifted, lot_id: driftLot, delta_micros: '-7000000' }]));
     expect(BigInt((await stack.redis.hget(driftKey, driftLot))!)).toBe(before);
+    const subjects = (kind: string) => found(kind).map((d: { subject: string }) => d.subject);
+    expect(subjects('refund_beyond_decision_charge')).toEqual([decision.usage_event_id]);
+    expect(subjects('refund_beyond_account_charges')).toEqual([planted]);
+    expect(subjects('refund_lot_unrecorded')).toEqual(['lot_planted']);
+    expect(subjects('approval_missing')).toEqual(['planted-lot']);
+    expect(subjects('approval_invalid')).toEqual(['planted-self-approval']);
+    expect(subjects('write_off_beyond_commit')).toEqual([consumed[0].id]);
+    expect(subjects('lot_beyond_grant')).toEqual([inflated]);
     for (const d of report.discrepancies) expect(accounts).toContain(d.account_id);
 
     const result = await audit();
     expect(result.code).toBe(1);
-    expect(result.failures).toBeGreaterThanOrEqual(4);
+    expect(result.failed).toEqual(
+      expect.arrayContaining([
+        'refunds of a decision never exceed its charge (I9)',
+        'refunds of an account never exceed its charges (I9)',
+        'every refund lot is a recorded refund of the same amount',
+        'every refund, adjustment and finance grant has an approval covering it',
+        'above the threshold an approval names a second principal (four eyes)',
+        'write-offs only on commits above the hold (sourced + written-off units = committed quantity)',
+        'a lot is credited exactly its granted amount',
+      ]),
+    );
+  });
+
+  it('shows a run that cannot finish as failed with the reason, never running forever', async () => {
+    const broken = accountKeys('recon-wrongtype', 0).lots;
+    await stack.redis.set(broken, 'not a hash');
+    try {
+      const started = await stack.call('POST', '/v1/reconciliations');
+      const report = await eventually(async () => {
+        const { body } = await stack.call('GET', `/v1/reconciliations/${started.body.workflow_id}`);
+        return body.status !== 'running' ? body : undefined;
+      }, 30_000, 250);
+      expect(report.status).toBe('failed');
+      expect(report.failure).toMatch(/WRONGTYPE/);
+    } finally {
+      await stack.redis.del(broken);
+    }
   });
 });

@@ -1,29 +1,50 @@
 import { proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../../libs/activities/src';
-import { approvalFor, stateQuery } from './approval';
+import { ApprovalTerms, approvalFor, stateQuery } from './approval';
+import { FINANCE_ACTIVITY } from './retry';
 
-const { grantLot, debitAdjustment } = proxyActivities<Activities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
-});
+const { grantLot, debitAdjustment, recordApproval } = proxyActivities<Activities>(FINANCE_ACTIVITY);
 
-/** `adjustment-<key>`: a signed correction; a debit takes what the lots hold, never below zero. */
-export async function adjustmentWorkflow(request: { accountId: string; micros: string; reason: string; approvalThresholdMicros: string }) {
+export interface AdjustmentRequest extends ApprovalTerms {
+  accountId: string;
+  /** Signed micro-credits, never 0. */
+  micros: string;
+  reason: string;
+}
+
+/**
+ * `adjustment-<key>`: a signed correction; a debit takes what the lots hold, never below zero.
+ * Above the threshold (by magnitude) it waits for a four-eyes approval; ends `applied`,
+ * `rejected` or `expired`.
+ */
+export async function adjustmentWorkflow(request: AdjustmentRequest) {
   let state = 'pending';
   setHandler(stateQuery, () => state);
   const micros = BigInt(request.micros);
   const magnitude = micros < 0n ? -micros : micros;
-  const approval = await approvalFor(magnitude, BigInt(request.approvalThresholdMicros), (s) => (state = s));
-  if (!approval.approve) {
-    state = 'rejected';
-    return { status: 'rejected', micros: request.micros, approver: approval.approver };
-  }
+  const approval = await approvalFor(magnitude, request, (s) => (state = s));
   const key = workflowInfo().workflowId;
+  await recordApproval({
+    workflowId: key,
+    accountId: request.accountId,
+    operation: 'adjustment',
+    micros: magnitude.toString(),
+    thresholdMicros: request.approvalThresholdMicros,
+    requesterKeyId: request.requestedBy.keyId,
+    status: approval.status,
+    approver: approval.approver,
+    note: approval.note,
+  });
+  if (approval.status === 'rejected' || approval.status === 'expired') {
+    state = approval.status;
+    return { status: approval.status, micros: request.micros, approval: approval.status, approver: approval.approver };
+  }
+  state = 'booking';
   // A credit is an adjustment lot (ledger first, then Redis); a debit takes from the lots.
   const booked =
     micros > 0n
       ? await grantLot({ accountId: request.accountId, kind: 'adjustment', micros: magnitude.toString(), expiresAt: null, causeType: 'adjustment', causeId: key })
       : await debitAdjustment({ key, accountId: request.accountId, micros: magnitude.toString() });
   state = 'applied';
-  return { status: 'applied', micros: request.micros, ...booked, approver: approval.approver };
+  return { status: 'applied', micros: request.micros, ...booked, approval: approval.status, approver: approval.approver };
 }

@@ -1,11 +1,9 @@
 import { condition, continueAsNew, defineSignal, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../../libs/activities/src';
 import { stateQuery } from './approval';
+import { FINANCE_ACTIVITY } from './retry';
 
-const { grantLot, expireLot } = proxyActivities<Activities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
-});
+const { grantLot, expireLot } = proxyActivities<Activities>(FINANCE_ACTIVITY);
 
 export interface EntitlementTerms {
   accountId: string;

@@ -1,45 +1,69 @@
-import { ParentClosePolicy, condition, defineSignal, proxyActivities, setHandler, startChild } from '@temporalio/workflow';
+import { ParentClosePolicy, condition, defineSignal, proxyActivities, setHandler, startChild, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../../libs/activities/src';
+import { Actor, ApprovalTerms, approvalFor, stateQuery } from './approval';
+import { FINANCE_ACTIVITY } from './retry';
 
-const { grantLot, expireLot } = proxyActivities<Activities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
-});
+const { grantLot, expireLot, recordApproval } = proxyActivities<Activities>(FINANCE_ACTIVITY);
 
 const NOTICE_MS = 24 * 3600 * 1000;
 
 export const cancelGrantSignal = defineSignal<[{ actor: string; reason: string }]>('cancel');
 
-export interface GrantRequest {
+export interface GrantRequest extends ApprovalTerms {
   accountId: string;
   kind: 'promo' | 'adjustment';
   micros: string;
   expiresAt: string | null;
-  key: string;
 }
 
 export interface GrantResult {
-  lotId: string;
-  ended: 'open' | 'expired' | 'cancelled';
+  /** null when the grant never happened (rejected, expired approval, cancelled while waiting). */
+  lotId: string | null;
+  ended: 'open' | 'expired' | 'cancelled' | 'rejected' | 'approval_expired';
   removedMicros: string;
+  approval: string;
+  approver: Actor | null;
 }
 
 /**
- * `grant-<key>`: grants a lot (ledger, then Redis), then — for a promo with `expiresAt` — waits
- * for that moment or a cancel signal, and removes exactly the remainder (I7).
+ * `promo-<key>` / `grant-adjustment-<key>`: above the threshold waits for a four-eyes approval,
+ * then grants a lot (ledger, then Redis), then — for a promo with `expiresAt` — waits for that
+ * moment or a cancel signal, and removes exactly the remainder (I7).
  */
 export async function grantWorkflow(request: GrantRequest): Promise<GrantResult> {
   let cancelled = false;
+  let state = 'pending';
   setHandler(cancelGrantSignal, () => void (cancelled = true));
+  setHandler(stateQuery, () => state);
+  const key = workflowInfo().workflowId;
+  const approval = await approvalFor(BigInt(request.micros), request, (s) => (state = s));
+  await recordApproval({
+    workflowId: key,
+    accountId: request.accountId,
+    operation: 'grant',
+    micros: request.micros,
+    thresholdMicros: request.approvalThresholdMicros,
+    requesterKeyId: request.requestedBy.keyId,
+    status: approval.status,
+    approver: approval.approver,
+    note: approval.note,
+  });
+  const summary = { approval: approval.status, approver: approval.approver };
+  if (approval.status === 'rejected' || approval.status === 'expired' || cancelled) {
+    state = cancelled ? 'cancelled' : approval.status;
+    return { lotId: null, ended: cancelled ? 'cancelled' : approval.status === 'expired' ? 'approval_expired' : 'rejected', removedMicros: '0', ...summary };
+  }
+  state = 'granting';
   const { lotId } = await grantLot({
     accountId: request.accountId,
     kind: request.kind,
     micros: request.micros,
     expiresAt: request.expiresAt,
-    causeType: 'grant',
-    causeId: request.key,
+    causeType: 'finance_grant',
+    causeId: key,
   });
-  if (!request.expiresAt) return { lotId, ended: 'open', removedMicros: '0' };
+  state = 'granted';
+  if (!request.expiresAt) return { lotId, ended: 'open', removedMicros: '0', ...summary };
   const expiresAt = Date.parse(request.expiresAt);
   // Warn ahead of expiry: a day before, or halfway for a shorter-lived grant.
   const noticeAt = expiresAt - Math.min(NOTICE_MS, (expiresAt - Date.now()) / 2);
@@ -54,5 +78,6 @@ export async function grantWorkflow(request: GrantRequest): Promise<GrantResult>
   }
   if (expiresAt > Date.now()) await condition(() => cancelled, expiresAt - Date.now());
   const removedMicros = await expireLot({ accountId: request.accountId, lotId });
-  return { lotId, ended: cancelled ? 'cancelled' : 'expired', removedMicros };
+  state = cancelled ? 'cancelled' : 'expired';
+  return { lotId, ended: cancelled ? 'cancelled' : 'expired', removedMicros, ...summary };
 }

@@ -1,10 +1,8 @@
 import { proxyActivities, sleep } from '@temporalio/workflow';
 import type { Activities } from '../../libs/activities/src';
+import { MUST_FINISH_ACTIVITY } from './retry';
 
-const { releaseExpiredHold } = proxyActivities<Activities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
-});
+const { releaseExpiredHold } = proxyActivities<Activities>(MUST_FINISH_ACTIVITY);
 
 /** `hold-<decision_id>`: a durable timer that releases the hold if nobody committed it in time. */
 export async function holdExpiryWorkflow(input: { decisionId: string; expiresAt: number }): Promise<string> {

@@ -1,10 +1,12 @@
 import { proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../../libs/activities/src';
+import { MUST_FINISH_ACTIVITY, FINANCE_ACTIVITY } from './retry';
 
-const { chargePayment, grantLot } = proxyActivities<Activities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', maximumInterval: '1 minute', nonRetryableErrorTypes: ['PaymentDeclined'] },
+const { chargePayment } = proxyActivities<Activities>({
+  ...FINANCE_ACTIVITY,
+  retry: { ...FINANCE_ACTIVITY.retry, nonRetryableErrorTypes: ['PaymentDeclined'] },
 });
+const { grantLot } = proxyActivities<Activities>(MUST_FINISH_ACTIVITY);
 
 /** `purchase-<key>`: the payment port charges once per key; on success, a purchased lot. */
 export async function purchaseWorkflow(request: { accountId: string; micros: string; key: string }) {

@@ -1,39 +1,81 @@
-import { proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../../libs/activities/src';
-import { approvalFor, stateQuery } from './approval';
+import { ApprovalTerms, approvalFor, stateQuery } from './approval';
+import { FINANCE_ACTIVITY } from './retry';
 
-const { quoteRefund, bookRefund } = proxyActivities<Activities>({
+const { quoteRefund, bookRefund, recordApproval } = proxyActivities<Activities>(FINANCE_ACTIVITY);
+
+/**
+ * How long a refund waits for its decision to settle: the longest hold (7 days) plus a margin.
+ * The wait is one activity retried with backoff (nothing added to history per poll).
+ */
+export const SETTLEMENT_WAIT_SECONDS = 7 * 24 * 3600 + 3600;
+const { awaitDecisionSettled } = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', maximumInterval: '1 minute', nonRetryableErrorTypes: ['RefundBoundExceeded'] },
+  scheduleToCloseTimeout: `${SETTLEMENT_WAIT_SECONDS} seconds`,
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes' },
 });
 
-export interface RefundRequest {
+export interface RefundRequest extends ApprovalTerms {
   accountId: string;
   decisionId: string | null;
+  /** Micro-credits; null refunds all that is refundable. */
   micros: string | null;
   reason: string;
-  approvalThresholdMicros: string;
 }
 
-/** `refund-<key>`: never more than was charged and not yet refunded; large ones wait for approval. */
-export async function refundWorkflow(request: RefundRequest) {
+export interface RefundResult {
+  status: 'refunded' | 'rejected' | 'expired';
+  micros: string;
+  lotId?: string;
+  approval: string;
+  approver: { keyId: string; name: string } | null;
+}
+
+/**
+ * `refund-<key>`: never more than was charged and not yet refunded, per decision and per account
+ * (I9, re-checked under a lock when booked). A refund of a decision not settled yet waits in state
+ * `awaiting_settlement` (bounded by SETTLEMENT_WAIT_SECONDS); above the threshold it waits for a
+ * four-eyes approval. Business errors end it `failed` with the reason (non-retryable).
+ */
+export async function refundWorkflow(request: RefundRequest): Promise<RefundResult> {
   let state = 'quoting';
   setHandler(stateQuery, () => state);
-  const micros = await quoteRefund({ accountId: request.accountId, decisionId: request.decisionId, micros: request.micros });
-  const approval = await approvalFor(BigInt(micros), BigInt(request.approvalThresholdMicros), (s) => (state = s));
-  if (!approval.approve) {
-    state = 'rejected';
-    return { status: 'rejected', micros, approver: approval.approver };
+  let quote = await quoteRefund({ accountId: request.accountId, decisionId: request.decisionId, micros: request.micros });
+  if (!quote.settled && request.decisionId) {
+    state = 'awaiting_settlement';
+    try {
+      await awaitDecisionSettled({ accountId: request.accountId, decisionId: request.decisionId });
+    } catch (error) {
+      if (error instanceof ActivityFailure && !(error.cause instanceof ApplicationFailure && error.cause.nonRetryable)) {
+        throw ApplicationFailure.nonRetryable(`decision ${request.decisionId} did not settle within ${SETTLEMENT_WAIT_SECONDS} s`, 'SettlementTimeout');
+      }
+      throw error;
+    }
+    state = 'quoting';
+    quote = await quoteRefund({ accountId: request.accountId, decisionId: request.decisionId, micros: request.micros });
+  }
+  if (!quote.settled) throw ApplicationFailure.nonRetryable('refund could not be quoted', 'RefundBoundExceeded');
+  const micros = quote.micros;
+  const approval = await approvalFor(BigInt(micros), request, (s) => (state = s));
+  const key = workflowInfo().workflowId;
+  await recordApproval({
+    workflowId: key,
+    accountId: request.accountId,
+    operation: 'refund',
+    micros,
+    thresholdMicros: request.approvalThresholdMicros,
+    requesterKeyId: request.requestedBy.keyId,
+    status: approval.status,
+    approver: approval.approver,
+    note: approval.note,
+  });
+  if (approval.status === 'rejected' || approval.status === 'expired') {
+    state = approval.status;
+    return { status: approval.status, micros, approval: approval.status, approver: approval.approver };
   }
   state = 'booking';
-  const { lotId } = await bookRefund({
-    key: workflowInfo().workflowId,
-    accountId: request.accountId,
-    decisionId: request.decisionId,
-    micros,
-    reason: request.reason,
-    approver: approval.approver,
-  });
+  const { lotId } = await bookRefund({ key, accountId: request.accountId, decisionId: request.decisionId, micros, reason: request.reason, approver: approval.approver });
   state = 'refunded';
-  return { status: 'refunded', micros, lotId, approver: approval.approver };
+  return { status: 'refunded', micros, lotId, approval: approval.status, approver: approval.approver };
 }

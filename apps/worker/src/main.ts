@@ -2,7 +2,7 @@ import { loadConfig } from '../../../libs/config/src/config';
 import { log } from '../../../libs/config/src/log';
 import { DecisionEngine } from '../../../libs/engine/src/engine';
 import { createRedis } from '../../../libs/engine/src/redis';
-import { ENGINE_OPTIONS } from '../../../libs/engine/src/options';
+import { engineOptions } from '../../../libs/engine/src/options';
 import { openLedger } from '../../../libs/ledger/src/data-source';
 import { registerSearchAttributes } from '../../../libs/temporal/src/search-attributes';
 import { createSpillwayWorker } from './worker';
@@ -14,7 +14,7 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const ledger = await openLedger(config.databaseUrl, { migrate: true });
   const redis = createRedis(config.redisUrl);
-  const engine = new DecisionEngine(redis, { partitions: config.partitions, ...ENGINE_OPTIONS });
+  const engine = new DecisionEngine(redis, engineOptions(config));
   // Operators search workflows by AccountId and Operation, on whichever Temporal this is.
   await registerSearchAttributes(config.temporal.address, config.temporal.namespace);
   const spillway = await createSpillwayWorker(config, { ledger, redis, engine });

@@ -12,7 +12,7 @@ import { ACCOUNT_ID, OPERATION } from '../../../workflows/src/search-attributes'
 
 export interface SpillwayWorker {
   worker: Worker;
-  /** Starts the settlement workflows that are not running (idempotent). */
+  /** Starts the settlement workflows (one per consumer) that are not running (idempotent). */
   ensureSettlement: () => Promise<void>;
   /** Creates (or updates) the `reconciliation-nightly` schedule. */
   ensureSchedules: () => Promise<void>;
@@ -48,30 +48,29 @@ export async function createSpillwayWorker(
   installRuntime();
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   const temporal = new Client({ connection: await Connection.connect({ address: config.temporal.address }), namespace: config.temporal.namespace });
-  const blocking = new Map<number, Redis>();
-  const blockingRedis = (partition: number) => {
-    let client = blocking.get(partition);
-    if (!client) {
-      client = deps.redis.duplicate({ enableOfflineQueue: true, commandTimeout: undefined });
-      blocking.set(partition, client);
-    }
-    return client;
-  };
   const worker = await Worker.create({
     connection,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     workflowsPath: require.resolve('../../../workflows/src'),
-    activities: createActivities({ ...deps, temporal, taskQueue: config.temporal.taskQueue, blockingRedis, payments: new LocalPaymentProvider() }),
-    maxConcurrentActivityTaskExecutions: Math.max(20, config.partitions * 2 + 10),
+    activities: createActivities({
+      ...deps,
+      temporal,
+      taskQueue: config.temporal.taskQueue,
+      partitions: config.partitions,
+      consumers: config.settlementConsumers,
+      payments: new LocalPaymentProvider(),
+    }),
+    // Each consumer holds one activity slot for its whole run; the rest serve finance work.
+    maxConcurrentActivityTaskExecutions: config.settlementConsumers + 20,
   });
 
   const ensureSettlement = async () => {
-    for (let partition = 0; partition < config.partitions; partition++) {
+    for (let consumer = 0; consumer < config.settlementConsumers; consumer++) {
       await temporal.workflow.start('settlementWorkflow', {
         taskQueue: config.temporal.taskQueue,
-        workflowId: workflowIds.settlement(partition),
-        args: [{ partition }],
+        workflowId: workflowIds.settlement(consumer),
+        args: [{ consumer }],
         workflowIdReusePolicy: 'ALLOW_DUPLICATE',
         workflowIdConflictPolicy: 'USE_EXISTING',
         typedSearchAttributes: [
@@ -98,7 +97,6 @@ export async function createSpillwayWorker(
     ensureSettlement,
     ensureSchedules,
     close: async () => {
-      for (const client of blocking.values()) client.disconnect();
       await temporal.connection.close();
       await connection.close();
     },

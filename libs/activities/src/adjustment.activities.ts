@@ -1,31 +1,70 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { DataSource } from 'typeorm';
 import { DecisionEngine } from '../../engine/src/engine';
+import { ApprovalRecord, recordApproval } from '../../ledger/src/approvals';
 import { LotRow, recordDebitAdjustment, recordLot } from '../../ledger/src/lots';
+import { recordRefund, refundRoom } from '../../ledger/src/refunds';
+import { assertStorableText, failPermanentlyOnInvalid } from './failures';
 import { applyLotToRedis } from './grant.activities';
-import { RefundBoundExceeded, recordRefund, refundable } from '../../ledger/src/refunds';
 
-/** Refunds and negative adjustments (a positive one is a grant): each bounded, each booked once per key. */
+/** A quote: the amount to refund, or that the decision has not been settled yet. */
+export type RefundQuote = { settled: false } | { settled: true; micros: string };
+
+/** Refunds, negative adjustments (a positive one is a grant) and approvals: each bounded, each booked once per key. */
 export function adjustmentActivities(deps: { ledger: DataSource; engine: DecisionEngine }) {
+  /** A decision of another account, or one settlement quarantined, can never be refunded. */
+  async function assertRefundableDecision(accountId: string, decisionId: string): Promise<boolean> {
+    const [row]: { account_id: string | null; quarantined: boolean }[] = await deps.ledger.query(
+      `SELECT (SELECT account_id FROM usage_events WHERE id = $1) AS account_id,
+              EXISTS (SELECT 1 FROM settlement_quarantine WHERE decision_id = $1) AS quarantined`,
+      [decisionId],
+    );
+    if (row.account_id !== null && row.account_id !== accountId) throw ApplicationFailure.nonRetryable(`decision ${decisionId} not found for account ${accountId}`, 'DecisionNotFound');
+    if (row.account_id === null && row.quarantined) throw ApplicationFailure.nonRetryable(`decision ${decisionId} was quarantined by settlement`, 'DecisionQuarantined');
+    return row.account_id !== null;
+  }
+
   return {
-    /** How much this refund will be: all that is refundable, or the amount asked if within it. */
-    async quoteRefund(input: { accountId: string; decisionId: string | null; micros: string | null }): Promise<string> {
-      if (input.decisionId) {
-        const settled = await deps.ledger.query('SELECT 1 FROM usage_events WHERE id = $1 AND account_id = $2', [input.decisionId, input.accountId]);
-        if (settled.length === 0) throw new Error(`decision ${input.decisionId} is not settled yet`); // retried until it is
+    /**
+     * How much this refund will be: all that is refundable (I9, per decision and per account), or
+     * the amount asked if within it; `settled: false` while the decision is not in the ledger yet.
+     */
+    async quoteRefund(input: { accountId: string; decisionId: string | null; micros: string | null }): Promise<RefundQuote> {
+      return failPermanentlyOnInvalid(async () => {
+        if (input.decisionId && !(await assertRefundableDecision(input.accountId, input.decisionId))) return { settled: false };
+        const room = await refundRoom(deps.ledger.manager, input.accountId, input.decisionId);
+        const asked = input.micros === null ? room.refundable : BigInt(input.micros);
+        if (asked <= 0n || asked > room.refundable) {
+          throw ApplicationFailure.nonRetryable(`refund of ${asked} micros exceeds the ${room.refundable} refundable`, 'RefundBoundExceeded');
+        }
+        return { settled: true, micros: asked.toString() };
+      });
+    },
+
+    /**
+     * Waits (by retrying, which adds nothing to the workflow's history) until the decision is in
+     * the ledger; the caller bounds the wait with its schedule-to-close timeout.
+     */
+    async awaitDecisionSettled(input: { accountId: string; decisionId: string }): Promise<void> {
+      if (!(await assertRefundableDecision(input.accountId, input.decisionId))) {
+        throw ApplicationFailure.retryable(`decision ${input.decisionId} is not settled yet`, 'DecisionNotSettled');
       }
-      const left = await refundable(deps.ledger.manager, input.accountId, input.decisionId);
-      const asked = input.micros === null ? left : BigInt(input.micros);
-      if (asked <= 0n || asked > left) throw ApplicationFailure.nonRetryable(`refund of ${asked} micros exceeds the ${left} refundable`, 'RefundBoundExceeded');
-      return asked.toString();
+    },
+
+    /** Records how the four-eyes gate ended, before any money moves. */
+    async recordApproval(input: Omit<ApprovalRecord, 'micros' | 'thresholdMicros'> & { micros: string; thresholdMicros: string }): Promise<void> {
+      assertStorableText('note', input.note);
+      await failPermanentlyOnInvalid(() =>
+        deps.ledger.transaction((m) => recordApproval(m, { ...input, micros: BigInt(input.micros), thresholdMicros: BigInt(input.thresholdMicros) })),
+      );
     },
 
     /** The refund and its credit lot in one transaction (bound re-checked under a lock), then Redis. */
-    async bookRefund(input: { key: string; accountId: string; decisionId: string | null; micros: string; reason: string; approver: string | null }) {
-      const micros = BigInt(input.micros);
-      let lot: LotRow;
-      try {
-        lot = await deps.ledger.transaction(async (m) => {
+    async bookRefund(input: { key: string; accountId: string; decisionId: string | null; micros: string; reason: string; approver: { keyId: string; name: string } | null }) {
+      assertStorableText('reason', input.reason);
+      return failPermanentlyOnInvalid(async () => {
+        const micros = BigInt(input.micros);
+        const lot: LotRow = await deps.ledger.transaction(async (m) => {
           await recordRefund(m, { ...input, micros });
           return recordLot(m, {
             accountId: input.accountId,
@@ -37,19 +76,18 @@ export function adjustmentActivities(deps: { ledger: DataSource; engine: Decisio
             causeId: input.key,
           });
         });
-      } catch (error) {
-        if (error instanceof RefundBoundExceeded) throw ApplicationFailure.nonRetryable(error.message, 'RefundBoundExceeded');
-        throw error;
-      }
-      await applyLotToRedis(deps.engine, lot);
-      return { lotId: lot.id };
+        await applyLotToRedis(deps.engine, lot);
+        return { lotId: lot.id };
+      });
     },
 
     /** Redis first (it knows what is spendable now), then the ledger books exactly that. */
     async debitAdjustment(input: { key: string; accountId: string; micros: string }) {
-      const taken = await deps.engine.debit(input.accountId, input.key, BigInt(input.micros));
-      await deps.ledger.transaction((m) => recordDebitAdjustment(m, input.accountId, input.key, taken));
-      return { debited: taken.reduce((sum, t) => sum + t.micros, 0n).toString() };
+      return failPermanentlyOnInvalid(async () => {
+        const taken = await deps.engine.debit(input.accountId, input.key, BigInt(input.micros));
+        await deps.ledger.transaction((m) => recordDebitAdjustment(m, input.accountId, input.key, taken));
+        return { debited: taken.reduce((sum, t) => sum + t.micros, 0n).toString() };
+      });
     },
   };
 }

@@ -1,7 +1,9 @@
+import { ApplicationFailure } from '@temporalio/common';
 import { DataSource } from 'typeorm';
-import { DecisionEngine } from '../../engine/src/engine';
+import { DecisionEngine, LotLimitError } from '../../engine/src/engine';
 import { LotKind } from '../../engine/src/policy';
 import { LotCause, LotRow, recordLot } from '../../ledger/src/lots';
+import { failPermanentlyOnInvalid } from './failures';
 
 export interface GrantInput {
   accountId: string;
@@ -12,34 +14,44 @@ export interface GrantInput {
   causeId: string;
 }
 
-/** Puts a lot the ledger holds into Redis, once per lot (a retry applies nothing more). */
-export function applyLotToRedis(engine: DecisionEngine, lot: LotRow): Promise<boolean> {
-  return engine.grant({
-    accountId: lot.account_id,
-    lotId: lot.id,
-    kind: lot.kind,
-    micros: BigInt(lot.amount_micros),
-    expiresAt: lot.expires_at,
-    createdAt: lot.created_at,
-  });
+/**
+ * Puts a lot the ledger holds into Redis, once per lot (a retry applies nothing more). An account
+ * at its lot limit is a failure no retry can fix: non-retryable, the workflow ends visibly.
+ */
+export async function applyLotToRedis(engine: DecisionEngine, lot: LotRow): Promise<boolean> {
+  try {
+    return await engine.grant({
+      accountId: lot.account_id,
+      lotId: lot.id,
+      kind: lot.kind,
+      micros: BigInt(lot.amount_micros),
+      expiresAt: lot.expires_at,
+      createdAt: lot.created_at,
+    });
+  } catch (error) {
+    if (error instanceof LotLimitError) throw ApplicationFailure.nonRetryable(error.message, 'LotLimitExceeded');
+    throw error;
+  }
 }
 
 /** Grants reach Redis exactly once: the ledger first (once per cause), then Redis (once per lot). */
 export function grantActivities(deps: { ledger: DataSource; engine: DecisionEngine }) {
   return {
-    async grantLot(input: GrantInput): Promise<{ lotId: string; appliedNow: boolean }> {
-      const lot = await deps.ledger.transaction((m) =>
-        recordLot(m, {
-          accountId: input.accountId,
-          partition: deps.engine.partitionOf(input.accountId),
-          kind: input.kind,
-          micros: BigInt(input.micros),
-          expiresAt: input.expiresAt ? new Date(input.expiresAt) : null,
-          causeType: input.causeType,
-          causeId: input.causeId,
-        }),
-      );
-      return { lotId: lot.id, appliedNow: await applyLotToRedis(deps.engine, lot) };
-    },
+    /** Out-of-range amounts and a balance past MAX_MICROS fail at once (non-retryable). */
+    grantLot: (input: GrantInput): Promise<{ lotId: string; appliedNow: boolean }> =>
+      failPermanentlyOnInvalid(async () => {
+        const lot = await deps.ledger.transaction((m) =>
+          recordLot(m, {
+            accountId: input.accountId,
+            partition: deps.engine.partitionOf(input.accountId),
+            kind: input.kind,
+            micros: BigInt(input.micros),
+            expiresAt: input.expiresAt ? new Date(input.expiresAt) : null,
+            causeType: input.causeType,
+            causeId: input.causeId,
+          }),
+        );
+        return { lotId: lot.id, appliedNow: await applyLotToRedis(deps.engine, lot) };
+      }),
   };
 }

@@ -1,3 +1,4 @@
+import Redis from 'ioredis';
 import { adjustmentActivities } from './adjustment.activities';
 import { financeActivities } from './finance.activities';
 import { notificationActivities } from './notification.activities';
@@ -7,7 +8,7 @@ import { reconciliationActivities } from './reconciliation.activities';
 import { SettlementDeps, settlementActivities } from './settlement.activities';
 import { smokeActivities } from './smoke.activities';
 
-export type ActivityDeps = SettlementDeps & { payments: PaymentPort };
+export type ActivityDeps = SettlementDeps & { redis: Redis; payments: PaymentPort };
 
 /** Every activity the worker registers; workflows import only this type. */
 export function createActivities(deps: ActivityDeps) {

@@ -1,7 +1,9 @@
-import Redis from 'ioredis';
+import { ApplicationFailure } from '@temporalio/common';
+import Redis, { ReplyError } from 'ioredis';
 import { DataSource } from 'typeorm';
 import { DecisionEngine } from '../../engine/src/engine';
-import { accountKeys, streamKey, tag } from '../../engine/src/keys';
+import { remainingByLot } from '../../engine/src/engine';
+import { accountKeys, accountOfLotsKey, holdKeyPattern, lotsKeyPattern, streamKey } from '../../engine/src/keys';
 import { LotKind } from '../../engine/src/policy';
 import { Discrepancy, checkLedger, partitionLots } from '../../ledger/src/reconciliation';
 import { readCursor } from '../../ledger/src/settlement';
@@ -45,11 +47,10 @@ async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {
  */
 async function redisView(redis: Redis, partition: number, cursor: string) {
   const lots = new Map<string, { accountId: string; remaining: bigint }>();
-  const lotKeys = await scanKeys(redis, `sw:${tag(partition)}:a:*:lots`);
-  for (const key of lotKeys) {
-    const accountId = key.slice(`sw:${tag(partition)}:a:`.length, -':lots'.length);
-    const fields = await redis.hgetall(key);
-    for (const [lotId, remaining] of Object.entries(fields)) lots.set(lotId, { accountId, remaining: BigInt(remaining) });
+  for (const key of await scanKeys(redis, lotsKeyPattern(partition))) {
+    const accountId = accountOfLotsKey(key, partition);
+    if (accountId === undefined) continue;
+    for (const [lotId, remaining] of remainingByLot(await redis.hgetall(key))) lots.set(lotId, { accountId, remaining });
   }
   const pending = new Map<string, bigint>();
   const add = (lotId: string, micros: bigint) => pending.set(lotId, (pending.get(lotId) ?? 0n) + micros);
@@ -58,7 +59,7 @@ async function redisView(redis: Redis, partition: number, cursor: string) {
     if (fields[0] !== 'usage') continue;
     for (const s of (JSON.parse(fields[1]).sources ?? []) as { lot_id?: string; micros?: string }[]) if (s.lot_id) add(s.lot_id, BigInt(s.micros ?? '0'));
   }
-  for (const key of await scanKeys(redis, `sw:${tag(partition)}:h:*`)) {
+  for (const key of await scanKeys(redis, holdKeyPattern(partition))) {
     const [state, plan] = await redis.hmget(key, 'state', 'plan');
     if (state !== 'held' || !plan) continue;
     const debits = (JSON.parse(plan) as { debits?: { id: string; micros: number }[] | Record<string, never> }).debits;
@@ -99,51 +100,67 @@ const driftKey = (d: Drift) => `${d.lotId}|${d.expected - (d.actual ?? 0n)}`;
  * spending in between is kept. A lot Redis lost entirely is restored at its expected amount.
  */
 export function reconciliationActivities(deps: ReconciliationDeps) {
-  return {
-    async runReconciliation(input: { reportId: string }) {
-      await deps.ledger.query(
-        `INSERT INTO reconciliation_reports (id, status) VALUES ($1, 'running') ON CONFLICT (id) DO UPDATE SET status = 'running', started_at = now()`,
-        [input.reportId],
-      );
-      const started = Date.now();
-      const ledgerCheck = await checkLedger(deps.ledger);
-      const discrepancies: Discrepancy[] = [...ledgerCheck.discrepancies];
-      const repaired: { account_id: string; lot_id: string; delta_micros: string }[] = [];
-      let lotsCompared = 0;
-      for (let partition = 0; partition < deps.engine.options.partitions; partition++) {
-        const first = await compare(deps, partition);
-        lotsCompared += first.lotsCompared;
-        discrepancies.push(...first.discrepancies);
-        if (first.drifts.length === 0) continue;
-        await new Promise((r) => setTimeout(r, CONFIRM_AFTER_MS));
-        const confirmed = new Set((await compare(deps, partition)).drifts.map(driftKey));
-        for (const drift of first.drifts.filter((d) => confirmed.has(driftKey(d)))) {
-          const delta = drift.expected - (drift.actual ?? 0n);
-          discrepancies.push({
-            invariant: 'I4',
-            kind: 'redis_drift',
-            account_id: drift.accountId,
-            subject: drift.lotId,
-            detail: `Redis holds ${drift.actual ?? 'nothing'}, the ledger says ${drift.expected} micros`,
-          });
-          if (drift.actual === null) {
-            const [lot]: { kind: LotKind; expires_at: Date | null; created_at: Date }[] = await deps.ledger.query(
-              'SELECT kind, expires_at, created_at FROM credit_lots WHERE id = $1',
-              [drift.lotId],
-            );
-            await deps.engine.restore(drift.accountId, [{ lotId: drift.lotId, kind: lot.kind, remaining: drift.expected, expiresAt: lot.expires_at, createdAt: lot.created_at }]);
-          } else {
-            await deps.redis.hincrby(accountKeys(drift.accountId, partition).lots, drift.lotId, delta.toString());
-          }
-          repaired.push({ account_id: drift.accountId, lot_id: drift.lotId, delta_micros: delta.toString() });
+  async function run(input: { reportId: string }): Promise<{ discrepancies: number; repaired: number }> {
+    await deps.ledger.query(
+      `INSERT INTO reconciliation_reports (id, status) VALUES ($1, 'running') ON CONFLICT (id) DO UPDATE SET status = 'running', started_at = now()`,
+      [input.reportId],
+    );
+    const started = Date.now();
+    const ledgerCheck = await checkLedger(deps.ledger);
+    const discrepancies: Discrepancy[] = [...ledgerCheck.discrepancies];
+    const repaired: { account_id: string; lot_id: string; delta_micros: string }[] = [];
+    let lotsCompared = 0;
+    for (let partition = 0; partition < deps.engine.options.partitions; partition++) {
+      const first = await compare(deps, partition);
+      lotsCompared += first.lotsCompared;
+      discrepancies.push(...first.discrepancies);
+      if (first.drifts.length === 0) continue;
+      await new Promise((r) => setTimeout(r, CONFIRM_AFTER_MS));
+      const confirmed = new Set((await compare(deps, partition)).drifts.map(driftKey));
+      for (const drift of first.drifts.filter((d) => confirmed.has(driftKey(d)))) {
+        const delta = drift.expected - (drift.actual ?? 0n);
+        discrepancies.push({
+          invariant: 'I4',
+          kind: 'redis_drift',
+          account_id: drift.accountId,
+          subject: drift.lotId,
+          detail: `Redis holds ${drift.actual ?? 'nothing'}, the ledger says ${drift.expected} micros`,
+        });
+        if (drift.actual === null) {
+          const [lot]: { kind: LotKind; expires_at: Date | null; created_at: Date }[] = await deps.ledger.query(
+            'SELECT kind, expires_at, created_at FROM credit_lots WHERE id = $1',
+            [drift.lotId],
+          );
+          await deps.engine.restore(drift.accountId, [{ lotId: drift.lotId, kind: lot.kind, remaining: drift.expected, expiresAt: lot.expires_at, createdAt: lot.created_at }]);
+        } else {
+          await deps.redis.hincrby(accountKeys(drift.accountId, partition).lots, drift.lotId, delta.toString());
         }
+        repaired.push({ account_id: drift.accountId, lot_id: drift.lotId, delta_micros: delta.toString() });
       }
-      const checked = { ...ledgerCheck.counts, lots_compared_with_redis: lotsCompared, partitions: deps.engine.options.partitions, found: ledgerCheck.found, seconds: (Date.now() - started) / 1000 };
+    }
+    const checked = { ...ledgerCheck.counts, lots_compared_with_redis: lotsCompared, partitions: deps.engine.options.partitions, found: ledgerCheck.found, seconds: (Date.now() - started) / 1000 };
+    await deps.ledger.query(
+      `UPDATE reconciliation_reports SET status = 'completed', finished_at = now(), checked = $2, discrepancies = $3, repaired = $4 WHERE id = $1`,
+      [input.reportId, JSON.stringify(checked), JSON.stringify(discrepancies), JSON.stringify(repaired)],
+    );
+    return { discrepancies: discrepancies.length, repaired: repaired.length };
+  }
+
+  return {
+    /** A Redis error reply (e.g. WRONGTYPE) is data, not an outage: the run fails at once, with the reason. */
+    runReconciliation: (input: { reportId: string }) =>
+      run(input).catch((error: unknown) => {
+        if (error instanceof ReplyError) throw ApplicationFailure.nonRetryable(`Redis: ${(error as Error).message}`, 'RedisReplyError');
+        throw error;
+      }),
+
+    /** Marks a run that gave up: its report says `failed` and why. */
+    async failReconciliation(input: { reportId: string; reason: string }): Promise<void> {
       await deps.ledger.query(
-        `UPDATE reconciliation_reports SET status = 'completed', finished_at = now(), checked = $2, discrepancies = $3, repaired = $4 WHERE id = $1`,
-        [input.reportId, JSON.stringify(checked), JSON.stringify(discrepancies), JSON.stringify(repaired)],
+        `INSERT INTO reconciliation_reports (id, status, finished_at, failure) VALUES ($1, 'failed', now(), $2)
+         ON CONFLICT (id) DO UPDATE SET status = 'failed', finished_at = now(), failure = EXCLUDED.failure`,
+        [input.reportId, input.reason.replace(/\u0000/g, '').slice(0, 2000)],
       );
-      return { discrepancies: discrepancies.length, repaired: repaired.length };
     },
   };
 }

@@ -1,37 +1,103 @@
 import { Context } from '@temporalio/activity';
 import { Client } from '@temporalio/client';
-import Redis from 'ioredis';
+import Redis, { Cluster } from 'ioredis';
 import { DataSource } from 'typeorm';
 import { workflowIds } from '../../contracts/src/temporal';
 import { DecisionEngine } from '../../engine/src/engine';
 import { streamKey, tag } from '../../engine/src/keys';
 import { LotKind } from '../../engine/src/policy';
-import { MAX_BATCH, UsageEvent, parseUsageEvent, readCursor, writeSettlementBatch } from '../../ledger/src/settlement';
+import { BatchOutcome, CursorMoved, MAX_BATCH, PartitionSlice, UsageEvent, readCursors, writeSettlementBatch } from '../../ledger/src/settlement';
+import { HoldEntry, parseStreamEntry } from '../../ledger/src/settlement-entry';
+import { ownedPartitions } from '../../ledger/src/settlement-plan';
 import { startOnce } from '../../temporal/src/start';
 
 export interface SettlementDeps {
   ledger: DataSource;
-  redis: Redis;
+  /** Where the partition streams live: one Redis, or a Cluster. */
+  redis: Redis | Cluster;
   engine: DecisionEngine;
   temporal: Client;
   taskQueue: string;
-  /** A dedicated connection per partition: XREAD BLOCK must not stall the shared client. */
-  blockingRedis: (partition: number) => Redis;
+  /** Logical partitions (`{p<n>}`) and settling consumers; consumer k settles p ≡ k (mod consumers). */
+  partitions: number;
+  consumers: number;
 }
 
-export interface BatchResult {
-  read: number;
+/** What one run of a consumer's settling activity did. */
+export interface ConsumerRun {
+  /** The consumer no longer exists (the consumer count was lowered): its workflow ends. */
+  retired: boolean;
+  partitions: number;
+  batches: number;
   settled: number;
-  more: boolean;
+  quarantined: number;
 }
 
-/** Tells Temporal this attempt is alive, so a crashed worker's batch is retried within seconds. */
-function heartbeat(): void {
+/** Entries read per stream per cycle (memory bound: owned partitions × READ_COUNT entries). */
+const READ_COUNT = MAX_BATCH / 2;
+/** Under load a cycle starts at most this often, so batches fill (settlement lag ≈ LINGER_MS + commit). */
+const LINGER_MS = 100;
+/** Longest pause between reads of idle streams. */
+const MAX_IDLE_MS = 400;
+/** A run ends after this long by default (and never later than MAX_RUN_MS): its workflow starts the next. */
+const DEFAULT_RUN_MS = 60_000;
+const MAX_RUN_MS = 10 * 60_000;
+/** Failed attempts of one batch before it is booked with forced isolation. */
+const MAX_ATTEMPTS = 3;
+const RETRY_PAUSE_MS = 200;
+/** How often a consumer checks that Redis still holds its partitions' `restored` markers. */
+const RESTORE_CHECK_MS = 1000;
+
+const isCluster = (redis: Redis | Cluster): redis is Cluster => (redis as Cluster).isCluster === true;
+
+/** The activity's cancellation signal, or undefined outside an activity (the benchmark calls it directly). */
+function cancellation(): AbortSignal | undefined {
   try {
-    Context.current().heartbeat();
+    return Context.current().cancellationSignal;
   } catch {
-    // Called outside an activity (the settlement benchmark drives this function directly).
+    return undefined;
   }
+}
+
+/** Tells Temporal this attempt is alive (details: the cursors), so a crashed worker's run is retried within seconds. */
+function heartbeat(details?: unknown): void {
+  try {
+    Context.current().heartbeat(details);
+  } catch {
+    // Called outside an activity (the settlement benchmark drives the loop directly).
+  }
+}
+
+/** Sleeps `ms` (≤ 0: not at all), waking early when the activity is cancelled. */
+function pause(ms: number, signal?: AbortSignal): Promise<void> {
+  if (ms <= 0 || signal?.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** Splits slices (whole partitions) into groups of at most MAX_BATCH usage events: one transaction each. */
+function transactionsOf(slices: PartitionSlice[]): PartitionSlice[][] {
+  const groups: PartitionSlice[][] = [];
+  let current: PartitionSlice[] = [];
+  let size = 0;
+  for (const slice of slices) {
+    if (current.length > 0 && size + slice.events.length > MAX_BATCH) {
+      groups.push(current);
+      current = [];
+      size = 0;
+    }
+    current.push(slice);
+    size += slice.events.length;
+  }
+  if (current.length > 0) groups.push(current);
+  return groups;
 }
 
 const restoredKey = (partition: number) => `sw:${tag(partition)}:restored`;
@@ -105,47 +171,143 @@ export function settlementActivities(deps: SettlementDeps) {
     }
   }
 
-  return {
-    async settlePartition(input: { partition: number; maxEvents?: number; blockMs?: number }): Promise<BatchResult> {
-      const { partition } = input;
-      const maxEvents = Math.min(input.maxEvents ?? 2000, MAX_BATCH);
-      heartbeat();
-      await restoreIfLost(partition);
-      const stream = streamKey(partition);
-      const from = await readCursor(deps.ledger.manager, partition);
-      let entries = await deps.redis.xrange(stream, `(${from}`, '+', 'COUNT', maxEvents);
-      if (entries.length === 0 && (input.blockMs ?? 0) > 0) {
-        const reply = await deps.blockingRedis(partition).xread('COUNT', maxEvents, 'BLOCK', input.blockMs!, 'STREAMS', stream, from);
-        entries = reply?.[0]?.[1] ?? [];
-        heartbeat();
-      }
-      if (entries.length === 0) return { read: 0, settled: 0, more: false };
+  /** Lots come back from the ledger for owned partitions whose `restored` marker Redis lost. */
+  async function restoreLostPartitions(partitions: number[]): Promise<void> {
+    const redis = deps.redis;
+    const present = isCluster(redis)
+      ? (await Promise.all(partitions.map((p) => redis.exists(restoredKey(p))))).reduce((a, b) => a + b, 0)
+      : await redis.exists(...partitions.map(restoredKey));
+    if (present === partitions.length) return;
+    for (const partition of partitions) await restoreIfLost(partition);
+  }
 
-      const usage: UsageEvent[] = [];
-      const holds: { decision_id: string; account: string; expires_at: number }[] = [];
+  /**
+   * Reads every owned stream past its cursor: one XREAD over all streams on a single Redis, one
+   * XRANGE per stream on a Cluster (streams of different partitions live in different slots).
+   */
+  async function readStreams(cursors: Map<number, string>): Promise<Map<number, [string, string[]][]>> {
+    const partitions = [...cursors.keys()];
+    const read = new Map<number, [string, string[]][]>();
+    if (isCluster(deps.redis)) {
+      const replies = await Promise.all(partitions.map((p) => deps.redis.xrange(streamKey(p), `(${cursors.get(p)}`, '+', 'COUNT', READ_COUNT)));
+      partitions.forEach((p, i) => replies[i].length > 0 && read.set(p, replies[i]));
+      return read;
+    }
+    const reply = (await deps.redis.xread('COUNT', READ_COUNT, 'STREAMS', ...partitions.map(streamKey), ...partitions.map((p) => cursors.get(p)!))) ?? [];
+    const byKey = new Map(partitions.map((p) => [streamKey(p), p]));
+    for (const [key, entries] of reply) if (entries.length > 0) read.set(byKey.get(key)!, entries);
+    return read;
+  }
+
+  /**
+   * Settles what one read returned: hold timers and low-balance work first (so a crash cannot lose
+   * them), then the usage events in transactions of at most MAX_BATCH events, each moving the
+   * cursors of its partitions; the streams are trimmed once the cursors moved.
+   */
+  async function settleRead(read: Map<number, [string, string[]][]>, cursors: Map<number, string>, forceIsolation: boolean): Promise<BatchOutcome> {
+    const slices: PartitionSlice[] = [];
+    const holds: HoldEntry[] = [];
+    for (const [partition, entries] of read) {
+      const slice: PartitionSlice = { partition, from: cursors.get(partition)!, last: entries[entries.length - 1][0], events: [], invalid: [] };
       for (const [id, fields] of entries) {
-        for (let i = 0; i < fields.length; i += 2) {
-          if (fields[i] === 'usage') usage.push(parseUsageEvent(id, fields[i + 1]));
-          else if (fields[i] === 'hold') holds.push(JSON.parse(fields[i + 1]));
-        }
+        const entry = parseStreamEntry(id, fields);
+        if (entry.kind === 'usage') slice.events.push(entry.event);
+        else if (entry.kind === 'hold') holds.push(entry.hold);
+        else slice.invalid.push(entry.invalid);
       }
-      // Hold timers start before the cursor moves, so a crash in between cannot lose one.
-      await Promise.all(
-        holds.map((h) =>
-          startOnce(deps.temporal, deps.taskQueue, {
-            workflowType: 'holdExpiryWorkflow',
-            workflowId: workflowIds.holdExpiry(h.decision_id),
-            args: [{ decisionId: h.decision_id, expiresAt: h.expires_at }],
-            accountId: h.account,
-            operation: 'hold_expiry',
-          }),
-        ),
-      );
-      await startLowBalanceWork(usage);
-      const last = entries[entries.length - 1][0];
-      const settled = await deps.ledger.transaction((m) => writeSettlementBatch(m, partition, usage, from, last));
-      await deps.redis.xtrim(stream, 'MINID', last);
-      return { read: entries.length, settled, more: entries.length === maxEvents };
+      slices.push(slice);
+    }
+    await Promise.all(
+      holds.map((h) =>
+        startOnce(deps.temporal, deps.taskQueue, {
+          workflowType: 'holdExpiryWorkflow',
+          workflowId: workflowIds.holdExpiry(h.decisionId),
+          args: [{ decisionId: h.decisionId, expiresAt: h.expiresAt }],
+          accountId: h.accountId,
+          operation: 'hold_expiry',
+        }),
+      ),
+    );
+    await startLowBalanceWork(slices.flatMap((s) => s.events));
+    const total: BatchOutcome = { settled: 0, quarantined: 0, isolated: false };
+    for (const group of transactionsOf(slices)) {
+      const outcome = await deps.ledger.transaction((m) => writeSettlementBatch(m, group, { forceIsolation }));
+      for (const s of group) cursors.set(s.partition, s.last);
+      await Promise.all(group.map((s) => deps.redis.xtrim(streamKey(s.partition), 'MINID', s.last)));
+      total.settled += outcome.settled;
+      total.quarantined += outcome.quarantined;
+      total.isolated ||= outcome.isolated;
+    }
+    return total;
+  }
+
+  /** True when the ledger answers a trivial query (a failure then is the batch's, not an outage). */
+  async function ledgerAnswers(): Promise<boolean> {
+    try {
+      await deps.ledger.query('SELECT 1');
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  return {
+    /**
+     * The long-running settling activity of one consumer: loops over batches of its partitions
+     * until `runMs` or `maxBatches` is reached (or Temporal cancels it), heartbeating its cursors
+     * every cycle. Under load a cycle starts every LINGER_MS so batches fill; when idle the pause
+     * grows to MAX_IDLE_MS. A batch that fails with an error that is not the data's is retried
+     * in place (MAX_ATTEMPTS, backoff); after that, if the ledger answers, the batch is booked
+     * with forced isolation (the culprit quarantined); if it does not, the activity fails and
+     * Temporal retries it — an outage never quarantines anything.
+     */
+    async settleConsumer(input: { consumer: number; runMs?: number; maxBatches?: number }): Promise<ConsumerRun> {
+      const owned = ownedPartitions(input.consumer, deps.consumers, deps.partitions);
+      const run: ConsumerRun = { retired: owned.length === 0, partitions: owned.length, batches: 0, settled: 0, quarantined: 0 };
+      if (run.retired) return run;
+      const signal = cancellation();
+      const deadline = Date.now() + Math.min(input.runMs ?? DEFAULT_RUN_MS, MAX_RUN_MS);
+      const maxBatches = Math.min(input.maxBatches ?? Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
+      let cursors = await readCursors(deps.ledger.manager, owned);
+      let restoreCheckedAt = 0;
+      let idleMs = LINGER_MS;
+      let failures = 0;
+      while (Date.now() < deadline && run.batches < maxBatches && !signal?.aborted) {
+        heartbeat({ cursors: Object.fromEntries(cursors), settled: run.settled, quarantined: run.quarantined });
+        const started = Date.now();
+        if (started - restoreCheckedAt >= RESTORE_CHECK_MS) {
+          await restoreLostPartitions(owned);
+          restoreCheckedAt = started;
+        }
+        const read = await readStreams(cursors);
+        if (read.size === 0) {
+          await pause(idleMs, signal);
+          idleMs = Math.min(idleMs * 2, MAX_IDLE_MS);
+          continue;
+        }
+        idleMs = LINGER_MS;
+        try {
+          const outcome = await settleRead(read, cursors, failures >= MAX_ATTEMPTS);
+          failures = 0;
+          run.batches++;
+          run.settled += outcome.settled;
+          run.quarantined += outcome.quarantined;
+        } catch (error) {
+          if (error instanceof CursorMoved) {
+            // Another attempt settles here too (a retry racing a slow one): start from where it got.
+            cursors = await readCursors(deps.ledger.manager, owned);
+            continue;
+          }
+          failures++;
+          if (failures >= MAX_ATTEMPTS && !(await ledgerAnswers())) throw error;
+          if (failures > MAX_ATTEMPTS) throw error; // even forced isolation failed: let Temporal retry (and show it)
+          await pause(RETRY_PAUSE_MS * failures, signal);
+          continue;
+        }
+        const full = [...read.values()].some((entries) => entries.length === READ_COUNT);
+        if (!full) await pause(LINGER_MS - (Date.now() - started), signal);
+      }
+      return run;
     },
 
     async releaseExpiredHold(input: { decisionId: string }): Promise<string> {

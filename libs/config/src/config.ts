@@ -12,17 +12,27 @@ export interface SpillwayConfig {
     readonly taskQueue: string;
     readonly uiUrl: string;
   };
-  /** Number of Redis partitions: accounts hash into `{p<n>}`, each with its own usage stream. */
+  /** Number of logical partitions: accounts hash into `{p<n>}`, each with its own usage stream. */
   readonly partitions: number;
+  /** Settling consumers (one long-running activity each); consumer k settles partitions p ≡ k (mod consumers). */
+  readonly settlementConsumers: number;
   readonly bootstrapAdminKey: string | undefined;
   readonly logLevel: string;
   /** How often a process polls the catalogue version; bounds how stale a policy can be. */
   readonly policyPollMs: number;
-  /** Refunds and adjustments above this many micro-credits wait for an approval signal. */
+  /** Refunds, adjustments and grants above this many micro-credits wait for a four-eyes approval. */
   readonly approvalThresholdMicros: bigint;
+  /** How long a change above the threshold waits for its approval (s); then it ends `expired`. */
+  readonly approvalDeadlineSeconds: number;
+  /**
+   * How long a decision's idempotency key replays the same answer (s), 60 s – 7 days; default
+   * 24 h, the retention product APIs document for their own idempotency keys.
+   */
+  readonly idempotencyRetentionSeconds: number;
 }
 
 const MAX_PARTITIONS = 1024;
+const MAX_SETTLEMENT_CONSUMERS = 64;
 
 function integer(name: string, fallback: number, min: number, max: number): number {
   const raw = process.env[name];
@@ -45,10 +55,13 @@ export function loadConfig(): SpillwayConfig {
       taskQueue: process.env.TEMPORAL_TASK_QUEUE || 'spillway',
       uiUrl: process.env.TEMPORAL_UI_URL || 'http://127.0.0.1:8233',
     },
-    partitions: integer('SPILLWAY_PARTITIONS', 4, 1, MAX_PARTITIONS),
+    partitions: integer('SPILLWAY_PARTITIONS', 64, 1, MAX_PARTITIONS),
+    settlementConsumers: integer('SPILLWAY_SETTLEMENT_CONSUMERS', 4, 1, MAX_SETTLEMENT_CONSUMERS),
     bootstrapAdminKey: process.env.SPILLWAY_BOOTSTRAP_ADMIN_KEY || undefined,
     logLevel: process.env.LOG_LEVEL || 'info',
     policyPollMs: integer('SPILLWAY_POLICY_POLL_MS', 250, 10, 1000),
     approvalThresholdMicros: BigInt(integer('SPILLWAY_APPROVAL_THRESHOLD_CREDITS', 100, 0, 1_000_000_000)) * 1_000_000n,
+    approvalDeadlineSeconds: integer('SPILLWAY_APPROVAL_DEADLINE_SECONDS', 7 * 24 * 3600, 1, 90 * 24 * 3600),
+    idempotencyRetentionSeconds: integer('SPILLWAY_IDEMPOTENCY_TTL_SECONDS', 86_400, 60, 7 * 86_400),
   };
 }

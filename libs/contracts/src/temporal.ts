@@ -6,9 +6,11 @@ export const SEARCH_ATTRIBUTES = { AccountId: 'Keyword', Operation: 'Keyword' } 
 
 export const workflowIds = {
   smoke: (key: string) => `smoke-${key}`,
-  settlement: (partition: number) => `settlement-${partition}`,
+  /** One per settling consumer (each settles a set of partitions). */
+  settlement: (consumer: number) => `settlement-${consumer}`,
   holdExpiry: (decisionId: string) => `hold-${decisionId}`,
-  grant: (kind: 'promo' | 'adjustment', key: string) => `${kind}-${key}`,
+  // Prefixes are prefix-free, so a grant of kind adjustment never shares an adjustment's id.
+  grant: (kind: 'promo' | 'adjustment', key: string) => (kind === 'promo' ? `promo-${key}` : `grant-adjustment-${key}`),
   purchase: (key: string) => `purchase-${key}`,
   refund: (key: string) => `refund-${key}`,
   adjustment: (key: string) => `adjustment-${key}`,

@@ -1,8 +1,9 @@
 import type { Cluster, Redis } from 'ioredis';
+import { createHash } from 'node:crypto';
 import { MAX_MICROS } from '../../contracts/src/money';
 import { accountKeys, decisionIdFor, holdKey, partitionOf, partitionOfDecision, streamKey } from './keys';
 import { EngineFunction, LIBRARY_SOURCE, functionName } from './lua';
-import { DecisionPolicy, Layer, LotKind, LOT_PRIORITY, PlanFeaturePolicy } from './policy';
+import { DecisionPolicy, LIMITS, LOT_ID_PATTERN, LOT_PRIORITY, Layer, LotKind, MARKER_TTL_SECONDS, PlanFeaturePolicy } from './policy';
 
 export type Mode = 'consume' | 'reserve' | 'preview';
 
@@ -30,19 +31,30 @@ export interface EngineWindow {
   reset_at: number;
 }
 
-/** The decision as the script stored it (internal form; the API formats it). */
+/** Why a decision that did not grant everything carries no Retry-After: waiting cannot help. */
+export type RetryReason = 'quantity_exceeds_window_limit' | 'no_window_exhausted';
+
+/**
+ * A decision as the API presents it, rebuilt from the compact idempotency record plus the
+ * windows as they stand now (so a replay carries the current Retry-After and RateLimit-Reset).
+ */
 export interface EngineDecision {
   decision_id: string;
   outcome: 'allowed' | 'partial' | 'denied';
   granted: number;
   denied: number;
   sources: EngineSource[];
+  /** Micro-credits charged, and the balance right after the decision (decimal strings). */
   charged: string;
   balance: string;
   windows: EngineWindow[];
-  retry_after: number;
+  /** Seconds until the exhausted windows have room again; null when waiting cannot help (see retry_reason). */
+  retry_after: number | null;
+  retry_reason: RetryReason | null;
   mode: Mode;
+  /** When the decision was taken, and when this answer was given (ms; differ on a replay). */
   at: number;
+  now: number;
   hold_expires_at?: number;
 }
 
@@ -67,6 +79,7 @@ export type SettleResult =
   | { kind: 'settled'; settlement: HoldSettlement; replayed: boolean }
   | { kind: 'not_found' }
   | { kind: 'expired' }
+  | { kind: 'range' }
   | { kind: 'conflict'; state: string; quantity: string };
 
 export interface LotGrant {
@@ -80,31 +93,100 @@ export interface LotGrant {
 
 export interface EngineOptions {
   partitions: number;
-  /** How long a decision's response is kept for idempotent replay. */
+  /** How long a decision's idempotency record is kept (s): the same key replays within it. */
   idempotencyTtlSeconds: number;
+}
+
+/** An amount, sum or product beyond MAX_MICROS (2^53 − 1 micro-credits); nothing was changed. */
+export class AmountRangeError extends RangeError {
+  constructor(what: string) {
+    super(`${what} exceeds the exact range of ${MAX_MICROS} micro-credits`);
+  }
+}
+
+/** A grant refused because the account already holds LIMITS.maxLotsPerAccount lots; nothing was changed. */
+export class LotLimitError extends RangeError {
+  constructor(readonly accountId: string) {
+    super(`account ${accountId} already holds ${LIMITS.maxLotsPerAccount} lots, the most an account may hold`);
+  }
+}
+
+/** Ids the engine writes into keys, fields and events: checked here whatever the caller checked. */
+const SAFE_ID = /^[A-Za-z0-9._:@-]{1,256}$/;
+function assertId(what: string, value: string): void {
+  if (!SAFE_ID.test(value)) throw new TypeError(`${what} must be 1-256 characters of [A-Za-z0-9._:@-]`);
 }
 
 /** A lot's burn-down order as the functions read it: kind|priority|expires ms (0 = never)|created ms. */
 const lotMeta = (kind: LotKind, expiresAt: Date | null, createdAt: Date) =>
   `${kind}|${LOT_PRIORITY[kind]}|${expiresAt ? expiresAt.getTime() : 0}|${createdAt.getTime()}`;
 
+const KIND_OF_LETTER: Record<string, LotKind> = { p: 'promo', e: 'enterprise', a: 'adjustment', u: 'purchased' };
+
 /** Lua's cjson encodes an empty table as {}; lists are lists here. */
 const list = <T>(value: T[] | Record<string, never> | undefined): T[] => (Array.isArray(value) ? value : []);
 
-function parseDecision(json: string): EngineDecision {
-  const decision = JSON.parse(json) as EngineDecision;
-  decision.windows = list(decision.windows);
-  decision.sources = list(decision.sources);
-  return decision;
+/** Arguments of the plan's windows: (name, limit, seconds) triples. */
+const windowArgs = (plan: PlanFeaturePolicy) => plan.windows.flatMap((w) => [w.name, w.limit, w.seconds]);
+
+/** The lots hash (HGETALL) as remaining micros per lot id; metadata fields ('#'…) are skipped. */
+export function remainingByLot(hash: Record<string, string>): Map<string, bigint> {
+  const lots = new Map<string, bigint>();
+  for (const [field, value] of Object.entries(hash)) if (!field.startsWith('#')) lots.set(field, BigInt(value));
+  return lots;
 }
 
-/** Arguments of the plan's windows: (name, limit, seconds) triples, and their keys. */
-function windowArgs(plan: PlanFeaturePolicy, keyOf: (name: string) => string) {
+/**
+ * Retry advice for a decision that did not grant everything: the seconds until every exhausted
+ * window has room again, or null with the reason waiting cannot help.
+ */
+export function retryAdvice(quantity: number, granted: number, windows: EngineWindow[], now: number): { retry_after: number | null; retry_reason: RetryReason | null } {
+  if (granted >= quantity) return { retry_after: null, retry_reason: null };
+  if (windows.some((w) => quantity > w.limit)) return { retry_after: null, retry_reason: 'quantity_exceeds_window_limit' };
+  let wait = -1;
+  for (const w of windows) if (w.remaining === 0) wait = Math.max(wait, Math.ceil((w.reset_at - now) / 1000));
+  return wait < 0 ? { retry_after: null, retry_reason: 'no_window_exhausted' } : { retry_after: wait, retry_reason: null };
+}
+
+/**
+ * Rebuilds a decision from the script's reply: the record
+ * `uuid hex|at|hold expires|rate units|free units|charged|balance|debits` (debits: `<kind letter><lot id> <units> <micros>`
+ * joined by ','), the time of the answer, then (remaining, reset ms) per window of the plan.
+ */
+function decisionFromReply(reply: (string | number)[], input: DecideInput, plan: PlanFeaturePolicy, partition: number): EngineDecision {
+  const [hex, at, holdExpires, r, f, charged, balance, debits] = (reply[1] as string).split('|');
+  const now = Number(reply[2]);
+  const sources: EngineSource[] = [
+    { layer: 'rate_limit', units: Number(r) },
+    { layer: 'free_tier', units: Number(f) },
+  ];
+  let granted = Number(r) + Number(f);
+  if (debits) {
+    for (const debit of debits.split(',')) {
+      const [lot, units, micros] = debit.split(' ');
+      sources.push({ layer: KIND_OF_LETTER[lot[0]], lot_id: lot.slice(1), units: Number(units), micros });
+      granted += Number(units);
+    }
+  }
+  const windows = plan.windows.map((w, i) => ({ name: w.name, limit: w.limit, remaining: Number(reply[3 + 2 * i]), reset_at: Number(reply[4 + 2 * i]) }));
   return {
-    keys: plan.windows.map((w) => keyOf(w.name)),
-    args: plan.windows.flatMap((w) => [w.name, w.limit, w.seconds]),
+    decision_id: decisionIdFor(partition, hex),
+    outcome: granted === input.quantity ? 'allowed' : granted === 0 ? 'denied' : 'partial',
+    granted,
+    denied: input.quantity - granted,
+    sources,
+    charged,
+    balance,
+    windows,
+    ...retryAdvice(input.quantity, granted, windows, now),
+    mode: input.mode,
+    at: Number(at),
+    now,
+    ...(holdExpires !== '0' ? { hold_expires_at: Number(holdExpires) } : {}),
   };
 }
+
+const shortHash = (text: string) => createHash('sha256').update(text).digest().subarray(0, 8).toString('base64url');
 
 /**
  * The decision engine: each call is ONE atomic FCALL of the Spillway function library on Redis.
@@ -143,66 +225,72 @@ export class DecisionEngine {
     return partitionOf(accountId, this.options.partitions);
   }
 
-  /** The fingerprint that tells a replay (same body) from a reused key (different body → 409). */
+  /**
+   * The fingerprint that tells a replay (same body) from a reused key (different body → 409):
+   * 64 bits of SHA-256 of the request's fields (the key already names the account).
+   */
   static fingerprint(input: DecideInput): string {
-    // The key already names the account; the feature key cannot contain '|'.
-    return `${input.feature}|${input.quantity}|${input.allowPartial ? 1 : 0}|${input.mode}|${input.mode === 'reserve' ? input.holdTtlSeconds : ''}`;
+    return shortHash(`${input.feature}|${input.quantity}|${input.allowPartial ? 1 : 0}|${input.mode}|${input.mode === 'reserve' ? input.holdTtlSeconds : ''}`);
   }
 
+  /**
+   * Decides (and for consume/reserve applies) one request. Throws AmountRangeError when
+   * quantity × price exceeds MAX_MICROS, TypeError for an id outside the safe alphabet.
+   */
   async decide(input: DecideInput, policy: DecisionPolicy, newId: string): Promise<DecideResult> {
     const price = policy.feature.creditsPerUnitMicros;
-    if (BigInt(input.quantity) * price > MAX_MICROS) throw new RangeError('quantity × price exceeds the exact range');
+    if (price < 0n || BigInt(input.quantity) * price > MAX_MICROS) throw new AmountRangeError('quantity × credits per unit');
+    assertId('account id', input.accountId);
+    assertId('feature', input.feature);
+    assertId('idempotency key', input.idempotencyKey);
     const partition = this.partitionOf(input.accountId);
     const keys = accountKeys(input.accountId, partition);
     const decisionId = decisionIdFor(partition, newId);
-    const windows = windowArgs(policy.plan, (name) => keys.window(input.feature, name));
-    const fixedKeys = [
-      keys.idempotency(input.idempotencyKey),
-      keys.lots,
-      keys.lotMeta,
-      keys.freeTier(input.feature),
-      streamKey(partition),
-      holdKey(partition, decisionId),
-    ];
-    const reply = await this.fcall<[string, string?]>('decide', [...fixedKeys, ...windows.keys], [
-      input.accountId,
-      input.feature,
-      input.quantity,
-      input.idempotencyKey,
-      DecisionEngine.fingerprint(input),
-      input.mode,
-      input.allowPartial ? '1' : '0',
-      decisionId,
-      price.toString(),
-      policy.plan.overage,
-      policy.plan.freeTierUnitsPerMonth,
-      input.holdTtlSeconds,
-      this.options.idempotencyTtlSeconds,
-      policy.version,
-      policy.plan.windows.length,
-      ...windows.args,
-    ]);
-    const [status, json] = reply;
+    const reply = await this.fcall<(string | number)[]>(
+      'decide',
+      [keys.idempotency(input.idempotencyKey), keys.lots, keys.counters(input.feature), streamKey(partition), holdKey(partition, decisionId)],
+      [
+        input.accountId,
+        input.feature,
+        input.quantity,
+        input.idempotencyKey,
+        DecisionEngine.fingerprint(input),
+        input.mode,
+        input.allowPartial ? '1' : '0',
+        decisionId,
+        price.toString(),
+        policy.plan.overage,
+        policy.plan.freeTierUnitsPerMonth,
+        input.holdTtlSeconds,
+        this.options.idempotencyTtlSeconds,
+        policy.plan.windows.length,
+        ...windowArgs(policy.plan),
+      ],
+    );
+    const status = reply[0];
     if (status === 'conflict') return { kind: 'conflict' };
-    return { kind: 'decided', decision: parseDecision(json!), replayed: status === 'replay' };
+    if (status === 'range') throw new AmountRangeError('quantity × credits per unit');
+    return { kind: 'decided', decision: decisionFromReply(reply, input, policy.plan, partition), replayed: status === 'replay' };
   }
 
-  /** Commits a hold at its actual quantity; extra units go through the account's current policy. */
+  /**
+   * Commits a hold at its actual quantity; extra units go through the account's current policy.
+   * 'range' when quantity × the hold's price exceeds MAX_MICROS (nothing changed).
+   */
   async commit(decisionId: string, quantity: number, policyFor: (accountId: string, feature: string) => DecisionPolicy | undefined): Promise<SettleResult> {
     const hold = await this.readHold(decisionId);
     if (!hold) return { kind: 'not_found' };
+    if (BigInt(quantity) * hold.price > MAX_MICROS) return { kind: 'range' };
     const policy = policyFor(hold.accountId, hold.feature);
     if (!policy) return { kind: 'not_found' };
-    const keys = accountKeys(hold.accountId, hold.partition);
-    const windows = windowArgs(policy.plan, (name) => keys.window(hold.feature, name));
-    return this.settle(hold, 'committed', quantity, windows.keys, [policy.plan.overage, policy.plan.freeTierUnitsPerMonth, policy.plan.windows.length, ...windows.args]);
+    return this.settle(hold, 'committed', quantity, [policy.plan.overage, policy.plan.freeTierUnitsPerMonth, policy.plan.windows.length, ...windowArgs(policy.plan)]);
   }
 
   /** Releases a hold: every unit goes back where it came from. Needs no policy (hold expiry uses it). */
   async release(decisionId: string): Promise<SettleResult> {
     const hold = await this.readHold(decisionId);
     if (!hold) return { kind: 'not_found' };
-    return this.settle(hold, 'released', 0, hold.windowKeys, ['deny', 0, 0]);
+    return this.settle(hold, 'released', 0, ['deny', 0, 0]);
   }
 
   /** A hold names its account, whose keys the settling function must declare (Cluster). */
@@ -210,37 +298,35 @@ export class DecisionEngine {
     const partition = partitionOfDecision(decisionId, this.options.partitions);
     if (partition === undefined) return undefined;
     const key = holdKey(partition, decisionId);
-    const [accountId, feature, plan] = await this.redis.hmget(key, 'account', 'feature', 'plan');
-    if (!accountId || !feature || !plan) return undefined;
-    const windowKeys = Object.keys((JSON.parse(plan) as { wexp?: Record<string, number> }).wexp ?? {});
-    return { key, partition, accountId, feature, windowKeys };
+    const [accountId, feature, price] = await this.redis.hmget(key, 'account', 'feature', 'price');
+    if (!accountId || !feature || !price) return undefined;
+    return { key, partition, accountId, feature, price: BigInt(price) };
   }
 
   private async settle(
     hold: { key: string; partition: number; accountId: string; feature: string },
     action: 'committed' | 'released',
     quantity: number,
-    windowKeys: string[],
     policyArgs: (string | number)[],
   ): Promise<SettleResult> {
     const keys = accountKeys(hold.accountId, hold.partition);
-    const fixedKeys = [hold.key, keys.lots, keys.lotMeta, keys.freeTier(hold.feature), streamKey(hold.partition)];
-    const [status, a, b] = await this.fcall<[string, string?, string?]>('settle_hold', [...fixedKeys, ...windowKeys], [
-      hold.accountId,
-      hold.feature,
-      action,
-      quantity,
-      ...policyArgs,
-    ]);
+    const [status, a, b] = await this.fcall<[string, string?, string?]>(
+      'settle_hold',
+      [hold.key, keys.lots, keys.counters(hold.feature), streamKey(hold.partition)],
+      [hold.accountId, hold.feature, action, quantity, ...policyArgs],
+    );
     switch (status) {
       case 'ok':
       case 'replay': {
-        const settlement = JSON.parse(a!) as HoldSettlement;
+        const settlement = JSON.parse(a!) as HoldSettlement & { state?: HoldSettlement['state'] };
+        settlement.state ??= 'committed';
         if (settlement.sources) settlement.sources = list(settlement.sources);
         return { kind: 'settled', settlement, replayed: status === 'replay' };
       }
       case 'expired':
         return { kind: 'expired' };
+      case 'range':
+        return { kind: 'range' };
       case 'conflict':
         return { kind: 'conflict', state: a!, quantity: b ?? '' };
       default:
@@ -248,26 +334,40 @@ export class DecisionEngine {
     }
   }
 
-  /** Credits a lot exactly once; returns false when it had been applied before. */
+  /**
+   * Credits a lot exactly once; returns false when it had been applied before. Throws
+   * AmountRangeError for an amount outside (0, MAX_MICROS], LotLimitError when the account
+   * already holds LIMITS.maxLotsPerAccount lots (nothing changed).
+   */
   async grant(lot: LotGrant): Promise<boolean> {
-    if (lot.micros <= 0n || lot.micros > MAX_MICROS) throw new RangeError(`lot ${lot.lotId}: amount out of range`);
+    if (lot.micros <= 0n || lot.micros > MAX_MICROS) throw new AmountRangeError(`lot ${lot.lotId}: amount`);
+    if (!LOT_ID_PATTERN.test(lot.lotId)) throw new TypeError('lot id must be 1-256 characters of [A-Za-z0-9._:@-]');
     const keys = accountKeys(lot.accountId, this.partitionOf(lot.accountId));
-    const applied = await this.fcall<number>('grant', [keys.lots, keys.lotMeta], [lot.lotId, lotMeta(lot.kind, lot.expiresAt, lot.createdAt), lot.micros.toString()]);
+    const applied = await this.fcall<number>(
+      'grant',
+      [keys.lots, keys.grantMarker(lot.lotId)],
+      [lot.lotId, lotMeta(lot.kind, lot.expiresAt, lot.createdAt), lot.micros.toString(), LIMITS.maxLotsPerAccount, MARKER_TTL_SECONDS],
+    );
+    if (applied === -1) throw new LotLimitError(lot.accountId);
     return applied === 1;
   }
 
   /** Brings back the lots Redis lost, at the ledger's remaining amounts; live lots stay as they are. */
   async restore(accountId: string, lots: { lotId: string; kind: LotKind; remaining: bigint; expiresAt: Date | null; createdAt: Date }[]): Promise<void> {
+    for (const lot of lots) {
+      if (lot.remaining < 0n || lot.remaining > MAX_MICROS) throw new AmountRangeError(`lot ${lot.lotId}: remaining amount`);
+      if (!LOT_ID_PATTERN.test(lot.lotId)) throw new TypeError('lot id must be 1-256 characters of [A-Za-z0-9._:@-]');
+    }
     const keys = accountKeys(accountId, this.partitionOf(accountId));
     const args = lots.flatMap((lot) => [lot.lotId, lotMeta(lot.kind, lot.expiresAt, lot.createdAt), lot.remaining.toString()]);
-    if (args.length > 0) await this.fcall('restore', [keys.lots, keys.lotMeta], args);
+    if (args.length > 0) await this.fcall('restore', [keys.lots], args);
   }
 
   /** Takes up to `micros` from the lots in burn-down order, once per key; says what came from where. */
   async debit(accountId: string, key: string, micros: bigint): Promise<{ lotId: string; micros: bigint }[]> {
-    if (micros <= 0n || micros > MAX_MICROS) throw new RangeError('debit amount out of range');
+    if (micros <= 0n || micros > MAX_MICROS) throw new AmountRangeError('debit amount');
     const keys = accountKeys(accountId, this.partitionOf(accountId));
-    const taken = await this.fcall<string>('debit', [keys.lots, keys.lotMeta], [key, micros.toString()]);
+    const taken = await this.fcall<string>('debit', [keys.lots, keys.debitMarker(key)], [micros.toString(), MARKER_TTL_SECONDS]);
     return taken === ''
       ? []
       : taken.split(',').map((part) => {
@@ -279,37 +379,40 @@ export class DecisionEngine {
   /** Removes a lot's whole remainder at once and says how much it was (I7); a retry repeats the answer. */
   async expireLot(accountId: string, lotId: string): Promise<bigint> {
     const keys = accountKeys(accountId, this.partitionOf(accountId));
-    return BigInt(await this.fcall<string>('expire_lot', [keys.lots, keys.lotMeta], [lotId]));
+    return BigInt(await this.fcall<string>('expire_lot', [keys.lots, keys.expiryMarker(lotId)], [lotId, MARKER_TTL_SECONDS]));
   }
 
   /** A consistent real-time view of an account: lots, and each feature's windows and free tier. */
   async snapshot(accountId: string, features: { feature: string; plan: PlanFeaturePolicy }[]): Promise<AccountSnapshot> {
     if (features.length > 64) throw new RangeError('too many features for one snapshot');
     const keys = accountKeys(accountId, this.partitionOf(accountId));
-    const counterKeys = features.flatMap(({ feature, plan }) => [keys.freeTier(feature), ...plan.windows.map((w) => keys.window(feature, w.name))]);
-    const [now, lotsFlat, metaFlat, ...counters] = await this.fcall<[number, string[], string[], ...[string, number][]]>(
-      'snapshot',
-      [keys.lots, keys.lotMeta, ...counterKeys],
-      [],
-    );
+    const [now, lotsFlat, ...counters] = await this.fcall<[number, string[], ...string[][]]>('snapshot', [keys.lots, ...features.map(({ feature }) => keys.counters(feature))], []);
+    const remaining = new Map<string, bigint>();
     const meta = new Map<string, string>();
-    for (let i = 0; i < metaFlat.length; i += 2) meta.set(metaFlat[i], metaFlat[i + 1]);
-    const lots: SnapshotLot[] = [];
     for (let i = 0; i < lotsFlat.length; i += 2) {
-      const [kind, , expires, seq] = (meta.get(lotsFlat[i]) ?? 'purchased|0|0|0').split('|');
-      const expiresAt = Number(expires) === 0 ? null : Number(expires);
-      lots.push({ id: lotsFlat[i], kind: kind as LotKind, remaining: BigInt(lotsFlat[i + 1]), expiresAt, expired: expiresAt !== null && expiresAt <= now, createdAt: Number(seq) });
+      if (lotsFlat[i].startsWith('#')) meta.set(lotsFlat[i].slice(1), lotsFlat[i + 1]);
+      else remaining.set(lotsFlat[i], BigInt(lotsFlat[i + 1]));
     }
-    let cursor = 0;
-    const perFeature = features.map(({ feature, plan }) => {
-      const [freeUsed] = counters[cursor++];
+    const lots: SnapshotLot[] = [];
+    for (const [id, m] of meta) {
+      const [kind, , expires, seq] = m.split('|');
+      const expiresAt = Number(expires) === 0 ? null : Number(expires);
+      lots.push({ id, kind: kind as LotKind, remaining: remaining.get(id) ?? 0n, expiresAt, expired: expiresAt !== null && expiresAt <= now, createdAt: Number(seq) });
+    }
+    const perFeature = features.map(({ feature, plan }, i) => {
+      const entries = new Map<string, { used: number; exp: number }>();
+      const flat = counters[i];
+      for (let j = 0; j < flat.length; j += 2) {
+        const [used, exp] = flat[j + 1].split('|').map(Number);
+        if (exp > now) entries.set(flat[j], { used, exp });
+      }
       const windows = plan.windows.map((w) => {
-        const [used, pttl] = counters[cursor++];
-        return { name: w.name, limit: w.limit, remaining: Math.max(0, w.limit - Number(used)), reset_at: pttl > 0 ? now + pttl : now + w.seconds * 1000 };
+        const e = entries.get(`w${w.name}`);
+        return { name: w.name, limit: w.limit, remaining: Math.max(0, w.limit - (e?.used ?? 0)), reset_at: e ? e.exp : now + w.seconds * 1000 };
       });
-      return { feature, windows, freeTierRemaining: Math.max(0, plan.freeTierUnitsPerMonth - Number(freeUsed)) };
+      return { feature, windows, freeTierRemaining: Math.max(0, plan.freeTierUnitsPerMonth - (entries.get('f')?.used ?? 0)) };
     });
-    const balance = lots.filter((l) => !l.expired).reduce((sum, l) => sum + l.remaining, 0n);
+    const balance = lots.filter((l) => !l.expired && l.remaining > 0n).reduce((sum, l) => sum + l.remaining, 0n);
     return { now, lots, balance, features: perFeature };
   }
 }

@@ -1,6 +1,25 @@
+import { createHash } from 'node:crypto';
+
 /**
- * Redis key layout. Every key of an account carries its partition's hash tag `{p<n>}`, so one
- * script call touches a single slot and runs unchanged on Redis Cluster.
+ * Redis key layout — the only place keys are built. Every key of an account carries its
+ * partition's hash tag `{p<n>}` first, so one script call touches a single slot and runs unchanged
+ * on Redis Cluster.
+ *
+ * No user-chosen text (account id, idempotency key, feature key, window name, lot id, decision id)
+ * can name another key: each key starts with a fixed kind letter that user text never precedes,
+ * and every user part is length-prefixed (`<length>:<text>`), so a key decodes into its parts in
+ * exactly one way whatever characters the parts contain. Idempotency keys are hashed (SHA-256 of
+ * the length-prefixed parts, 160 bits kept) to keep the retained record small.
+ *
+ *   sw:{p<n>}:L:<account>                         hash: lot id → remaining micros, '#'+lot id → meta
+ *   sw:{p<n>}:c:<account>:<feature>               hash: 'w'+window name / 'f' → "used|expires ms"
+ *   sw:{p<n>}:i:<digest(account, key)>            string: compact idempotency record
+ *   sw:{p<n>}:h:<decision id>                     hash: an open or settled hold
+ *   sw:{p<n>}:g:<account>:<lot id>                string: the lot was granted (marker)
+ *   sw:{p<n>}:x:<account>:<lot id>                string: amount a lot's expiry removed (marker)
+ *   sw:{p<n>}:d:<account>:<debit key>             string: what a debit adjustment took (marker)
+ *   sw:{p<n>}:events                              stream: usage and hold events
+ *   sw:{p<n>}:restored                            string: the partition was rebuilt from the ledger
  */
 export function partitionOf(accountId: string, partitions: number): number {
   // FNV-1a, 32-bit: stable across processes and releases.
@@ -14,28 +33,60 @@ export function partitionOf(accountId: string, partitions: number): number {
 
 export const tag = (partition: number) => `{p${partition}}`;
 
+/** A user part as it appears in a key: its length, ':', itself. Decodes in exactly one way. */
+export const encodePart = (text: string) => `${text.length}:${text}`;
+
+const prefix = (partition: number) => `sw:${tag(partition)}:`;
+
+/** 160 bits of SHA-256 over the length-prefixed parts, base64url (27 characters). */
+const digest = (...parts: string[]) => createHash('sha256').update(parts.map(encodePart).join('')).digest().subarray(0, 20).toString('base64url');
+
+/** Every key of one account, each user part encoded (see the layout above). */
 export function accountKeys(accountId: string, partition: number) {
-  const base = `sw:${tag(partition)}:a:${accountId}`;
+  const p = prefix(partition);
+  const account = encodePart(accountId);
   return {
-    lots: `${base}:lots`,
-    lotMeta: `${base}:lotmeta`,
-    idempotency: (key: string) => `${base}:i:${key}`,
-    freeTier: (feature: string) => `${base}:f:${feature}`,
-    window: (feature: string, name: string) => `${base}:w:${feature}:${name}`,
-    grants: `${base}:grants`,
+    /** Lots and their metadata in one hash: one read per decision. */
+    lots: `${p}L:${account}`,
+    idempotency: (key: string) => `${p}i:${digest(accountId, key)}`,
+    /** Free tier and windows of one feature, one hash. */
+    counters: (feature: string) => `${p}c:${account}:${encodePart(feature)}`,
+    grantMarker: (lotId: string) => `${p}g:${account}:${encodePart(lotId)}`,
+    expiryMarker: (lotId: string) => `${p}x:${account}:${encodePart(lotId)}`,
+    debitMarker: (key: string) => `${p}d:${account}:${encodePart(key)}`,
   };
 }
 
-export const streamKey = (partition: number) => `sw:${tag(partition)}:events`;
+/** SCAN pattern matching exactly the lots hashes of a partition (no other key starts so). */
+export const lotsKeyPattern = (partition: number) => `${prefix(partition)}L:*`;
+
+/** The account a lots key belongs to, or undefined when the key is not one. */
+export function accountOfLotsKey(key: string, partition: number): string | undefined {
+  const head = `${prefix(partition)}L:`;
+  if (!key.startsWith(head)) return undefined;
+  const rest = key.slice(head.length);
+  const colon = rest.indexOf(':');
+  const length = Number(rest.slice(0, colon));
+  const account = rest.slice(colon + 1);
+  return colon > 0 && Number.isInteger(length) && account.length === length ? account : undefined;
+}
+
+export const streamKey = (partition: number) => `${prefix(partition)}events`;
+
+/** Set once a partition's lots were rebuilt from the ledger after a Redis data loss. */
+export const restoredKey = (partition: number) => `${prefix(partition)}restored`;
 
 /** Holds are found by decision id alone (commit/release), so they live at partition level. */
-export const holdKey = (partition: number, decisionId: string) => `sw:${tag(partition)}:h:${decisionId}`;
+export const holdKey = (partition: number, decisionId: string) => `${prefix(partition)}h:${encodePart(decisionId)}`;
+
+/** SCAN pattern matching exactly the hold hashes of a partition. */
+export const holdKeyPattern = (partition: number) => `${prefix(partition)}h:*`;
 
 /** Decision ids carry their partition so that a hold can be found from the id alone. */
 export const decisionIdFor = (partition: number, uuid: string) => `dec_p${partition}_${uuid.replace(/-/g, '')}`;
 
 export function partitionOfDecision(decisionId: string, partitions: number): number | undefined {
-  const match = /^dec_p(\d+)_[0-9a-f]{32}$/.exec(decisionId);
+  const match = /^dec_p(\d{1,4})_[0-9a-f]{32}$/.exec(decisionId);
   if (!match) return undefined;
   const partition = Number(match[1]);
   return partition < partitions ? partition : undefined;

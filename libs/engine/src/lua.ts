@@ -3,13 +3,27 @@ import { createHash } from 'node:crypto';
 /**
  * The decision engine's Redis Function library. Each function runs atomically on the Redis server
  * and reads its clock (TIME), never the caller's. The helpers are created once, when the library
- * is loaded, not on every call. Amounts are integer micro-credits; Lua numbers are doubles, so
- * every amount stays below 2^53 (enforced by the callers) and is formatted with %d, never %g.
+ * is loaded, not on every call.
  *
- * Windows are fixed windows that open with their first granted unit and close `seconds` later
- * (the key's TTL): one integer per window, and a window never grants more than its limit.
+ * Amounts are integer micro-credits. Lua numbers are doubles, exact for integers up to 2^53, so
+ * every amount, product and sum stays within MAX = 2^53 − 1 (libs/contracts money.ts): products
+ * (quantity × price) are checked before anything changes ('range'), and balances — sums of lots
+ * that together may exceed 2^53 — are summed in two exact limbs (hi × 10^9 + lo). Numbers are
+ * formatted with %d, only ever below 2^53.
+ *
+ * Hot state per account: ONE hash of lots (field <lot id> = remaining micros, field '#'<lot id> =
+ * 'kind|priority|expires ms|created ms'), and per feature ONE hash of counters (field 'w'<window>
+ * or 'f' = 'used|expires ms'). Spent lots are pruned by the decisions that read them. No cjson on
+ * the consume path: replies are flat arrays, the usage event is written as JSON by concatenation
+ * of validated ids (see events.ts for its shape).
+ *
+ * Windows are fixed windows that open with their first granted unit and close `seconds` later:
+ * one entry per window, and a window never grants more than its limit.
  */
 const PRELUDE = String.raw`
+local MAX = 9007199254740991
+local KIND_LETTER = { promo = 'p', enterprise = 'e', adjustment = 'a', purchased = 'u' }
+
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -49,16 +63,28 @@ local function next_month_ms(ms)
   return days_from_civil(y, m, 1) * 86400000
 end
 
--- Windows from args triples (name, limit, seconds) at index 'at', their keys from key index 'kat'.
--- pttl < 0: the window has not opened yet (it opens with its first granted unit).
-local function load_windows(keys, args, n, at, kat)
+-- A feature's counters: 'w'<name> and 'f' → {used, exp}; an entry past its expiry counts as
+-- unopened. kexp is the latest expiry of any entry, which is the key's own expiry.
+local function load_counters(key, now)
+  local raw = redis.call('HGETALL', key)
+  local c, kexp = {}, 0
+  for i = 1, #raw, 2 do
+    local used, exp = string.match(raw[i + 1], '^(%d+)|(%d+)$')
+    exp = tonumber(exp)
+    if exp > kexp then kexp = exp end
+    if exp > now then c[raw[i]] = { used = tonumber(used), exp = exp } end
+  end
+  return c, kexp
+end
+
+-- Windows from ARGV triples (name, limit, seconds) at index 'at', and the room all of them leave.
+local function load_windows(c, args, n, at)
   local wins, room = {}, nil
   for i = 1, n do
     local a = at + (i - 1) * 3
-    local w = { name = args[a], limit = tonumber(args[a + 1]), ms = tonumber(args[a + 2]) * 1000, key = keys[kat + i - 1], pttl = -2 }
-    local used = redis.call('GET', w.key)
-    w.used = tonumber(used or '0')
-    if used then w.pttl = redis.call('PTTL', w.key) end
+    local f = 'w' .. args[a]
+    local e = c[f]
+    local w = { f = f, limit = tonumber(args[a + 1]), ms = tonumber(args[a + 2]) * 1000, used = e and e.used or 0, exp = e and e.exp or 0 }
     w.room = math.max(0, w.limit - w.used)
     if room == nil or w.room < room then room = w.room end
     wins[i] = w
@@ -66,33 +92,54 @@ local function load_windows(keys, args, n, at, kat)
   return wins, room or 0
 end
 
--- Spendable lots (not expired, remaining > 0) in burn-down order: priority, soonest expiry, oldest.
-local function load_lots(lots_key, meta_key, now)
-  local meta = {}
-  local raw = redis.call('HGETALL', meta_key)
-  for i = 1, #raw, 2 do meta[raw[i]] = raw[i + 1] end
-  local rem = redis.call('HGETALL', lots_key)
-  local lots, balance = {}, 0
-  for i = 1, #rem, 2 do
-    local m, r = meta[rem[i]], tonumber(rem[i + 1])
-    if m and r > 0 then
+-- Spendable lots (not expired, remaining > 0) in burn-down order: priority, soonest expiry,
+-- oldest, id; and the exact balance as two limbs. With 'prune', spent lots leave the hash (a hold
+-- that took from one carries its meta, to give back).
+local function load_lots(key, now, prune)
+  local raw = redis.call('HGETALL', key)
+  local rem, meta = {}, {}
+  for i = 1, #raw, 2 do
+    local f = raw[i]
+    if string.byte(f, 1) == 35 then meta[string.sub(f, 2)] = raw[i + 1] else rem[f] = raw[i + 1] end
+  end
+  local lots, n, hi, lo = {}, 0, 0, 0
+  for id, m in pairs(meta) do
+    local r = tonumber(rem[id] or '0')
+    if r > 0 then
       local kind, prio, exp, seq = string.match(m, '^(%a+)|(%d+)|(%d+)|(%d+)$')
       exp = tonumber(exp)
       if exp == 0 or exp > now then
-        lots[#lots + 1] = { id = rem[i], rem = r, kind = kind, prio = tonumber(prio), exp = exp, seq = tonumber(seq) }
-        balance = balance + r
+        n = n + 1
+        lots[n] = { id = id, rem = r, kind = kind, prio = tonumber(prio), exp = exp == 0 and math.huge or exp, seq = tonumber(seq), meta = m }
+        hi = hi + math.floor(r / 1e9)
+        lo = lo + r % 1e9
       end
+    elseif r == 0 and prune then
+      redis.call('HDEL', key, id, '#' .. id)
     end
   end
-  table.sort(lots, function(a, b)
-    if a.prio ~= b.prio then return a.prio < b.prio end
-    local ae = a.exp == 0 and math.huge or a.exp
-    local be = b.exp == 0 and math.huge or b.exp
-    if ae ~= be then return ae < be end
-    if a.seq ~= b.seq then return a.seq < b.seq end
-    return a.id < b.id
-  end)
-  return lots, balance
+  if n > 1 then
+    table.sort(lots, function(a, b)
+      if a.prio ~= b.prio then return a.prio < b.prio end
+      if a.exp ~= b.exp then return a.exp < b.exp end
+      if a.seq ~= b.seq then return a.seq < b.seq end
+      return a.id < b.id
+    end)
+  end
+  return lots, hi, lo
+end
+
+-- What the lots can pay, capped at MAX: exact, since any sum above MAX evaluates to >= 2^53.
+local function spendable(hi, lo) return math.min(hi * 1e9 + lo, MAX) end
+
+-- The exact decimal of (hi * 10^9 + lo) - minus, for 0 <= minus <= the balance.
+local function balance_after(hi, lo, minus)
+  hi = hi - math.floor(minus / 1e9)
+  lo = lo - minus % 1e9
+  hi = hi + math.floor(lo / 1e9)
+  lo = lo % 1e9
+  if hi > 0 then return string.format('%d%09d', hi, lo) end
+  return int(lo)
 end
 
 -- Units a run of debits pays for: a unit belongs to the lot where its price is completed.
@@ -105,6 +152,7 @@ local function attribute_units(debits, price)
 end
 
 -- The waterfall: rate windows, then free tier, then credits. Chooses only; applies nothing.
+-- Callers check q * price <= MAX first, so every product here is exact.
 local function choose(q, rate_room, ft_room, lots, balance, price, overage)
   local p = { r = 0, f = 0, c = 0, debits = {} }
   local need = q
@@ -116,10 +164,8 @@ local function choose(q, rate_room, ft_room, lots, balance, price, overage)
     for _, lot in ipairs(lots) do
       if owed == 0 then break end
       local d = math.min(lot.rem, owed)
-      if d > 0 then
-        owed = owed - d
-        p.debits[#p.debits + 1] = { id = lot.id, kind = lot.kind, micros = d }
-      end
+      owed = owed - d
+      p.debits[#p.debits + 1] = { id = lot.id, kind = lot.kind, micros = d, meta = lot.meta }
     end
     assert(owed == 0, 'waterfall: credits chosen exceed the balance')
     attribute_units(p.debits, price)
@@ -128,24 +174,31 @@ local function choose(q, rate_room, ft_room, lots, balance, price, overage)
   return p
 end
 
-local function apply(p, wins, ft_key, lots_key, now)
+-- Applies a plan: counters in one HSET (the key expires with its latest entry), then lot debits.
+local function apply(p, wins, ft, ckey, kexp, lots_key, now)
+  local hs, top = {}, kexp
   if p.r > 0 then
     for _, w in ipairs(wins) do
       assert(w.used + p.r <= w.limit, 'window over its limit')
-      redis.call('INCRBY', w.key, int(p.r))
-      if w.pttl < 0 then
-        redis.call('PEXPIRE', w.key, int(w.ms))
-        w.pttl = w.ms
-      end
+      if w.exp == 0 then w.exp = now + w.ms end
+      w.used = w.used + p.r
+      hs[#hs + 1] = w.f
+      hs[#hs + 1] = int(w.used) .. '|' .. int(w.exp)
+      if w.exp > top then top = w.exp end
     end
   end
   if p.f > 0 then
-    redis.call('INCRBY', ft_key, int(p.f))
-    if redis.call('PTTL', ft_key) < 0 then redis.call('PEXPIREAT', ft_key, int(next_month_ms(now))) end
+    if ft.exp == 0 then ft.exp = next_month_ms(now) end
+    ft.used = ft.used + p.f
+    hs[#hs + 1] = 'f'
+    hs[#hs + 1] = int(ft.used) .. '|' .. int(ft.exp)
+    if ft.exp > top then top = ft.exp end
   end
-  for _, d in ipairs(p.debits) do
-    redis.call('HINCRBY', lots_key, d.id, int(-d.micros))
+  if #hs > 0 then
+    redis.call('HSET', ckey, unpack(hs))
+    if top > kexp then redis.call('PEXPIREAT', ckey, int(top)) end
   end
+  for _, d in ipairs(p.debits) do redis.call('HINCRBY', lots_key, d.id, int(-d.micros)) end
 end
 
 local function charged(p)
@@ -154,42 +207,43 @@ local function charged(p)
   return c
 end
 
-local function sources(p)
-  local s = { { layer = 'rate_limit', units = p.r }, { layer = 'free_tier', units = p.f } }
+-- The usage event's sources as JSON (ids are validated to [A-Za-z0-9._:@-] by the engine).
+local function sources_json(p)
+  local s = { '[{"layer":"rate_limit","units":', int(p.r), '},{"layer":"free_tier","units":', int(p.f), '}' }
   for _, d in ipairs(p.debits) do
-    s[#s + 1] = { layer = d.kind, lot_id = d.id, units = d.units, micros = int(d.micros) }
+    s[#s + 1] = ',{"layer":"' .. d.kind .. '","lot_id":"' .. d.id .. '","units":' .. int(d.units) .. ',"micros":"' .. int(d.micros) .. '"}'
   end
-  return s
+  s[#s + 1] = ']'
+  return table.concat(s)
 end
 
--- Turns the loaded windows into their report in place (no new tables on the hot path).
-local function report_windows(wins, taken, now)
+-- A usage event (events.ts UsageStreamEvent), built without cjson.
+local function usage_json(did, account, feature, key, quantity, p, cost, balance, now, wo_units, wo)
+  return table.concat({ '{"decision_id":"', did, '","account":"', account, '","feature":"', feature, '","key":"', key,
+    '","quantity":', int(quantity), ',"sources":', sources_json(p), ',"charged":"', int(cost), '","balance":"', balance,
+    '","at":', int(now), ',"written_off_units":', int(wo_units), ',"written_off":"', int(wo), '"}' })
+end
+
+-- Current window state for the reply: (remaining, reset ms) per window.
+local function window_reply(out, wins, taken, now)
   for _, w in ipairs(wins) do
-    w.reset_at = w.pttl > 0 and now + w.pttl or now + w.ms
-    w.remaining = math.max(0, w.room - taken)
-    w.key, w.ms, w.used, w.pttl, w.room = nil, nil, nil, nil, nil
+    out[#out + 1] = math.max(0, w.room - taken)
+    out[#out + 1] = w.exp > 0 and w.exp or now + w.ms
   end
-  return wins
-end
-
--- Seconds until every exhausted window has room again; -1 when waiting would not help.
-local function retry_after(windows, now)
-  local wait = -1
-  for _, w in ipairs(windows) do
-    if w.remaining == 0 then wait = math.max(wait, math.ceil((w.reset_at - now) / 1000)) end
-  end
-  return wait
+  return out
 end
 
 -- Gives 'n' units of a plan back: credits first (last lot debited first), then free tier, then
 -- windows; counters are only decremented while they still belong to the window that was charged.
-local function give_back(p, n, price, lots_key, ft_key, win_keys)
+local function give_back(p, n, price, lots_key, ckey, now)
   local back_c = math.min(n, p.c)
   local micros = back_c * price
   for i = #p.debits, 1, -1 do
     if micros == 0 then break end
     local d = p.debits[i]
     local b = math.min(d.micros, micros)
+    -- The lot may have been pruned when spent: it comes back with its meta.
+    if d.meta then redis.call('HSETNX', lots_key, '#' .. d.id, d.meta) end
     redis.call('HINCRBY', lots_key, d.id, int(b))
     d.micros = d.micros - b
     micros = micros - b
@@ -202,84 +256,91 @@ local function give_back(p, n, price, lots_key, ft_key, win_keys)
   if price > 0 then attribute_units(p.debits, price) end
   n = n - back_c
   local back_f = math.min(n, p.f)
-  if back_f > 0 and p.fexp > 0 and redis.call('PEXPIRETIME', ft_key) == p.fexp then
-    redis.call('DECRBY', ft_key, int(back_f))
-  end
-  p.f = p.f - back_f
   n = n - back_f
   local back_r = math.min(n, p.r)
-  if back_r > 0 then
-    for _, key in ipairs(win_keys) do
-      if (p.wexp[key] or 0) > 0 and redis.call('PEXPIRETIME', key) == p.wexp[key] then redis.call('DECRBY', key, int(back_r)) end
+  if back_f > 0 or back_r > 0 then
+    local c = load_counters(ckey, now)
+    local hs = {}
+    local function dec(f, exp, units)
+      local e = c[f]
+      if units > 0 and exp and exp > 0 and e and e.exp == exp then
+        hs[#hs + 1] = f
+        hs[#hs + 1] = int(math.max(0, e.used - units)) .. '|' .. int(e.exp)
+      end
     end
+    dec('f', p.fexp, back_f)
+    for f, exp in pairs(p.wexp or {}) do dec(f, exp, back_r) end
+    if #hs > 0 then redis.call('HSET', ckey, unpack(hs)) end
   end
+  p.f = p.f - back_f
   p.r = p.r - back_r
   p.granted = p.r + p.f + p.c
 end
 
 `;
-
 /**
- * decide: KEYS idem, lots, lotmeta, freetier, stream, hold, window...
- * ARGV account, feature, quantity, idem key, fingerprint, mode, allow_partial, decision id, price,
- *      overage, free units, hold ttl s, idem ttl s, policy version, n windows, (name, limit, seconds)...
- * Returns {'ok'|'replay', json} | {'conflict'}.
+ * decide: KEYS idempotency, lots, counters, stream, hold
+ * ARGV account, feature, quantity, idempotency key, fingerprint, mode, allow_partial, decision id,
+ *      price, overage, free units, hold ttl s, idempotency ttl s, n windows, (name, limit, seconds)...
+ * Returns {'ok'|'replay', record, now, (remaining, reset ms) per window} | {'conflict'} | {'range'}.
+ * The record (engine.ts parseRecord) is what the idempotency key keeps: enough to rebuild the
+ * response; windows, Retry-After and RateLimit-Reset are always read now.
  */
 const DECIDE = String.raw`
-local mode = ARGV[6]
-if mode ~= 'preview' then
-  local stored = redis.call('GET', KEYS[1])
-  if stored then
-    local sep = string.find(stored, '\n', 1, true)
-    if string.sub(stored, 1, sep - 1) ~= ARGV[5] then return { 'conflict' } end
-    return { 'replay', string.sub(stored, sep + 1) }
-  end
+local mode, nw, free_units = ARGV[6], tonumber(ARGV[14]), tonumber(ARGV[11])
+local stored = mode ~= 'preview' and redis.call('GET', KEYS[1])
+if stored then
+  local sep = string.find(stored, '|', 1, true)
+  if string.sub(stored, 1, sep - 1) ~= ARGV[5] then return { 'conflict' } end
+  local now = now_ms()
+  local c = nw > 0 and load_counters(KEYS[3], now) or {}
+  return window_reply({ 'replay', string.sub(stored, sep + 1), now }, load_windows(c, ARGV, nw, 15), 0, now)
 end
 local now = now_ms()
-local q, price, overage, free_units = tonumber(ARGV[3]), tonumber(ARGV[9]), ARGV[10], tonumber(ARGV[11])
-local wins, rate_room = load_windows(KEYS, ARGV, tonumber(ARGV[15]), 16, 7)
-local ft_room = 0
-if free_units > 0 then ft_room = math.max(0, free_units - tonumber(redis.call('GET', KEYS[4]) or '0')) end
-local lots, balance = load_lots(KEYS[2], KEYS[3], now)
-local p = choose(q, rate_room, ft_room, lots, balance, price, overage)
+local q, price, overage = tonumber(ARGV[3]), tonumber(ARGV[9]), ARGV[10]
+if q * price > MAX then return { 'range' } end
+local c, kexp = {}, 0
+if nw > 0 or free_units > 0 then c, kexp = load_counters(KEYS[3], now) end
+local wins, rate_room = load_windows(c, ARGV, nw, 15)
+local ft = c.f or { used = 0, exp = 0 }
+local ft_room = math.max(0, free_units - ft.used)
+local lots, hi, lo = load_lots(KEYS[2], now, mode ~= 'preview')
+local p = choose(q, rate_room, ft_room, lots, spendable(hi, lo), price, overage)
 if ARGV[7] ~= '1' and p.granted < q then p = { r = 0, f = 0, c = 0, debits = {}, granted = 0 } end
-local outcome = p.granted == q and 'allowed' or (p.granted == 0 and 'denied' or 'partial')
 local applies = mode ~= 'preview' and p.granted > 0
-if applies then apply(p, wins, KEYS[4], KEYS[2], now) end
+if applies then apply(p, wins, ft, KEYS[3], kexp, KEYS[2], now) end
 local cost = charged(p)
-local wexp = {}
-if mode == 'reserve' and p.granted > 0 then
-  for _, w in ipairs(wins) do wexp[w.key] = redis.call('PEXPIRETIME', w.key) end
-end
-local windows = report_windows(wins, p.r, now)
--- One document is the response, the idempotent record and (for consume) the usage event.
-local result = {
-  decision_id = ARGV[8], account = ARGV[1], feature = ARGV[2], key = ARGV[4], outcome = outcome,
-  quantity = p.granted, granted = p.granted, denied = q - p.granted, sources = sources(p), charged = int(cost),
-  balance = int(balance - cost), windows = windows, retry_after = p.granted < q and retry_after(windows, now) or -1,
-  mode = mode, at = now, policy_version = tonumber(ARGV[14]), written_off_units = 0, written_off = '0',
-}
+local balance = balance_after(hi, lo, cost)
+local did = ARGV[8]
+local hold_exp = 0
 if mode == 'reserve' and p.granted > 0 then
   local ttl = tonumber(ARGV[12]) * 1000
-  result.hold_expires_at = now + ttl
-  local plan = { r = p.r, f = p.f, c = p.c, debits = p.debits, wexp = wexp, fexp = redis.call('PEXPIRETIME', KEYS[4]) }
-  redis.call('HSET', KEYS[6], 'decision_id', ARGV[8], 'account', ARGV[1], 'feature', ARGV[2], 'q', int(p.granted), 'state', 'held', 'price', ARGV[9],
-    'expires', int(now + ttl), 'plan', cjson.encode(plan), 'key', ARGV[4])
-  redis.call('PEXPIRE', KEYS[6], int(ttl + 86400000))
-  redis.call('XADD', KEYS[5], '*', 'hold', cjson.encode({ decision_id = ARGV[8], account = ARGV[1], expires_at = now + ttl }))
+  hold_exp = now + ttl
+  local wexp = {}
+  if p.r > 0 then for _, w in ipairs(wins) do wexp[w.f] = w.exp end end
+  local plan = { r = p.r, f = p.f, c = p.c, debits = p.debits, wexp = wexp, fexp = p.f > 0 and ft.exp or 0 }
+  redis.call('HSET', KEYS[5], 'decision_id', did, 'account', ARGV[1], 'feature', ARGV[2], 'q', int(p.granted), 'state', 'held', 'price', ARGV[9],
+    'expires', int(hold_exp), 'plan', cjson.encode(plan), 'key', ARGV[4])
+  redis.call('PEXPIRE', KEYS[5], int(ttl + 86400000))
+  redis.call('XADD', KEYS[4], '*', 'hold', '{"decision_id":"' .. did .. '","account":"' .. ARGV[1] .. '","expires_at":' .. int(hold_exp) .. '}')
 end
-local json = cjson.encode(result)
-if applies and mode == 'consume' then redis.call('XADD', KEYS[5], '*', 'usage', json) end
-if mode ~= 'preview' then redis.call('SET', KEYS[1], ARGV[5] .. '\n' .. json, 'EX', ARGV[13]) end
-return { 'ok', json }
+if applies and mode == 'consume' then
+  redis.call('XADD', KEYS[4], '*', 'usage', usage_json(did, ARGV[1], ARGV[2], ARGV[4], p.granted, p, cost, balance, now, 0, 0))
+end
+local d = {}
+for i, x in ipairs(p.debits) do d[i] = KIND_LETTER[x.kind] .. x.id .. ' ' .. int(x.units) .. ' ' .. int(x.micros) end
+local record = table.concat({ string.sub(did, -32), int(now), int(hold_exp), int(p.r), int(p.f), int(cost), balance, table.concat(d, ',') }, '|')
+if mode ~= 'preview' then redis.call('SET', KEYS[1], ARGV[5] .. '|' .. record, 'EX', ARGV[13]) end
+return window_reply({ 'ok', record, now }, wins, p.r, now)
 `;
 
 /**
  * settle a hold — commit (at an actual quantity) or release (quantity 0, no usage). The hold keeps
  * the price it was reserved at; the policy (overage, free tier, windows) applies to extra units.
- * KEYS hold, lots, lotmeta, freetier, stream, window...
+ * KEYS hold, lots, counters, stream.
  * ARGV account, feature, action, actual quantity, overage, free units, n windows, (name, limit, seconds)...
- * Returns {'ok'|'replay', json} | {'not_found'} | {'conflict', state, quantity} | {'expired'}.
+ * Returns {'ok'|'replay', json} | {'not_found'} | {'conflict', state, quantity} | {'expired'} | {'range'}.
+ * A commit of an expired hold is 'expired' whether or not the expiry timer has released it yet.
  */
 const SETTLE_HOLD = String.raw`
 local h = {}
@@ -288,36 +349,37 @@ for i = 1, #raw, 2 do h[raw[i]] = raw[i + 1] end
 if h.state == nil or h.account ~= ARGV[1] then return { 'not_found' } end
 local action, A = ARGV[3], tonumber(ARGV[4])
 if h.state ~= 'held' then
+  if h.state == 'expired' and action == 'committed' then return { 'expired' } end
   if action == 'released' and h.state ~= 'committed' then return { 'replay', h.result } end
   if h.state == 'committed' and h.cq == ARGV[4] then return { 'replay', h.result } end
   return { 'conflict', h.state, h.cq or '' }
 end
 local now = now_ms()
 local price, overage, free_units = tonumber(h.price), ARGV[5], tonumber(ARGV[6])
+if A * price > MAX then return { 'range' } end
 local p = cjson.decode(h.plan)
 local H = tonumber(h.q)
 p.granted = H
-local win_keys = {}
-for i = 6, #KEYS do win_keys[#win_keys + 1] = KEYS[i] end
 local expired = now >= tonumber(h.expires)
 if expired or action == 'released' then
-  give_back(p, H, price, KEYS[2], KEYS[4], win_keys)
+  give_back(p, H, price, KEYS[2], KEYS[3], now)
   local state = expired and 'expired' or 'released'
-  local result = cjson.encode({ decision_id = h.decision_id, state = state, released_units = H, at = now })
+  local result = '{"decision_id":"' .. h.decision_id .. '","state":"' .. state .. '","released_units":' .. int(H) .. ',"at":' .. int(now) .. '}'
   redis.call('HSET', KEYS[1], 'state', state, 'result', result)
   if expired and action ~= 'released' then return { 'expired' } end
   return { 'ok', result }
 end
 local written_off_units = 0
 if A <= H then
-  give_back(p, H - A, price, KEYS[2], KEYS[4], win_keys)
+  give_back(p, H - A, price, KEYS[2], KEYS[3], now)
 else
-  local wins, rate_room = load_windows(KEYS, ARGV, tonumber(ARGV[7]), 8, 6)
-  local ft_room = 0
-  if free_units > 0 then ft_room = math.max(0, free_units - tonumber(redis.call('GET', KEYS[4]) or '0')) end
-  local lots, balance = load_lots(KEYS[2], KEYS[3], now)
-  local extra = choose(A - H, rate_room, ft_room, lots, balance, price, overage)
-  apply(extra, wins, KEYS[4], KEYS[2], now)
+  local c, kexp = load_counters(KEYS[3], now)
+  local wins, rate_room = load_windows(c, ARGV, tonumber(ARGV[7]), 8)
+  local ft = c.f or { used = 0, exp = 0 }
+  local ft_room = math.max(0, free_units - ft.used)
+  local lots, hi, lo = load_lots(KEYS[2], now, true)
+  local extra = choose(A - H, rate_room, ft_room, lots, spendable(hi, lo), price, overage)
+  apply(extra, wins, ft, KEYS[3], kexp, KEYS[2], now)
   written_off_units = (A - H) - extra.granted
   p.r, p.f, p.c = p.r + extra.r, p.f + extra.f, p.c + extra.c
   for _, d in ipairs(extra.debits) do
@@ -329,50 +391,54 @@ else
   end
   if price > 0 then attribute_units(p.debits, price) end
 end
-local _, balance = load_lots(KEYS[2], KEYS[3], now)
-local event = { decision_id = h.decision_id, account = ARGV[1], feature = h.feature, key = h.key, quantity = A,
-  sources = sources(p), charged = int(charged(p)), at = now, written_off_units = written_off_units,
-  written_off = int(written_off_units * price) }
-if A > 0 then redis.call('XADD', KEYS[5], '*', 'usage', cjson.encode(event)) end
-event.balance = int(balance)
-event.state = 'committed'
-local result = cjson.encode(event)
-redis.call('HSET', KEYS[1], 'state', 'committed', 'cq', ARGV[4], 'result', result)
-return { 'ok', result }
+local _, hi, lo = load_lots(KEYS[2], now, false)
+local cost = charged(p)
+local balance = balance_after(hi, lo, 0)
+local event = usage_json(h.decision_id, ARGV[1], h.feature, h.key, A, p, cost, balance, now, written_off_units, written_off_units * price)
+if A > 0 then redis.call('XADD', KEYS[4], '*', 'usage', event) end
+redis.call('HSET', KEYS[1], 'state', 'committed', 'cq', ARGV[4], 'result', event)
+return { 'ok', event }
 `;
 
 /**
- * grant: credits a lot in Redis exactly once (the ledger has it already).
- * KEYS lots, lotmeta. ARGV lot id, meta (kind|priority|expires ms|created ms), micros.
- * Returns 1 when applied now, 0 when it had been applied before.
+ * grant: credits a lot in Redis exactly once (the ledger has it already). The grant marker
+ * remembers the lot after it was spent and pruned, so a retried grant never credits it twice.
+ * KEYS lots, grant marker. ARGV lot id, meta (kind|priority|expires ms|created ms), micros,
+ * max lots per account, marker ttl s.
+ * Returns 1 when applied now, 0 when it had been applied before, -1 when the account already
+ * holds the maximum number of lots (nothing changed).
  */
 const GRANT = String.raw`
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('HEXISTS', KEYS[1], '#' .. ARGV[1]) == 1 then return 0 end
+local cap = 2 * tonumber(ARGV[4])
+if redis.call('HLEN', KEYS[1]) >= cap then
+  load_lots(KEYS[1], now_ms(), true)
+  if redis.call('HLEN', KEYS[1]) >= cap then return -1 end
+end
+redis.call('HSET', KEYS[1], '#' .. ARGV[1], ARGV[2], ARGV[1], ARGV[3])
+redis.call('SET', KEYS[2], '1', 'EX', ARGV[5])
 return 1
 `;
 
 /**
- * snapshot: a consistent read for the account view. KEYS lots, lotmeta, counter...
- * Returns {now ms, lots flat, lotmeta flat, {value, pttl} per counter}.
+ * snapshot: a consistent read for the account view. KEYS lots, counters per feature...
+ * Returns {now ms, lots hash flat, counters hash flat per feature...}.
  */
 const SNAPSHOT = String.raw`
-local t = redis.call('TIME')
-local out = { tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]) }
-for i = 3, #KEYS do out[#out + 1] = { redis.call('GET', KEYS[i]) or '0', redis.call('PTTL', KEYS[i]) } end
+local out = { now_ms(), redis.call('HGETALL', KEYS[1]) }
+for i = 2, #KEYS do out[#out + 1] = redis.call('HGETALL', KEYS[i]) end
 return out
 `;
 
 /**
  * restore: brings back lots Redis does not hold, at the ledger's remaining amounts (after a data
  * loss). A lot Redis holds is live and may have unsettled debits: it is never overwritten.
- * KEYS lots, lotmeta. ARGV (lot id, meta, remaining micros)... Returns how many were restored.
+ * KEYS lots. ARGV (lot id, meta, remaining micros)... Returns how many were restored.
  */
 const RESTORE = String.raw`
 local restored = 0
 for i = 1, #ARGV, 3 do
-  if redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i + 1]) == 1 then
+  if redis.call('HSETNX', KEYS[1], '#' .. ARGV[i], ARGV[i + 1]) == 1 then
     redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
     restored = restored + 1
   end
@@ -381,30 +447,31 @@ return restored
 `;
 
 /**
- * expire_lot: takes a lot's whole remainder at once, so expiry removes exactly what is left (I7).
- * The amount is remembered, so a retried expiry reports the same amount and removes nothing more.
- * KEYS lots, lotmeta. ARGV lot id. Returns the micros removed (as a string).
+ * expire_lot: takes a lot's whole remainder at once and removes the lot, so expiry removes
+ * exactly what is left (I7). The amount is remembered (marker), so a retried expiry reports the
+ * same amount and removes nothing more. KEYS lots, expiry marker. ARGV lot id, marker ttl s.
+ * Returns the micros removed (as a string).
  */
 const EXPIRE_LOT = String.raw`
-local done = redis.call('HGET', KEYS[2], ARGV[1] .. ':expired')
+local done = redis.call('GET', KEYS[2])
 if done then return done end
 local left = redis.call('HGET', KEYS[1], ARGV[1]) or '0'
-redis.call('HSET', KEYS[1], ARGV[1], '0')
-redis.call('HSET', KEYS[2], ARGV[1] .. ':expired', left)
+redis.call('HDEL', KEYS[1], ARGV[1], '#' .. ARGV[1])
+redis.call('SET', KEYS[2], left, 'EX', ARGV[2])
 return left
 `;
 
 /**
  * debit: takes credits from the lots in burn-down order (a negative adjustment), never below zero.
- * Once per key: a retry returns the first answer. KEYS lots, lotmeta. ARGV key, micros.
- * Returns 'lot:micros,...' for what was taken (less than asked when the balance is short).
+ * Once per key: a retry returns the first answer (marker). KEYS lots, debit marker.
+ * ARGV micros, marker ttl s. Returns 'lot:micros,...' for what was taken (less than asked when
+ * the balance is short).
  */
 const DEBIT = String.raw`
-local marker = 'debit:' .. ARGV[1]
-local done = redis.call('HGET', KEYS[2], marker)
+local done = redis.call('GET', KEYS[2])
 if done then return done end
-local lots, balance = load_lots(KEYS[1], KEYS[2], now_ms())
-local owed = math.min(tonumber(ARGV[2]), balance)
+local lots, hi, lo = load_lots(KEYS[1], now_ms(), true)
+local owed = math.min(tonumber(ARGV[1]), spendable(hi, lo))
 local taken = {}
 for _, lot in ipairs(lots) do
   if owed == 0 then break end
@@ -414,11 +481,19 @@ for _, lot in ipairs(lots) do
   taken[#taken + 1] = lot.id .. ':' .. int(d)
 end
 local result = table.concat(taken, ',')
-redis.call('HSET', KEYS[2], marker, result)
+redis.call('SET', KEYS[2], result, 'EX', ARGV[2])
 return result
 `;
 
-const FUNCTIONS = { decide: DECIDE, debit: DEBIT, settle_hold: SETTLE_HOLD, grant: GRANT, snapshot: SNAPSHOT, restore: RESTORE, expire_lot: EXPIRE_LOT };
+const FUNCTIONS = {
+  decide: DECIDE,
+  debit: DEBIT,
+  settle_hold: SETTLE_HOLD,
+  grant: GRANT,
+  snapshot: SNAPSHOT,
+  restore: RESTORE,
+  expire_lot: EXPIRE_LOT,
+};
 export type EngineFunction = keyof typeof FUNCTIONS;
 
 /** The library's version is the hash of its code, so two releases never replace each other's. */

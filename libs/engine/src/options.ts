@@ -1,5 +1,8 @@
-/** Engine settings shared by the API and the worker. */
-export const ENGINE_OPTIONS = {
-  /** How long a decision's response is kept for idempotent replay. */
-  idempotencyTtlSeconds: Number(process.env.SPILLWAY_IDEMPOTENCY_TTL_SECONDS || 86_400),
-};
+import type { SpillwayConfig } from '../../config/src/config';
+import type { EngineOptions } from './engine';
+
+/** Engine settings shared by the API and the worker, from the one configuration. */
+export const engineOptions = (config: SpillwayConfig): EngineOptions => ({
+  partitions: config.partitions,
+  idempotencyTtlSeconds: config.idempotencyRetentionSeconds,
+});

@@ -44,3 +44,12 @@ export const LIMITS = {
   maxLotsPerAccount: 64,
   maxHoldTtlSeconds: 7 * 24 * 3600,
 } as const;
+
+/**
+ * How long the engine's once-only markers live (grant, lot expiry, debit adjustment), in seconds:
+ * far longer than any activity retries, and bounded so they never accumulate.
+ */
+export const MARKER_TTL_SECONDS = 30 * 24 * 3600;
+
+/** Lot ids are ledger ids (`lot_<cause>_<key>`): this alphabet keeps them safe in keys, fields and events. */
+export const LOT_ID_PATTERN = /^[A-Za-z0-9._:@-]{1,256}$/;

@@ -1,7 +1,18 @@
 import { EntityManager } from 'typeorm';
+import { MAX_MICROS } from '../../contracts/src/money';
 import { LotKind } from '../../engine/src/policy';
 
-export type LotCause = 'grant' | 'purchase' | 'adjustment' | 'entitlement' | 'refund';
+/**
+ * Why a lot exists. `finance_grant` is a grant asked for through POST /v1/grants (four-eyes gated,
+ * so the audit expects an approval for it); `grant` is any other (tests, tools).
+ */
+export type LotCause = 'grant' | 'finance_grant' | 'purchase' | 'adjustment' | 'entitlement' | 'refund';
+
+/** The account's lots would hold more than MAX_MICROS together; never retried. */
+export class BalanceLimitExceeded extends Error {}
+
+/** Lot causes whose balance update is booked as a `grant`. */
+const GRANT_CAUSES: readonly LotCause[] = ['entitlement', 'finance_grant'];
 
 export interface NewLot {
   accountId: string;
@@ -28,10 +39,21 @@ export const lotIdFor = (causeType: LotCause, causeId: string) => `lot_${causeTy
 
 /**
  * Records a lot and its granting balance update, once per cause. Returns the lot as stored, which
- * is what a retry must apply to Redis (never a second amount).
+ * is what a retry must apply to Redis (never a second amount). Throws BalanceLimitExceeded when
+ * the amount, or the account's lots with it, would exceed MAX_MICROS (checked under a per-account lock).
  */
 export async function recordLot(m: EntityManager, lot: NewLot): Promise<LotRow> {
   const id = lotIdFor(lot.causeType, lot.causeId);
+  if (lot.micros <= 0n || lot.micros > MAX_MICROS) throw new BalanceLimitExceeded(`lot ${id}: ${lot.micros} micros is outside (0, MAX_MICROS = ${MAX_MICROS}]`);
+  // The balance bound: what an account's lots hold together stays exact in Redis (a Lua double).
+  await m.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`lots:${lot.accountId}`]);
+  const [held]: { total: string | null; known: boolean }[] = await m.query(
+    `SELECT (SELECT sum(remaining_micros) FROM credit_lots WHERE account_id = $1)::text AS total, EXISTS (SELECT 1 FROM credit_lots WHERE id = $2) AS known`,
+    [lot.accountId, id],
+  );
+  if (!held.known && BigInt(held.total ?? '0') + lot.micros > MAX_MICROS) {
+    throw new BalanceLimitExceeded(`account ${lot.accountId} would hold more than MAX_MICROS = ${MAX_MICROS} micros`);
+  }
   await m.query(
     `INSERT INTO credit_lots (id, account_id, partition, kind, amount_micros, remaining_micros, expires_at, created_at, cause_type, cause_id)
      VALUES ($1, $2, $3, $4, $5, $5, $6, now(), $7, $8) ON CONFLICT DO NOTHING`,
@@ -44,7 +66,7 @@ export async function recordLot(m: EntityManager, lot: NewLot): Promise<LotRow> 
   await m.query(
     `INSERT INTO balance_updates (account_id, lot_id, delta_micros, cause_type, cause_id, at)
      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
-    [lot.accountId, id, lot.micros.toString(), lot.causeType === 'entitlement' ? 'grant' : lot.causeType, lot.causeId, row.created_at],
+    [lot.accountId, id, lot.micros.toString(), GRANT_CAUSES.includes(lot.causeType) ? 'grant' : lot.causeType, lot.causeId, row.created_at],
   );
   return row;
 }

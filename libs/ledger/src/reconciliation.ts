@@ -2,10 +2,11 @@ import { DataSource } from 'typeorm';
 
 /**
  * The ledger half of reconciliation: set-based SQL over the three datasets, so a million usage
- * events are checked in a few seconds. Each finding names its invariant (DESIGN.md).
+ * events are checked in a few seconds. Each finding names its invariant (docs/ARCHITECTURE.md);
+ * `four-eyes` is the approval rule of refunds, adjustments and finance grants.
  */
 export interface Discrepancy {
-  invariant: 'I1' | 'I2' | 'I3' | 'I4' | 'I7';
+  invariant: 'I1' | 'I2' | 'I3' | 'I4' | 'I7' | 'I9' | 'four-eyes';
   kind: string;
   account_id: string | null;
   subject: string;
@@ -61,6 +62,71 @@ const CHECKS: { kind: string; invariant: Discrepancy['invariant']; sql: string; 
           FROM balance_updates b JOIN credit_lots l ON l.id = b.lot_id JOIN usage_events u ON u.id = b.usage_event_id
           WHERE b.cause_type = 'debit' AND l.expires_at IS NOT NULL AND u.occurred_at >= l.expires_at`,
     detail: (r) => `lot ${r.lot_id} expired at ${r.expires}, debited at ${r.at}`,
+  },
+  {
+    kind: 'write_off_beyond_commit',
+    invariant: 'I2',
+    // A write-off exists only on a commit above its hold: the units sourced plus those written
+    // off make exactly the committed quantity (a plain decision never writes anything off).
+    sql: `SELECT m.id::text AS subject, m.account_id, m.written_off_units::text AS written_off, u.quantity::text AS quantity, s.units::text AS units
+          FROM monetization_events m JOIN usage_events u ON u.id = m.usage_event_id
+          CROSS JOIN LATERAL (SELECT coalesce(sum((x->>'units')::bigint), 0) AS units
+            FROM jsonb_array_elements(CASE WHEN jsonb_typeof(u.sources) = 'array' THEN u.sources ELSE '[]'::jsonb END) x) s
+          WHERE (m.written_off_micros > 0 AND m.written_off_units = 0) OR (m.written_off_units > 0 AND s.units + m.written_off_units <> u.quantity)`,
+    detail: (r) => `${r.written_off} units written off on ${r.quantity} committed with ${r.units} sourced`,
+  },
+  {
+    kind: 'lot_beyond_grant',
+    invariant: 'I3',
+    sql: `SELECT l.id AS subject, l.account_id, l.amount_micros::text AS amount, coalesce(g.credited, 0)::text AS credited
+          FROM credit_lots l
+          LEFT JOIN (SELECT lot_id, sum(delta_micros) AS credited FROM balance_updates WHERE delta_micros > 0 GROUP BY lot_id) g ON g.lot_id = l.id
+          WHERE coalesce(g.credited, 0) <> l.amount_micros OR l.remaining_micros > l.amount_micros`,
+    detail: (r) => `granted ${r.amount} micros, credited ${r.credited}`,
+  },
+  {
+    kind: 'refund_beyond_decision_charge',
+    invariant: 'I9',
+    sql: `SELECT r.decision_id AS subject, r.account_id, sum(r.micros)::text AS refunded, coalesce(max(m.credits_micros), 0)::text AS charged
+          FROM refunds r LEFT JOIN monetization_events m ON m.usage_event_id = r.decision_id AND m.account_id = r.account_id
+          WHERE r.decision_id IS NOT NULL GROUP BY r.decision_id, r.account_id HAVING sum(r.micros) > coalesce(max(m.credits_micros), 0)`,
+    detail: (r) => `refunded ${r.refunded} micros of a ${r.charged} charge`,
+  },
+  {
+    kind: 'refund_beyond_account_charges',
+    invariant: 'I9',
+    sql: `SELECT r.account_id AS subject, r.account_id, r.refunded::text AS refunded, coalesce(c.charged, 0)::text AS charged
+          FROM (SELECT account_id, sum(micros) AS refunded FROM refunds GROUP BY account_id) r
+          LEFT JOIN (SELECT account_id, sum(credits_micros) AS charged FROM monetization_events GROUP BY account_id) c USING (account_id)
+          WHERE r.refunded > coalesce(c.charged, 0)`,
+    detail: (r) => `refunded ${r.refunded} micros of ${r.charged} charged`,
+  },
+  {
+    kind: 'refund_lot_unrecorded',
+    invariant: 'I9',
+    sql: `SELECT l.id AS subject, l.account_id, l.amount_micros::text AS amount, coalesce(r.micros::text, 'nothing') AS recorded
+          FROM credit_lots l LEFT JOIN refunds r ON r.id = l.cause_id AND r.account_id = l.account_id
+          WHERE l.cause_type = 'refund' AND (r.id IS NULL OR r.micros <> l.amount_micros)`,
+    detail: (r) => `refund lot of ${r.amount} micros, refunds table records ${r.recorded}`,
+  },
+  {
+    kind: 'approval_missing',
+    invariant: 'four-eyes',
+    sql: `SELECT c.cause_id AS subject, c.account_id, c.micros::text AS micros, coalesce(a.status, 'none') AS status
+          FROM (SELECT cause_id, account_id, amount_micros AS micros FROM credit_lots WHERE cause_type IN ('refund', 'adjustment', 'finance_grant')
+                UNION ALL
+                SELECT cause_id, account_id, -sum(delta_micros) FROM balance_updates WHERE cause_type = 'adjustment' AND delta_micros < 0 GROUP BY cause_id, account_id) c
+          LEFT JOIN approvals a ON a.workflow_id = c.cause_id AND a.account_id = c.account_id
+          WHERE a.status IS NULL OR a.status NOT IN ('auto', 'approved') OR c.micros > a.micros`,
+    detail: (r) => `${r.micros} micros booked with approval ${r.status}`,
+  },
+  {
+    kind: 'approval_invalid',
+    invariant: 'four-eyes',
+    sql: `SELECT workflow_id AS subject, account_id, status, micros::text AS micros, threshold_micros::text AS threshold FROM approvals
+          WHERE (status = 'auto' AND micros > threshold_micros)
+             OR (status = 'approved' AND (approver_key_id IS NULL OR approver_key_id = requester_key_id))`,
+    detail: (r) => `${r.status} for ${r.micros} micros (threshold ${r.threshold}) without a second principal`,
   },
   {
     kind: 'quarantined_event',

@@ -1,185 +1,287 @@
 import { EntityManager } from 'typeorm';
+import { InvalidEntry, UsageEvent } from './settlement-entry';
+
+export type { UsageEvent } from './settlement-entry';
 
 /**
- * Settlement: turns a batch of usage events from a partition's stream into the three datasets
- * and the new cursor, in ONE PostgreSQL transaction. Replaying a batch changes nothing (I1):
- * a usage event's id is its decision id, and only newly inserted usage events produce
- * monetization events and balance updates.
+ * Settlement: turns usage events read from partition streams into the three datasets and the new
+ * cursors, in ONE PostgreSQL transaction per batch. Replaying a batch changes nothing (I1): a
+ * usage event's id is its decision id, and only newly inserted usage events produce monetization
+ * events and balance updates.
+ *
+ * Nothing stops settlement (I10): entries that do not parse never reach SQL; events the ledger
+ * refuses (unknown account or lot, another account's lot, a constraint, anything PostgreSQL
+ * rejects) are isolated by bisection under savepoints and quarantined with their reason, in the
+ * same transaction that moves the cursors, so the rest of the batch is booked.
  */
-export interface UsageEvent {
-  streamId: string;
-  decisionId: string;
-  accountId: string;
-  feature: string;
-  quantity: number;
-  idempotencyKey: string;
-  occurredAt: Date;
-  sources: { layer: string; units: number; lot_id?: string; micros?: string }[];
-  chargedMicros: bigint;
-  writtenOffUnits: number;
-  writtenOffMicros: bigint;
-  /** The account's real-time balance right after the decision (absent on commits). */
-  balanceAfter?: bigint;
-}
 
+/** Most usage events booked in one transaction. */
 export const MAX_BATCH = 5000;
 
-/** Parses the stream entry written by the decide/settle_hold functions; throws on a malformed one. */
-export function parseUsageEvent(streamId: string, json: string): UsageEvent {
-  const raw = JSON.parse(json) as Record<string, unknown>;
-  const sources = Array.isArray(raw.sources) ? (raw.sources as UsageEvent['sources']) : [];
-  const event: UsageEvent = {
-    streamId,
-    decisionId: String(raw.decision_id),
-    accountId: String(raw.account),
-    feature: String(raw.feature),
-    quantity: Number(raw.quantity),
-    idempotencyKey: String(raw.key),
-    occurredAt: new Date(Number(raw.at)),
-    sources,
-    chargedMicros: BigInt(String(raw.charged ?? '0')),
-    writtenOffUnits: Number(raw.written_off_units ?? 0),
-    writtenOffMicros: BigInt(String(raw.written_off ?? '0')),
-    balanceAfter: raw.balance === undefined ? undefined : BigInt(String(raw.balance)),
-  };
-  const debited = sources.reduce((sum, s) => sum + BigInt(s.micros ?? '0'), 0n);
-  if (debited !== event.chargedMicros) throw new Error(`usage event ${event.decisionId}: sources sum to ${debited}, charged ${event.chargedMicros}`);
-  if (!Number.isInteger(event.quantity) || event.quantity < 0) throw new Error(`usage event ${event.decisionId}: bad quantity`);
-  return event;
+/** What one partition contributes to a batch: the entries after `from` up to and including `last`. */
+export interface PartitionSlice {
+  partition: number;
+  /** The cursor the slice was read after (exclusive). */
+  from: string;
+  /** The last stream id read (inclusive): the partition's cursor after the commit. */
+  last: string;
+  events: UsageEvent[];
+  /** Entries refused before SQL (malformed, out of range). */
+  invalid: InvalidEntry[];
+}
+
+export interface BatchOutcome {
+  settled: number;
+  quarantined: number;
+  /** True when the batch needed bisection to isolate a rejected event. */
+  isolated: boolean;
+}
+
+/** The cursor row of a partition is not where this attempt read from: another attempt moved it. */
+export class CursorMoved extends Error {
+  constructor(
+    readonly partition: number,
+    readonly cursor: string,
+  ) {
+    super(`partition ${partition}: cursor moved to ${cursor} by another attempt`);
+  }
 }
 
 /**
- * Writes one batch read from `fromStreamId` (exclusive) to `lastStreamId` (inclusive). The cursor
- * row is locked first: if another attempt moved it meanwhile, nothing is written.
+ * SQLSTATE classes that say nothing about the event (the connection, a deadlock, the server going
+ * down): the batch is retried as it is, never quarantined. Any other PostgreSQL error is the data's.
  */
-export async function writeSettlementBatch(
-  m: EntityManager,
-  partition: number,
-  events: UsageEvent[],
-  fromStreamId: string,
-  lastStreamId: string,
-): Promise<number> {
+const TRANSIENT_CLASSES = new Set(['08', '40', '53', '55', '57', '58', 'XX']);
+
+/** The SQLSTATE of a PostgreSQL error (TypeORM copies it onto QueryFailedError), if any. */
+export function sqlState(error: unknown): string | undefined {
+  const code = (error as { code?: unknown; driverError?: { code?: unknown } })?.code ?? (error as { driverError?: { code?: unknown } })?.driverError?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+/** True when PostgreSQL refused the data itself (a constraint, a value), so retrying cannot help. */
+export function isDataError(error: unknown): boolean {
+  const state = sqlState(error);
+  return state !== undefined && !TRANSIENT_CLASSES.has(state.slice(0, 2));
+}
+
+const MAX_REASON = 500;
+
+/**
+ * Writes one batch. Cursor rows are locked first (in partition order, so concurrent attempts
+ * cannot deadlock); if another attempt moved one meanwhile, CursorMoved is thrown and nothing is
+ * written. `forceIsolation` treats every booking error as the data's — the caller sets it after a
+ * bounded number of failed attempts of the same batch while the ledger answers.
+ */
+export async function writeSettlementBatch(m: EntityManager, slices: PartitionSlice[], options: { forceIsolation?: boolean } = {}): Promise<BatchOutcome> {
+  const events = slices.flatMap((s) => s.events);
   if (events.length > MAX_BATCH) throw new RangeError(`batch of ${events.length} exceeds ${MAX_BATCH}`);
-  await m.query(`INSERT INTO settlement_cursors (partition, last_stream_id) VALUES ($1, '0-0') ON CONFLICT DO NOTHING`, [partition]);
-  const [cursor]: { last_stream_id: string }[] = await m.query('SELECT last_stream_id FROM settlement_cursors WHERE partition = $1 FOR UPDATE', [partition]);
-  if (cursor.last_stream_id !== fromStreamId) throw new Error(`partition ${partition}: cursor moved to ${cursor.last_stream_id} by another attempt`);
-  // The same event twice in one batch (a replayed append) is booked once.
-  const distinct = [...new Map(events.map((e) => [e.decisionId, e])).values()];
-  const bookable = await quarantineUnbookable(m, partition, distinct);
-  let inserted: { id: string }[] = [];
-  if (bookable.length > 0) {
-    inserted = await m.query(
-      `INSERT INTO usage_events (id, account_id, feature, quantity, idempotency_key, sources, occurred_at, partition, stream_id)
-       SELECT id, account_id, feature, quantity, idempotency_key, sources, occurred_at, $8, stream_id
-       FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::jsonb[], $7::timestamptz[], $9::text[])
-         AS t(id, account_id, feature, quantity, idempotency_key, sources, occurred_at, stream_id)
-       ON CONFLICT DO NOTHING
-       RETURNING id`,
-      [
-        bookable.map((e) => e.decisionId),
-        bookable.map((e) => e.accountId),
-        bookable.map((e) => e.feature),
-        bookable.map((e) => e.quantity),
-        bookable.map((e) => e.idempotencyKey),
-        bookable.map((e) => JSON.stringify(e.sources)),
-        bookable.map((e) => e.occurredAt.toISOString()),
-        partition,
-        bookable.map((e) => e.streamId),
-      ],
-    );
+  const partitions = slices.map((s) => s.partition);
+  if (new Set(partitions).size !== partitions.length) throw new Error('a partition appears twice in one batch');
+  await m.query(`INSERT INTO settlement_cursors (partition, last_stream_id) SELECT unnest($1::int[]), '0-0' ON CONFLICT DO NOTHING`, [partitions]);
+  const cursors: { partition: number; last_stream_id: string }[] = await m.query(
+    'SELECT partition, last_stream_id FROM settlement_cursors WHERE partition = ANY($1::int[]) ORDER BY partition FOR UPDATE',
+    [partitions],
+  );
+  const at = new Map(cursors.map((c) => [c.partition, c.last_stream_id]));
+  for (const s of slices) if (at.get(s.partition) !== s.from) throw new CursorMoved(s.partition, at.get(s.partition) ?? '0-0');
+
+  const rejected: Rejected[] = slices.flatMap((s) => s.invalid.map((invalid) => ({ partition: s.partition, ...invalid })));
+  const partitionOf = new Map(slices.flatMap((s) => s.events.map((e) => [e, s.partition] as const)));
+  const reject = (e: UsageEvent, reason: string) => rejected.push({ partition: partitionOf.get(e)!, streamId: e.streamId, decisionId: e.decisionId, reason, payload: e });
+
+  // The same event twice in a batch (a replayed append) is booked once; another event under the same id is refused.
+  const first = new Map<string, UsageEvent>();
+  for (const e of events) {
+    const seen = first.get(e.decisionId);
+    if (!seen) first.set(e.decisionId, e);
+    else if (asJson({ ...seen, streamId: '' }) !== asJson({ ...e, streamId: '' })) reject(e, 'another event under the same decision id');
   }
-  const fresh = new Set(inserted.map((r) => r.id));
-  const settled = bookable.filter((e) => fresh.has(e.decisionId));
-  await quarantineReusedKeys(m, partition, bookable.filter((e) => !fresh.has(e.decisionId)));
-  if (settled.length > 0) {
-    const monetized: { id: string; usage_event_id: string }[] = await m.query(
-      `INSERT INTO monetization_events (usage_event_id, account_id, credits_micros, written_off_units, written_off_micros)
-       SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::int[], $5::bigint[])
-       RETURNING id, usage_event_id`,
-      [
-        settled.map((e) => e.decisionId),
-        settled.map((e) => e.accountId),
-        settled.map((e) => e.chargedMicros.toString()),
-        settled.map((e) => e.writtenOffUnits),
-        settled.map((e) => e.writtenOffMicros.toString()),
-      ],
-    );
-    const monetizationOf = new Map(monetized.map((r) => [r.usage_event_id, r.id]));
-    const debits = settled.flatMap((e) =>
-      e.sources.filter((s) => s.lot_id && BigInt(s.micros ?? '0') > 0n).map((s) => ({ e, lotId: s.lot_id!, micros: BigInt(s.micros!) })),
-    );
-    if (debits.length > 0) {
-      await m.query(
-        `INSERT INTO balance_updates (account_id, lot_id, delta_micros, cause_type, cause_id, usage_event_id, monetization_event_id, at)
-         SELECT account_id, lot_id, -micros, 'debit', usage_event_id, usage_event_id, monetization_event_id, at
-         FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::uuid[], $6::timestamptz[])
-           AS t(account_id, lot_id, micros, usage_event_id, monetization_event_id, at)`,
-        [
-          debits.map((d) => d.e.accountId),
-          debits.map((d) => d.lotId),
-          debits.map((d) => d.micros.toString()),
-          debits.map((d) => d.e.decisionId),
-          debits.map((d) => monetizationOf.get(d.e.decisionId)),
-          debits.map((d) => d.e.occurredAt.toISOString()),
-        ],
-      );
-      const perLot = new Map<string, bigint>();
-      for (const d of debits) perLot.set(d.lotId, (perLot.get(d.lotId) ?? 0n) + d.micros);
-      await m.query(
-        `UPDATE credit_lots c SET remaining_micros = c.remaining_micros - d.total
-         FROM unnest($1::text[], $2::bigint[]) AS d(id, total) WHERE c.id = d.id`,
-        [[...perLot.keys()], [...perLot.values()].map(String)],
-      );
+  const bookable = await refuseUnknown(m, [...first.values()], reject);
+
+  const settled: UsageEvent[] = [];
+  let isolated = false;
+  // Iterative bisection: a chunk that fails is split in halves under a savepoint, so a batch of n
+  // with k bad events costs O(k log n) statements; a single event that fails is quarantined.
+  const chunks = bookable.length > 0 ? [bookable] : [];
+  while (chunks.length > 0) {
+    const chunk = chunks.pop()!;
+    await m.query('SAVEPOINT chunk');
+    try {
+      const booked = await bookEvents(m, chunk, partitionOf);
+      await m.query('RELEASE SAVEPOINT chunk');
+      settled.push(...booked.settled);
+      for (const e of booked.reusedKey) reject(e, 'idempotency key reused for another decision');
+    } catch (error) {
+      if (!(options.forceIsolation || isDataError(error))) throw error;
+      await m.query('ROLLBACK TO SAVEPOINT chunk');
+      isolated = true;
+      if (chunk.length === 1) {
+        const state = sqlState(error);
+        reject(chunk[0], `ledger rejected the event: ${(error as Error).message}${state ? ` (SQLSTATE ${state})` : ''}`);
+      } else {
+        const mid = Math.ceil(chunk.length / 2);
+        chunks.push(chunk.slice(mid), chunk.slice(0, mid));
+      }
     }
   }
+  await quarantine(m, rejected);
+
+  const settledBy = new Map<number, number>();
+  for (const e of settled) settledBy.set(partitionOf.get(e)!, (settledBy.get(partitionOf.get(e)!) ?? 0) + 1);
   await m.query(
-    'UPDATE settlement_cursors SET last_stream_id = $2, events_settled = events_settled + $3, updated_at = now() WHERE partition = $1',
-    [partition, lastStreamId, settled.length],
+    `UPDATE settlement_cursors c SET last_stream_id = t.last, events_settled = c.events_settled + t.n, updated_at = now()
+     FROM unnest($1::int[], $2::text[], $3::bigint[]) AS t(partition, last, n) WHERE c.partition = t.partition`,
+    [partitions, slices.map((s) => s.last), partitions.map((p) => settledBy.get(p) ?? 0)],
   );
-  return settled.length;
+  return { settled: settled.length, quarantined: rejected.length, isolated };
+}
+
+/**
+ * Books events into the three datasets; returns the newly booked ones. Events not inserted are
+ * replays of settled decisions (same id: nothing to do) or a second decision under a key the
+ * ledger already holds (reused after Redis forgot it) — refused, never booked twice.
+ */
+async function bookEvents(m: EntityManager, events: UsageEvent[], partitionOf: Map<UsageEvent, number>): Promise<{ settled: UsageEvent[]; reusedKey: UsageEvent[] }> {
+  const inserted: { id: string }[] = await m.query(
+    `INSERT INTO usage_events (id, account_id, feature, quantity, idempotency_key, sources, occurred_at, partition, stream_id)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::jsonb[], $7::timestamptz[], $8::int[], $9::text[])
+     ON CONFLICT DO NOTHING
+     RETURNING id`,
+    [
+      events.map((e) => e.decisionId),
+      events.map((e) => e.accountId),
+      events.map((e) => e.feature),
+      events.map((e) => e.quantity),
+      events.map((e) => e.idempotencyKey),
+      events.map((e) => JSON.stringify(e.sources)),
+      events.map((e) => e.occurredAt.toISOString()),
+      events.map((e) => partitionOf.get(e)!),
+      events.map((e) => e.streamId),
+    ],
+  );
+  const fresh = new Set(inserted.map((r) => r.id));
+  const settled = events.filter((e) => fresh.has(e.decisionId));
+  const skipped = events.filter((e) => !fresh.has(e.decisionId));
+  let reusedKey: UsageEvent[] = [];
+  if (skipped.length > 0) {
+    const known: { id: string }[] = await m.query('SELECT id FROM usage_events WHERE id = ANY($1::text[])', [skipped.map((e) => e.decisionId)]);
+    const replays = new Set(known.map((r) => r.id));
+    reusedKey = skipped.filter((e) => !replays.has(e.decisionId));
+  }
+  if (settled.length === 0) return { settled, reusedKey };
+  const monetized: { id: string; usage_event_id: string }[] = await m.query(
+    `INSERT INTO monetization_events (usage_event_id, account_id, credits_micros, written_off_units, written_off_micros)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::int[], $5::bigint[])
+     RETURNING id, usage_event_id`,
+    [
+      settled.map((e) => e.decisionId),
+      settled.map((e) => e.accountId),
+      settled.map((e) => e.chargedMicros.toString()),
+      settled.map((e) => e.writtenOffUnits),
+      settled.map((e) => e.writtenOffMicros.toString()),
+    ],
+  );
+  const monetizationOf = new Map(monetized.map((r) => [r.usage_event_id, r.id]));
+  const debits = settled.flatMap((e) => e.sources.filter((s) => s.lot_id && BigInt(s.micros ?? '0') > 0n).map((s) => ({ e, lotId: s.lot_id!, micros: BigInt(s.micros!) })));
+  if (debits.length === 0) return { settled, reusedKey };
+  await m.query(
+    `INSERT INTO balance_updates (account_id, lot_id, delta_micros, cause_type, cause_id, usage_event_id, monetization_event_id, at)
+     SELECT account_id, lot_id, -micros, 'debit', usage_event_id, usage_event_id, monetization_event_id, at
+     FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::uuid[], $6::timestamptz[])
+       AS t(account_id, lot_id, micros, usage_event_id, monetization_event_id, at)`,
+    [
+      debits.map((d) => d.e.accountId),
+      debits.map((d) => d.lotId),
+      debits.map((d) => d.micros.toString()),
+      debits.map((d) => d.e.decisionId),
+      debits.map((d) => monetizationOf.get(d.e.decisionId)),
+      debits.map((d) => d.e.occurredAt.toISOString()),
+    ],
+  );
+  const perLot = new Map<string, bigint>();
+  for (const d of debits) perLot.set(d.lotId, (perLot.get(d.lotId) ?? 0n) + d.micros);
+  await m.query(
+    `UPDATE credit_lots c SET remaining_micros = c.remaining_micros - d.total
+     FROM unnest($1::text[], $2::bigint[]) AS d(id, total) WHERE c.id = d.id`,
+    [[...perLot.keys()], [...perLot.values()].map(String)],
+  );
+  return { settled, reusedKey };
+}
+
+/**
+ * An event of an account the ledger does not know, or debiting a lot it does not know or that
+ * belongs to another account, would break conservation (I3): refused before booking, one query.
+ */
+async function refuseUnknown(m: EntityManager, events: UsageEvent[], reject: (e: UsageEvent, reason: string) => void): Promise<UsageEvent[]> {
+  if (events.length === 0) return events;
+  const lotIds = [...new Set(events.flatMap((e) => e.sources.flatMap((s) => (s.lot_id ? [s.lot_id] : []))))];
+  const accountIds = [...new Set(events.map((e) => e.accountId))];
+  const rows: { kind: 'lot' | 'account'; id: string; account_id: string }[] = await m.query(
+    `SELECT 'lot' AS kind, id, account_id FROM credit_lots WHERE id = ANY($1::text[])
+     UNION ALL SELECT 'account', id, id FROM accounts WHERE id = ANY($2::text[])`,
+    [lotIds, accountIds],
+  );
+  const lotOwner = new Map(rows.filter((r) => r.kind === 'lot').map((r) => [r.id, r.account_id]));
+  const accounts = new Set(rows.filter((r) => r.kind === 'account').map((r) => r.id));
+  return events.filter((e) => {
+    const reason = !accounts.has(e.accountId)
+      ? 'account unknown to the ledger'
+      : e.sources.some((s) => s.lot_id && !lotOwner.has(s.lot_id))
+        ? 'debit of a lot unknown to the ledger'
+        : e.sources.some((s) => s.lot_id && lotOwner.get(s.lot_id) !== e.accountId)
+          ? "debit of another account's lot"
+          : undefined;
+    if (reason) reject(e, reason);
+    return reason === undefined;
+  });
 }
 
 export async function readCursor(m: EntityManager, partition: number): Promise<string> {
-  const rows: { last_stream_id: string }[] = await m.query('SELECT last_stream_id FROM settlement_cursors WHERE partition = $1', [partition]);
-  return rows[0]?.last_stream_id ?? '0-0';
+  return (await readCursors(m, [partition])).get(partition)!;
+}
+
+/** The ledger cursors of some partitions ('0-0' for a partition never settled). */
+export async function readCursors(m: EntityManager, partitions: number[]): Promise<Map<number, string>> {
+  const rows: { partition: number; last_stream_id: string }[] = await m.query('SELECT partition, last_stream_id FROM settlement_cursors WHERE partition = ANY($1::int[])', [partitions]);
+  const found = new Map(rows.map((r) => [r.partition, r.last_stream_id]));
+  return new Map(partitions.map((p) => [p, found.get(p) ?? '0-0']));
 }
 
 const asJson = (value: unknown) => JSON.stringify(value, (_key, v) => (typeof v === 'bigint' ? v.toString() : v));
 
-async function quarantine(m: EntityManager, partition: number, events: UsageEvent[], reason: string): Promise<void> {
-  if (events.length === 0) return;
+interface Rejected extends InvalidEntry {
+  partition: number;
+}
+
+/**
+ * Keeps refused entries in `settlement_quarantine` with their reason (reconciliation reports
+ * them). A row is named by its decision id; an entry without a usable one, or a second entry
+ * under an id already quarantined, by `<id>@p<partition>/<stream id>` — so no refused entry is
+ * dropped, and replaying a batch adds nothing.
+ */
+async function quarantine(m: EntityManager, rejected: Rejected[]): Promise<void> {
+  if (rejected.length === 0) return;
+  const local = (r: Rejected) => `${r.decisionId ?? 'entry'}@p${r.partition}/${r.streamId}`;
+  const names = new Set<string>();
+  const keys = rejected.map((r) => {
+    const key = r.decisionId && !names.has(r.decisionId) ? r.decisionId : local(r);
+    names.add(key);
+    return key;
+  });
   await m.query(
     `INSERT INTO settlement_quarantine (decision_id, partition, stream_id, payload, reason)
-     SELECT id, $2, stream_id, payload, $5 FROM unnest($1::text[], $3::text[], $4::jsonb[]) AS t(id, stream_id, payload)
+     SELECT CASE WHEN EXISTS (SELECT 1 FROM settlement_quarantine q WHERE q.decision_id = t.key) THEN t.local ELSE t.key END,
+            t.partition, t.stream_id, t.payload, t.reason
+     FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::jsonb[], $6::text[]) AS t(key, local, partition, stream_id, payload, reason)
      ON CONFLICT DO NOTHING`,
-    [events.map((e) => e.decisionId), partition, events.map((e) => e.streamId), events.map(asJson), reason],
+    [
+      keys,
+      rejected.map(local),
+      rejected.map((r) => r.partition),
+      rejected.map((r) => r.streamId),
+      rejected.map((r) => asJson(r.payload)),
+      rejected.map((r) => r.reason.replace(/\u0000/g, '\uFFFD').slice(0, MAX_REASON)),
+    ],
   );
-}
-
-/**
- * Events not inserted are replays of settled decisions (same id: nothing to do), or a second
- * decision under a key the ledger already holds — the key was reused after Redis forgot it (its
- * retention passed). The second one is kept aside and reported, never booked twice.
- */
-async function quarantineReusedKeys(m: EntityManager, partition: number, skipped: UsageEvent[]): Promise<void> {
-  if (skipped.length === 0) return;
-  const known: { id: string }[] = await m.query('SELECT id FROM usage_events WHERE id = ANY($1::text[])', [skipped.map((e) => e.decisionId)]);
-  const replays = new Set(known.map((r) => r.id));
-  await quarantine(m, partition, skipped.filter((e) => !replays.has(e.decisionId)), 'idempotency key reused for another decision');
-}
-
-/**
- * A debit of a lot the ledger does not know would break conservation (I3). Such events go to the
- * quarantine table (reported by reconciliation) instead of blocking the whole partition.
- */
-async function quarantineUnbookable(m: EntityManager, partition: number, events: UsageEvent[]): Promise<UsageEvent[]> {
-  const lotIds = [...new Set(events.flatMap((e) => e.sources.filter((s) => s.lot_id).map((s) => s.lot_id!)))];
-  if (lotIds.length === 0) return events;
-  const known: { id: string }[] = await m.query('SELECT id FROM credit_lots WHERE id = ANY($1::text[])', [lotIds]);
-  const knownIds = new Set(known.map((r) => r.id));
-  const unbookable = events.filter((e) => e.sources.some((s) => s.lot_id && !knownIds.has(s.lot_id)));
-  if (unbookable.length === 0) return events;
-  await quarantine(m, partition, unbookable, 'debit of a lot unknown to the ledger');
-  const skip = new Set(unbookable);
-  return events.filter((e) => !skip.has(e));
 }

@@ -1,11 +1,12 @@
-import { Client, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
-import { SearchAttributePair } from '@temporalio/common';
+import { Client, WorkflowExecutionAlreadyStartedError, WorkflowStartOptions } from '@temporalio/client';
+import { SearchAttributePair, Workflow } from '@temporalio/common';
 import { ACCOUNT_ID, OPERATION } from '../../../workflows/src/search-attributes';
 
-export interface StartRequest {
-  workflowType: string;
+/** A workflow start; pass the workflow function (typed arguments), or its name for untyped callers. */
+export interface StartRequest<T extends Workflow = Workflow> {
+  workflowType: T | string;
   workflowId: string;
-  args: unknown[];
+  args: Parameters<T>;
   accountId: string;
   operation: string;
   memo?: Record<string, unknown>;
@@ -25,14 +26,14 @@ export interface StartedWorkflow {
  * Starts a workflow whose id is its idempotency key: a second start with the same id — running or
  * closed — returns the first execution instead of starting another.
  */
-export async function startOnce(client: Client, taskQueue: string, request: StartRequest): Promise<StartedWorkflow> {
+export async function startOnce<T extends Workflow>(client: Client, taskQueue: string, request: StartRequest<T>): Promise<StartedWorkflow> {
   const typedSearchAttributes: SearchAttributePair[] = [
     { key: ACCOUNT_ID, value: request.accountId },
     { key: OPERATION, value: request.operation },
   ];
   let runId: string;
   try {
-    const handle = await client.workflow.start(request.workflowType, {
+    const handle = await client.workflow.start<T>(request.workflowType, {
       taskQueue,
       workflowId: request.workflowId,
       args: request.args,
@@ -40,7 +41,8 @@ export async function startOnce(client: Client, taskQueue: string, request: Star
       workflowIdConflictPolicy: 'USE_EXISTING',
       typedSearchAttributes,
       memo: { ...request.memo, ...(request.fingerprint ? { fingerprint: request.fingerprint } : {}) },
-    });
+      // The request's args are Parameters<T>; the SDK's conditional type cannot see that generically.
+    } as unknown as WorkflowStartOptions<T>);
     runId = handle.firstExecutionRunId;
   } catch (error) {
     if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;

@@ -1,7 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /** Scopes of API.md; `admin` implies all the others. */
-export const SCOPES = ['decide', 'read', 'finance', 'admin'] as const;
+export const SCOPES = ['decide', 'read', 'finance', 'approve', 'admin'] as const;
 export type Scope = (typeof SCOPES)[number];
 
 export interface Principal {

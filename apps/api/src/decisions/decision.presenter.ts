@@ -11,7 +11,10 @@ function source(s: EngineSource) {
 const windows = (ws: EngineWindow[]) =>
   ws.map((w) => ({ name: w.name, limit: w.limit, remaining: w.remaining, reset_at: iso(w.reset_at) }));
 
-/** API.md's decision body, built only from what the script stored (so a replay is identical). */
+/**
+ * API.md's decision body, rebuilt from the idempotency record (so a replay grants, charges and
+ * sources the same), with windows and retry advice as they stand now.
+ */
 export function presentDecision(d: EngineDecision, replayed: boolean) {
   return {
     decision_id: d.decision_id,
@@ -23,7 +26,8 @@ export function presentDecision(d: EngineDecision, replayed: boolean) {
     credits_charged: formatCredits(BigInt(d.charged)),
     balance: formatCredits(BigInt(d.balance)),
     windows: windows(d.windows),
-    retry_after_seconds: d.retry_after >= 0 ? d.retry_after : null,
+    retry_after_seconds: d.retry_after,
+    ...(d.retry_reason ? { retry_after_reason: d.retry_reason } : {}),
     ...(d.hold_expires_at ? { hold_expires_at: iso(d.hold_expires_at) } : {}),
     decided_at: iso(d.at),
     replayed,
@@ -50,18 +54,19 @@ export function presentSettlement(s: HoldSettlement, replayed: boolean) {
 
 /**
  * Standard RateLimit headers (IETF httpapi draft) for the binding window: the one with the least
- * room left, and of those the one that resets last.
+ * room left, and of those the one that resets last. Computed from the time of the answer, so a
+ * replay carries the current reset.
  */
 export function rateLimitHeaders(d: EngineDecision): Record<string, string> {
   const ws = d.windows;
   if (ws.length === 0) return {};
   const binding = ws.reduce((a, b) => (b.remaining < a.remaining || (b.remaining === a.remaining && b.reset_at > a.reset_at) ? b : a));
-  const reset = Math.max(0, Math.ceil((binding.reset_at - d.at) / 1000));
+  const reset = Math.max(0, Math.ceil((binding.reset_at - d.now) / 1000));
   const headers: Record<string, string> = {
     'RateLimit-Limit': String(binding.limit),
     'RateLimit-Remaining': String(binding.remaining),
     'RateLimit-Reset': String(reset),
   };
-  if (d.retry_after >= 0) headers['Retry-After'] = String(d.retry_after);
+  if (d.retry_after !== null) headers['Retry-After'] = String(d.retry_after);
   return headers;
 }

@@ -1,11 +1,18 @@
 import { Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { SpillwayError, conflict, notFound, unprocessable } from '../../../../libs/contracts/src/errors';
+import { MAX_MICROS, formatCredits } from '../../../../libs/contracts/src/money';
 import { DecideInput, DecisionEngine, EngineDecision, HoldSettlement } from '../../../../libs/engine/src/engine';
 import { PolicyCache } from '../catalogue/policy-cache';
 import { Metrics } from '../metrics/metrics';
 import { SettlementMonitor } from '../settlement/settlement-monitor';
 import { DecisionRequest } from './decision.request';
+
+/** quantity × credits per unit beyond the one exact range: a 422 naming the limit; nothing changed. */
+const amountLimit = () =>
+  unprocessable(`quantity × credits_per_unit exceeds the limit of ${formatCredits(MAX_MICROS)} credits (2^53 − 1 micro-credits)`, [
+    { field: 'quantity', issue: `quantity × credits_per_unit must not exceed ${formatCredits(MAX_MICROS)} credits` },
+  ]);
 
 /** Resolves the policy in memory and asks the engine: one Redis round trip per decision. */
 @Injectable()
@@ -34,9 +41,7 @@ export class DecisionsService {
           throw unprocessable(`plan ${resolution.planKey} does not include ${input.feature}`, [{ field: 'feature', issue: 'not in the account plan' }]);
       }
     }
-    if (BigInt(input.quantity) * resolution.policy.feature.creditsPerUnitMicros > BigInt(Number.MAX_SAFE_INTEGER)) {
-      throw unprocessable('quantity × credits_per_unit is too large for one decision', [{ field: 'quantity', issue: 'too large for this feature' }]);
-    }
+    if (BigInt(input.quantity) * resolution.policy.feature.creditsPerUnitMicros > MAX_MICROS) throw amountLimit();
     if (input.mode !== 'preview' && this.settlement.overloaded(this.engine.partitionOf(input.accountId))) {
       throw new SpillwayError(503, 'settlement_backlog', 'settlement is too far behind on this account partition; retry later', [], 5);
     }
@@ -61,6 +66,8 @@ export class DecisionsService {
         return result;
       case 'expired':
         throw new SpillwayError(409, 'hold_expired', `hold ${decisionId} expired and was released`);
+      case 'range':
+        throw amountLimit();
       case 'conflict':
         throw conflict(`hold ${decisionId} is already ${result.state}${result.quantity ? ` at quantity ${result.quantity}` : ''}`);
       default:

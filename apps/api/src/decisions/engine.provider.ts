@@ -2,11 +2,11 @@ import { Provider } from '@nestjs/common';
 import Redis from 'ioredis';
 import { SpillwayConfig } from '../../../../libs/config/src/config';
 import { DecisionEngine } from '../../../../libs/engine/src/engine';
-import { ENGINE_OPTIONS } from '../../../../libs/engine/src/options';
+import { engineOptions } from '../../../../libs/engine/src/options';
 import { CONFIG, REDIS } from '../infra/tokens';
 
 export const engineProvider: Provider = {
   provide: DecisionEngine,
   inject: [REDIS, CONFIG],
-  useFactory: (redis: Redis, config: SpillwayConfig) => new DecisionEngine(redis, { partitions: config.partitions, ...ENGINE_OPTIONS }),
+  useFactory: (redis: Redis, config: SpillwayConfig) => new DecisionEngine(redis, engineOptions(config)),
 };

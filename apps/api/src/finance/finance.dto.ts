@@ -1,6 +1,6 @@
 import { ApiProperty } from '@nestjs/swagger';
-import { IsBoolean, IsIn, IsInt, IsISO8601, IsOptional, IsString, IsUrl, Length, Max, Min } from 'class-validator';
-import { AccountIdField, CreditsField, IdempotencyKeyField, ReasonField } from '../http/fields';
+import { IsBoolean, IsIn, IsInt, IsISO8601, IsOptional, IsString, IsUrl, Length, Matches, Max, Min } from 'class-validator';
+import { AccountIdField, CreditsField, IdempotencyKeyField, NO_NUL, ReasonField } from '../http/fields';
 
 export class PurchaseDto {
   @AccountIdField()
@@ -31,6 +31,7 @@ export class CancelGrantDto {
   @ApiProperty({ example: 'ops-dashboard' })
   @IsString()
   @Length(1, 200)
+  @Matches(NO_NUL, { message: 'reason must not contain U+0000' })
   reason: string;
 }
 
@@ -68,15 +69,18 @@ export class AdjustmentDto {
   idempotency_key: string;
 }
 
+/** The approver is the calling key (scope `approve`), never a name in the body. */
 export class ApprovalDto {
   @ApiProperty()
   @IsBoolean()
   approve: boolean;
 
-  @ApiProperty({ example: 'jane@finance' })
+  @ApiProperty({ required: false, example: 'checked with the customer' })
+  @IsOptional()
   @IsString()
-  @Length(1, 200)
-  approver: string;
+  @Length(1, 500)
+  @Matches(NO_NUL, { message: 'note must not contain U+0000' })
+  note?: string;
 }
 
 export class EntitlementDto {

@@ -17,7 +17,11 @@ export const IdempotencyKeyField = (options: { required: boolean } = { required:
     Matches(IDEMPOTENCY_KEY, { message: 'idempotency_key must be 1-200 characters of [A-Za-z0-9._:@-]' }),
   );
 
-export const ReasonField = () => applyDecorators(ApiProperty({ example: 'customer request' }), IsString(), Length(1, 500));
+/** Text PostgreSQL can store: no U+0000. */
+export const NO_NUL = /^[^\u0000]*$/;
+
+export const ReasonField = () =>
+  applyDecorators(ApiProperty({ example: 'customer request' }), IsString(), Length(1, 500), Matches(NO_NUL, { message: 'reason must not contain U+0000' }));
 
 /** Credits as a decimal string with up to 6 places (signed: may start with '-'). */
 export const CreditsField = (name: string, options: { optional?: boolean; signed?: boolean; example?: string } = {}) =>

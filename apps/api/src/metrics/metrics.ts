@@ -33,6 +33,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly settlementQuarantined = new Gauge({
+    name: 'spillway_settlement_quarantined_events',
+    help: 'Stream entries settlement refused to book and kept in quarantine with their reason',
+    labelNames: ['partition'],
+    registers: [this.registry],
+  });
+
   readonly reconciliationDiscrepancies = new Gauge({
     name: 'spillway_reconciliation_discrepancies',
     help: 'Discrepancies found by the latest completed reconciliation',

@@ -29,11 +29,18 @@ export class ReconciliationController {
   @Get(':id')
   @RequireScope('admin')
   async report(@Param('id') id: string) {
-    const [row] = await this.ledger.query('SELECT id, status, started_at, finished_at, checked, discrepancies, repaired FROM reconciliation_reports WHERE id = $1', [id]);
-    if (row) return row;
+    const [row] = await this.ledger.query(
+      'SELECT id, status, failure, started_at, finished_at, checked, discrepancies, repaired FROM reconciliation_reports WHERE id = $1',
+      [id],
+    );
+    if (row && row.status !== 'running') return row;
     try {
-      await this.temporal.workflow.getHandle(id).describe();
-      return { id, status: 'running', checked: {}, discrepancies: [], repaired: [] };
+      // A run whose workflow closed without finishing its report failed (e.g. terminated): say so.
+      const run = await this.temporal.workflow.getHandle(id).describe();
+      const closed = run.status.name !== 'RUNNING';
+      const status = closed ? 'failed' : 'running';
+      const failure = closed ? `workflow ${run.status.name.toLowerCase()} before the report was finished` : null;
+      return row ? { ...row, status, failure } : { id, status, failure, checked: {}, discrepancies: [], repaired: [] };
     } catch (error) {
       if (error instanceof WorkflowNotFoundError) throw notFound(`reconciliation ${id}`);
       throw error;

@@ -11,6 +11,8 @@ export interface PartitionLag {
   cursor: string;
   unsettled_events: number;
   lag_seconds: number;
+  /** Entries of this partition settlement refused and quarantined (with their reason). */
+  quarantined_events: number;
 }
 
 const POLL_MS = 1000;
@@ -47,12 +49,16 @@ export class SettlementMonitor implements OnModuleInit, OnModuleDestroy {
   }
 
   async poll(): Promise<PartitionLag[]> {
-    const rows: { partition: number; last_stream_id: string }[] = await this.ledger.query('SELECT partition, last_stream_id FROM settlement_cursors');
-    const cursors = new Map(rows.map((r) => [r.partition, r.last_stream_id]));
+    const rows: { partition: number; last_stream_id: string; quarantined: number }[] = await this.ledger.query(
+      `SELECT c.partition, c.last_stream_id, coalesce(q.n, 0)::int AS quarantined FROM settlement_cursors c
+       LEFT JOIN (SELECT partition, count(*) AS n FROM settlement_quarantine GROUP BY partition) q ON q.partition = c.partition`,
+    );
+    const cursors = new Map(rows.map((r) => [r.partition, r]));
     const now = Date.now();
     const lags: PartitionLag[] = [];
     for (let partition = 0; partition < this.config.partitions; partition++) {
-      const cursor = cursors.get(partition) ?? '0-0';
+      const cursor = cursors.get(partition)?.last_stream_id ?? '0-0';
+      const quarantined = cursors.get(partition)?.quarantined ?? 0;
       const [length, oldest] = await Promise.all([
         this.redis.xlen(streamKey(partition)),
         this.redis.xrange(streamKey(partition), `(${cursor}`, '+', 'COUNT', 1),
@@ -60,7 +66,8 @@ export class SettlementMonitor implements OnModuleInit, OnModuleDestroy {
       // The stream is trimmed up to the cursor, whose own entry stays.
       const unsettled = oldest.length === 0 ? 0 : Math.max(0, length - (cursor === '0-0' ? 0 : 1));
       const lag = oldest.length === 0 ? 0 : Math.max(0, (now - streamIdMs(oldest[0][0])) / 1000);
-      lags.push({ partition, cursor, unsettled_events: unsettled, lag_seconds: Number(lag.toFixed(3)) });
+      lags.push({ partition, cursor, unsettled_events: unsettled, lag_seconds: Number(lag.toFixed(3)), quarantined_events: quarantined });
+      this.metrics.settlementQuarantined.set({ partition: String(partition) }, quarantined);
       this.metrics.settlementBacklog.set({ partition: String(partition) }, unsettled);
       this.metrics.settlementLag.set({ partition: String(partition) }, lag);
     }

@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Client } from '@temporalio/client';
+import { Workflow } from '@temporalio/common';
 import { SpillwayConfig } from '../../../../libs/config/src/config';
 import { StartRequest, StartedWorkflow, startOnce } from '../../../../libs/temporal/src/start';
 import { CONFIG, TEMPORAL } from '../infra/tokens';
@@ -14,7 +15,7 @@ export class WorkflowStarter {
     @Inject(CONFIG) private readonly config: SpillwayConfig,
   ) {}
 
-  start(request: StartRequest): Promise<StartedWorkflow> {
+  start<T extends Workflow>(request: StartRequest<T>): Promise<StartedWorkflow> {
     return startOnce(this.temporal, this.config.temporal.taskQueue, request);
   }
 }

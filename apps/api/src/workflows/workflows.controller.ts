@@ -1,6 +1,8 @@
 import { Body, Controller, Get, HttpCode, Inject, Param, Post, Req } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
-import { Client, WorkflowNotFoundError } from '@temporalio/client';
+import { Client, WorkflowFailedError, WorkflowHandle, WorkflowNotFoundError } from '@temporalio/client';
+import { ApplicationFailure, TemporalFailure } from '@temporalio/common';
+import { stateQuery } from '../../../../workflows/src/approval';
 import { IsOptional } from 'class-validator';
 import { invalidField, notFound } from '../../../../libs/contracts/src/errors';
 import { ACCOUNT_ID_PATTERN } from '../../../../libs/engine/src/plan-definition';
@@ -14,6 +16,25 @@ class SmokeCheckDto {
   @IsOptional()
   @IdempotencyKeyField({ required: false })
   idempotency_key?: string;
+}
+
+/** The reason a workflow failed: the innermost cause (an activity's non-retryable error), type and message. */
+async function failureOf(handle: WorkflowHandle): Promise<{ type: string | null; message: string } | null> {
+  try {
+    await handle.result();
+    return null;
+  } catch (error) {
+    if (!(error instanceof WorkflowFailedError)) throw error;
+    let cause: Error | undefined = error.cause;
+    while (cause instanceof TemporalFailure && cause.cause) cause = cause.cause;
+    return { type: cause instanceof ApplicationFailure ? (cause.type ?? null) : (cause?.name ?? null), message: cause?.message ?? error.message };
+  }
+}
+
+/** How a finance workflow ended, from its result: `status` (refund, adjustment, contract) or `ended` (grant). */
+function closedState(result: unknown): string | undefined {
+  const r = result as { status?: unknown; ended?: unknown } | null;
+  return typeof r?.status === 'string' ? r.status : typeof r?.ended === 'string' ? r.ended : undefined;
 }
 
 @ApiTags('workflows')
@@ -62,8 +83,10 @@ export class WorkflowsController {
       const description = await handle.describe();
       const status = description.status.name.toLowerCase();
       const result = status === 'completed' ? await handle.result() : null;
-      // Refunds and adjustments say where they stand (e.g. awaiting_approval) while running.
-      const state = status === 'running' ? await handle.query<string>('state').catch(() => null) : null;
+      const failure = status === 'failed' ? await failureOf(handle) : null;
+      // Finance workflows say where they stand (e.g. awaiting_approval) while running, and how they ended.
+      const state =
+        status === 'running' ? await handle.query(stateQuery).catch(() => null) : status === 'failed' ? 'failed' : (closedState(result) ?? null);
       return {
         workflow_id: workflowId,
         run_id: description.runId,
@@ -74,6 +97,7 @@ export class WorkflowsController {
         closed_at: description.closeTime?.toISOString() ?? null,
         memo: description.memo ?? {},
         result,
+        failure,
       };
     } catch (error) {
       if (error instanceof WorkflowNotFoundError) throw notFound(`workflow ${workflowId}`);

@@ -1,0 +1,316 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { DataSource } from 'typeorm';
+import { SpillwayConfig } from '../../../../libs/config/src/config';
+import { entitlementViolations } from '../../../../libs/contracts/src/entitlements';
+import { SpillwayError, conflict, invalidField, notFound, unprocessable } from '../../../../libs/contracts/src/errors';
+import { MAX_MICROS, formatCredits, parseCredits } from '../../../../libs/contracts/src/money';
+import { workflowIds } from '../../../../libs/contracts/src/temporal';
+import { KEY_PATTERN } from '../../../../libs/engine/src/plan-definition';
+import { refundRoom } from '../../../../libs/ledger/src/refunds';
+import { IdempotencyConflict, StartRequest } from '../../../../libs/temporal/src/start';
+import { adjustmentWorkflow } from '../../../../workflows/src/adjustment.workflow';
+import { Actor, ApprovalTerms, NOT_AWAITING_APPROVAL, SELF_APPROVAL, approveUpdate } from '../../../../workflows/src/approval';
+import { amendSignal, cancelContractSignal, entitlementWorkflow } from '../../../../workflows/src/entitlement.workflow';
+import { cancelGrantSignal, grantWorkflow } from '../../../../workflows/src/grant.workflow';
+import { purchaseWorkflow } from '../../../../workflows/src/purchase.workflow';
+import { refundWorkflow } from '../../../../workflows/src/refund.workflow';
+import { ACCOUNT_ID, OPERATION } from '../../../../workflows/src/search-attributes';
+import { Workflow } from '@temporalio/common';
+import { Principal } from '../auth/api-key';
+import { PolicyCache } from '../catalogue/policy-cache';
+import { CONFIG, LEDGER, TEMPORAL } from '../infra/tokens';
+import { StartedWorkflow, WorkflowStarter } from '../workflows/workflow-starter';
+import { DecisionLookup } from './decision-lookup';
+import { AdjustmentDto, AlertsDto, ApprovalDto, EntitlementDto, GrantDto, PurchaseDto, RefundDto } from './finance.dto';
+
+/** Workflow types that can wait for a four-eyes approval. */
+const APPROVABLE = new Set(['refundWorkflow', 'adjustmentWorkflow', 'grantWorkflow']);
+
+const LIMIT_TEXT = `${formatCredits(MAX_MICROS)} credits (MAX_MICROS = ${MAX_MICROS} micro-credits)`;
+
+/** 422 naming the one amount limit of money.ts. */
+const beyondLimit = (field: string) => unprocessable(`${field} exceeds the limit of ${LIMIT_TEXT}`, [{ field, issue: `must not exceed ${LIMIT_TEXT}` }]);
+
+const status = (workflowId: string) => `/v1/workflows/${encodeURIComponent(workflowId)}`;
+
+/**
+ * Finance requests: every check that can be made before a workflow starts is made here (account,
+ * decision, amount range, refund bound, contract bounds), so a request that can never succeed is
+ * a 4xx at once; the workflows re-check what may change meanwhile under a lock when they book.
+ */
+@Injectable()
+export class FinanceService {
+  constructor(
+    private readonly starter: WorkflowStarter,
+    private readonly policies: PolicyCache,
+    private readonly decisions: DecisionLookup,
+    @Inject(TEMPORAL) private readonly temporal: Client,
+    @Inject(LEDGER) private readonly ledger: DataSource,
+    @Inject(CONFIG) private readonly config: SpillwayConfig,
+  ) {}
+
+  /**
+   * Micro-credits of an amount field whose format the DTO checked: 422 beyond MAX_MICROS, 400 for 0
+   * (and for a negative amount unless signed).
+   */
+  private amount(field: string, text: string, options: { signed?: boolean } = {}): bigint {
+    const micros = parseCredits(text, options);
+    if (micros === undefined) {
+      if (/^-?\d+(\.\d+)?$/.test(text.trim()) && (options.signed || !text.trim().startsWith('-'))) throw beyondLimit(field);
+      throw invalidField(field, `must be a ${options.signed ? 'signed ' : 'positive '}decimal with up to 6 places`);
+    }
+    if (micros === 0n) throw invalidField(field, 'must not be zero');
+    return micros;
+  }
+
+  private async account(accountId: string): Promise<void> {
+    if (!(await this.policies.ensureAccount(accountId))) throw notFound(`account ${accountId}`);
+  }
+
+  /** Refuses a credit that would take the account's lots past MAX_MICROS (re-checked when booked). */
+  private async roomForCredit(accountId: string, micros: bigint, field: string): Promise<void> {
+    const [{ total }]: { total: string | null }[] = await this.ledger.query('SELECT sum(remaining_micros)::text AS total FROM credit_lots WHERE account_id = $1', [accountId]);
+    if (BigInt(total ?? '0') + micros > MAX_MICROS) {
+      throw unprocessable(`the account's balance would exceed ${LIMIT_TEXT}`, [{ field, issue: `balance plus ${field} must not exceed ${LIMIT_TEXT}` }]);
+    }
+  }
+
+  /** The authenticated principal as recorded on finance actions: key id and the key's name. */
+  async actor(principal: Principal | undefined): Promise<Actor> {
+    if (!principal) throw new SpillwayError(401, 'unauthorized', 'missing bearer API key');
+    if (principal.keyId === 'bootstrap') return { keyId: 'bootstrap', name: 'bootstrap admin' };
+    const [row]: { name: string }[] = await this.ledger.query('SELECT name FROM api_keys WHERE id::text = $1', [principal.keyId]);
+    return { keyId: principal.keyId, name: row?.name ?? principal.keyId };
+  }
+
+  private async approvalTerms(principal: Principal | undefined): Promise<ApprovalTerms> {
+    return {
+      requestedBy: await this.actor(principal),
+      approvalThresholdMicros: this.config.approvalThresholdMicros.toString(),
+      approvalDeadlineSeconds: this.config.approvalDeadlineSeconds,
+    };
+  }
+
+  private async start<T extends Workflow>(request: StartRequest<T>): Promise<StartedWorkflow> {
+    try {
+      return await this.starter.start(request);
+    } catch (error) {
+      if (error instanceof IdempotencyConflict) throw conflict(error.message);
+      throw error;
+    }
+  }
+
+  async purchase(body: PurchaseDto, principal: Principal | undefined) {
+    const micros = this.amount('credits', body.credits);
+    await this.account(body.account_id);
+    await this.roomForCredit(body.account_id, micros, 'credits');
+    return this.start({
+      workflowType: purchaseWorkflow,
+      workflowId: workflowIds.purchase(body.idempotency_key),
+      args: [{ accountId: body.account_id, micros: micros.toString(), key: body.idempotency_key }],
+      accountId: body.account_id,
+      operation: 'purchase',
+      memo: { actor: principal?.keyId, reason: 'purchase' },
+      fingerprint: `${body.account_id}|${micros}`,
+    });
+  }
+
+  async grant(body: GrantDto, principal: Principal | undefined) {
+    const micros = this.amount('credits', body.credits);
+    await this.account(body.account_id);
+    const expiresAt = body.expires_at ? new Date(body.expires_at) : null;
+    if (expiresAt && expiresAt.getTime() <= Date.now()) throw unprocessable('expires_at is in the past', [{ field: 'expires_at', issue: 'must be in the future' }]);
+    await this.roomForCredit(body.account_id, micros, 'credits');
+    const terms = await this.approvalTerms(principal);
+    return this.start({
+      workflowType: grantWorkflow,
+      workflowId: workflowIds.grant(body.kind, body.idempotency_key),
+      args: [{ accountId: body.account_id, kind: body.kind, micros: micros.toString(), expiresAt: expiresAt?.toISOString() ?? null, ...terms }],
+      accountId: body.account_id,
+      operation: `grant_${body.kind}`,
+      memo: { actor: terms.requestedBy.keyId, actor_name: terms.requestedBy.name, reason: body.reason },
+      fingerprint: `${body.account_id}|${body.kind}|${micros}|${expiresAt?.toISOString() ?? ''}`,
+    });
+  }
+
+  /** Cancels a running promo grant: only a promo grant workflow, else 404. */
+  async cancelGrant(workflowId: string, reason: string, principal: Principal | undefined) {
+    const handle = this.temporal.workflow.getHandle(workflowId);
+    try {
+      const d = await handle.describe();
+      if (d.type !== 'grantWorkflow' || d.typedSearchAttributes.get(OPERATION) !== 'grant_promo' || d.status.name !== 'RUNNING') {
+        throw notFound(`running promo grant ${workflowId}`);
+      }
+      await handle.signal(cancelGrantSignal, { actor: principal?.keyId ?? 'unknown', reason });
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) throw notFound(`running promo grant ${workflowId}`);
+      throw error;
+    }
+    return { workflow_id: workflowId, status_url: status(workflowId) };
+  }
+
+  /** The refund bound (I9) checked before starting; the workflow re-checks it under a lock when booking. */
+  async refund(body: RefundDto, principal: Principal | undefined) {
+    const asked = body.credits === undefined ? null : this.amount('credits', body.credits);
+    await this.account(body.account_id);
+    const decisionId = body.decision_id ?? null;
+    const exceeds = (left: bigint) =>
+      unprocessable(`only ${formatCredits(left)} credits are refundable`, [{ field: 'credits', issue: 'exceeds what was charged and not yet refunded (per decision and per account)' }]);
+    if (decisionId === null) {
+      const room = await refundRoom(this.ledger.manager, body.account_id, null);
+      if (room.refundable <= 0n || (asked !== null && asked > room.refundable)) throw exceeds(room.refundable);
+    } else {
+      const where = await this.decisions.locate(decisionId);
+      const mine = 'accountId' in where && where.accountId === body.account_id;
+      if (where.where === 'missing' || ('accountId' in where && !mine)) throw notFound(`charged decision ${decisionId} of account ${body.account_id}`);
+      if (where.where === 'quarantined') throw unprocessable(`decision ${decisionId} was quarantined by settlement`, [{ field: 'decision_id', issue: 'quarantined' }]);
+      if (where.where === 'uncharged') throw unprocessable(`decision ${decisionId} charged nothing`, [{ field: 'decision_id', issue: 'charged nothing' }]);
+      if (where.where === 'settled') {
+        const room = await refundRoom(this.ledger.manager, body.account_id, decisionId);
+        if (room.decisionCharged === 0n) throw unprocessable(`decision ${decisionId} charged nothing`, [{ field: 'decision_id', issue: 'charged nothing' }]);
+        if (room.refundable <= 0n || (asked !== null && asked > room.refundable)) throw exceeds(room.refundable);
+      }
+      if (where.where === 'pending' && where.chargedMicros !== null) {
+        if (where.chargedMicros === 0n) throw unprocessable(`decision ${decisionId} charged nothing`, [{ field: 'decision_id', issue: 'charged nothing' }]);
+        if (asked !== null && asked > where.chargedMicros) throw exceeds(where.chargedMicros);
+      }
+    }
+    const terms = await this.approvalTerms(principal);
+    return this.start({
+      workflowType: refundWorkflow,
+      workflowId: workflowIds.refund(body.idempotency_key),
+      args: [{ accountId: body.account_id, decisionId, micros: asked?.toString() ?? null, reason: body.reason, ...terms }],
+      accountId: body.account_id,
+      operation: 'refund',
+      memo: { actor: terms.requestedBy.keyId, actor_name: terms.requestedBy.name, reason: body.reason },
+      fingerprint: `${body.account_id}|${decisionId ?? ''}|${asked ?? 'all'}`,
+    });
+  }
+
+  async adjust(body: AdjustmentDto, principal: Principal | undefined) {
+    const micros = this.amount('credits', body.credits, { signed: true });
+    await this.account(body.account_id);
+    if (micros > 0n) await this.roomForCredit(body.account_id, micros, 'credits');
+    const terms = await this.approvalTerms(principal);
+    return this.start({
+      workflowType: adjustmentWorkflow,
+      workflowId: workflowIds.adjustment(body.idempotency_key),
+      args: [{ accountId: body.account_id, micros: micros.toString(), reason: body.reason, ...terms }],
+      accountId: body.account_id,
+      operation: 'adjustment',
+      memo: { actor: terms.requestedBy.keyId, actor_name: terms.requestedBy.name, reason: body.reason },
+      fingerprint: `${body.account_id}|${micros}`,
+    });
+  }
+
+  /**
+   * Approves or rejects a change waiting above the threshold, as the calling key. 404 when there
+   * is no such workflow; 409 when nothing awaits approval (another kind of workflow, decided
+   * already, closed); 403 for the requester's own key.
+   */
+  async approve(workflowId: string, body: ApprovalDto, principal: Principal | undefined) {
+    const approver = await this.actor(principal);
+    const handle = this.temporal.workflow.getHandle(workflowId);
+    try {
+      const d = await handle.describe();
+      if (!APPROVABLE.has(d.type) || d.status.name !== 'RUNNING') throw conflict(`workflow ${workflowId} has no pending approval`);
+      const state = await handle.executeUpdate(approveUpdate, { args: [{ approve: body.approve, approver, ...(body.note ? { note: body.note } : {}) }] });
+      return { workflow_id: workflowId, approved: body.approve, state, approver: { key_id: approver.keyId, name: approver.name }, status_url: status(workflowId) };
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) throw notFound(`workflow ${workflowId}`);
+      if (error instanceof WorkflowUpdateFailedError) {
+        const cause = error.cause instanceof ApplicationFailure ? error.cause : undefined;
+        if (cause?.type === SELF_APPROVAL) throw new SpillwayError(403, 'forbidden', cause.message);
+        if (cause?.type === NOT_AWAITING_APPROVAL) throw conflict(`workflow ${workflowId} has no pending approval`);
+        throw conflict(cause?.message ?? error.message);
+      }
+      throw error;
+    }
+  }
+
+  /** Creates an enterprise contract, or amends it from its next period; bounded catch-up and total. */
+  async entitle(contractId: string, body: EntitlementDto, principal: Principal | undefined) {
+    if (!KEY_PATTERN.test(contractId)) throw invalidField('contract_id', 'must be lowercase [a-z0-9._-], up to 100 characters');
+    const micros = this.amount('credits_per_period', body.credits_per_period);
+    await this.account(body.account_id);
+    const startsAtMs = Date.parse(body.starts_at);
+    const endsAtMs = Date.parse(body.ends_at);
+    if (endsAtMs <= startsAtMs) throw invalidField('ends_at', 'must be after starts_at');
+    const workflowId = workflowIds.entitlement(contractId);
+    const running = await this.runningContractAccount(workflowId);
+    if (running !== null && running !== body.account_id) throw conflict(`contract ${contractId} belongs to another account`);
+    const shape = { creditsPerPeriodMicros: micros, periodSeconds: body.period_seconds, startsAtMs, endsAtMs };
+    const violations = entitlementViolations(shape, Date.now(), { catchUp: running === null });
+    if (violations.length > 0) throw unprocessable(violations.map((v) => `${v.field}: ${v.issue}`).join('; '), violations);
+    await this.roomForCredit(body.account_id, micros, 'credits_per_period');
+    const terms = {
+      accountId: body.account_id,
+      creditsPerPeriodMicros: micros.toString(),
+      periodSeconds: body.period_seconds,
+      startsAt: new Date(startsAtMs).toISOString(),
+      endsAt: new Date(endsAtMs).toISOString(),
+      rolloverPercent: body.rollover_percent,
+    };
+    const handle = await this.temporal.workflow.signalWithStart(entitlementWorkflow, {
+      workflowId,
+      taskQueue: this.config.temporal.taskQueue,
+      args: [terms],
+      signal: amendSignal,
+      signalArgs: [terms],
+      typedSearchAttributes: [
+        { key: ACCOUNT_ID, value: body.account_id },
+        { key: OPERATION, value: 'entitlement' },
+      ],
+      memo: { actor: principal?.keyId, reason: `contract ${contractId}` },
+    });
+    return { workflow_id: workflowId, run_id: handle.signaledRunId, status_url: status(workflowId) };
+  }
+
+  /** The account of a running contract, or null when none runs under this id. */
+  private async runningContractAccount(workflowId: string): Promise<string | null> {
+    try {
+      const d = await this.temporal.workflow.getHandle(workflowId).describe();
+      return d.status.name === 'RUNNING' ? (d.typedSearchAttributes.get(ACCOUNT_ID) ?? null) : null;
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) return null;
+      throw error;
+    }
+  }
+
+  async cancelContract(contractId: string) {
+    const workflowId = workflowIds.entitlement(contractId);
+    try {
+      await this.temporal.workflow.getHandle(workflowId).signal(cancelContractSignal);
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) throw notFound(`running contract ${contractId}`);
+      throw error;
+    }
+    return { workflow_id: workflowId, status_url: status(workflowId) };
+  }
+
+  /** Low-balance threshold, its webhook (signed with the secret) and optional auto-recharge. */
+  async alerts(accountId: string, body: AlertsDto) {
+    await this.account(accountId);
+    if (!!body.webhook_url !== !!body.webhook_secret) throw invalidField('webhook_secret', 'webhook_url and webhook_secret go together');
+    const low = parseCredits(body.low_balance_credits);
+    if (low === undefined) throw beyondLimit('low_balance_credits');
+    const recharge = body.auto_recharge_credits === undefined ? null : this.amount('auto_recharge_credits', body.auto_recharge_credits);
+    await this.ledger.query(
+      `INSERT INTO account_alerts (account_id, webhook_url, webhook_secret, low_balance_micros, auto_recharge_micros) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (account_id) DO UPDATE SET webhook_url = EXCLUDED.webhook_url, webhook_secret = EXCLUDED.webhook_secret,
+         low_balance_micros = EXCLUDED.low_balance_micros, auto_recharge_micros = EXCLUDED.auto_recharge_micros, updated_at = now()`,
+      [accountId, body.webhook_url ?? null, body.webhook_secret ?? null, low.toString(), recharge?.toString() ?? null],
+    );
+    return { account_id: accountId, webhook_url: body.webhook_url ?? null, low_balance_credits: formatCredits(low), auto_recharge_credits: recharge === null ? null : formatCredits(recharge) };
+  }
+
+  async notifications(accountId: string) {
+    const rows = await this.ledger.query(
+      `SELECT id, kind, payload, status, attempts, last_error, created_at, delivered_at FROM notifications WHERE account_id = $1 ORDER BY created_at DESC LIMIT 100`,
+      [accountId],
+    );
+    return { account_id: accountId, items: rows };
+  }
+}
