@@ -347,40 +347,30 @@ class ReserveAndExpire implements Cmd {
 
 const financeKey = (m: Model, tail: string) => `${m.nonce}${tail}`.slice(0, idLength(200));
 
-/** A finance request that starts a workflow: 4xx, or 202 and (for a new key) a workflow to drive. */
-async function startWorkflow(m: Model, s: System, where: string, pathname: string, body: Record<string, unknown>, workflowId: string, fingerprintText: string) {
-  const r = await s.call('POST', pathname, body, s.keys.finance);
-  const known = m.workflows[workflowId];
-  if (known && known.fingerprint !== fingerprintText) {
-    expectStatus(where, r, [409]);
-    return undefined;
-  }
-  return { r, known };
-}
-
 class Purchase implements Cmd {
   constructor(readonly account: number, readonly micros: bigint, readonly key: string, readonly reuse: boolean) {}
   check = () => true;
   async run(m: Model, s: System) {
     const a = account(m, this.account);
     const i = m.accounts.indexOf(a);
-    const previous = Object.entries(m.workflows).filter(([id, w]) => id.startsWith('purchase-') && w.account === i);
-    const key = this.reuse && previous.length ? previous[0][0].slice('purchase-'.length) : financeKey(m, `p${this.key}`);
+    const previous = Object.entries(m.workflows).filter(([id, w]) => id.startsWith('purchase:') && w.account === i);
+    const key = this.reuse && previous.length ? previous[0][0].slice('purchase:'.length) : financeKey(m, `p${this.key}`);
     const amount = this.micros > MAX_MICROS ? `${credits(this.micros)}0` : credits(this.micros);
-    const workflowId = `purchase-${key}`;
     const where = this.toString();
     if (avoidHuge(a, this.micros)) return;
-    if (parseCreditsText(amount) === undefined) return expectStatus(where, await s.call('POST', '/v1/purchases', { account_id: a.id, credits: amount, idempotency_key: key }, s.keys.finance), [400]);
-    const started = await startWorkflow(m, s, where, '/v1/purchases', { account_id: a.id, credits: amount, idempotency_key: key }, workflowId, `${a.id}|${this.micros}`);
-    if (!started) return;
-    const { r, known } = started;
+    const body = { account_id: a.id, credits: amount, idempotency_key: key };
+    const r = await s.call('POST', '/v1/purchases', body, s.keys.finance);
+    if (parseCreditsText(amount) === undefined) return expectStatus(where, r, [400, 422]);
+    // The same key with another body is a 409; with the same body, the same workflow.
+    const known = m.workflows[`purchase:${key}`];
+    if (known && known.fingerprint !== `${a.id}|${this.micros}`) return expectStatus(where, r, [409]);
     const total = totalWith(a, this.micros);
-    if (r.status !== 202 && total > MAX_MICROS && !known) return expectStatus(where, r, [400, 422]); // a balance past the exact range may be refused
+    if (r.status !== 202 && total > MAX_MICROS && !known) return expectStatus(where, r, [422]); // the balance would pass the exact range
     expectStatus(where, r, [202]);
-    if (r.body.workflow_id !== workflowId) throw new Finding(`${where}: workflow id ${r.body.workflow_id}, expected ${workflowId}`);
+    if (known && (known.result as { workflowId: string }).workflowId !== r.body.workflow_id) throw new Finding(`${where}: the same key started ${r.body.workflow_id}, first ${(known.result as { workflowId: string }).workflowId}`);
     const { status } = await s.finish(r, true);
-    if (known) return expectEq(`${where}: replayed purchase`, status.result, known.result);
-    m.workflows[workflowId] = { fingerprint: `${a.id}|${this.micros}`, account: i, result: status.result };
+    if (known) return expectEq(`${where}: replayed purchase`, status.result, (known.result as { result: unknown }).result);
+    m.workflows[`purchase:${key}`] = { fingerprint: `${a.id}|${this.micros}`, account: i, result: { workflowId: r.body.workflow_id, result: status.result } };
     if (this.micros > 1_000_000_000_000n) {
       if (status.status !== 'failed') throw new Finding(`${where}: a declined payment ended ${status.status}`);
     } else if (status.status === 'failed' && total > MAX_MICROS) {
@@ -617,8 +607,11 @@ class Entitlement implements Cmd {
       expectStatus(where, r, [400, 422]);
       return s.checkAccount(m, a, where);
     }
+    // A contract's whole value (every period's credits) and the balance stay within the exact range.
+    const periods = BigInt(Math.ceil((terms.ends_at - terms.starts_at) / (terms.period_seconds * 1000)));
     const total = totalWith(a, this.micros * 2n);
-    if (r.status !== 202 && total > MAX_MICROS) return expectStatus(where, r, [400, 422]);
+    if (this.micros * periods > MAX_MICROS) return expectStatus(where, r, [422]);
+    if (r.status !== 202 && total > MAX_MICROS) return expectStatus(where, r, [422]);
     expectStatus(where, r, [202]);
     m.contracts.push(contract);
     m.workflows[`entitlement-${contract}`] = { fingerprint: contract, account: m.accounts.indexOf(a) };
@@ -740,7 +733,7 @@ class HostileInput implements Cmd {
         expectStatus(where, r, [400]);
         break;
       case 'approve-purchase': {
-        const purchase = Object.keys(m.workflows).find((id) => id.startsWith('purchase-')) ?? 'settlement-0';
+        const purchase = (Object.entries(m.workflows).find(([id]) => id.startsWith('purchase:'))?.[1].result as { workflowId?: string } | undefined)?.workflowId ?? 'settlement-0';
         r = await s.call('POST', `/v1/approvals/${path(purchase)}`, { approve: true, approver: 'x', note: 'x' }, s.keys.approver);
         expectStatus(where, r, [404, 409]);
         r = await s.call('POST', `/v1/approvals/settlement-0`, { approve: true, approver: 'x', note: 'x' }, s.keys.approver);
