@@ -112,7 +112,7 @@ export interface Model {
   workflows: Record<string, { fingerprint: string; account: number; result?: unknown }>;
   lotSeq: number;
   /** Grants whose lot expires during the run: their workflows must end before the final checks. */
-  expiring: { workflowId: string; expiresAt: number }[];
+  expiring: { workflowId: string; expiresAt: number; kind: LotKind }[];
   /** Contracts started (cancelled at the end of the run so nothing keeps granting). */
   contracts: string[];
   approvalThreshold: bigint;
@@ -157,6 +157,18 @@ export function parseCreditsText(text: string, signed = false): bigint | undefin
   const micros = BigInt(match[2]) * MICROS + BigInt((match[3] ?? '').padEnd(6, '0'));
   if (micros > MAX_MICROS) return undefined;
   return match[1] ? -micros : micros;
+}
+
+/**
+ * The status the contract gives a credit string: 400 when it is not a decimal with up to 6 places,
+ * 422 naming MAX_MICROS when it is one beyond the exact range, undefined when it is valid.
+ */
+export function creditsError(text: unknown, signed = false): 400 | 422 | undefined {
+  if (typeof text !== 'string') return 400;
+  const match = /^(-)?(\d{1,16})(?:\.(\d{1,6}))?$/.exec(text);
+  if (!match || (match[1] && !signed)) return 400;
+  const micros = BigInt(match[2]) * MICROS + BigInt((match[3] ?? '').padEnd(6, '0'));
+  return micros > MAX_MICROS ? 422 : undefined;
 }
 
 /** Start of the next UTC calendar month (the free tier's reset). */

@@ -36,6 +36,8 @@ export interface Response {
 export class System {
   /** HTTP requests sent (for the run summary). */
   requests = 0;
+  /** Requests per route and status, e.g. `POST /v1/decisions/:id/commit 409` (coverage evidence). */
+  readonly counts: Record<string, number> = {};
 
   constructor(
     readonly stack: TestStack,
@@ -59,6 +61,9 @@ export class System {
     } catch {
       /* not JSON */
     }
+    const route = path.split('?')[0].split('/').map((part, i, all) => (i >= 3 && !['commit', 'release', 'cancel', 'ledger'].includes(part) ? ':id' : all[i] && part)).join('/');
+    const counted = `${method} ${route} ${response.status}`;
+    this.counts[counted] = (this.counts[counted] ?? 0) + 1;
     if (response.status >= 500) throw new Finding(`${method} ${path.slice(0, 300)} → HTTP ${response.status} ${text.slice(0, 300)}`);
     return { status: response.status, body: parsed, headers: response.headers };
   }
