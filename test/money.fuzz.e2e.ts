@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { TestStack, startStack } from './harness';
 import { World, commandArbs, worldArb } from './fuzz/commands';
-import { Finding, Model, balanceAt, credits, expectEq, expectStatus, stepSettle } from './fuzz/model';
+import { Finding, Model, addLot, balanceAt, credits, expectEq, expectStatus, stepSettle } from './fuzz/model';
 import { System, poll } from './fuzz/system';
 
 /**
@@ -98,6 +98,14 @@ describe('money invariants under random interleavings (model-based, real HTTP AP
       const id = rename(raw, 128);
       expectStatus(`setup account ${id}`, await system.call('PUT', `/v1/accounts/${encodeURIComponent(id)}`, { plan: plan0 }), [200]);
       model.accounts.push({ id, plan: plan0, lots: [], windows: {}, free: {}, idempotency: {}, holds: {}, charges: {}, refundedByDecision: {}, refundedTotal: 0n });
+    }
+    // Some credits to spend from the start (purchases of any amount are commands too).
+    for (const [i, account] of model.accounts.entries()) {
+      const started = await system.call('POST', '/v1/purchases', { account_id: account.id, credits: '50', idempotency_key: `${nonce}-setup-${i}` }, system.keys.finance);
+      expectStatus('setup purchase', started, [202]);
+      const { status } = await system.finish(started, true);
+      expectEq('setup purchase', status.status, 'completed');
+      addLot(model, account, { id: status.result.lotId, kind: 'purchased', amount: 50_000_000n, expiresAt: null });
     }
     return model;
   }

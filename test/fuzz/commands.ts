@@ -299,9 +299,10 @@ class Settle implements Cmd {
   async run(m: Model, s: System) {
     const expired = (id: string) => AVOID.has('expired-code') && m.accounts.some((a) => a.holds[id]?.state === 'expired');
     const candidates = m.decisions.filter((d) => !expired(d.id));
-    const held = candidates.filter((d) => d.mode === 'reserve');
+    // Mostly a hold still held; sometimes any decision (settled, denied, a consume: 404/409).
+    const live = candidates.filter((d) => m.accounts.some((a) => a.holds[d.id]?.state === 'held'));
     if (candidates.length === 0) return;
-    const pick = held.length && this.decision % 4 !== 0 ? held[this.decision % held.length] : candidates[this.decision % candidates.length];
+    const pick = live.length && this.decision % 4 !== 0 ? live[this.decision % live.length] : candidates[this.decision % candidates.length];
     const sent = Date.now();
     const r =
       this.quantity === undefined

@@ -134,9 +134,20 @@ export class Finding extends Error {
   }
 }
 
+/** JSON with object keys sorted (so field order never matters) and bigints marked. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (key, v) => {
+    const plain = bigintJson(key, v);
+    if (plain && typeof plain === 'object' && !Array.isArray(plain)) {
+      return Object.fromEntries(Object.entries(plain as Record<string, unknown>).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)));
+    }
+    return plain;
+  });
+}
+
 export function expectEq(what: string, actual: unknown, expected: unknown): void {
-  const a = JSON.stringify(actual, bigintJson);
-  const e = JSON.stringify(expected, bigintJson);
+  const a = canonical(actual);
+  const e = canonical(expected);
   if (a !== e) throw new Finding(`${what}: got ${a}, model says ${e}`);
 }
 
@@ -470,6 +481,8 @@ export function stepSettle(model: Model, decisionId: string, quantity: number | 
   if (hold.state !== 'held') {
     if (quantity === undefined && hold.state !== 'committed') {
       expectStatus(where, response, [200]);
+      // When the model saw the expiry only as a 409, the release time is the server's to say.
+      if (hold.result && !('at' in hold.result)) hold.result.at = response.body?.at;
       return expectEq(where, response.body, { ...hold.result, replayed: true });
     }
     if (hold.state === 'committed' && hold.committedQuantity === quantity) {
