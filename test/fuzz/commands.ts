@@ -97,7 +97,7 @@ const priceText = fc.oneof(
   { weight: 1, arbitrary: fc.constantFrom('0', credits(MAX_MICROS + 1n), '-1', '1e3', '0.0000001', ' 1') },
 );
 const quantity = fc.oneof(
-  { weight: 6, arbitrary: fc.integer({ min: 1, max: 12 }) },
+  { weight: 12, arbitrary: fc.integer({ min: 1, max: 12 }) },
   { weight: 1, arbitrary: fc.constantFrom(0, MAX_QUANTITY, MAX_QUANTITY + 1, -1, 1.5, 1_000, 999_999) },
 );
 
@@ -208,9 +208,9 @@ const decisionArb: fc.Arbitrary<DecisionGen> = fc.record({
   quantity,
   key: fc.nat(),
   fresh: sized(ID_CHARS, 200),
-  mode: fc.constantFrom<DecisionGen['mode']>('consume', 'reserve', 'preview', undefined),
+  mode: fc.constantFrom<DecisionGen['mode']>('consume', 'consume', 'reserve', 'reserve', 'reserve', 'preview', undefined),
   allowPartial: fc.constantFrom(true, false, undefined),
-  ttl: fc.constantFrom(undefined, 3600, 604_800, 604_801, 0),
+  ttl: fc.oneof({ weight: 6, arbitrary: fc.constantFrom(undefined, 3600, 604_800) }, { weight: 1, arbitrary: fc.constantFrom(604_801, 0) }),
 });
 
 function decisionRequest(m: Model, a: Account, d: DecisionGen): DecisionRequest {
@@ -792,6 +792,8 @@ class HostileInput implements Cmd {
 
 const idTail = sized(ID_CHARS, 190);
 
+const weighted = <T>(weight: number, arbitrary: fc.Arbitrary<T>): fc.WeightedArbitrary<T> => ({ weight, arbitrary });
+
 const concurrentArb = (acct: fc.Arbitrary<number>) =>
   fc
     .tuple(
@@ -808,35 +810,34 @@ const concurrentArb = (acct: fc.Arbitrary<number>) =>
     .map(([a, ops]) => new Concurrent(a, ops));
 
 /** Every command, weighted: decisions most often, slow workflows less. */
-export function commandArbs(): fc.Arbitrary<Cmd>[] {
+export function commandArbs(): fc.WeightedArbitrary<Cmd>[] {
   const acct = fc.nat({ max: 2 });
   return [
-    fc.tuple(fc.nat(), priceText).map(([f, p]) => new PutFeature(f, p)),
-    fc.tuple(fc.nat(), fc.array(planFeatureArb, { minLength: 2, maxLength: 2 })).map(([p, spec]) => new PutPlan(p, spec)),
-    fc.tuple(acct, fc.nat()).map(([a, p]) => new SetPlan(a, p)),
-    ...Array.from({ length: 6 }, () => fc.tuple(acct, decisionArb).map(([a, d]) => new Decide(a, d))),
-    ...Array.from({ length: 2 }, () => concurrentArb(acct)),
-    ...Array.from({ length: 3 }, () =>
-      fc.tuple(fc.nat(), fc.oneof(fc.integer({ min: 0, max: 8 }), fc.constantFrom(MAX_QUANTITY, MAX_QUANTITY + 1, -1), fc.constant(undefined))).map(([d, q]) => new Settle(d, q)),
-    ),
-    fc.tuple(acct, decisionArb, fc.boolean()).map(([a, d, late]) => new ReserveAndExpire(a, d, late)),
-    ...Array.from({ length: 2 }, () => fc.tuple(acct, amountMicros, idTail, fc.boolean()).map(([a, x, k, reuse]) => new Purchase(a, x, k, reuse))),
-    fc
+    weighted(1, fc.tuple(fc.nat(), priceText).map(([f, p]) => new PutFeature(f, p))),
+    weighted(1, fc.tuple(fc.nat(), fc.array(planFeatureArb, { minLength: 2, maxLength: 2 })).map(([p, spec]) => new PutPlan(p, spec))),
+    weighted(1, fc.tuple(acct, fc.nat()).map(([a, p]) => new SetPlan(a, p))),
+    weighted(14, fc.tuple(acct, decisionArb).map(([a, d]) => new Decide(a, d))),
+    weighted(3, concurrentArb(acct)),
+    weighted(8, fc.tuple(fc.nat(), fc.oneof(fc.integer({ min: 0, max: 8 }), fc.constantFrom(MAX_QUANTITY, MAX_QUANTITY + 1, -1), fc.constant(undefined))).map(([d, q]) => new Settle(d, q))),
+    weighted(1, fc.tuple(acct, decisionArb, fc.boolean()).map(([a, d, late]) => new ReserveAndExpire(a, d, late))),
+    weighted(2, fc.tuple(acct, amountMicros, idTail, fc.boolean()).map(([a, x, k, reuse]) => new Purchase(a, x, k, reuse))),
+    weighted(2, fc
       .tuple(acct, fc.constantFrom<'promo' | 'adjustment'>('promo', 'adjustment'), amountMicros, fc.constantFrom<'none' | 'short' | 'long' | 'past'>('none', 'short', 'long', 'long', 'past'), fc.boolean(), idTail)
-      .map(([a, kind, x, e, ok, k]) => new Grant(a, kind, x, e, ok, k)),
-    fc.nat().map((g) => new CancelPromo(g)),
-    ...Array.from({ length: 2 }, () =>
+      .map(([a, kind, x, e, ok, k]) => new Grant(a, kind, x, e, ok, k))),
+    weighted(1, fc.nat().map((g) => new CancelPromo(g))),
+    weighted(
+      3,
       fc
-        .tuple(acct, fc.option(fc.nat(), { nil: null }), fc.constantFrom<RefundAmount>('all', 'exact', 'over', 'part', 'micro'), fc.boolean(), fc.boolean(), idTail)
+        .tuple(acct, fc.option(fc.nat(), { nil: null, freq: 4 }), fc.constantFrom<RefundAmount>('all', 'exact', 'over', 'part', 'micro'), fc.boolean(), fc.boolean(), idTail)
         .map(([a, d, amount, settled, ok, k]) => new Refund(a, d, amount, settled, ok, k)),
     ),
-    fc.tuple(acct, amountMicros, fc.boolean(), fc.boolean(), idTail).map(([a, x, neg, ok, k]) => new Adjust(a, x, neg, ok, k)),
-    fc
+    weighted(2, fc.tuple(acct, amountMicros, fc.boolean(), fc.boolean(), idTail).map(([a, x, neg, ok, k]) => new Adjust(a, x, neg, ok, k))),
+    weighted(1, fc
       .tuple(acct, fc.constantFrom<'long' | 'short' | 'catchup'>('long', 'long', 'short', 'catchup'), fc.oneof(fc.bigInt({ min: 1n, max: 50_000_000n }), fc.constantFrom(MAX_MICROS / 4n)), fc.boolean(), sized(KEY_CHARS, 90))
-      .map(([a, v, x, c, id]) => new Entitlement(a, v, x, c, id)),
-    fc.constant(new Reconcile()),
-    fc.tuple(acct).map(([a]) => new CheckAccount(a)),
-    fc
+      .map(([a, v, x, c, id]) => new Entitlement(a, v, x, c, id))),
+    weighted(1, fc.constant(new Reconcile())),
+    weighted(1, fc.tuple(acct).map(([a]) => new CheckAccount(a))),
+    weighted(1, fc
       .tuple(
         acct,
         fc.constantFrom<Hostile>(
@@ -856,7 +857,7 @@ export function commandArbs(): fc.Arbitrary<Cmd>[] {
           'refund-missing-decision',
         ),
       )
-      .map(([a, h]) => new HostileInput(a, h)),
+      .map(([a, h]) => new HostileInput(a, h))),
   ];
 }
 
