@@ -10,7 +10,7 @@ export async function reconciliationBench(env: { DATABASE_URL: string; REDIS_URL
   const ledger = await openLedger(env.DATABASE_URL, { migrate: true });
   const redis = new Redis(env.REDIS_URL, { enableOfflineQueue: true });
   await redis.flushdb();
-  await ledger.query('TRUNCATE reconciliation_reports, settlement_cursors, settlement_quarantine, balance_updates, monetization_events, usage_events, credit_lots');
+  await ledger.query('TRUNCATE reconciliation_reports, settlement_cursors, settlement_quarantine, refunds, approvals, balance_updates, monetization_events, usage_events, credit_lots');
   const perAccount = Math.ceil(events / accounts);
   const amount = 1_000_000n * BigInt(perAccount) * 2n;
   const ids = Array.from({ length: accounts }, (_, i) => `recon-bench-${i}`);

@@ -47,9 +47,11 @@ const RULES: { name: string; sql: string }[] = [
           AND NOT EXISTS (SELECT 1 FROM refunds r WHERE r.id = l.cause_id AND r.account_id = l.account_id AND r.micros = l.amount_micros)`,
   },
   {
-    name: 'every refund, adjustment and finance grant has an approval covering it',
+    name: 'every refund, adjustment, finance grant and contract has an approval covering it',
     sql: `SELECT x.cause_id AS subject FROM (
             SELECT cause_id, account_id, amount_micros AS micros FROM credit_lots WHERE cause_type IN ('refund', 'adjustment', 'finance_grant')
+            UNION ALL
+            SELECT DISTINCT regexp_replace(cause_id, '-[0-9]+$', ''), account_id, 0 FROM credit_lots WHERE cause_type = 'entitlement'
             UNION ALL
             SELECT cause_id, account_id, -sum(delta_micros) FROM balance_updates WHERE cause_type = 'adjustment' AND delta_micros < 0 GROUP BY cause_id, account_id
           ) x WHERE NOT EXISTS (SELECT 1 FROM approvals a WHERE a.workflow_id = x.cause_id AND a.account_id = x.account_id

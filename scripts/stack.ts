@@ -1,70 +1,77 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { loadConfig } from '../libs/config/src/config';
-import {
-  DATA_DIR,
-  ManagedProcess,
-  ensurePostgres,
-  ensureRedis,
-  ensureTemporal,
-  startProcess,
-  stopProcesses,
-  waitFor,
-} from '../libs/devstack/src/services';
+import { dataDir, ensurePostgres, ensureRedis, ensureTemporal, startProcess, waitFor } from '../libs/devstack/src/services';
+import { ProcessStatus, Supervisor } from '../libs/devstack/src/supervisor';
 import { seedDemoCatalogue } from './seed';
 
 /**
  * `npm start`: PostgreSQL, Redis, Temporal + Web UI, migrations, the worker and the API on :3000,
- * a seeded demo catalogue, and a smoke workflow to find in the UI. Ctrl-C stops all of it.
+ * a seeded demo catalogue, and a smoke workflow to find in the UI. Every process it starts is
+ * supervised (restarted with backoff when it crashes); Ctrl-C or SIGTERM stops all of them.
+ * The process states are in `<data dir>/stack.json`.
  */
 const say = (message: string) => process.stdout.write(`${message}\n`);
 
-function adminKey(): string {
+function adminKey(dir: string): string {
   if (process.env.SPILLWAY_BOOTSTRAP_ADMIN_KEY) return process.env.SPILLWAY_BOOTSTRAP_ADMIN_KEY;
-  const file = join(DATA_DIR, 'admin-key');
+  const file = join(dir, 'admin-key');
   if (existsSync(file)) return readFileSync(file, 'utf8').trim();
-  mkdirSync(DATA_DIR, { recursive: true });
+  mkdirSync(dir, { recursive: true });
   const key = `sw_admin_${randomBytes(24).toString('base64url')}`;
   writeFileSync(file, `${key}\n`, { mode: 0o600 });
   return key;
 }
 
+/** Writes the supervisor's view atomically, so a reader never sees half a file. */
+function recordStates(dir: string, api: string, processes: ProcessStatus[]): void {
+  const file = join(dir, 'stack.json');
+  writeFileSync(`${file}.tmp`, `${JSON.stringify({ pid: process.pid, api, processes }, null, 2)}\n`);
+  renameSync(`${file}.tmp`, file);
+}
+
 async function main(): Promise<void> {
   const started = Date.now();
   const config = loadConfig();
-  const managed: ManagedProcess[] = [];
+  const dir = dataDir();
+  mkdirSync(dir, { recursive: true });
+  const api = `http://127.0.0.1:${config.port}`;
+  const { restartInitialMs, restartMaxMs, restartLimit, restartStableMs } = config.stack;
+  const supervisor = new Supervisor({ initialMs: restartInitialMs, maxMs: restartMaxMs, limit: restartLimit, stableMs: restartStableMs }, (states) =>
+    recordStates(dir, api, states),
+  );
   let stopping = false;
   const stop = async (code: number) => {
     if (stopping) return;
     stopping = true;
     say('\nspillway: stopping…');
-    await stopProcesses([...managed].reverse());
+    await supervisor.stop();
     process.exit(code);
   };
-  process.on('SIGINT', () => void stop(0));
-  process.on('SIGTERM', () => void stop(0));
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void stop(0));
+  // Whatever ends this process otherwise, it leaves no child behind.
+  process.on('exit', () => supervisor.killAll());
 
   try {
     const pg = await ensurePostgres(config.databaseUrl);
-    if (pg) managed.push(pg);
+    if (pg) supervisor.supervise(pg);
     const redis = await ensureRedis(config.redisUrl);
-    if (redis) managed.push(redis);
-    const uiPort = Number(process.env.TEMPORAL_UI_PORT || 8233);
+    if (redis) supervisor.supervise(redis);
     const temporal = await ensureTemporal({
       address: config.temporal.address,
       namespace: config.temporal.namespace,
-      dbFile: join(DATA_DIR, 'temporal.sqlite'),
-      uiPort,
+      dbFile: join(dir, 'temporal.sqlite'),
+      uiPort: config.temporal.uiPort,
+      name: 'temporal',
     });
-    if (temporal) managed.push(temporal);
+    if (temporal) supervisor.supervise(temporal);
 
-    const key = adminKey();
+    const key = adminKey(dir);
     const env = { ...process.env, SPILLWAY_BOOTSTRAP_ADMIN_KEY: key };
-    managed.push(startProcess('worker', process.execPath, ['dist/apps/worker/src/main.js'], { ...env, SPILLWAY_SERVICE: 'worker' }));
-    managed.push(startProcess('api', process.execPath, ['dist/apps/api/src/main.js'], { ...env, SPILLWAY_SERVICE: 'api' }));
-    const api = `http://127.0.0.1:${config.port}`;
-    await waitFor('the API', async () => (await fetch(`${api}/health`)).status === 200, 120_000);
+    supervisor.supervise(startProcess('worker', process.execPath, ['dist/apps/worker/src/main.js'], { ...env, SPILLWAY_SERVICE: 'worker' }));
+    supervisor.supervise(startProcess('api', process.execPath, ['dist/apps/api/src/main.js'], { ...env, SPILLWAY_SERVICE: 'api' }));
+    await waitFor('the API', async () => (await fetch(`${api}/health`)).status === 200, 180_000);
 
     await seedDemoCatalogue(api, key);
     const smoke = await fetch(`${api}/v1/smoke-checks`, {
@@ -76,21 +83,12 @@ async function main(): Promise<void> {
     say(`
 Spillway is up in ${((Date.now() - started) / 1000).toFixed(1)} s
   API            ${api}   (docs ${api}/docs, health ${api}/health, metrics ${api}/metrics)
-  Temporal UI    ${config.temporal.uiUrl.replace(/:\d+$/, `:${uiPort}`)}/namespaces/${config.temporal.namespace}/workflows
+  Temporal UI    ${config.temporal.uiUrl}/namespaces/${config.temporal.namespace}/workflows
   Temporal gRPC  ${config.temporal.address}
   Admin API key  ${key}
   Smoke workflow ${smoke.workflow_id}
-  Logs           .data/logs/
-Ctrl-C stops everything.`);
-
-    for (const p of managed) {
-      p.child.once('exit', (code) => {
-        if (!stopping) {
-          say(`spillway: ${p.name} exited with ${code}; see .data/logs/${p.name}.log`);
-          void stop(1);
-        }
-      });
-    }
+  Logs           ${join(dir, 'logs')}/   (process states: ${join(dir, 'stack.json')})
+A crashed process is restarted; Ctrl-C stops everything.`);
   } catch (error) {
     say(`spillway: ${(error as Error).message}`);
     await stop(1);

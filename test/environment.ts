@@ -17,4 +17,7 @@ export const TEST_ENV = {
   // Two consumers of two partitions each: every settling batch spans partitions, as in production.
   SPILLWAY_SETTLEMENT_CONSUMERS: '2',
   LOG_LEVEL: 'warn',
+  /** Test receivers listen on plain http on loopback; test/access.e2e.ts checks the defaults refuse them. */
+  SPILLWAY_WEBHOOK_ALLOW_HTTP: 'true',
+  SPILLWAY_WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8',
 };

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { ACCOUNT_ID } from '../workflows/src/search-attributes';
 import { refundWorkflow } from '../workflows/src/refund.workflow';
 import { TestStack, eventually, startStack } from './harness';
 
@@ -140,6 +141,7 @@ describe('finance invariants: refunds, approvals and bounds', () => {
       workflowId: id,
       taskQueue: stack.config.temporal.taskQueue,
       args: [{ accountId: account, decisionId: null, micros: '1000000', reason: 'a\u0000b', requestedBy: { keyId: 'k', name: 'k' }, approvalThresholdMicros: '100000000', approvalDeadlineSeconds: 60 }],
+      typedSearchAttributes: [{ key: ACCOUNT_ID, value: account }],
     });
     const done = await closed(id);
     expect(done.status).toBe('failed');
@@ -230,12 +232,16 @@ describe('finance invariants: refunds, approvals and bounds', () => {
     for (const id of ['settlement-0', purchase.body.workflow_id, grant.body.workflow_id]) {
       expect([id, (await stack.call('POST', `/v1/grants/${id}/cancel`, { reason: 'x' }, finance)).status]).toEqual([id, 404]);
     }
-    for (const id of ['settlement-0', purchase.body.workflow_id]) {
-      const approval = await stack.call('POST', `/v1/approvals/${id}`, { approve: true }, approver);
-      expect([id, approval.status, approval.body.error.code]).toEqual([id, 409, 'conflict']);
-    }
+    const approval = await stack.call('POST', `/v1/approvals/${purchase.body.workflow_id}`, { approve: true }, approver);
+    expect([approval.status, approval.body.error.code]).toEqual([409, 'conflict']);
+    // Platform workflows are out of a tenant key's scope: 404, as if missing.
+    expect((await stack.call('POST', '/v1/approvals/settlement-0', { approve: true }, approver)).status).toBe(404);
     expect((await stack.call('POST', `/v1/approvals/refund-${randomUUID()}`, { approve: true }, approver)).status).toBe(404);
-    expect((await stack.call('GET', '/v1/workflows/settlement-0', undefined, finance)).body.status).toBe('running');
+    expect((await stack.call('GET', '/v1/workflows/settlement-0')).body.status).toBe('running');
+    expect((await stack.call('POST', `/v1/approvals/${encodeURIComponent('refund-\u0000x')}`, { approve: true }, approver)).status).toBe(404);
+    expect((await stack.call('POST', `/v1/grants/${encodeURIComponent('promo-\u0000x')}/cancel`, { reason: 'x' }, finance)).status).toBe(404);
+    const nulNote = await stack.call('POST', `/v1/approvals/${grant.body.workflow_id}`, { approve: true, note: 'a\u0000b' }, approver);
+    expect([nulNote.status, nulNote.body.error.details[0]?.field ?? nulNote.body.error.message]).toEqual([400, expect.stringContaining('note')]);
   });
 
   it('four eyes: large refunds, adjustments and grants of any kind wait for another principal with the approve scope', async () => {
@@ -254,6 +260,7 @@ describe('finance invariants: refunds, approvals and bounds', () => {
     expect((await stack.call('POST', `/v1/approvals/${grant.body.workflow_id}`, { approve: true }, approver)).status).toBe(409);
     const done = await closed(grant.body.workflow_id);
     expect(done.result).toMatchObject({ ended: 'open', approval: 'approved', approver: { keyId: approverId, name: 'cfo' } });
+    expect(done.memo).toMatchObject({ approval: 'approved', approver: { key_id: approverId, name: 'cfo' }, actor_name: 'self-approver' });
     expect(await balance(account)).toBe('1000000.000000');
 
     await decide(account, 200);
@@ -277,6 +284,26 @@ describe('finance invariants: refunds, approvals and bounds', () => {
     expect((await stack.call('POST', `/v1/approvals/${rejected.body.workflow_id}`, { approve: false }, approver)).status).toBe(202);
     expect((await closed(rejected.body.workflow_id)).state).toBe('rejected');
     expect(await balance(account)).toBe('999950.000000');
+  });
+
+  it('four eyes on contracts: a large per-period grant waits for approval, and an amendment never exceeds what was approved', async () => {
+    const account = await newAccount();
+    const contract = `c-${randomUUID().slice(0, 8)}`;
+    const now = Date.now();
+    const terms = { account_id: account, credits_per_period: '150', period_seconds: 3600, starts_at: new Date(now).toISOString(), ends_at: new Date(now + 7200_000).toISOString(), rollover_percent: 0 };
+    const started = await stack.call('PUT', `/v1/entitlements/${contract}`, terms, finance);
+    expect(started.status).toBe(202);
+    await inState(started.body.workflow_id, 'awaiting_approval');
+    expect(await balance(account)).toBe('0.000000');
+    expect((await stack.call('PUT', `/v1/entitlements/${contract}`, { ...terms, credits_per_period: '160' }, finance)).status).toBe(409);
+    expect((await stack.call('POST', `/v1/approvals/${started.body.workflow_id}`, { approve: true }, approver)).status).toBe(202);
+    await eventually(async () => ((await balance(account)) === '150.000000' ? true : undefined));
+    expect((await stack.call('PUT', `/v1/entitlements/${contract}`, { ...terms, credits_per_period: '151' }, finance)).status).toBe(409);
+    expect((await stack.call('PUT', `/v1/entitlements/${contract}`, { ...terms, credits_per_period: '120' }, finance)).status).toBe(202);
+    expect((await stack.call('DELETE', `/v1/entitlements/${contract}`, undefined, finance)).status).toBe(202);
+    expect((await closed(started.body.workflow_id)).result).toEqual({ status: 'cancelled', periods: 1 });
+    const [row] = await stack.ledger.query('SELECT status, approver_key_id, micros::text FROM approvals WHERE workflow_id = $1', [started.body.workflow_id]);
+    expect(row).toEqual({ status: 'approved', approver_key_id: approverId, micros: '150000000' });
   });
 
   it('ends an approval that is not given in time as expired, visibly, with nothing booked', async () => {

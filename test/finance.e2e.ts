@@ -4,6 +4,7 @@ import { createServer } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
+import { workflowIds } from '../libs/contracts/src/temporal';
 import { TestStack, eventually, startStack } from './harness';
 
 describe('finance workflows: purchases and grants (ledger first, then Redis, exactly once)', () => {
@@ -35,17 +36,17 @@ describe('finance workflows: purchases and grants (ledger first, then Redis, exa
     const key = `order-${randomUUID()}`;
     const first = await stack.call('POST', '/v1/purchases', { account_id: account, credits: '25.5', idempotency_key: key }, finance);
     expect(first.status).toBe(202);
-    expect(first.body.workflow_id).toBe(`purchase-${key}`);
+    expect(first.body.workflow_id).toBe(workflowIds.purchase({ tenant: 'default', accountId: account }, key));
     const again = await stack.call('POST', '/v1/purchases', { account_id: account, credits: '25.5', idempotency_key: key }, finance);
     expect(again.body.run_id).toBe(first.body.run_id);
     const other = await stack.call('POST', '/v1/purchases', { account_id: account, credits: '30', idempotency_key: key }, finance);
     expect(other.status).toBe(409);
     const done = await completed(first.body.workflow_id);
-    expect(done.result.paymentId).toBe(`local_${key}`);
+    expect(done.result.paymentId).toBe(`local_${first.body.workflow_id}`);
     expect(await balance(account)).toBe('25.500000');
     const ledger = (await stack.call('GET', `/v1/accounts/${account}/ledger`)).body;
     expect(ledger.balance).toBe('25.500000');
-    expect(ledger.items).toEqual([expect.objectContaining({ kind: 'purchase', credits: '25.500000', cause: { type: 'purchase', id: key } })]);
+    expect(ledger.items).toEqual([expect.objectContaining({ kind: 'purchase', credits: '25.500000', cause: { type: 'purchase', id: first.body.workflow_id } })]);
     const listed = await eventually(async () => {
       for await (const w of stack.temporal.workflow.list({ query: `AccountId = "${account}" AND Operation = "purchase"` })) return w;
       return undefined;
@@ -63,7 +64,7 @@ describe('finance workflows: purchases and grants (ledger first, then Redis, exa
       finance,
     );
     expect(started.status).toBe(202);
-    expect(started.body.workflow_id).toMatch(/^promo-/);
+    expect(started.body.workflow_id).toMatch(/^grant_promo-/);
     await eventually(async () => ((await balance(account)) === '18.000000' ? true : undefined));
     const spent = await stack.call('POST', '/v1/decisions', { account_id: account, feature: 'codex.task', quantity: 3, idempotency_key: randomUUID() });
     expect(spent.body.sources[2]).toMatchObject({ layer: 'promo', credits: '3.000000' });
@@ -159,7 +160,7 @@ describe('finance workflows: purchases and grants (ledger first, then Redis, exa
     };
     const started = await stack.call('PUT', `/v1/entitlements/${contract}`, terms, finance);
     expect(started.status).toBe(202);
-    expect(started.body.workflow_id).toBe(`entitlement-${contract}`);
+    expect(started.body.workflow_id).toBe(workflowIds.entitlement('default', contract));
     await eventually(async () => ((await balance(account)) === '10.000000' ? true : undefined));
     await stack.call('POST', '/v1/decisions', { account_id: account, feature: 'codex.task', quantity: 4, idempotency_key: randomUUID() });
     // Period 0 leaves 6; half of it rolls over into period 1's lot.
@@ -199,7 +200,7 @@ describe('finance workflows: purchases and grants (ledger first, then Redis, exa
       return JSON.parse(stdout);
     };
     const started = await cli('purchase', '--account', account, '--credits', '12', '--key', `cli-${account}`);
-    expect(started.workflow_id).toBe(`purchase-cli-${account}`);
+    expect(started.workflow_id).toBe(workflowIds.purchase({ tenant: 'default', accountId: account }, `cli-${account}`));
     await completed(started.workflow_id);
     expect(await balance(account)).toBe('12.000000');
     const listed = await eventually(async () => {

@@ -39,6 +39,8 @@ export interface StackOptions {
   databaseUrl?: string;
   temporalAddress?: string;
   temporalNamespace?: string;
+  /** Settings that differ from the test environment's (e.g. the outbound policy). */
+  overrides?: Partial<SpillwayConfig>;
 }
 
 /** The configuration a test stack (and a worker process it spawns) runs with. */
@@ -52,6 +54,7 @@ export function stackConfig(options: StackOptions = {}): SpillwayConfig {
     redisUrl: options.redisUrl ?? base.redisUrl,
     databaseUrl: options.databaseUrl ?? base.databaseUrl,
     temporal: { ...base.temporal, address: options.temporalAddress ?? base.temporal.address, namespace: options.temporalNamespace ?? base.temporal.namespace },
+    ...options.overrides,
   };
 }
 
@@ -80,20 +83,7 @@ export async function startStack(options: StackOptions = {}): Promise<TestStack>
   const grant: TestStack['grant'] = async (accountId, credits, kind = 'promo', expiresAt = null) =>
     (await grantLot({ accountId, kind, micros: (credits * 1_000_000n).toString(), expiresAt: expiresAt?.toISOString() ?? null, causeType: 'grant', causeId: randomUUID() })).lotId;
 
-  const call: TestStack['call'] = async (method, path, body, key = ADMIN) => {
-    const headers: Record<string, string> = {};
-    if (key) headers.authorization = `Bearer ${key}`;
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    const response = await fetch(`${url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-    const text = await response.text();
-    let parsed: unknown = text;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      /* not JSON (metrics) */
-    }
-    return { status: response.status, body: parsed, headers: response.headers };
-  };
+  const call: TestStack['call'] = (method, path, body, key = ADMIN) => callApi(url, method, path, { body, key });
 
   return {
     config,
@@ -113,6 +103,31 @@ export async function startStack(options: StackOptions = {}): Promise<TestStack>
       await ledger.destroy();
     },
   };
+}
+
+/**
+ * One HTTP call to the API at `url`: `body` is sent as JSON (or as is, with `raw`), `key` as the
+ * bearer key (none when empty); the answer's body is parsed as JSON when it is JSON.
+ */
+export async function callApi(
+  url: string,
+  method: string,
+  path: string,
+  options: { body?: unknown; raw?: boolean; key?: string; headers?: Record<string, string> } = {},
+): Promise<{ status: number; body: any; headers: Headers }> {
+  const { body, raw = false, key = ADMIN } = options;
+  const headers: Record<string, string> = { ...options.headers };
+  if (key) headers.authorization = `Bearer ${key}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const response = await fetch(`${url}${path}`, { method, headers, body: body === undefined ? undefined : raw ? String(body) : JSON.stringify(body) });
+  const text = await response.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    /* not JSON (metrics) */
+  }
+  return { status: response.status, body: parsed, headers: response.headers };
 }
 
 /** Polls until `check` returns a value (not undefined) or the deadline passes. */

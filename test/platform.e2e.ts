@@ -8,10 +8,14 @@ describe('platform: API, auth, Temporal, worker', () => {
   afterAll(() => stack.close());
 
   it('reports every dependency up on /health', async () => {
-    const { status, body } = await stack.call('GET', '/health', undefined, '');
+    // The worker announces itself within a second of starting to poll.
+    const { status, body } = await eventually(async () => {
+      const health = await stack.call('GET', '/health', undefined, '');
+      return health.status === 200 ? health : undefined;
+    });
     expect(status).toBe(200);
     expect(body.status).toBe('ok');
-    expect(Object.keys(body.checks).sort()).toEqual(['postgres', 'redis', 'temporal']);
+    expect(Object.keys(body.checks).sort()).toEqual(['postgres', 'redis', 'temporal', 'worker']);
     for (const check of Object.values(body.checks) as { status: string }[]) expect(check.status).toBe('up');
   });
 

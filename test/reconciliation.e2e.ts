@@ -87,6 +87,12 @@ describe('reconciliation and the independent audit', () => {
       expect(started.status).toBe(202);
       await eventually(async () => ((await stack.call('GET', `/v1/workflows/${started.body.workflow_id}`)).body.status === 'completed' ? true : undefined));
     }
+    const now = Date.now();
+    const contract = await stack.call('PUT', `/v1/entitlements/recon-${randomUUID().slice(0, 8)}`, {
+      account_id: accounts[0], credits_per_period: '1', period_seconds: 3600, starts_at: new Date(now).toISOString(), ends_at: new Date(now + 7200_000).toISOString(), rollover_percent: 0,
+    });
+    expect(contract.status).toBe(202);
+    await eventually(async () => ((await stack.ledger.query(`SELECT 1 FROM credit_lots WHERE cause_type = 'entitlement' AND account_id = $1`, [accounts[0]])).length > 0 ? true : undefined));
   }, 120_000);
   afterAll(() => stack.close());
 
@@ -95,7 +101,7 @@ describe('reconciliation and the independent audit', () => {
     expect(report.discrepancies).toEqual([]);
     expect(report.repaired).toEqual([]);
     expect(report.checked.usage_events).toBe(25);
-    expect(report.checked.lots_compared_with_redis).toBe(16);
+    expect(report.checked.lots_compared_with_redis).toBe(17);
     expect(Object.values(report.checked.found).every((n) => n === 0)).toBe(true);
     const result = await audit();
     expect(result.code).toBe(0);
@@ -191,7 +197,7 @@ describe('reconciliation and the independent audit', () => {
         'refunds of a decision never exceed its charge (I9)',
         'refunds of an account never exceed its charges (I9)',
         'every refund lot is a recorded refund of the same amount',
-        'every refund, adjustment and finance grant has an approval covering it',
+        'every refund, adjustment, finance grant and contract has an approval covering it',
         'above the threshold an approval names a second principal (four eyes)',
         'write-offs only on commits above the hold (sourced + written-off units = committed quantity)',
         'a lot is credited exactly its granted amount',

@@ -1,9 +1,9 @@
 import { proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../../libs/activities/src';
-import { ApprovalTerms, approvalFor, stateQuery } from './approval';
+import { ApprovalTerms, approvedChange, stateQuery } from './approval';
 import { FINANCE_ACTIVITY } from './retry';
 
-const { grantLot, debitAdjustment, recordApproval } = proxyActivities<Activities>(FINANCE_ACTIVITY);
+const { grantLot, debitAdjustment } = proxyActivities<Activities>(FINANCE_ACTIVITY);
 
 export interface AdjustmentRequest extends ApprovalTerms {
   accountId: string;
@@ -22,19 +22,8 @@ export async function adjustmentWorkflow(request: AdjustmentRequest) {
   setHandler(stateQuery, () => state);
   const micros = BigInt(request.micros);
   const magnitude = micros < 0n ? -micros : micros;
-  const approval = await approvalFor(magnitude, request, (s) => (state = s));
+  const approval = await approvedChange({ operation: 'adjustment', accountId: request.accountId, micros: magnitude }, request, (s) => (state = s));
   const key = workflowInfo().workflowId;
-  await recordApproval({
-    workflowId: key,
-    accountId: request.accountId,
-    operation: 'adjustment',
-    micros: magnitude.toString(),
-    thresholdMicros: request.approvalThresholdMicros,
-    requesterKeyId: request.requestedBy.keyId,
-    status: approval.status,
-    approver: approval.approver,
-    note: approval.note,
-  });
   if (approval.status === 'rejected' || approval.status === 'expired') {
     state = approval.status;
     return { status: approval.status, micros: request.micros, approval: approval.status, approver: approval.approver };

@@ -1,4 +1,8 @@
-import { ApplicationFailure, condition, defineQuery, defineUpdate, setHandler } from '@temporalio/workflow';
+import { ApplicationFailure, condition, defineQuery, defineUpdate, proxyActivities, setHandler, upsertMemo, workflowInfo } from '@temporalio/workflow';
+import type { Activities } from '../../libs/activities/src';
+import { FINANCE_ACTIVITY } from './retry';
+
+const { recordApproval } = proxyActivities<Activities>(FINANCE_ACTIVITY);
 
 /** Who asked for or decided a financial change: the authenticated API key (id and name). */
 export interface Actor {
@@ -72,4 +76,31 @@ export async function approvalFor(amountMicros: bigint, terms: ApprovalTerms, se
   waiting = false;
   if (!decided || !decision) return { status: 'expired', approver: null, note: null };
   return { status: decision.approve ? 'approved' : 'rejected', approver: decision.approver, note: decision.note ?? null };
+}
+
+/**
+ * The gate of a financial change: waits for the approval (see approvalFor), then records how it
+ * ended in the workflow memo and in the ledger (`approvals`, keyed by the workflow id) before any
+ * money moves.
+ */
+export async function approvedChange(
+  change: { operation: 'refund' | 'adjustment' | 'grant'; accountId: string; micros: bigint },
+  terms: ApprovalTerms,
+  setState: (state: string) => void,
+): Promise<ApprovalOutcome> {
+  const outcome = await approvalFor(change.micros, terms, setState);
+  // Operators see who decided in the Temporal UI too.
+  upsertMemo({ approval: outcome.status, approver: outcome.approver ? { key_id: outcome.approver.keyId, name: outcome.approver.name } : null });
+  await recordApproval({
+    workflowId: workflowInfo().workflowId,
+    accountId: change.accountId,
+    operation: change.operation,
+    micros: change.micros.toString(),
+    thresholdMicros: terms.approvalThresholdMicros,
+    requesterKeyId: terms.requestedBy.keyId,
+    status: outcome.status,
+    approver: outcome.approver,
+    note: outcome.note,
+  });
+  return outcome;
 }

@@ -1,6 +1,6 @@
 import { condition, continueAsNew, defineSignal, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../../libs/activities/src';
-import { stateQuery } from './approval';
+import { ApprovalTerms, approvedChange, stateQuery } from './approval';
 import { FINANCE_ACTIVITY } from './retry';
 
 const { grantLot, expireLot } = proxyActivities<Activities>(FINANCE_ACTIVITY);
@@ -12,10 +12,14 @@ export interface EntitlementTerms {
   startsAt: string;
   endsAt: string;
   rolloverPercent: number;
+  /** Who asked, and the four-eyes terms the contract's per-period grant is approved under. */
+  approval: ApprovalTerms;
 }
 
 export interface EntitlementProgress {
   period: number;
+  /** The per-period amount approved (or auto-approved) for this contract; absent until decided. */
+  approvedMicros?: string;
   /** When the next period starts (ms); undefined before the first. */
   nextStartMs?: number;
   /** Micros carried into the next period's lot by the rollover rule. */
@@ -34,9 +38,32 @@ export async function entitlementWorkflow(terms: EntitlementTerms, progress: Ent
   let current = terms;
   let cancelled = false;
   let state = 'waiting';
-  setHandler(amendSignal, (amended) => void (current = amended));
+  // A contract already past its first period (started before approvals existed) counts as approved.
+  let approvedMicros =
+    progress.approvedMicros !== undefined ? BigInt(progress.approvedMicros) : progress.period > 0 ? BigInt(terms.creditsPerPeriodMicros) : null;
+  const thresholdOf = (t: EntitlementTerms) => BigInt(t.approval?.approvalThresholdMicros ?? '0');
+  // An amendment takes effect only within what was approved (or the threshold): a larger one is a new contract.
+  const allowed = (t: EntitlementTerms) =>
+    approvedMicros === null || BigInt(t.creditsPerPeriodMicros) <= (approvedMicros > thresholdOf(t) ? approvedMicros : thresholdOf(t));
+  setHandler(amendSignal, (amended) => {
+    if (allowed(amended)) current = amended;
+  });
   setHandler(cancelContractSignal, () => void (cancelled = true));
   setHandler(stateQuery, () => state);
+
+  if (approvedMicros === null) {
+    // Four eyes on the contract's per-period grant, once, before its first period.
+    const requested = current;
+    const outcome = await approvedChange(
+      { operation: 'grant', accountId: requested.accountId, micros: BigInt(requested.creditsPerPeriodMicros) },
+      requested.approval,
+      (s) => (state = s),
+    );
+    if (outcome.status === 'rejected' || outcome.status === 'expired') return { status: outcome.status, periods: 0 };
+    approvedMicros = BigInt(requested.creditsPerPeriodMicros);
+    if (!allowed(current)) current = requested;
+    state = 'waiting';
+  }
 
   const start = progress.nextStartMs ?? Date.parse(current.startsAt);
   if (start > Date.now()) await condition(() => cancelled, start - Date.now());
@@ -59,5 +86,5 @@ export async function entitlementWorkflow(terms: EntitlementTerms, progress: Ent
   const removed = BigInt(await expireLot({ accountId: current.accountId, lotId }));
   if (cancelled || periodEnd >= endsAt) return { status: cancelled ? 'cancelled' : 'ended', periods: progress.period + 1 };
   const carryMicros = ((removed * BigInt(current.rolloverPercent)) / 100n).toString();
-  return continueAsNew<typeof entitlementWorkflow>(current, { period: progress.period + 1, nextStartMs: periodEnd, carryMicros });
+  return continueAsNew<typeof entitlementWorkflow>(current, { period: progress.period + 1, nextStartMs: periodEnd, carryMicros, approvedMicros: approvedMicros.toString() });
 }

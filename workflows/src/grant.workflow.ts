@@ -1,9 +1,9 @@
 import { ParentClosePolicy, condition, defineSignal, proxyActivities, setHandler, startChild, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../../libs/activities/src';
-import { Actor, ApprovalTerms, approvalFor, stateQuery } from './approval';
+import { Actor, ApprovalTerms, approvedChange, stateQuery } from './approval';
 import { FINANCE_ACTIVITY } from './retry';
 
-const { grantLot, expireLot, recordApproval } = proxyActivities<Activities>(FINANCE_ACTIVITY);
+const { grantLot, expireLot } = proxyActivities<Activities>(FINANCE_ACTIVITY);
 
 const NOTICE_MS = 24 * 3600 * 1000;
 
@@ -26,7 +26,7 @@ export interface GrantResult {
 }
 
 /**
- * `promo-<key>` / `grant-adjustment-<key>`: above the threshold waits for a four-eyes approval,
+ * `grant_promo-…` / `grant_adjustment-…` (workflowIds.grant): above the threshold waits for a four-eyes approval,
  * then grants a lot (ledger, then Redis), then — for a promo with `expiresAt` — waits for that
  * moment or a cancel signal, and removes exactly the remainder (I7).
  */
@@ -36,18 +36,7 @@ export async function grantWorkflow(request: GrantRequest): Promise<GrantResult>
   setHandler(cancelGrantSignal, () => void (cancelled = true));
   setHandler(stateQuery, () => state);
   const key = workflowInfo().workflowId;
-  const approval = await approvalFor(BigInt(request.micros), request, (s) => (state = s));
-  await recordApproval({
-    workflowId: key,
-    accountId: request.accountId,
-    operation: 'grant',
-    micros: request.micros,
-    thresholdMicros: request.approvalThresholdMicros,
-    requesterKeyId: request.requestedBy.keyId,
-    status: approval.status,
-    approver: approval.approver,
-    note: approval.note,
-  });
+  const approval = await approvedChange({ operation: 'grant', accountId: request.accountId, micros: BigInt(request.micros) }, request, (s) => (state = s));
   const summary = { approval: approval.status, approver: approval.approver };
   if (approval.status === 'rejected' || approval.status === 'expired' || cancelled) {
     state = cancelled ? 'cancelled' : approval.status;

@@ -1,9 +1,9 @@
 import { ActivityFailure, ApplicationFailure, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../../libs/activities/src';
-import { ApprovalTerms, approvalFor, stateQuery } from './approval';
+import { ApprovalTerms, approvedChange, stateQuery } from './approval';
 import { FINANCE_ACTIVITY } from './retry';
 
-const { quoteRefund, bookRefund, recordApproval } = proxyActivities<Activities>(FINANCE_ACTIVITY);
+const { quoteRefund, bookRefund } = proxyActivities<Activities>(FINANCE_ACTIVITY);
 
 /**
  * How long a refund waits for its decision to settle: the longest hold (7 days) plus a margin.
@@ -57,19 +57,8 @@ export async function refundWorkflow(request: RefundRequest): Promise<RefundResu
   }
   if (!quote.settled) throw ApplicationFailure.nonRetryable('refund could not be quoted', 'RefundBoundExceeded');
   const micros = quote.micros;
-  const approval = await approvalFor(BigInt(micros), request, (s) => (state = s));
+  const approval = await approvedChange({ operation: 'refund', accountId: request.accountId, micros: BigInt(micros) }, request, (s) => (state = s));
   const key = workflowInfo().workflowId;
-  await recordApproval({
-    workflowId: key,
-    accountId: request.accountId,
-    operation: 'refund',
-    micros,
-    thresholdMicros: request.approvalThresholdMicros,
-    requesterKeyId: request.requestedBy.keyId,
-    status: approval.status,
-    approver: approval.approver,
-    note: approval.note,
-  });
   if (approval.status === 'rejected' || approval.status === 'expired') {
     state = approval.status;
     return { status: approval.status, micros, approval: approval.status, approver: approval.approver };

@@ -1,6 +1,7 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { SpillwayConfig } from '../../../libs/config/src/config';
 import { AccountsModule } from './accounts/accounts.module';
+import { AuditModule } from './audit/audit.module';
 import { AuthModule } from './auth/auth.module';
 import { CatalogueModule } from './catalogue/catalogue.module';
 import { DecisionsModule } from './decisions/decisions.module';
@@ -30,6 +31,7 @@ export class AppModule {
         SettlementModule,
         FinanceModule,
         ReconciliationModule,
+        AuditModule,
       ],
     };
   }

@@ -10,6 +10,7 @@ import { AppModule } from './app.module';
 import { ErrorFilter } from './http/error.filter';
 import { validationPipe } from './http/validation';
 import { registerDocsUi } from './http/docs';
+import { edgeOptions, registerEdge } from './http/edge';
 import { Metrics } from './metrics/metrics';
 
 /** Nest's framework messages go to the same structured JSON log as everything else. */
@@ -22,7 +23,7 @@ const nestLogger: LoggerService = {
 };
 
 export async function createApp(config: SpillwayConfig): Promise<NestFastifyApplication> {
-  const adapter = new FastifyAdapter({ loggerInstance: log.child({ component: 'http' }), logController: new LogController({ disableRequestLogging: true }), bodyLimit: 256 * 1024 } as never);
+  const adapter = new FastifyAdapter({ loggerInstance: log.child({ component: 'http' }), logController: new LogController({ disableRequestLogging: true }), ...edgeOptions } as never);
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.forConfig(config), adapter, {
     logger: nestLogger,
     abortOnError: false,
@@ -33,6 +34,7 @@ export async function createApp(config: SpillwayConfig): Promise<NestFastifyAppl
 
   const metrics = app.get(Metrics);
   const fastify = app.getHttpAdapter().getInstance();
+  registerEdge(fastify);
   fastify.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     metrics.httpDuration.observe({ method: request.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);

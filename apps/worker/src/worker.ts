@@ -8,6 +8,7 @@ import { SpillwayConfig } from '../../../libs/config/src/config';
 import { log } from '../../../libs/config/src/log';
 import { workflowIds } from '../../../libs/contracts/src/temporal';
 import { DecisionEngine } from '../../../libs/engine/src/engine';
+import { startWorkerHeartbeat } from '../../../libs/temporal/src/worker-liveness';
 import { ACCOUNT_ID, OPERATION } from '../../../workflows/src/search-attributes';
 
 export interface SpillwayWorker {
@@ -60,10 +61,13 @@ export async function createSpillwayWorker(
       partitions: config.partitions,
       consumers: config.settlementConsumers,
       payments: new LocalPaymentProvider(),
+      outbound: { allowHttp: config.webhookAllowHttp, allowedCidrs: config.webhookAllowedCidrs },
     }),
     // Each consumer holds one activity slot for its whole run; the rest serve finance work.
     maxConcurrentActivityTaskExecutions: config.settlementConsumers + 20,
   });
+
+  const stopHeartbeat = startWorkerHeartbeat(deps.redis, config.temporal.taskQueue, () => worker.getState() === 'RUNNING');
 
   const ensureSettlement = async () => {
     for (let consumer = 0; consumer < config.settlementConsumers; consumer++) {
@@ -97,6 +101,7 @@ export async function createSpillwayWorker(
     ensureSettlement,
     ensureSchedules,
     close: async () => {
+      stopHeartbeat();
       await temporal.connection.close();
       await connection.close();
     },

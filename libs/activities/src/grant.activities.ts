@@ -2,7 +2,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import { DataSource } from 'typeorm';
 import { DecisionEngine, LotLimitError } from '../../engine/src/engine';
 import { LotKind } from '../../engine/src/policy';
-import { LotCause, LotRow, recordLot } from '../../ledger/src/lots';
+import { MAX_MICROS } from '../../contracts/src/money';
+import { BalanceLimitExceeded, LotCause, LotRow, heldMicros, recordLot } from '../../ledger/src/lots';
 import { failPermanentlyOnInvalid } from './failures';
 
 export interface GrantInput {
@@ -37,6 +38,14 @@ export async function applyLotToRedis(engine: DecisionEngine, lot: LotRow): Prom
 /** Grants reach Redis exactly once: the ledger first (once per cause), then Redis (once per lot). */
 export function grantActivities(deps: { ledger: DataSource; engine: DecisionEngine }) {
   return {
+    /** Fails at once (non-retryable) when a lot of `micros` would take the account past MAX_MICROS; checked before money is taken. */
+    checkCreditRoom: (input: { accountId: string; micros: string }): Promise<void> =>
+      failPermanentlyOnInvalid(async () => {
+        if ((await heldMicros(deps.ledger.manager, input.accountId)) + BigInt(input.micros) > MAX_MICROS) {
+          throw new BalanceLimitExceeded(`account ${input.accountId} would hold more than MAX_MICROS = ${MAX_MICROS} micros`);
+        }
+      }),
+
     /** Out-of-range amounts and a balance past MAX_MICROS fail at once (non-retryable). */
     grantLot: (input: GrantInput): Promise<{ lotId: string; appliedNow: boolean }> =>
       failPermanentlyOnInvalid(async () => {

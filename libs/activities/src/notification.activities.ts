@@ -1,6 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { createHmac } from 'node:crypto';
 import { DataSource } from 'typeorm';
+import { OutboundPolicy, OutboundRefused, postWebhook } from './outbound';
 
 export interface Notification {
   id: string;
@@ -16,8 +17,11 @@ export function signature(secret: string, timestamp: number, body: string): stri
   return `t=${timestamp},v1=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
 }
 
-/** Webhook delivery: each attempt is recorded; Temporal retries until delivered or given up. */
-export function notificationActivities(deps: { ledger: DataSource }) {
+/**
+ * Webhook delivery: each attempt is recorded; Temporal retries until delivered or given up.
+ * A target the outbound policy refuses (see outbound.ts) fails at once, without retries.
+ */
+export function notificationActivities(deps: { ledger: DataSource; outbound: OutboundPolicy }) {
   return {
     async deliverWebhook(notification: Notification): Promise<'delivered' | 'no_webhook'> {
       const [alerts]: { webhook_url: string | null; webhook_secret: string | null }[] = await deps.ledger.query(
@@ -32,15 +36,13 @@ export function notificationActivities(deps: { ledger: DataSource }) {
       const body = JSON.stringify({ id: notification.id, type: notification.kind, account_id: notification.accountId, data: notification.payload });
       const timestamp = Math.floor(Date.now() / 1000);
       let error: string | undefined;
+      let refused = false;
       try {
-        const response = await fetch(alerts.webhook_url, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', 'spillway-signature': signature(alerts.webhook_secret, timestamp, body) },
-          body,
-          signal: AbortSignal.timeout(DELIVERY_TIMEOUT_MS),
-        });
-        if (!response.ok) error = `receiver answered ${response.status}`;
+        const headers = { 'content-type': 'application/json', 'spillway-signature': signature(alerts.webhook_secret, timestamp, body) };
+        const status = await postWebhook(alerts.webhook_url, headers, body, deps.outbound, DELIVERY_TIMEOUT_MS);
+        if (status < 200 || status > 299) error = `receiver answered ${status}`;
       } catch (e) {
+        refused = e instanceof OutboundRefused;
         error = (e as Error).message;
       }
       await deps.ledger.query(
@@ -48,6 +50,7 @@ export function notificationActivities(deps: { ledger: DataSource }) {
            delivered_at = CASE WHEN $2::text IS NULL THEN now() END WHERE id = $1`,
         [notification.id, error ?? null],
       );
+      if (refused) throw ApplicationFailure.nonRetryable(error!, 'WebhookRefused');
       if (error) throw ApplicationFailure.retryable(error, 'WebhookNotDelivered');
       return 'delivered';
     },

@@ -158,10 +158,10 @@ export function settlementActivities(deps: SettlementDeps) {
         });
       }
       if (s.auto_recharge_micros) {
-        const key = `auto-${s.account_id}-${hour}`;
+        const key = workflowIds.autoRecharge(s.account_id, hour);
         await startOnce(deps.temporal, deps.taskQueue, {
           workflowType: 'purchaseWorkflow',
-          workflowId: workflowIds.purchase(key),
+          workflowId: key,
           args: [{ accountId: s.account_id, micros: s.auto_recharge_micros, key }],
           accountId: s.account_id,
           operation: 'purchase',

@@ -10,6 +10,8 @@ export interface SpillwayConfig {
     readonly address: string;
     readonly namespace: string;
     readonly taskQueue: string;
+    /** Web UI port of the embedded dev server (`TEMPORAL_UI_PORT`, default gRPC port + 1000). */
+    readonly uiPort: number;
     readonly uiUrl: string;
   };
   /** Number of logical partitions: accounts hash into `{p<n>}`, each with its own usage stream. */
@@ -29,6 +31,32 @@ export interface SpillwayConfig {
    * 24 h, the retention product APIs document for their own idempotency keys.
    */
   readonly idempotencyRetentionSeconds: number;
+  // --- access (tenants, keys, outbound safety) ---
+  /** How often a process polls for revoked or changed API keys (ms, ≤ 1000: revocation reaches every process within it). */
+  readonly keyPollMs: number;
+  /** Webhook URLs may be plain http (otherwise https only). Off by default. */
+  readonly webhookAllowHttp: boolean;
+  /**
+   * CIDR ranges webhooks may reach although they are loopback, private, link-local or otherwise
+   * non-public (tests, private deployments). Empty by default: only public unicast addresses.
+   */
+  readonly webhookAllowedCidrs: readonly string[];
+  /** The embedded stack (`npm start`) and how it supervises the processes it started. */
+  readonly stack: StackConfig;
+}
+
+/** Settings of the embedded stack's supervisor; times in ms. */
+export interface StackConfig {
+  /** Where `npm start` keeps private PostgreSQL/Redis/Temporal state and logs; undefined = `<repo>/.data`. */
+  readonly dataDir: string | undefined;
+  /** First restart delay of a crashed process; doubles per consecutive crash. */
+  readonly restartInitialMs: number;
+  /** Upper bound of the restart delay. */
+  readonly restartMaxMs: number;
+  /** Consecutive crashes (each within `restartStableMs` of its start) before the supervisor gives up on a process. */
+  readonly restartLimit: number;
+  /** A process that ran this long is healthy again: its next crash restarts after `restartInitialMs`. */
+  readonly restartStableMs: number;
 }
 
 const MAX_PARTITIONS = 1024;
@@ -45,15 +73,18 @@ function integer(name: string, fallback: number, min: number, max: number): numb
 }
 
 export function loadConfig(): SpillwayConfig {
+  const temporalAddress = process.env.TEMPORAL_ADDRESS || '127.0.0.1:7233';
+  const uiPort = integer('TEMPORAL_UI_PORT', Math.min(65535, Number(temporalAddress.split(':').pop()) + 1000 || 8233), 1, 65535);
   return {
     port: integer('PORT', 3000, 0, 65535),
     databaseUrl: process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/spillway',
     redisUrl: process.env.REDIS_URL || 'redis://127.0.0.1:6379/0',
     temporal: {
-      address: process.env.TEMPORAL_ADDRESS || '127.0.0.1:7233',
+      address: temporalAddress,
       namespace: process.env.TEMPORAL_NAMESPACE || 'default',
       taskQueue: process.env.TEMPORAL_TASK_QUEUE || 'spillway',
-      uiUrl: process.env.TEMPORAL_UI_URL || 'http://127.0.0.1:8233',
+      uiPort,
+      uiUrl: process.env.TEMPORAL_UI_URL || `http://127.0.0.1:${uiPort}`,
     },
     partitions: integer('SPILLWAY_PARTITIONS', 64, 1, MAX_PARTITIONS),
     settlementConsumers: integer('SPILLWAY_SETTLEMENT_CONSUMERS', 4, 1, MAX_SETTLEMENT_CONSUMERS),
@@ -63,5 +94,15 @@ export function loadConfig(): SpillwayConfig {
     approvalThresholdMicros: BigInt(integer('SPILLWAY_APPROVAL_THRESHOLD_CREDITS', 100, 0, 1_000_000_000)) * 1_000_000n,
     approvalDeadlineSeconds: integer('SPILLWAY_APPROVAL_DEADLINE_SECONDS', 7 * 24 * 3600, 1, 90 * 24 * 3600),
     idempotencyRetentionSeconds: integer('SPILLWAY_IDEMPOTENCY_TTL_SECONDS', 86_400, 60, 7 * 86_400),
+    keyPollMs: integer('SPILLWAY_KEY_POLL_MS', 250, 10, 1000),
+    webhookAllowHttp: process.env.SPILLWAY_WEBHOOK_ALLOW_HTTP === 'true',
+    webhookAllowedCidrs: (process.env.SPILLWAY_WEBHOOK_ALLOWED_CIDRS ?? '').split(',').map((c) => c.trim()).filter(Boolean),
+    stack: {
+      dataDir: process.env.SPILLWAY_DATA_DIR || undefined,
+      restartInitialMs: integer('SPILLWAY_RESTART_INITIAL_MS', 500, 10, 60_000),
+      restartMaxMs: integer('SPILLWAY_RESTART_MAX_MS', 30_000, 10, 600_000),
+      restartLimit: integer('SPILLWAY_RESTART_LIMIT', 10, 1, 1000),
+      restartStableMs: integer('SPILLWAY_RESTART_STABLE_MS', 60_000, 1000, 3_600_000),
+    },
   };
 }

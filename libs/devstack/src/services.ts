@@ -1,10 +1,11 @@
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { createConnection } from 'node:net';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { Client } from 'pg';
 import Redis from 'ioredis';
 import { Connection } from '@temporalio/client';
+import { loadConfig } from '../../config/src/config';
 import { registerSearchAttributes } from '../../temporal/src/search-attributes';
 
 /**
@@ -13,10 +14,21 @@ import { registerSearchAttributes } from '../../temporal/src/search-attributes';
  * Temporal dev server (SQLite on disk, Web UI) with the search attributes registered.
  */
 export const REPO_ROOT = resolve(__dirname, '..', '..', '..', ...(__dirname.includes(`${join('dist', 'libs')}`) ? ['..'] : []));
-export const DATA_DIR = join(REPO_ROOT, '.data');
+
+/** Private state and logs of the embedded stack: `SPILLWAY_DATA_DIR`, else `<repo>/.data`. */
+export const dataDir = (): string => loadConfig().stack.dataDir ?? join(REPO_ROOT, '.data');
+
+/** How to (re)start a process: the supervisor starts it again from this after a crash. */
+export interface ProcessSpec {
+  readonly name: string;
+  readonly command: string;
+  readonly args: readonly string[];
+  readonly env?: NodeJS.ProcessEnv;
+}
 
 export interface ManagedProcess {
   readonly name: string;
+  readonly spec: ProcessSpec;
   readonly child: ChildProcess;
 }
 
@@ -54,12 +66,22 @@ function which(binary: string): string | undefined {
   }
 }
 
-/** Starts a child in its own process group, logging to .data/logs/<name>.log. */
+/** Starts a child in its own process group, logging to <data dir>/logs/<name>.log. */
 export function startProcess(name: string, command: string, args: string[], env: NodeJS.ProcessEnv = process.env): ManagedProcess {
-  mkdirSync(join(DATA_DIR, 'logs'), { recursive: true });
-  const out = openSync(join(DATA_DIR, 'logs', `${name}.log`), 'a');
-  const child = spawn(command, args, { cwd: REPO_ROOT, env, detached: true, stdio: ['ignore', out, out] });
-  return { name, child };
+  return launch({ name, command, args, env });
+}
+
+/** Starts (or starts again) the process a spec describes. */
+export function launch(spec: ProcessSpec): ManagedProcess {
+  const logs = join(dataDir(), 'logs');
+  mkdirSync(logs, { recursive: true });
+  const out = openSync(join(logs, `${spec.name}.log`), 'a');
+  try {
+    const child = spawn(spec.command, [...spec.args], { cwd: REPO_ROOT, env: spec.env ?? process.env, detached: true, stdio: ['ignore', out, out] });
+    return { name: spec.name, spec, child };
+  } finally {
+    closeSync(out); // the child holds its own copy
+  }
 }
 
 /** Stops every process group it is given: SIGTERM, then SIGKILL after a grace period. */
@@ -72,9 +94,11 @@ export async function stopProcesses(processes: ManagedProcess[], graceMs = 8000)
   clearTimeout(timer);
 }
 
-function signalGroup(p: ManagedProcess, signal: NodeJS.Signals): void {
+/** Signals the process group of a child started by `launch` (it leads its own group). */
+export function signalGroup(p: ManagedProcess, signal: NodeJS.Signals): void {
+  if (!p.child.pid) return;
   try {
-    process.kill(-p.child.pid!, signal);
+    process.kill(-p.child.pid, signal);
   } catch {
     /* already gone */
   }
@@ -116,7 +140,7 @@ export async function ensurePostgres(url: string): Promise<ManagedProcess | unde
         `Install them (Debian/Ubuntu: apt-get install postgresql) or set DATABASE_URL.`,
     );
   }
-  const dir = join(DATA_DIR, 'postgres');
+  const dir = join(dataDir(), 'postgres');
   mkdirSync(dir, { recursive: true });
   if (!existsSync(join(dir, 'PG_VERSION'))) {
     log(`initialising a private PostgreSQL cluster in ${dir}`);
@@ -132,6 +156,7 @@ export async function ensurePostgres(url: string): Promise<ManagedProcess | unde
 
 async function redisAnswers(url: string): Promise<boolean> {
   const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000 });
+  redis.on('error', () => undefined); // "not answering" is the result, not an error to print
   try {
     await redis.connect();
     return (await redis.ping()) === 'PONG';
@@ -153,7 +178,7 @@ export async function ensureRedis(url: string): Promise<ManagedProcess | undefin
         `Install it (Debian/Ubuntu: apt-get install redis-server) or set REDIS_URL.`,
     );
   }
-  const dir = join(DATA_DIR, 'redis');
+  const dir = join(dataDir(), 'redis');
   mkdirSync(dir, { recursive: true });
   const managed = startProcess('redis', server, ['--bind', '127.0.0.1', '--port', target.port || '6379', '--dir', dir, '--appendonly', 'yes']);
   await waitFor('Redis', () => redisAnswers(url), 15_000);
@@ -175,6 +200,8 @@ export interface TemporalOptions {
   /** SQLite file for durable state; undefined keeps it in memory (tests). */
   dbFile?: string;
   uiPort?: number;
+  /** Process (and log file) name; default `temporal-<port>`. */
+  name?: string;
 }
 
 /** Uses the Temporal server at `address` when it answers; else starts the CLI's dev server. */
@@ -186,12 +213,12 @@ export async function ensureTemporal(options: TemporalOptions): Promise<ManagedP
     const namespaces = [options.namespace, ...(options.extraNamespaces ?? [])];
     const args = ['server', 'start-dev', '--ip', host, '--port', String(port), ...namespaces.flatMap((n) => ['--namespace', n]), '--log-level', 'warn'];
     if (options.dbFile) {
-      mkdirSync(DATA_DIR, { recursive: true });
+      mkdirSync(dirname(options.dbFile), { recursive: true });
       args.push('--db-filename', options.dbFile);
     }
     if (options.uiPort) args.push('--ui-port', String(options.uiPort), '--ui-ip', host);
     else args.push('--headless');
-    managed = startProcess(`temporal-${port}`, temporalBinary(), args);
+    managed = startProcess(options.name ?? `temporal-${port}`, temporalBinary(), args);
   }
   for (const namespace of [options.namespace, ...(options.extraNamespaces ?? [])]) {
     await waitFor(`Temporal namespace ${namespace}`, () => namespaceReady(options.address, namespace), 120_000);

@@ -277,19 +277,27 @@ export class DecisionEngine {
    * Commits a hold at its actual quantity; extra units go through the account's current policy.
    * 'range' when quantity × the hold's price exceeds MAX_MICROS (nothing changed).
    */
-  async commit(decisionId: string, quantity: number, policyFor: (accountId: string, feature: string) => DecisionPolicy | undefined): Promise<SettleResult> {
+  async commit(
+    decisionId: string,
+    quantity: number,
+    policyFor: (accountId: string, feature: string) => DecisionPolicy | undefined,
+    inScope?: (accountId: string, feature: string) => boolean,
+  ): Promise<SettleResult> {
     const hold = await this.readHold(decisionId);
-    if (!hold) return { kind: 'not_found' };
+    if (!hold || (inScope && !inScope(hold.accountId, hold.feature))) return { kind: 'not_found' };
     if (BigInt(quantity) * hold.price > MAX_MICROS) return { kind: 'range' };
     const policy = policyFor(hold.accountId, hold.feature);
     if (!policy) return { kind: 'not_found' };
     return this.settle(hold, 'committed', quantity, [policy.plan.overage, policy.plan.freeTierUnitsPerMonth, policy.plan.windows.length, ...windowArgs(policy.plan)]);
   }
 
-  /** Releases a hold: every unit goes back where it came from. Needs no policy (hold expiry uses it). */
-  async release(decisionId: string): Promise<SettleResult> {
+  /**
+   * Releases a hold: every unit goes back where it came from. Needs no policy (hold expiry uses it).
+   * `inScope` (the caller's tenant check) answers false for a hold the caller may not see: not_found.
+   */
+  async release(decisionId: string, inScope?: (accountId: string, feature: string) => boolean): Promise<SettleResult> {
     const hold = await this.readHold(decisionId);
-    if (!hold) return { kind: 'not_found' };
+    if (!hold || (inScope && !inScope(hold.accountId, hold.feature))) return { kind: 'not_found' };
     return this.settle(hold, 'released', 0, ['deny', 0, 0]);
   }
 

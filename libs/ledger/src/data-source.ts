@@ -7,10 +7,11 @@ import { Refunds1732700000000 } from './migrations/1732700000000-refunds';
 import { Notifications1732800000000 } from './migrations/1732800000000-notifications';
 import { Approvals1733200000000 } from './migrations/1733200000000-approvals';
 import { ReconciliationFailed1733200000001 } from './migrations/1733200000001-reconciliation-failed';
+import { Access1733400000000 } from './migrations/1733400000000-access';
 
 /** Migrations in the order they run; listed here (not globbed) so ts and compiled code agree. */
 export const MIGRATIONS = [Platform1732400000000, Ledger1732500000000, Reconciliation1732600000000, Refunds1732700000000, Notifications1732800000000,
-  Approvals1733200000000, ReconciliationFailed1733200000001];
+  Approvals1733200000000, ReconciliationFailed1733200000001, Access1733400000000];
 
 const MIGRATION_LOCK = 7_205_000;
 

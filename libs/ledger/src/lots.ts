@@ -34,6 +34,12 @@ export interface LotRow {
   created_at: Date;
 }
 
+/** What the account's lots hold together (micro-credits, expired remainders included): the balance bound's left side. */
+export async function heldMicros(m: EntityManager, accountId: string): Promise<bigint> {
+  const [{ total }]: { total: string | null }[] = await m.query('SELECT sum(remaining_micros)::text AS total FROM credit_lots WHERE account_id = $1', [accountId]);
+  return BigInt(total ?? '0');
+}
+
 /** A lot's id follows from its cause, so a retried grant names the same lot. */
 export const lotIdFor = (causeType: LotCause, causeId: string) => `lot_${causeType}_${causeId}`;
 

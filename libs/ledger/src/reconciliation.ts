@@ -69,10 +69,11 @@ const CHECKS: { kind: string; invariant: Discrepancy['invariant']; sql: string; 
     // A write-off exists only on a commit above its hold: the units sourced plus those written
     // off make exactly the committed quantity (a plain decision never writes anything off).
     sql: `SELECT m.id::text AS subject, m.account_id, m.written_off_units::text AS written_off, u.quantity::text AS quantity, s.units::text AS units
-          FROM monetization_events m JOIN usage_events u ON u.id = m.usage_event_id
+          FROM (SELECT * FROM monetization_events WHERE written_off_units > 0 OR written_off_micros > 0) m
+          JOIN usage_events u ON u.id = m.usage_event_id
           CROSS JOIN LATERAL (SELECT coalesce(sum((x->>'units')::bigint), 0) AS units
             FROM jsonb_array_elements(CASE WHEN jsonb_typeof(u.sources) = 'array' THEN u.sources ELSE '[]'::jsonb END) x) s
-          WHERE (m.written_off_micros > 0 AND m.written_off_units = 0) OR (m.written_off_units > 0 AND s.units + m.written_off_units <> u.quantity)`,
+          WHERE m.written_off_units = 0 OR s.units + m.written_off_units <> u.quantity`,
     detail: (r) => `${r.written_off} units written off on ${r.quantity} committed with ${r.units} sourced`,
   },
   {
@@ -114,6 +115,8 @@ const CHECKS: { kind: string; invariant: Discrepancy['invariant']; sql: string; 
     invariant: 'four-eyes',
     sql: `SELECT c.cause_id AS subject, c.account_id, c.micros::text AS micros, coalesce(a.status, 'none') AS status
           FROM (SELECT cause_id, account_id, amount_micros AS micros FROM credit_lots WHERE cause_type IN ('refund', 'adjustment', 'finance_grant')
+                UNION ALL
+                SELECT DISTINCT regexp_replace(cause_id, '-[0-9]+$', ''), account_id, 0 FROM credit_lots WHERE cause_type = 'entitlement'
                 UNION ALL
                 SELECT cause_id, account_id, -sum(delta_micros) FROM balance_updates WHERE cause_type = 'adjustment' AND delta_micros < 0 GROUP BY cause_id, account_id) c
           LEFT JOIN approvals a ON a.workflow_id = c.cause_id AND a.account_id = c.account_id

@@ -1,9 +1,9 @@
-import { Controller, Get, Param, Query } from '@nestjs/common';
+import { Controller, Get, Param, Query, Req } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
-import { notFound } from '../../../../libs/contracts/src/errors';
 import { formatCredits } from '../../../../libs/contracts/src/money';
 import { DecisionEngine } from '../../../../libs/engine/src/engine';
-import { RequireScope } from '../auth/auth.guard';
+import { AccessScope } from '../auth/access-scope';
+import { AuthenticatedRequest, RequireScope } from '../auth/auth.guard';
 import { PolicyCache } from '../catalogue/policy-cache';
 import { LedgerService } from './ledger.service';
 
@@ -17,27 +17,28 @@ export class AccountsController {
     private readonly engine: DecisionEngine,
     private readonly policies: PolicyCache,
     private readonly ledger: LedgerService,
+    private readonly scope: AccessScope,
   ) {}
 
   /** The settled ledger: balance, how many decisions are not settled yet, and balance updates (newest first). */
   @Get(':id/ledger')
   @RequireScope('read')
-  async ledgerPage(@Param('id') id: string, @Query('cursor') cursor?: string) {
-    if (!(await this.policies.ensureAccount(id))) throw notFound(`account ${id}`);
+  async ledgerPage(@Param('id') id: string, @Req() request: AuthenticatedRequest, @Query('cursor') cursor?: string) {
+    await this.scope.account(request.principal, id);
     return this.ledger.page(id, cursor || undefined);
   }
 
   /** The real-time view: available balance, spendable lots, and each feature's windows and free tier. */
   @Get(':id')
   @RequireScope('read')
-  async account(@Param('id') id: string) {
-    const planKey = await this.policies.ensureAccount(id);
-    if (!planKey) throw notFound(`account ${id}`);
+  async account(@Param('id') id: string, @Req() request: AuthenticatedRequest) {
+    const { planKey, tenant } = await this.scope.account(request.principal, id);
     const plan = this.policies.plan(planKey) ?? {};
     const snapshot = await this.engine.snapshot(id, Object.entries(plan).map(([feature, p]) => ({ feature, plan: p })));
     return {
       id,
       plan: planKey,
+      tenant,
       balance: formatCredits(snapshot.balance),
       lots: snapshot.lots
         .filter((lot) => !lot.expired && lot.remaining > 0n)

@@ -1,9 +1,15 @@
-import { Body, Controller, HttpCode, Post } from '@nestjs/common';
-import { ApiBearerAuth, ApiProperty, ApiTags } from '@nestjs/swagger';
-import { ArrayNotEmpty, IsArray, IsIn, IsString, Length } from 'class-validator';
-import { SCOPES, Scope } from './api-key';
-import { ApiKeysService } from './api-keys.service';
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
+import { ApiBearerAuth, ApiProperty, ApiQuery, ApiTags } from '@nestjs/swagger';
+import { ArrayMaxSize, ArrayNotEmpty, IsArray, IsIn, IsISO8601, IsOptional, IsString, Length, Matches } from 'class-validator';
+import { invalidField, notFound } from '../../../../libs/contracts/src/errors';
+import { KEY_PATTERN } from '../../../../libs/engine/src/plan-definition';
+import { DEFAULT_TENANT, SCOPES, Scope, TENANT_PATTERN } from './api-key';
+import { ApiKeyView, ApiKeysService } from './api-keys.service';
 import { RequireScope } from './auth.guard';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** `GET /v1/api-keys` answers at most this many keys (filter by tenant for more). */
+const LIST_LIMIT = 1_000;
 
 class CreateApiKeyDto {
   @ApiProperty({ example: 'checkout-service' })
@@ -16,6 +22,25 @@ class CreateApiKeyDto {
   @ArrayNotEmpty()
   @IsIn(SCOPES, { each: true })
   scopes: Scope[];
+
+  @ApiProperty({ required: false, example: 'video-team', description: `the tenant whose accounts the key sees (default "${DEFAULT_TENANT}"); admin keys are platform-wide and take none` })
+  @IsOptional()
+  @IsString()
+  @Matches(TENANT_PATTERN, { message: 'tenant must be 1-64 characters of [a-z0-9._-], starting with a letter or digit' })
+  tenant?: string;
+
+  @ApiProperty({ required: false, isArray: true, example: ['codex.task'], description: 'when set, the only features the key may decide on' })
+  @IsOptional()
+  @IsArray()
+  @ArrayNotEmpty()
+  @ArrayMaxSize(64)
+  @Matches(KEY_PATTERN, { each: true, message: 'features must be feature keys' })
+  features?: string[];
+
+  @ApiProperty({ required: false, example: '2027-01-01T00:00:00Z' })
+  @IsOptional()
+  @IsISO8601({ strict: true }, { message: 'expires_at must be an ISO-8601 time' })
+  expires_at?: string;
 }
 
 @ApiTags('auth')
@@ -29,6 +54,35 @@ export class ApiKeysController {
   @HttpCode(201)
   @RequireScope('admin')
   create(@Body() body: CreateApiKeyDto): Promise<{ id: string; key: string }> {
-    return this.keys.create(body.name, [...new Set(body.scopes)]);
+    const scopes = [...new Set(body.scopes)];
+    const admin = scopes.includes('admin');
+    if (admin && body.tenant !== undefined) throw invalidField('tenant', 'admin keys are platform-wide: omit tenant or drop the admin scope');
+    const expiresAt = body.expires_at === undefined ? null : new Date(body.expires_at);
+    if (expiresAt && expiresAt.getTime() <= Date.now()) throw invalidField('expires_at', 'must be in the future');
+    return this.keys.create({
+      name: body.name,
+      scopes,
+      tenant: admin ? null : (body.tenant ?? DEFAULT_TENANT),
+      features: body.features ? [...new Set(body.features)] : null,
+      expiresAt,
+    });
+  }
+
+  /** Every key without its secret: id, name, tenant, scopes, created, expiry, last use, revocation. */
+  @Get()
+  @RequireScope('admin')
+  @ApiQuery({ name: 'tenant', required: false })
+  async list(@Query('tenant') tenant?: string): Promise<{ items: ApiKeyView[] }> {
+    if (tenant !== undefined && !TENANT_PATTERN.test(tenant)) throw invalidField('tenant', 'must be a tenant name');
+    return { items: await this.keys.list(tenant, LIST_LIMIT) };
+  }
+
+  /** Revokes a key on every API process within one second. */
+  @Delete(':id')
+  @HttpCode(200)
+  @RequireScope('admin')
+  async revoke(@Param('id') id: string): Promise<{ id: string; revoked: true }> {
+    if (!UUID.test(id) || !(await this.keys.revoke(id))) throw notFound(`API key ${id}`);
+    return { id, revoked: true };
   }
 }

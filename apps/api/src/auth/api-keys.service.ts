@@ -1,48 +1,248 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import { LRUCache } from 'lru-cache';
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { SpillwayConfig } from '../../../../libs/config/src/config';
+import { SpillwayError } from '../../../../libs/contracts/src/errors';
 import { CONFIG, LEDGER } from '../infra/tokens';
+import { Metrics } from '../metrics/metrics';
 import { Principal, Scope, hashApiKey, newApiKeySecret, sameHash } from './api-key';
 
-const CACHE_TTL_MS = 30_000;
-const CACHE_LIMIT = 10_000;
+/** Known keys held in process (LRU): a decision never reads PostgreSQL for its key. */
+const KNOWN_LIMIT = 10_000;
+/** A cached key is re-read at least this often even if no change was polled (a missed poll heals). */
+const KNOWN_TTL_MS = 10 * 60_000;
+/** Unknown secrets, in their own small LRU so a flood of random keys cannot evict known ones. */
+const UNKNOWN_LIMIT = 2_000;
+const UNKNOWN_TTL_MS = 60_000;
+/** Distinct uncached secrets looked up in PostgreSQL at once; beyond it the caller gets a 503. */
+const MAX_PENDING_LOOKUPS = 256;
+/** last_used_at is written in one statement per interval, not once per request. */
+const LAST_USED_FLUSH_MS = 5_000;
+/** Changed keys read per poll; a larger backlog is read over the next polls. */
+const POLL_BATCH = 1_000;
+
+const BOOTSTRAP: Principal = { keyId: 'bootstrap', name: 'bootstrap', tenant: null, scopes: ['admin'], features: null, expiresAt: null };
+
+interface KeyRow {
+  id: string;
+  name: string;
+  tenant: string | null;
+  scopes: Scope[];
+  features: string[] | null;
+  created_at: Date;
+  expires_at: Date | null;
+  last_used_at: Date | null;
+  revoked_at: Date | null;
+}
+
+/** What `GET /v1/api-keys` shows of a key: everything but its secret (which is not stored). */
+export interface ApiKeyView {
+  id: string;
+  name: string;
+  tenant: string | null;
+  scopes: Scope[];
+  features: string[] | null;
+  created_at: string;
+  expires_at: string | null;
+  last_used_at: string | null;
+  revoked_at: string | null;
+}
+
+export interface NewApiKey {
+  name: string;
+  scopes: Scope[];
+  tenant: string | null;
+  features: string[] | null;
+  expiresAt: Date | null;
+}
+
+/** Why an authentication failed (a metric label; never the secret). */
+export type AuthFailure = 'invalid' | 'expired';
 
 /**
- * Resolves bearer secrets to principals. Hashes are cached in process so the decision hot path
- * does not read PostgreSQL per request (and keeps working through a PostgreSQL outage).
+ * Resolves bearer secrets to principals and manages the key lifecycle.
+ *
+ * Revocation reaches every API process within `keyPollMs` (≤ 1 s): every change of a key takes the
+ * next value of `api_key_revision_seq`, and each process polls for revisions newer than the last it
+ * saw, evicting those keys from its cache. A lookup that read a key older than a change polled
+ * meanwhile is answered but not cached, so a revoked key is never re-cached from a stale read.
  */
 @Injectable()
-export class ApiKeysService {
+export class ApiKeysService implements OnModuleInit, OnModuleDestroy {
+  private readonly logger = new Logger('api-keys');
   private readonly bootstrapHash: string | undefined;
-  private readonly cache = new Map<string, { principal: Principal | null; until: number }>();
+  /** hash → principal and the revision of the row it was read from. */
+  private readonly known = new LRUCache<string, { principal: Principal; revision: bigint }>({ max: KNOWN_LIMIT, ttl: KNOWN_TTL_MS });
+  private readonly unknown = new LRUCache<string, true>({ max: UNKNOWN_LIMIT, ttl: UNKNOWN_TTL_MS });
+  private readonly pending = new Map<string, Promise<Principal | null>>();
+  /** keyId → last use (epoch ms) since the last flush; bounded by the number of keys in the table. */
+  private lastUsed = new Map<string, number>();
+  private revision = '0';
+  /** keyId → the newest revision polled for it: a lookup that read an older row must not be cached. */
+  private readonly changed = new LRUCache<string, bigint>({ max: KNOWN_LIMIT });
+  private pollTimer?: NodeJS.Timeout;
+  private flushTimer?: NodeJS.Timeout;
+  private polling?: Promise<void>;
 
   constructor(
     @Inject(LEDGER) private readonly ledger: DataSource,
-    @Inject(CONFIG) config: SpillwayConfig,
+    @Inject(CONFIG) private readonly config: SpillwayConfig,
+    private readonly metrics: Metrics,
   ) {
     this.bootstrapHash = config.bootstrapAdminKey ? hashApiKey(config.bootstrapAdminKey) : undefined;
   }
 
+  async onModuleInit(): Promise<void> {
+    const [row]: { revision: string }[] = await this.ledger.query('SELECT COALESCE(max(revision), 0)::text AS revision FROM api_keys');
+    this.revision = row.revision;
+    this.pollTimer = setInterval(() => this.pollChanges().catch((e) => this.logger.warn(`key poll failed: ${(e as Error).message}`)), this.config.keyPollMs);
+    this.pollTimer.unref();
+    this.flushTimer = setInterval(() => this.flushLastUsed().catch((e) => this.logger.warn(`last_used flush failed: ${(e as Error).message}`)), LAST_USED_FLUSH_MS);
+    this.flushTimer.unref();
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    clearInterval(this.pollTimer);
+    clearInterval(this.flushTimer);
+    await this.flushLastUsed().catch(() => undefined);
+  }
+
+  /** The principal of a secret, or null (counted in `spillway_auth_failures_total`). */
   async authenticate(secret: string): Promise<Principal | null> {
     const hash = hashApiKey(secret);
-    if (this.bootstrapHash && sameHash(hash, this.bootstrapHash)) return { keyId: 'bootstrap', scopes: ['admin'] };
-    const cached = this.cache.get(hash);
-    if (cached && cached.until > Date.now()) return cached.principal;
-    const rows: { id: string; scopes: Scope[] }[] = await this.ledger.query(
-      'SELECT id, scopes FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL',
-      [hash],
-    );
-    const principal = rows[0] ? { keyId: rows[0].id, scopes: rows[0].scopes } : null;
-    if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
-    this.cache.set(hash, { principal, until: Date.now() + CACHE_TTL_MS });
+    if (this.bootstrapHash && sameHash(hash, this.bootstrapHash)) return BOOTSTRAP;
+    const principal = this.known.get(hash)?.principal ?? (this.unknown.has(hash) ? null : await this.lookup(hash));
+    if (!principal) return this.fail('invalid');
+    if (principal.expiresAt !== null && principal.expiresAt <= Date.now()) return this.fail('expired');
+    this.lastUsed.set(principal.keyId, Date.now());
     return principal;
   }
 
-  async create(name: string, scopes: Scope[]): Promise<{ id: string; key: string }> {
+  /** Counts a refused request: `reason` is invalid, expired, missing or forbidden. */
+  countFailure(reason: AuthFailure | 'missing' | 'forbidden'): void {
+    this.metrics.authFailures.inc({ reason });
+  }
+
+  private fail(reason: AuthFailure): null {
+    this.countFailure(reason);
+    return null;
+  }
+
+  /** One PostgreSQL read per uncached secret, shared by concurrent requests carrying it. */
+  private lookup(hash: string): Promise<Principal | null> {
+    const inFlight = this.pending.get(hash);
+    if (inFlight) return inFlight;
+    if (this.pending.size >= MAX_PENDING_LOOKUPS) {
+      throw new SpillwayError(503, 'dependency_unavailable', 'too many API keys are being verified at once; retry later', [], 1);
+    }
+    const read = (async () => {
+      const rows: (KeyRow & { revision: string })[] = await this.ledger.query(
+        'SELECT id, name, tenant, scopes, features, expires_at, revision::text AS revision FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL',
+        [hash],
+      );
+      const row = rows[0];
+      // Secrets are random: one unknown now is never created later, so a negative entry cannot go stale.
+      if (!row) {
+        this.unknown.set(hash, true);
+        return null;
+      }
+      const principal: Principal = { keyId: row.id, name: row.name, tenant: row.tenant, scopes: row.scopes, features: row.features, expiresAt: row.expires_at?.getTime() ?? null };
+      // A change polled while this read was in flight (a revocation) wins: answer, but do not cache.
+      const revision = BigInt(row.revision);
+      if ((this.changed.get(row.id) ?? 0n) <= revision) this.known.set(hash, { principal, revision });
+      return principal;
+    })().finally(() => this.pending.delete(hash));
+    this.pending.set(hash, read);
+    return read;
+  }
+
+  /** Reads keys changed since the last poll (revoked, expiry changed) and evicts them. */
+  pollChanges(): Promise<void> {
+    this.polling ??= (async () => {
+      const rows: { id: string; revision: string }[] = await this.ledger.query(
+        'SELECT id, revision::text AS revision FROM api_keys WHERE revision > $1 ORDER BY revision LIMIT $2',
+        [this.revision, POLL_BATCH],
+      );
+      if (rows.length === 0) return;
+      for (const r of rows) this.changed.set(r.id, BigInt(r.revision));
+      this.evict();
+      this.revision = rows[rows.length - 1].revision;
+    })().finally(() => (this.polling = undefined));
+    return this.polling;
+  }
+
+  /** Drops cached keys read before their latest polled change (a key just created stays). */
+  private evict(): void {
+    const stale: string[] = [];
+    for (const [hash, { principal, revision }] of this.known.entries()) {
+      if ((this.changed.get(principal.keyId) ?? 0n) > revision) stale.push(hash);
+    }
+    for (const hash of stale) this.known.delete(hash);
+  }
+
+  /** Writes the last-use times gathered since the previous flush in one statement. */
+  async flushLastUsed(): Promise<void> {
+    if (this.lastUsed.size === 0) return;
+    const batch = this.lastUsed;
+    this.lastUsed = new Map();
+    const ids = [...batch.keys()].filter((id) => id !== BOOTSTRAP.keyId);
+    if (ids.length === 0) return;
+    await this.ledger.query(
+      `UPDATE api_keys k SET last_used_at = GREATEST(k.last_used_at, u.at)
+       FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, at) WHERE k.id = u.id`,
+      [ids, ids.map((id) => new Date(batch.get(id)!).toISOString())],
+    );
+  }
+
+  async create(key: NewApiKey): Promise<{ id: string; key: string }> {
     const id = randomUUID();
-    const key = newApiKeySecret();
-    await this.ledger.query('INSERT INTO api_keys (id, name, key_hash, scopes) VALUES ($1, $2, $3, $4)', [id, name, hashApiKey(key), scopes]);
-    return { id, key };
+    const secret = newApiKeySecret();
+    await this.ledger.query(
+      'INSERT INTO api_keys (id, name, key_hash, scopes, tenant, features, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)',
+      [id, key.name, hashApiKey(secret), key.scopes, key.tenant, key.features, key.expiresAt],
+    );
+    return { id, key: secret };
+  }
+
+  /** Keys, oldest first, optionally of one tenant; at most `limit` (the caller bounds it). */
+  async list(tenant: string | undefined, limit: number): Promise<ApiKeyView[]> {
+    const rows: KeyRow[] = await this.ledger.query(
+      `SELECT id, name, tenant, scopes, features, created_at, expires_at, last_used_at, revoked_at FROM api_keys
+       WHERE ($1::text IS NULL OR tenant = $1) ORDER BY created_at, id LIMIT $2`,
+      [tenant ?? null, limit],
+    );
+    const iso = (d: Date | null) => d?.toISOString() ?? null;
+    return rows.map((r) => ({
+      id: r.id,
+      name: r.name,
+      tenant: r.tenant,
+      scopes: r.scopes,
+      features: r.features,
+      created_at: r.created_at.toISOString(),
+      expires_at: iso(r.expires_at),
+      last_used_at: iso(r.last_used_at),
+      revoked_at: iso(r.revoked_at),
+    }));
+  }
+
+  /**
+   * Revokes a key: this process stops accepting it at once, every other within `keyPollMs`.
+   * Returns false when no such key exists; revoking a revoked key is a no-op.
+   */
+  async revoke(id: string): Promise<boolean> {
+    // TypeORM answers a bare UPDATE with [rows, count]; the CTE makes it a plain row list.
+    const rows: { revision: string }[] = await this.ledger.query(
+      `WITH revoked AS (
+         UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()),
+           revision = CASE WHEN revoked_at IS NULL THEN nextval('api_key_revision_seq') ELSE revision END
+         WHERE id = $1 RETURNING revision::text AS revision)
+       SELECT revision FROM revoked`,
+      [id],
+    );
+    if (rows.length === 0) return false;
+    this.changed.set(id, BigInt(rows[0].revision));
+    this.evict();
+    return true;
   }
 }

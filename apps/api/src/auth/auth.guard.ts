@@ -5,12 +5,34 @@ import { SpillwayError } from '../../../../libs/contracts/src/errors';
 import { Principal, Scope, grants } from './api-key';
 import { ApiKeysService } from './api-keys.service';
 
-const SCOPE_KEY = 'spillway:scope';
+export const SCOPE_KEY = 'spillway:scope';
 
 /** Marks a handler as needing a scope; handlers without it are public (health, metrics, docs). */
 export const RequireScope = (scope: Scope) => SetMetadata(SCOPE_KEY, scope);
 
 export type AuthenticatedRequest = FastifyRequest & { principal?: Principal };
+
+const BEARER = /^Bearer\s+(\S+)$/i;
+
+/**
+ * The principal of a request's `Authorization: Bearer <key>` header, or the error to answer
+ * (401 missing/invalid/expired key, 403 missing scope). A plain function so that routes
+ * registered outside Nest (the decision hot path) check keys exactly as every other route does.
+ */
+export async function authenticateRequest(keys: ApiKeysService, authorization: string | undefined, needed: Scope): Promise<Principal> {
+  const match = BEARER.exec(authorization ?? '');
+  if (!match) {
+    keys.countFailure('missing');
+    throw new SpillwayError(401, 'unauthorized', 'missing bearer API key');
+  }
+  const principal = await keys.authenticate(match[1]);
+  if (!principal) throw new SpillwayError(401, 'unauthorized', 'invalid API key');
+  if (!grants(principal, needed)) {
+    keys.countFailure('forbidden');
+    throw new SpillwayError(403, 'forbidden', `this API key lacks the "${needed}" scope`);
+  }
+  return principal;
+}
 
 @Injectable()
 export class AuthGuard implements CanActivate {
@@ -23,13 +45,7 @@ export class AuthGuard implements CanActivate {
     const needed = this.reflector.getAllAndOverride<Scope | undefined>(SCOPE_KEY, [context.getHandler(), context.getClass()]);
     if (!needed) return true;
     const request = context.switchToHttp().getRequest<AuthenticatedRequest>();
-    const header = request.headers.authorization ?? '';
-    const match = /^Bearer\s+(\S+)$/i.exec(header);
-    if (!match) throw new SpillwayError(401, 'unauthorized', 'missing bearer API key');
-    const principal = await this.keys.authenticate(match[1]);
-    if (!principal) throw new SpillwayError(401, 'unauthorized', 'invalid API key');
-    if (!grants(principal, needed)) throw new SpillwayError(403, 'forbidden', `this API key lacks the "${needed}" scope`);
-    request.principal = principal;
+    request.principal = await authenticateRequest(this.keys, request.headers.authorization, needed);
     return true;
   }
 }

@@ -1,9 +1,10 @@
 import { Body, Controller, Param, Put } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiProperty, ApiTags } from '@nestjs/swagger';
-import { IsString, Length, Matches } from 'class-validator';
+import { IsOptional, IsString, Length, Matches } from 'class-validator';
 import { SpillwayError, invalidField, unprocessable } from '../../../../libs/contracts/src/errors';
 import { formatCredits, parseCredits } from '../../../../libs/contracts/src/money';
 import { ACCOUNT_ID_PATTERN, KEY_PATTERN, parsePlanDefinition, planToJson } from '../../../../libs/engine/src/plan-definition';
+import { DEFAULT_TENANT, TENANT_PATTERN } from '../auth/api-key';
 import { RequireScope } from '../auth/auth.guard';
 import { CatalogueRepository } from './catalogue.repository';
 import { PolicyCache } from './policy-cache';
@@ -25,6 +26,12 @@ class AccountDto {
   @IsString()
   @Matches(KEY_PATTERN, { message: 'plan must be a plan key' })
   plan: string;
+
+  @ApiProperty({ required: false, example: 'video-team', description: `the tenant owning the account; a new account without one belongs to "${DEFAULT_TENANT}", an existing one keeps its own` })
+  @IsOptional()
+  @IsString()
+  @Matches(TENANT_PATTERN, { message: 'tenant must be 1-64 characters of [a-z0-9._-], starting with a letter or digit' })
+  tenant?: string;
 }
 
 class PlanDto {
@@ -82,8 +89,8 @@ export class CatalogueController {
     checkKey('id', id, ACCOUNT_ID_PATTERN);
     await this.cache.refresh();
     if (!this.cache.plan(body.plan)) throw unprocessable(`plan ${body.plan} does not exist`, [{ field: 'plan', issue: 'no such plan' }]);
-    await this.repository.upsertAccount(id, body.plan);
+    const row = await this.repository.upsertAccount(id, body.plan, body.tenant);
     await this.cache.refresh();
-    return { id, plan: body.plan };
+    return { id, plan: row.plan_key, tenant: row.tenant };
   }
 }

@@ -20,6 +20,7 @@ export interface PlanRow {
 export interface AccountRow {
   id: string;
   plan_key: string;
+  tenant: string;
   version: string;
 }
 
@@ -55,13 +56,16 @@ export class CatalogueRepository {
     });
   }
 
-  upsertAccount(id: string, planKey: string): Promise<void> {
+  /** Creates or updates an account; `tenant` undefined keeps the current one (`default` for a new account). */
+  upsertAccount(id: string, planKey: string, tenant: string | undefined): Promise<AccountRow> {
     return this.versioned(async (m) => {
-      await m.query(
-        `INSERT INTO accounts (id, plan_key, version) VALUES ($1, $2, nextval('policy_version_seq'))
-         ON CONFLICT (id) DO UPDATE SET plan_key = EXCLUDED.plan_key, version = EXCLUDED.version, updated_at = now()`,
-        [id, planKey],
+      const rows: AccountRow[] = await m.query(
+        `INSERT INTO accounts (id, plan_key, tenant, version) VALUES ($1, $2, COALESCE($3, 'default'), nextval('policy_version_seq'))
+         ON CONFLICT (id) DO UPDATE SET plan_key = EXCLUDED.plan_key, tenant = COALESCE($3, accounts.tenant), version = EXCLUDED.version, updated_at = now()
+         RETURNING id, plan_key, tenant, version`,
+        [id, planKey, tenant ?? null],
       );
+      return rows[0];
     });
   }
 
@@ -70,12 +74,12 @@ export class CatalogueRepository {
     return this.ledger.transaction('REPEATABLE READ', async (m) => ({
       features: await m.query('SELECT key, unit, credits_per_unit_micros, version FROM features WHERE version > $1', [version]),
       plans: await m.query('SELECT key, definition, version FROM plans WHERE version > $1', [version]),
-      accounts: await m.query('SELECT id, plan_key, version FROM accounts WHERE version > $1', [version]),
+      accounts: await m.query('SELECT id, plan_key, tenant, version FROM accounts WHERE version > $1', [version]),
     }));
   }
 
   async account(id: string): Promise<AccountRow | undefined> {
-    const rows: AccountRow[] = await this.ledger.query('SELECT id, plan_key, version FROM accounts WHERE id = $1', [id]);
+    const rows: AccountRow[] = await this.ledger.query('SELECT id, plan_key, tenant, version FROM accounts WHERE id = $1', [id]);
     return rows[0];
   }
 }

@@ -9,6 +9,12 @@ export type Resolution =
   | { policy: DecisionPolicy; planKey: string }
   | { missing: 'account' | 'feature' | 'feature_not_in_plan'; planKey?: string };
 
+/** What the cache knows of an account: its plan and the tenant that owns it. */
+export interface AccountEntry {
+  readonly planKey: string;
+  readonly tenant: string;
+}
+
 /**
  * The catalogue in process memory, so a decision reads neither PostgreSQL nor Redis for its
  * limits. Every catalogue write takes a version from one sequence; processes poll for rows newer
@@ -20,7 +26,7 @@ export class PolicyCache implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger('policy-cache');
   private readonly features = new Map<string, FeaturePolicy>();
   private readonly plans = new Map<string, PlanDefinition>();
-  private readonly accounts = new Map<string, string>();
+  private readonly accounts = new Map<string, AccountEntry>();
   private version = 0;
   private timer?: NodeJS.Timeout;
   private refreshing?: Promise<void>;
@@ -61,7 +67,7 @@ export class PolicyCache implements OnModuleInit, OnModuleDestroy {
       newest = Math.max(newest, Number(p.version));
     }
     for (const a of accounts) {
-      this.accounts.set(a.id, a.plan_key);
+      this.accounts.set(a.id, { planKey: a.plan_key, tenant: a.tenant });
       newest = Math.max(newest, Number(a.version));
     }
     this.version = newest;
@@ -80,24 +86,38 @@ export class PolicyCache implements OnModuleInit, OnModuleDestroy {
   }
 
   planOf(accountId: string): string | undefined {
-    return this.accounts.get(accountId);
+    return this.accounts.get(accountId)?.planKey;
+  }
+
+  /** The tenant owning a cached account (in memory: the decision hot path calls it). */
+  tenantOf(accountId: string): string | undefined {
+    return this.accounts.get(accountId)?.tenant;
   }
 
   /** An account created in another process since the last poll is loaded on first sight. */
-  async ensureAccount(accountId: string): Promise<string | undefined> {
+  async accountEntry(accountId: string): Promise<AccountEntry | undefined> {
     const cached = this.accounts.get(accountId);
     if (cached) return cached;
     const row = await this.repository.account(accountId);
-    if (row) this.accounts.set(row.id, row.plan_key);
-    return row?.plan_key;
+    if (!row) return undefined;
+    const entry = { planKey: row.plan_key, tenant: row.tenant };
+    this.accounts.set(row.id, entry);
+    return entry;
+  }
+
+  /** The account's plan key, loading the account on first sight; undefined when it does not exist. */
+  async ensureAccount(accountId: string): Promise<string | undefined> {
+    return (await this.accountEntry(accountId))?.planKey;
   }
 
   resolve(accountId: string, feature: string): Resolution {
-    const planKey = this.accounts.get(accountId);
+    const planKey = this.accounts.get(accountId)?.planKey;
     if (!planKey) return { missing: 'account' };
     const featurePolicy = this.features.get(feature);
     if (!featurePolicy) return { missing: 'feature', planKey };
-    const planFeature = this.plans.get(planKey)?.[feature];
+    // Plans are plain objects keyed by user text: `constructor` must not resolve through Object.prototype.
+    const plan = this.plans.get(planKey);
+    const planFeature = plan && Object.hasOwn(plan, feature) ? plan[feature] : undefined;
     if (!planFeature) return { missing: 'feature_not_in_plan', planKey };
     return { policy: { version: this.version, feature: featurePolicy, plan: planFeature }, planKey };
   }

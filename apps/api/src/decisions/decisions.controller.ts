@@ -1,7 +1,7 @@
-import { Body, Controller, HttpCode, Param, Post, Res } from '@nestjs/common';
+import { Body, Controller, HttpCode, Param, Post, Req, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
-import { RequireScope } from '../auth/auth.guard';
+import { AuthenticatedRequest, RequireScope } from '../auth/auth.guard';
 import { CommitDto, DecisionRequestDto } from './decision.dto';
 import { parseDecisionRequest } from './decision.request';
 import { presentDecision, presentSettlement, rateLimitHeaders } from './decision.presenter';
@@ -18,8 +18,8 @@ export class DecisionsController {
   @HttpCode(200)
   @RequireScope('decide')
   @ApiBody({ type: DecisionRequestDto })
-  async decide(@Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
-    const { decision, replayed } = await this.decisions.decide(parseDecisionRequest(body));
+  async decide(@Body() body: unknown, @Req() request: AuthenticatedRequest, @Res({ passthrough: true }) reply: FastifyReply) {
+    const { decision, replayed } = await this.decisions.decide(parseDecisionRequest(body), request.principal!);
     reply.headers(rateLimitHeaders(decision));
     return presentDecision(decision, replayed);
   }
@@ -28,16 +28,16 @@ export class DecisionsController {
   @Post(':id/commit')
   @HttpCode(200)
   @RequireScope('decide')
-  async commit(@Param('id') id: string, @Body() body: CommitDto) {
-    const { settlement, replayed } = await this.decisions.settle(id, 'committed', body.quantity);
+  async commit(@Param('id') id: string, @Body() body: CommitDto, @Req() request: AuthenticatedRequest) {
+    const { settlement, replayed } = await this.decisions.settle(id, 'committed', body.quantity, request.principal!);
     return presentSettlement(settlement, replayed);
   }
 
   @Post(':id/release')
   @HttpCode(200)
   @RequireScope('decide')
-  async release(@Param('id') id: string) {
-    const { settlement, replayed } = await this.decisions.settle(id, 'released', 0);
+  async release(@Param('id') id: string, @Req() request: AuthenticatedRequest) {
+    const { settlement, replayed } = await this.decisions.settle(id, 'released', 0, request.principal!);
     return presentSettlement(settlement, replayed);
   }
 }

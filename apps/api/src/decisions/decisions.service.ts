@@ -7,6 +7,7 @@ import { PolicyCache } from '../catalogue/policy-cache';
 import { Metrics } from '../metrics/metrics';
 import { SettlementMonitor } from '../settlement/settlement-monitor';
 import { DecisionRequest } from './decision.request';
+import { Principal, allowsFeature, authorize, sees } from '../auth/api-key';
 
 /** quantity × credits per unit beyond the one exact range: a 422 naming the limit; nothing changed. */
 const amountLimit = () =>
@@ -24,13 +25,18 @@ export class DecisionsService {
     private readonly settlement: SettlementMonitor,
   ) {}
 
-  async decide(request: DecisionRequest): Promise<{ decision: EngineDecision; replayed: boolean }> {
+  /** The caller's key must see the account's tenant (and may be narrowed to features): else as if missing (404). */
+  async decide(request: DecisionRequest, principal: Principal): Promise<{ decision: EngineDecision; replayed: boolean }> {
     // A preview has no side effects, so it needs no key of the caller's.
     const input: DecideInput = { ...request, idempotencyKey: request.idempotencyKey ?? `preview-${randomUUID()}` };
     let resolution = this.policies.resolve(input.accountId, input.feature);
     if ('missing' in resolution && resolution.missing === 'account' && (await this.policies.ensureAccount(input.accountId))) {
       resolution = this.policies.resolve(input.accountId, input.feature);
     }
+    // Out of the key's scope answers exactly as missing: another tenant's account, a feature the key is not narrowed to.
+    const tenant = this.policies.tenantOf(input.accountId);
+    if (tenant !== undefined && !sees(principal, tenant)) resolution = { missing: 'account' };
+    else if (!allowsFeature(principal, input.feature)) resolution = { missing: 'feature' };
     if ('missing' in resolution) {
       switch (resolution.missing) {
         case 'account':
@@ -53,14 +59,24 @@ export class DecisionsService {
     return result;
   }
 
-  async settle(decisionId: string, action: 'committed' | 'released', quantity: number): Promise<{ settlement: HoldSettlement; replayed: boolean }> {
+  /** A hold of an account the key does not see answers as a missing one (404). */
+  async settle(decisionId: string, action: 'committed' | 'released', quantity: number, principal: Principal): Promise<{ settlement: HoldSettlement; replayed: boolean }> {
+    const inScope = (accountId: string, feature: string) => {
+      const tenant = this.policies.tenantOf(accountId);
+      return tenant !== undefined && authorize(principal, 'decide', tenant, feature);
+    };
     const result =
       action === 'released'
-        ? await this.engine.release(decisionId)
-        : await this.engine.commit(decisionId, quantity, (accountId, feature) => {
-            const resolution = this.policies.resolve(accountId, feature);
-            return 'policy' in resolution ? resolution.policy : undefined;
-          });
+        ? await this.engine.release(decisionId, inScope)
+        : await this.engine.commit(
+            decisionId,
+            quantity,
+            (accountId, feature) => {
+              const resolution = this.policies.resolve(accountId, feature);
+              return 'policy' in resolution ? resolution.policy : undefined;
+            },
+            inScope,
+          );
     switch (result.kind) {
       case 'settled':
         return result;

@@ -1,4 +1,4 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put, Req } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put, Query, Req } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { AuthenticatedRequest, RequireScope } from '../auth/auth.guard';
 import { AdjustmentDto, AlertsDto, ApprovalDto, CancelGrantDto, EntitlementDto, GrantDto, PurchaseDto, RefundDto } from './finance.dto';
@@ -68,20 +68,20 @@ export class FinanceController {
   @Delete('entitlements/:contractId')
   @HttpCode(202)
   @RequireScope('finance')
-  cancelContract(@Param('contractId') contractId: string) {
-    return this.finance.cancelContract(contractId);
+  cancelContract(@Param('contractId') contractId: string, @Req() request: AuthenticatedRequest, @Query('tenant') tenant?: string) {
+    return this.finance.cancelContract(contractId, request.principal, tenant);
   }
 
   /** Low-balance threshold, its webhook (signed with the secret) and optional auto-recharge. */
   @Put('accounts/:id/alerts')
   @RequireScope('finance')
-  alerts(@Param('id') accountId: string, @Body() body: AlertsDto) {
-    return this.finance.alerts(accountId, body);
+  alerts(@Param('id') accountId: string, @Body() body: AlertsDto, @Req() request: AuthenticatedRequest) {
+    return this.finance.alerts(accountId, body, request.principal);
   }
 
   @Get('accounts/:id/notifications')
   @RequireScope('read')
-  notifications(@Param('id') accountId: string) {
-    return this.finance.notifications(accountId);
+  notifications(@Param('id') accountId: string, @Req() request: AuthenticatedRequest) {
+    return this.finance.notifications(accountId, request.principal);
   }
 }

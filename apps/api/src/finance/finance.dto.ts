@@ -1,5 +1,5 @@
 import { ApiProperty } from '@nestjs/swagger';
-import { IsBoolean, IsIn, IsInt, IsISO8601, IsOptional, IsString, IsUrl, Length, Matches, Max, Min } from 'class-validator';
+import { IsBoolean, IsIn, IsInt, IsISO8601, IsOptional, IsString, Length, Matches, Max, Min } from 'class-validator';
 import { AccountIdField, CreditsField, IdempotencyKeyField, NO_NUL, ReasonField } from '../http/fields';
 
 export class PurchaseDto {
@@ -114,7 +114,8 @@ export class EntitlementDto {
 export class AlertsDto {
   @ApiProperty({ required: false, example: 'https://example.com/hooks/spillway' })
   @IsOptional()
-  @IsUrl({ require_tld: false, protocols: ['http', 'https'] }, { message: 'webhook_url must be an http(s) URL' })
+  @IsString()
+  @Length(1, 2048)
   webhook_url?: string;
 
   @ApiProperty({ required: false, description: 'HMAC-SHA256 key for the Spillway-Signature header; never returned' })

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, Workflow } from '@temporalio/common';
 import { DataSource } from 'typeorm';
 import { SpillwayConfig } from '../../../../libs/config/src/config';
 import { entitlementViolations } from '../../../../libs/contracts/src/entitlements';
@@ -8,6 +8,7 @@ import { SpillwayError, conflict, invalidField, notFound, unprocessable } from '
 import { MAX_MICROS, formatCredits, parseCredits } from '../../../../libs/contracts/src/money';
 import { workflowIds } from '../../../../libs/contracts/src/temporal';
 import { KEY_PATTERN } from '../../../../libs/engine/src/plan-definition';
+import { heldMicros } from '../../../../libs/ledger/src/lots';
 import { refundRoom } from '../../../../libs/ledger/src/refunds';
 import { IdempotencyConflict, StartRequest } from '../../../../libs/temporal/src/start';
 import { adjustmentWorkflow } from '../../../../workflows/src/adjustment.workflow';
@@ -17,21 +18,22 @@ import { cancelGrantSignal, grantWorkflow } from '../../../../workflows/src/gran
 import { purchaseWorkflow } from '../../../../workflows/src/purchase.workflow';
 import { refundWorkflow } from '../../../../workflows/src/refund.workflow';
 import { ACCOUNT_ID, OPERATION } from '../../../../workflows/src/search-attributes';
-import { Workflow } from '@temporalio/common';
-import { Principal } from '../auth/api-key';
-import { PolicyCache } from '../catalogue/policy-cache';
+import { webhookUrlProblem } from '../../../../libs/activities/src/outbound';
+import { AccessScope } from '../auth/access-scope';
+import { DEFAULT_TENANT, Principal, TENANT_PATTERN } from '../auth/api-key';
 import { CONFIG, LEDGER, TEMPORAL } from '../infra/tokens';
 import { StartedWorkflow, WorkflowStarter } from '../workflows/workflow-starter';
 import { DecisionLookup } from './decision-lookup';
 import { AdjustmentDto, AlertsDto, ApprovalDto, EntitlementDto, GrantDto, PurchaseDto, RefundDto } from './finance.dto';
 
 /** Workflow types that can wait for a four-eyes approval. */
-const APPROVABLE = new Set(['refundWorkflow', 'adjustmentWorkflow', 'grantWorkflow']);
+const APPROVABLE = new Set(['refundWorkflow', 'adjustmentWorkflow', 'grantWorkflow', 'entitlementWorkflow']);
 
 const LIMIT_TEXT = `${formatCredits(MAX_MICROS)} credits (MAX_MICROS = ${MAX_MICROS} micro-credits)`;
 
 /** 422 naming the one amount limit of money.ts. */
 const beyondLimit = (field: string) => unprocessable(`${field} exceeds the limit of ${LIMIT_TEXT}`, [{ field, issue: `must not exceed ${LIMIT_TEXT}` }]);
+
 
 const status = (workflowId: string) => `/v1/workflows/${encodeURIComponent(workflowId)}`;
 
@@ -44,11 +46,11 @@ const status = (workflowId: string) => `/v1/workflows/${encodeURIComponent(workf
 export class FinanceService {
   constructor(
     private readonly starter: WorkflowStarter,
-    private readonly policies: PolicyCache,
     private readonly decisions: DecisionLookup,
     @Inject(TEMPORAL) private readonly temporal: Client,
     @Inject(LEDGER) private readonly ledger: DataSource,
     @Inject(CONFIG) private readonly config: SpillwayConfig,
+    private readonly scope: AccessScope,
   ) {}
 
   /**
@@ -65,14 +67,14 @@ export class FinanceService {
     return micros;
   }
 
-  private async account(accountId: string): Promise<void> {
-    if (!(await this.policies.ensureAccount(accountId))) throw notFound(`account ${accountId}`);
+  /** The tenant of an account the caller's key sees; 404 for a missing account or one of another tenant. */
+  private async account(principal: Principal | undefined, accountId: string): Promise<string> {
+    return (await this.scope.account(principal, accountId)).tenant;
   }
 
   /** Refuses a credit that would take the account's lots past MAX_MICROS (re-checked when booked). */
   private async roomForCredit(accountId: string, micros: bigint, field: string): Promise<void> {
-    const [{ total }]: { total: string | null }[] = await this.ledger.query('SELECT sum(remaining_micros)::text AS total FROM credit_lots WHERE account_id = $1', [accountId]);
-    if (BigInt(total ?? '0') + micros > MAX_MICROS) {
+    if ((await heldMicros(this.ledger.manager, accountId)) + micros > MAX_MICROS) {
       throw unprocessable(`the account's balance would exceed ${LIMIT_TEXT}`, [{ field, issue: `balance plus ${field} must not exceed ${LIMIT_TEXT}` }]);
     }
   }
@@ -104,12 +106,14 @@ export class FinanceService {
 
   async purchase(body: PurchaseDto, principal: Principal | undefined) {
     const micros = this.amount('credits', body.credits);
-    await this.account(body.account_id);
+    const tenant = await this.account(principal, body.account_id);
     await this.roomForCredit(body.account_id, micros, 'credits');
+    // The workflow id is the tenant- and account-scoped idempotency key; the payment provider gets it too.
+    const workflowId = workflowIds.purchase({ tenant, accountId: body.account_id }, body.idempotency_key);
     return this.start({
       workflowType: purchaseWorkflow,
-      workflowId: workflowIds.purchase(body.idempotency_key),
-      args: [{ accountId: body.account_id, micros: micros.toString(), key: body.idempotency_key }],
+      workflowId,
+      args: [{ accountId: body.account_id, micros: micros.toString(), key: workflowId }],
       accountId: body.account_id,
       operation: 'purchase',
       memo: { actor: principal?.keyId, reason: 'purchase' },
@@ -119,14 +123,14 @@ export class FinanceService {
 
   async grant(body: GrantDto, principal: Principal | undefined) {
     const micros = this.amount('credits', body.credits);
-    await this.account(body.account_id);
+    const tenant = await this.account(principal, body.account_id);
     const expiresAt = body.expires_at ? new Date(body.expires_at) : null;
     if (expiresAt && expiresAt.getTime() <= Date.now()) throw unprocessable('expires_at is in the past', [{ field: 'expires_at', issue: 'must be in the future' }]);
     await this.roomForCredit(body.account_id, micros, 'credits');
     const terms = await this.approvalTerms(principal);
     return this.start({
       workflowType: grantWorkflow,
-      workflowId: workflowIds.grant(body.kind, body.idempotency_key),
+      workflowId: workflowIds.grant(body.kind, { tenant, accountId: body.account_id }, body.idempotency_key),
       args: [{ accountId: body.account_id, kind: body.kind, micros: micros.toString(), expiresAt: expiresAt?.toISOString() ?? null, ...terms }],
       accountId: body.account_id,
       operation: `grant_${body.kind}`,
@@ -137,9 +141,8 @@ export class FinanceService {
 
   /** Cancels a running promo grant: only a promo grant workflow, else 404. */
   async cancelGrant(workflowId: string, reason: string, principal: Principal | undefined) {
-    const handle = this.temporal.workflow.getHandle(workflowId);
+    const { handle, description: d } = await this.scope.workflow(principal, workflowId);
     try {
-      const d = await handle.describe();
       if (d.type !== 'grantWorkflow' || d.typedSearchAttributes.get(OPERATION) !== 'grant_promo' || d.status.name !== 'RUNNING') {
         throw notFound(`running promo grant ${workflowId}`);
       }
@@ -154,7 +157,7 @@ export class FinanceService {
   /** The refund bound (I9) checked before starting; the workflow re-checks it under a lock when booking. */
   async refund(body: RefundDto, principal: Principal | undefined) {
     const asked = body.credits === undefined ? null : this.amount('credits', body.credits);
-    await this.account(body.account_id);
+    const tenant = await this.account(principal, body.account_id);
     const decisionId = body.decision_id ?? null;
     const exceeds = (left: bigint) =>
       unprocessable(`only ${formatCredits(left)} credits are refundable`, [{ field: 'credits', issue: 'exceeds what was charged and not yet refunded (per decision and per account)' }]);
@@ -180,7 +183,7 @@ export class FinanceService {
     const terms = await this.approvalTerms(principal);
     return this.start({
       workflowType: refundWorkflow,
-      workflowId: workflowIds.refund(body.idempotency_key),
+      workflowId: workflowIds.refund({ tenant, accountId: body.account_id }, body.idempotency_key),
       args: [{ accountId: body.account_id, decisionId, micros: asked?.toString() ?? null, reason: body.reason, ...terms }],
       accountId: body.account_id,
       operation: 'refund',
@@ -191,12 +194,12 @@ export class FinanceService {
 
   async adjust(body: AdjustmentDto, principal: Principal | undefined) {
     const micros = this.amount('credits', body.credits, { signed: true });
-    await this.account(body.account_id);
+    const tenant = await this.account(principal, body.account_id);
     if (micros > 0n) await this.roomForCredit(body.account_id, micros, 'credits');
     const terms = await this.approvalTerms(principal);
     return this.start({
       workflowType: adjustmentWorkflow,
-      workflowId: workflowIds.adjustment(body.idempotency_key),
+      workflowId: workflowIds.adjustment({ tenant, accountId: body.account_id }, body.idempotency_key),
       args: [{ accountId: body.account_id, micros: micros.toString(), reason: body.reason, ...terms }],
       accountId: body.account_id,
       operation: 'adjustment',
@@ -211,10 +214,9 @@ export class FinanceService {
    * already, closed); 403 for the requester's own key.
    */
   async approve(workflowId: string, body: ApprovalDto, principal: Principal | undefined) {
+    const { handle, description: d } = await this.scope.workflow(principal, workflowId);
     const approver = await this.actor(principal);
-    const handle = this.temporal.workflow.getHandle(workflowId);
     try {
-      const d = await handle.describe();
       if (!APPROVABLE.has(d.type) || d.status.name !== 'RUNNING') throw conflict(`workflow ${workflowId} has no pending approval`);
       const state = await handle.executeUpdate(approveUpdate, { args: [{ approve: body.approve, approver, ...(body.note ? { note: body.note } : {}) }] });
       return { workflow_id: workflowId, approved: body.approve, state, approver: { key_id: approver.keyId, name: approver.name }, status_url: status(workflowId) };
@@ -234,17 +236,18 @@ export class FinanceService {
   async entitle(contractId: string, body: EntitlementDto, principal: Principal | undefined) {
     if (!KEY_PATTERN.test(contractId)) throw invalidField('contract_id', 'must be lowercase [a-z0-9._-], up to 100 characters');
     const micros = this.amount('credits_per_period', body.credits_per_period);
-    await this.account(body.account_id);
+    const tenant = await this.account(principal, body.account_id);
     const startsAtMs = Date.parse(body.starts_at);
     const endsAtMs = Date.parse(body.ends_at);
     if (endsAtMs <= startsAtMs) throw invalidField('ends_at', 'must be after starts_at');
-    const workflowId = workflowIds.entitlement(contractId);
+    const workflowId = workflowIds.entitlement(tenant, contractId);
     const running = await this.runningContractAccount(workflowId);
     if (running !== null && running !== body.account_id) throw conflict(`contract ${contractId} belongs to another account`);
     const shape = { creditsPerPeriodMicros: micros, periodSeconds: body.period_seconds, startsAtMs, endsAtMs };
     const violations = entitlementViolations(shape, Date.now(), { catchUp: running === null });
     if (violations.length > 0) throw unprocessable(violations.map((v) => `${v.field}: ${v.issue}`).join('; '), violations);
     await this.roomForCredit(body.account_id, micros, 'credits_per_period');
+    if (running !== null) await this.assertWithinApproval(workflowId, micros);
     const terms = {
       accountId: body.account_id,
       creditsPerPeriodMicros: micros.toString(),
@@ -252,6 +255,7 @@ export class FinanceService {
       startsAt: new Date(startsAtMs).toISOString(),
       endsAt: new Date(endsAtMs).toISOString(),
       rolloverPercent: body.rollover_percent,
+      approval: await this.approvalTerms(principal),
     };
     const handle = await this.temporal.workflow.signalWithStart(entitlementWorkflow, {
       workflowId,
@@ -268,6 +272,18 @@ export class FinanceService {
     return { workflow_id: workflowId, run_id: handle.signaledRunId, status_url: status(workflowId) };
   }
 
+  /** An amendment may raise the per-period grant only up to what was approved, or the threshold. */
+  private async assertWithinApproval(workflowId: string, micros: bigint): Promise<void> {
+    const [row]: { micros: string }[] = await this.ledger.query(`SELECT micros::text FROM approvals WHERE workflow_id = $1 AND status IN ('auto', 'approved')`, [
+      workflowId,
+    ]);
+    const approved = row ? BigInt(row.micros) : 0n;
+    const ceiling = approved > this.config.approvalThresholdMicros ? approved : this.config.approvalThresholdMicros;
+    if (micros > ceiling) {
+      throw conflict(`credits_per_period above the approved ${formatCredits(ceiling)} credits needs a new contract (and its approval)`);
+    }
+  }
+
   /** The account of a running contract, or null when none runs under this id. */
   private async runningContractAccount(workflowId: string): Promise<string | null> {
     try {
@@ -279,10 +295,14 @@ export class FinanceService {
     }
   }
 
-  async cancelContract(contractId: string) {
-    const workflowId = workflowIds.entitlement(contractId);
+  /** A tenant's key cancels its tenant's contract; a platform-wide key names the tenant (default: the default tenant). */
+  async cancelContract(contractId: string, principal: Principal | undefined, tenantQuery: string | undefined) {
+    const tenant = principal?.tenant ?? tenantQuery ?? DEFAULT_TENANT;
+    if (!TENANT_PATTERN.test(tenant)) throw invalidField('tenant', 'must be a tenant name');
+    const workflowId = workflowIds.entitlement(tenant, contractId);
+    const { handle } = await this.scope.workflow(principal, workflowId);
     try {
-      await this.temporal.workflow.getHandle(workflowId).signal(cancelContractSignal);
+      await handle.signal(cancelContractSignal);
     } catch (error) {
       if (error instanceof WorkflowNotFoundError) throw notFound(`running contract ${contractId}`);
       throw error;
@@ -291,9 +311,12 @@ export class FinanceService {
   }
 
   /** Low-balance threshold, its webhook (signed with the secret) and optional auto-recharge. */
-  async alerts(accountId: string, body: AlertsDto) {
-    await this.account(accountId);
+  async alerts(accountId: string, body: AlertsDto, principal: Principal | undefined) {
+    await this.account(principal, accountId);
     if (!!body.webhook_url !== !!body.webhook_secret) throw invalidField('webhook_secret', 'webhook_url and webhook_secret go together');
+    const policy = { allowHttp: this.config.webhookAllowHttp, allowedCidrs: this.config.webhookAllowedCidrs };
+    const urlProblem = body.webhook_url === undefined ? undefined : webhookUrlProblem(body.webhook_url, policy);
+    if (urlProblem) throw invalidField('webhook_url', urlProblem);
     const low = parseCredits(body.low_balance_credits);
     if (low === undefined) throw beyondLimit('low_balance_credits');
     const recharge = body.auto_recharge_credits === undefined ? null : this.amount('auto_recharge_credits', body.auto_recharge_credits);
@@ -306,7 +329,8 @@ export class FinanceService {
     return { account_id: accountId, webhook_url: body.webhook_url ?? null, low_balance_credits: formatCredits(low), auto_recharge_credits: recharge === null ? null : formatCredits(recharge) };
   }
 
-  async notifications(accountId: string) {
+  async notifications(accountId: string, principal: Principal | undefined) {
+    await this.account(principal, accountId);
     const rows = await this.ledger.query(
       `SELECT id, kind, payload, status, attempts, last_error, created_at, delivered_at FROM notifications WHERE account_id = $1 ORDER BY created_at DESC LIMIT 100`,
       [accountId],

@@ -4,7 +4,9 @@ import { Client } from '@temporalio/client';
 import type { FastifyReply } from 'fastify';
 import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
-import { LEDGER, REDIS, TEMPORAL } from '../infra/tokens';
+import { SpillwayConfig } from '../../../../libs/config/src/config';
+import { WORKER_HEARTBEAT_TTL_MS, workerAlive } from '../../../../libs/temporal/src/worker-liveness';
+import { CONFIG, LEDGER, REDIS, TEMPORAL } from '../infra/tokens';
 
 type Check = { status: 'up' | 'down'; latency_ms: number; error?: string };
 
@@ -31,18 +33,27 @@ export class HealthController {
     @Inject(LEDGER) private readonly ledger: DataSource,
     @Inject(REDIS) private readonly redis: Redis,
     @Inject(TEMPORAL) private readonly temporal: Client,
+    @Inject(CONFIG) private readonly config: SpillwayConfig,
   ) {}
 
-  /** 200 only when PostgreSQL, Redis and Temporal all answer; 503 with the detail otherwise. */
+  /**
+   * 200 only when PostgreSQL, Redis and Temporal answer and a worker runs (it beat in Redis within
+   * the last 5 s); 503 with the detail otherwise. Decisions keep being answered while anything
+   * but Redis is down: this shows the gap that settlement will catch up on.
+   */
   @Get()
   async health(@Res() reply: FastifyReply): Promise<void> {
-    const [postgres, redis, temporal] = await Promise.all([
+    const taskQueue = this.config.temporal.taskQueue;
+    const [postgres, redis, temporal, worker] = await Promise.all([
       timed(() => this.ledger.query('SELECT 1')),
       timed(() => this.redis.ping()),
       timed(() => this.temporal.workflowService.getSystemInfo({})),
+      timed(async () => {
+        if (!(await workerAlive(this.redis, taskQueue))) throw new Error(`no worker on task queue ${taskQueue} in the last ${WORKER_HEARTBEAT_TTL_MS / 1000} s`);
+      }),
     ]);
-    const healthy = [postgres, redis, temporal].every((c) => c.status === 'up');
+    const healthy = [postgres, redis, temporal, worker].every((c) => c.status === 'up');
     if (!healthy) reply.header('Retry-After', '5');
-    reply.status(healthy ? 200 : 503).send({ status: healthy ? 'ok' : 'degraded', checks: { postgres, redis, temporal } });
+    reply.status(healthy ? 200 : 503).send({ status: healthy ? 'ok' : 'degraded', checks: { postgres, redis, temporal, worker } });
   }
 }

@@ -13,9 +13,12 @@ const CODES: Record<number, string> = {
   404: 'not_found',
   405: 'method_not_allowed',
   409: 'conflict',
+  408: 'request_timeout',
   413: 'payload_too_large',
+  414: 'uri_too_long',
   415: 'unsupported_media_type',
   422: 'unprocessable',
+  431: 'headers_too_large',
   503: 'dependency_unavailable',
 };
 
@@ -32,43 +35,46 @@ function isDependencyOutage(error: unknown): boolean {
   );
 }
 
-/** Renders every error in the shape of API.md; an unexpected one is logged without secrets. */
+const logger = new Logger('http');
+
+/** The status, envelope and Retry-After of any error; an unexpected one is logged without secrets. */
+export function renderError(exception: unknown): { status: number; body: ErrorBody; retryAfter?: number } {
+  if (exception instanceof SpillwayError) {
+    const { status, code, message, details, retryAfterSeconds } = exception;
+    return { status, body: { error: { code, message, details } }, retryAfter: retryAfterSeconds ?? (status === 503 ? 1 : undefined) };
+  }
+  if (exception instanceof HttpException) {
+    const status = exception.getStatus();
+    const response = exception.getResponse() as { message?: unknown };
+    const message = typeof response === 'string' ? response : String(response?.message ?? exception.message);
+    // Nest raises these itself only for a body it could not parse; Spillway's own code throws SpillwayError.
+    const details = status === 400 ? [{ field: 'body', issue: message }] : [];
+    return { status, body: { error: { code: CODES[status] ?? 'error', message, details } } };
+  }
+  const fastify = exception as { statusCode?: number; code?: string; message?: string };
+  if (typeof fastify?.statusCode === 'number' && fastify.statusCode >= 400 && fastify.statusCode < 500) {
+    // Fastify's own rejections: malformed JSON, wrong content type, body too large.
+    const field = fastify.statusCode === 400 ? [{ field: 'body', issue: String(fastify.message) }] : [];
+    return {
+      status: fastify.statusCode,
+      body: { error: { code: CODES[fastify.statusCode] ?? 'invalid_request', message: String(fastify.message), details: field } },
+    };
+  }
+  if (isDependencyOutage(exception)) {
+    logger.warn(`dependency outage: ${(exception as Error)?.message}`);
+    return { status: 503, retryAfter: 1, body: { error: { code: 'dependency_unavailable', message: 'a dependency is unavailable; retry later', details: [] } } };
+  }
+  logger.error((exception as Error)?.stack ?? String(exception));
+  return { status: 500, body: { error: { code: 'internal', message: 'internal error', details: [] } } };
+}
+
+/** Renders every error in the shape of API.md. */
 @Catch()
 export class ErrorFilter implements ExceptionFilter {
-  private readonly logger = new Logger('http');
-
   catch(exception: unknown, host: ArgumentsHost): void {
     const reply = host.switchToHttp().getResponse<FastifyReply>();
-    const { status, body, retryAfter } = this.render(exception);
+    const { status, body, retryAfter } = renderError(exception);
     if (retryAfter !== undefined) reply.header('Retry-After', String(retryAfter));
     reply.status(status).send(body);
-  }
-
-  private render(exception: unknown): { status: number; body: ErrorBody; retryAfter?: number } {
-    if (exception instanceof SpillwayError) {
-      const { status, code, message, details, retryAfterSeconds } = exception;
-      return { status, body: { error: { code, message, details } }, retryAfter: retryAfterSeconds ?? (status === 503 ? 1 : undefined) };
-    }
-    if (exception instanceof HttpException) {
-      const status = exception.getStatus();
-      const response = exception.getResponse() as { message?: unknown };
-      const message = typeof response === 'string' ? response : String(response?.message ?? exception.message);
-      return { status, body: { error: { code: CODES[status] ?? 'error', message, details: [] } } };
-    }
-    const fastify = exception as { statusCode?: number; code?: string; message?: string };
-    if (typeof fastify?.statusCode === 'number' && fastify.statusCode >= 400 && fastify.statusCode < 500) {
-      // Fastify's own rejections: malformed JSON, wrong content type, body too large.
-      const field = fastify.statusCode === 400 ? [{ field: 'body', issue: String(fastify.message) }] : [];
-      return {
-        status: fastify.statusCode,
-        body: { error: { code: CODES[fastify.statusCode] ?? 'invalid_request', message: String(fastify.message), details: field } },
-      };
-    }
-    if (isDependencyOutage(exception)) {
-      this.logger.warn(`dependency outage: ${(exception as Error)?.message}`);
-      return { status: 503, retryAfter: 1, body: { error: { code: 'dependency_unavailable', message: 'a dependency is unavailable; retry later', details: [] } } };
-    }
-    this.logger.error((exception as Error)?.stack ?? String(exception));
-    return { status: 500, body: { error: { code: 'internal', message: 'internal error', details: [] } } };
   }
 }

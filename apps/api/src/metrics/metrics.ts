@@ -19,6 +19,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly authFailures = new Counter({
+    name: 'spillway_auth_failures_total',
+    help: 'Refused authentications by reason (missing, invalid, expired key; forbidden scope)',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+
   readonly settlementBacklog = new Gauge({
     name: 'spillway_settlement_unsettled_events',
     help: 'Events in the partition stream not yet settled into the ledger',

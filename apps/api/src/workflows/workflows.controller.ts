@@ -7,6 +7,7 @@ import { IsOptional } from 'class-validator';
 import { invalidField, notFound } from '../../../../libs/contracts/src/errors';
 import { ACCOUNT_ID_PATTERN } from '../../../../libs/engine/src/plan-definition';
 import { workflowIds } from '../../../../libs/contracts/src/temporal';
+import { AccessScope } from '../auth/access-scope';
 import { AuthenticatedRequest, RequireScope } from '../auth/auth.guard';
 import { IdempotencyKeyField } from '../http/fields';
 import { TEMPORAL } from '../infra/tokens';
@@ -44,6 +45,7 @@ export class WorkflowsController {
   constructor(
     @Inject(TEMPORAL) private readonly temporal: Client,
     private readonly starter: WorkflowStarter,
+    private readonly scope: AccessScope,
   ) {}
 
   /** Runs the smoke workflow: API → Temporal → worker → PostgreSQL and Redis. */
@@ -65,8 +67,9 @@ export class WorkflowsController {
   /** The account's financial workflows, newest first (Temporal visibility, as in the Web UI). */
   @Get('accounts/:id/workflows')
   @RequireScope('finance')
-  async forAccount(@Param('id') accountId: string) {
+  async forAccount(@Param('id') accountId: string, @Req() request: AuthenticatedRequest) {
     if (!ACCOUNT_ID_PATTERN.test(accountId)) throw invalidField('id', 'not an account id');
+    await this.scope.account(request.principal, accountId);
     const items = [];
     for await (const w of this.temporal.workflow.list({ query: `AccountId = "${accountId}"` })) {
       items.push({ workflow_id: w.workflowId, run_id: w.runId, type: w.type, status: w.status.name.toLowerCase(), started_at: w.startTime.toISOString() });
@@ -77,10 +80,9 @@ export class WorkflowsController {
 
   @Get('workflows/:workflowId')
   @RequireScope('finance')
-  async status(@Param('workflowId') workflowId: string) {
-    const handle = this.temporal.workflow.getHandle(workflowId);
+  async status(@Param('workflowId') workflowId: string, @Req() request: AuthenticatedRequest) {
+    const { handle, description } = await this.scope.workflow(request.principal, workflowId);
     try {
-      const description = await handle.describe();
       const status = description.status.name.toLowerCase();
       const result = status === 'completed' ? await handle.result() : null;
       const failure = status === 'failed' ? await failureOf(handle) : null;

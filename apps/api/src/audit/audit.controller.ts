@@ -1,0 +1,39 @@
+import { Controller, Get, Inject, Query } from '@nestjs/common';
+import { ApiBearerAuth, ApiQuery, ApiTags } from '@nestjs/swagger';
+import { DataSource } from 'typeorm';
+import { invalidField } from '../../../../libs/contracts/src/errors';
+import { RequireScope } from '../auth/auth.guard';
+import { LEDGER } from '../infra/tokens';
+
+const DEFAULT_PAGE = 100;
+const MAX_PAGE = 500;
+
+/** The audit trail (admin): newest first, paged by `next_cursor`. */
+@ApiTags('audit')
+@ApiBearerAuth()
+@Controller('v1/audit-log')
+export class AuditController {
+  constructor(@Inject(LEDGER) private readonly ledger: DataSource) {}
+
+  @Get()
+  @RequireScope('admin')
+  @ApiQuery({ name: 'cursor', required: false })
+  @ApiQuery({ name: 'limit', required: false })
+  @ApiQuery({ name: 'key_id', required: false })
+  async page(@Query('cursor') cursor?: string, @Query('limit') limit?: string, @Query('key_id') keyId?: string) {
+    if (cursor !== undefined && !/^\d{1,18}$/.test(cursor)) throw invalidField('cursor', 'must be the next_cursor of a previous page');
+    if (limit !== undefined && !(/^\d{1,3}$/.test(limit) && Number(limit) >= 1 && Number(limit) <= MAX_PAGE)) throw invalidField('limit', `must be an integer in [1, ${MAX_PAGE}]`);
+    if (keyId !== undefined && !/^[A-Za-z0-9-]{1,64}$/.test(keyId)) throw invalidField('key_id', 'must be an API key id');
+    const size = limit === undefined ? DEFAULT_PAGE : Number(limit);
+    const rows: { id: string; at: Date; key_id: string; key_name: string | null; tenant: string | null; action: string; method: string; path: string; status: number; request_id: string; target: unknown }[] =
+      await this.ledger.query(
+        `SELECT id::text, at, key_id, key_name, tenant, action, method, path, status, request_id, target FROM audit_log
+         WHERE ($1::bigint IS NULL OR id < $1) AND ($2::text IS NULL OR key_id = $2) ORDER BY id DESC LIMIT $3`,
+        [cursor ?? null, keyId ?? null, size],
+      );
+    return {
+      items: rows.map((r) => ({ ...r, at: r.at.toISOString() })),
+      next_cursor: rows.length === size ? rows[rows.length - 1].id : null,
+    };
+  }
+}

@@ -1,0 +1,85 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ErrorDetail, SpillwayError } from '../../../../libs/contracts/src/errors';
+import { renderError } from './error.filter';
+
+/** Deepest nesting of a JSON body (objects and arrays): enough for any Spillway body, far below a stack overflow. */
+export const MAX_BODY_DEPTH = 32;
+/** Longest path parameter, as sent (percent-encoded): a workflow id with a full-length account and key fits 3× over. */
+export const MAX_PARAM_LENGTH = 2048;
+/** Request bodies larger than this are refused with 413. */
+export const BODY_LIMIT_BYTES = 256 * 1024;
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * The first problem of a piece of user input (params, query or body), or undefined:
+ * U+0000 anywhere in a string or an object key (PostgreSQL refuses it in text), or nesting
+ * deeper than MAX_BODY_DEPTH. Recursion is bounded by MAX_BODY_DEPTH, the node count by the body limit.
+ */
+export function inspectInput(value: unknown, field: string, depth = 0): ErrorDetail | undefined {
+  if (typeof value === 'string') return value.includes('\u0000') ? { field: field || 'body', issue: 'must not contain U+0000' } : undefined;
+  if (typeof value !== 'object' || value === null) return undefined;
+  if (depth >= MAX_BODY_DEPTH) return { field: field || 'body', issue: `nests deeper than ${MAX_BODY_DEPTH} levels` };
+  const isArray = Array.isArray(value);
+  for (const [key, item] of Object.entries(value)) {
+    const name = isArray ? `${field || 'body'}[${key}]` : field ? `${field}.${key}` : key;
+    if (key.includes('\u0000')) return { field: name, issue: 'must not contain U+0000' };
+    const found = inspectInput(item, name, depth + 1);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+function send(reply: FastifyReply, exception: unknown): void {
+  const { status, body, retryAfter } = renderError(exception);
+  if (retryAfter !== undefined) reply.header('Retry-After', String(retryAfter));
+  reply.code(status).send(body);
+}
+
+/** Fastify options of the API: router and body limits, request ids, and errors the router raises before any route. */
+export const edgeOptions = {
+  bodyLimit: BODY_LIMIT_BYTES,
+  routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+  /** A caller's `X-Request-Id` is kept when well-formed (it is logged and audited), else one is made. */
+  genReqId: (req: IncomingMessage): string => {
+    const given = req.headers['x-request-id'];
+    return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+  },
+  frameworkErrors: (error: { code?: string; message: string }, _request: FastifyRequest, reply: FastifyReply): void => {
+    if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') send(reply, new SpillwayError(414, 'uri_too_long', `a path parameter is longer than ${MAX_PARAM_LENGTH} characters`));
+    else send(reply, new SpillwayError(400, 'invalid_request', 'the URL is not valid', [{ field: 'path', issue: error.message }]));
+  },
+  /** Errors before a request exists (headers too large, malformed request line) in the same envelope. */
+  clientErrorHandler: (error: NodeJS.ErrnoException, socket: Socket): void => {
+    if (error.code === 'ECONNRESET' || socket.destroyed) return;
+    const [status, code, message] =
+      error.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'headers_too_large', 'request headers are too large']
+        : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, 'request_timeout', 'the request took too long to arrive']
+          : [400, 'invalid_request', 'malformed HTTP request'];
+    const body = JSON.stringify({ error: { code, message, details: [] } });
+    if (socket.writable) {
+      socket.write(`HTTP/1.1 ${status} ${code}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
+    }
+    socket.destroy();
+  },
+};
+
+/**
+ * Checks that hold for every route, Nest's or raw Fastify's: path parameters, query and body carry
+ * no U+0000 and nest at most MAX_BODY_DEPTH deep (before class-transformer recurses into them),
+ * and every answer carries its request id. (Errors of hooks reach Nest's handler, hence ErrorFilter.)
+ */
+export function registerEdge(fastify: FastifyInstance): void {
+  fastify.addHook('preValidation', async (request) => {
+    const problem =
+      inspectInput(request.params, '') ?? inspectInput(request.query, '') ?? inspectInput(request.body, '');
+    if (problem) throw new SpillwayError(400, 'invalid_request', `${problem.field}: ${problem.issue}`, [problem]);
+  });
+  fastify.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+}
