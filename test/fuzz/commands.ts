@@ -104,6 +104,13 @@ const quantity = fc.oneof(
 /** The named fields of a workflow result (results may carry more, e.g. the approver). */
 const pick = (result: any, keys: string[]) => Object.fromEntries(keys.map((k) => [k, result?.[k]]));
 
+/**
+ * The contract gives a catalogue change up to one second to reach decisions (every API process
+ * polls the catalogue): the model waits that long after each change rather than guess.
+ */
+const CATALOGUE_DELAY_MS = 1100;
+const catalogueSettles = () => new Promise((r) => setTimeout(r, CATALOGUE_DELAY_MS));
+
 const account = (model: Model, i: number) => model.accounts[i % model.accounts.length];
 /** What the account's lots would hold with `extra` more: past MAX_MICROS the API may refuse. */
 const totalWith = (a: Account, extra: bigint) => a.lots.reduce((sum, l) => sum + l.remaining, 0n) + extra;
@@ -123,6 +130,7 @@ class PutFeature implements Cmd {
     if (micros === undefined || micros <= 0n) return expectStatus(this.toString(), r, [400, 422]);
     expectStatus(this.toString(), r, [200]);
     m.features[key] = micros;
+    await catalogueSettles();
   }
   toString = () => `PutFeature(${this.feature}, ${JSON.stringify(this.price)})`;
 }
@@ -175,6 +183,7 @@ class PutPlan implements Cmd {
     if (!valid) return expectStatus(this.toString(), r, [400]);
     expectStatus(this.toString(), r, [200]);
     m.plans[key] = plan;
+    await catalogueSettles();
   }
   toString = () => `PutPlan(${this.plan}, ${JSON.stringify(this.spec)})`;
 }
@@ -188,6 +197,7 @@ class SetPlan implements Cmd {
     const r = await s.call('PUT', `/v1/accounts/${path(a.id)}`, { plan: key });
     expectStatus(this.toString(), r, [200]);
     a.plan = key;
+    await catalogueSettles();
   }
   toString = () => `SetPlan(${this.account}, ${this.plan})`;
 }
@@ -421,7 +431,7 @@ class Grant implements Cmd {
     // Every grant above the threshold waits for a second person (four eyes).
     if (approvalAsked !== needsApproval) throw new Finding(`${where}: approval ${approvalAsked ? 'asked' : 'not asked'} for ${credits(this.micros)} credits (threshold ${credits(m.approvalThreshold)})`);
     if (needsApproval && !this.approve) {
-      expectEq(`${where}: rejected`, status.status === 'completed' && status.result?.status, 'rejected');
+      expectEq(`${where}: rejected`, { status: status.status, ...pick(status.result, ['lotId', 'ended']) }, { status: 'completed', lotId: null, ended: 'rejected' });
       return s.checkAccount(m, a, where);
     }
     if (status.status === 'failed' && total > MAX_MICROS) return s.checkAccount(m, a, where);
