@@ -498,7 +498,12 @@ class Refund implements Cmd {
     const decisions = m.decisions.filter((d) => d.account === i);
     const other = m.decisions.filter((d) => d.account !== i);
     // Mostly this account's decisions; sometimes another account's (never refundable here).
-    const target = this.decision === null ? null : this.decision % 5 === 4 && other.length ? other[this.decision % other.length].id : decisions.length ? decisions[this.decision % decisions.length].id : null;
+    // Mostly a decision that charged something; sometimes any (nothing to refund, a hold), or another account's.
+    const charged = decisions.filter((d) => (a.charges[d.id] ?? 0n) > 0n);
+    const pool = charged.length && (this.decision ?? 0) % 3 !== 0 ? charged : decisions;
+    const target = this.decision === null ? null : this.decision % 5 === 4 && other.length ? other[this.decision % other.length].id : pool.length ? pool[this.decision % pool.length].id : null;
+    const hold = target ? a.holds[target] : undefined;
+    if (hold?.state === 'held') return this.refundHold(m, s, a, hold.decisionId);
     if (this.waitSettled || target === null) await s.settled(a);
     await s.clearOfExpiry(a);
     const left = refundable(a, target);
@@ -544,6 +549,27 @@ class Refund implements Cmd {
     if (target) a.refundedByDecision[target] = (a.refundedByDecision[target] ?? 0n) + amount;
     await s.checkAccount(m, a, where);
   }
+  /**
+   * A refund of a hold still held: accepted, it waits for the hold to settle; the hold is then
+   * released, so there is nothing to refund and the workflow must fail (never retry forever).
+   */
+  private async refundHold(m: Model, s: System, a: Account, decisionId: string) {
+    const where = `${this}: hold ${decisionId}`;
+    const r = await s.call('POST', '/v1/refunds', { account_id: a.id, decision_id: decisionId, reason: 'fuzz', idempotency_key: financeKey(m, `r${this.key}`) }, s.keys.finance);
+    if (r.status !== 202) return expectStatus(where, r, [422]);
+    await poll(`${where}: refund waiting for settlement`, async () => {
+      const st = await s.call('GET', r.body.status_url, undefined, s.keys.finance);
+      expectStatus(where, st, [200]);
+      if (st.body.status !== 'running') throw new Finding(`${where}: the refund of a hold ended ${st.body.status} before the hold settled`);
+      return st.body.state === 'awaiting_settlement' ? true : undefined;
+    }, 30_000);
+    const sent = Date.now();
+    stepSettle(m, decisionId, undefined, await s.call('POST', `/v1/decisions/${path(decisionId)}/release`, undefined, s.keys.decide), sent);
+    const { status } = await s.finish(r, this.approve, 120_000);
+    if (status.status === 'completed' && status.result?.status === 'refunded') throw new Finding(`${where}: refunded a released hold`);
+    await s.checkAccount(m, a, where);
+  }
+
   toString = () => `Refund(${this.account}, ${this.decision}, ${this.amount}, settled=${this.waitSettled}, approve=${this.approve}, ${JSON.stringify(this.key)})`;
 }
 
