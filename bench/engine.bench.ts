@@ -2,7 +2,8 @@ import Redis from 'ioredis';
 import { RateLimiterRedis, RateLimiterUnion } from 'rate-limiter-flexible';
 import { randomUUID } from 'node:crypto';
 import { DecisionEngine } from '../libs/engine/src/engine';
-import { DecisionPolicy } from '../libs/engine/src/policy';
+import { accountKeys } from '../libs/engine/src/keys';
+import { DecisionPolicy, LotKind } from '../libs/engine/src/policy';
 import { Measurement, measure, table } from './measure';
 
 const ACCOUNTS = 1000;
@@ -63,6 +64,7 @@ export async function engineBench(redisUrl: string, concurrency: number, duratio
     b.push(await measure(`engine, 2 windows + credits (round ${round + 1})`, decide(twoWindows), concurrency, durationMs));
     await redis.del(...(await redis.keys('sw:*:events')));
   }
+  const cost = await redisCost(redis, engine, twoWindows, concurrency);
   redis.disconnect();
   const best = (rows: Measurement[], prefix: string) => rows.filter((r) => r.name.startsWith(prefix)).sort((x, y) => y.opsPerSecond - x.opsPerSecond)[0];
   return [
@@ -71,5 +73,73 @@ export async function engineBench(redisUrl: string, concurrency: number, duratio
     '',
     `### (B) two windows + credits, ${concurrency} in flight, ${durationMs / 1000} s per run`,
     table(b, best(b, 'RateLimiterUnion')),
+    '',
+    cost,
+  ].join('\n');
+}
+
+const LOTS: readonly LotKind[] = ['promo', 'enterprise', 'purchased'];
+const cmdstats = async (redis: Redis) => {
+  const stats = new Map<string, { calls: number; usecPerCall: number }>();
+  for (const m of (await redis.info('commandstats')).matchAll(/cmdstat_(\S+?):calls=(\d+),usec=\d+,usec_per_call=([\d.]+)/g)) stats.set(m[1], { calls: Number(m[2]), usecPerCall: Number(m[3]) });
+  return stats;
+};
+/** CPU seconds of Redis' main thread (user + sys): unlike usec_per_call, immune to waiting for a core. */
+const mainThreadCpu = async (redis: Redis) => {
+  const info = await redis.info('cpu');
+  return Number(/used_cpu_user_main_thread:([\d.]+)/.exec(info)![1]) + Number(/used_cpu_sys_main_thread:([\d.]+)/.exec(info)![1]);
+};
+
+/**
+ * (E) Redis time and memory of one decide with 2 windows and 3 lots: INFO commandstats
+ * usec_per_call of FCALL, Redis main-thread CPU per call, both beside an empty function (the
+ * floor of any FCALL on this machine); commands run inside the function; MEMORY USAGE of the
+ * retained idempotency record and of an account's hot state (lots hash + counters hash).
+ */
+async function redisCost(redis: Redis, engine: DecisionEngine, policy: DecisionPolicy, concurrency: number): Promise<string> {
+  const accounts = 200;
+  const calls = 20_000;
+  const id = (i: number) => `cost-${i % accounts}`;
+  for (let i = 0; i < accounts; i++) {
+    for (const [j, kind] of LOTS.entries()) {
+      const expiresAt = kind === 'promo' ? new Date(Date.now() + 86_400_000) : null;
+      await engine.grant({ accountId: id(i), lotId: `lot_grant_cost-${i}-${j}`, kind, micros: 9_000_000_000_000n, expiresAt, createdAt: new Date() });
+    }
+  }
+  await redis.call('FUNCTION', 'LOAD', 'REPLACE', "#!lua name=bench_floor\nredis.register_function('bench_noop', function(KEYS, ARGV) return 1 end)");
+  const run = async (op: (i: number) => Promise<unknown>) => {
+    await redis.config('RESETSTAT');
+    const cpu = await mainThreadCpu(redis);
+    let next = 0;
+    await Promise.all(Array.from({ length: concurrency }, async () => {
+      while (next < calls) await op(next++);
+    }));
+    return { stats: await cmdstats(redis), cpuUs: (((await mainThreadCpu(redis)) - cpu) * 1e6) / calls };
+  };
+  const floor = await run(() => redis.call('FCALL', 'bench_noop', 0));
+  const idempotencyKeys: string[] = [];
+  const decide = await run((i) => {
+    const key = `cost-${i}-${randomUUID()}`;
+    if (idempotencyKeys.length < 1000) idempotencyKeys.push(accountKeys(id(i), engine.partitionOf(id(i))).idempotency(key));
+    return engine.decide({ accountId: id(i), feature: 'f', quantity: 1, idempotencyKey: key, allowPartial: true, mode: 'consume', holdTtlSeconds: 60 }, policy, randomUUID());
+  });
+  const inner = [...decide.stats].filter(([name]) => !['fcall', 'config|resetstat', 'info'].includes(name)).reduce((sum, [, s]) => sum + s.calls, 0) / calls;
+  let recordBytes = 0;
+  for (const key of idempotencyKeys) recordBytes += Number(await redis.memory('USAGE', key));
+  let accountBytes = 0;
+  for (let i = 0; i < accounts; i++) {
+    const keys = accountKeys(id(i), engine.partitionOf(id(i)));
+    accountBytes += Number(await redis.memory('USAGE', keys.lots)) + Number(await redis.memory('USAGE', keys.counters('f')));
+  }
+  const load = require('node:os').loadavg()[0].toFixed(1);
+  return [
+    `### (E) Redis cost of one decide: 2 windows + 3 lots, ${calls} calls, ${concurrency} in flight (load average ${load})`,
+    '| measure | decide | empty function (floor) |',
+    '| --- | ---: | ---: |',
+    `| FCALL usec_per_call (commandstats) | ${decide.stats.get('fcall')!.usecPerCall.toFixed(2)} | ${floor.stats.get('fcall')!.usecPerCall.toFixed(2)} |`,
+    `| Redis main-thread CPU µs per call (incl. network I/O) | ${decide.cpuUs.toFixed(1)} | ${floor.cpuUs.toFixed(1)} |`,
+    `| commands run inside the function per call | ${inner.toFixed(2)} | 0 |`,
+    `| bytes per retained decision (MEMORY USAGE of the idempotency record, mean of ${idempotencyKeys.length}) | ${(recordBytes / idempotencyKeys.length).toFixed(0)} | |`,
+    `| bytes per account hot state (lots hash + counters hash, mean of ${accounts}) | ${(accountBytes / accounts).toFixed(0)} | |`,
   ].join('\n');
 }

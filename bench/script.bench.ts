@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import Redis from 'ioredis';
 import { LIBRARY_SOURCE, functionName } from '../libs/engine/src/lua';
+import { DecisionEngine } from '../libs/engine/src/engine';
 import { accountKeys, holdKey, streamKey } from '../libs/engine/src/keys';
 
 /** (D) the ceiling: redis-benchmark calling the decide script directly (no Node in the loop). */
@@ -8,7 +9,9 @@ export async function scriptBench(redisUrl: string, connections: number, request
   const redis = new Redis(redisUrl);
   await redis.call('FUNCTION', 'LOAD', 'REPLACE', LIBRARY_SOURCE);
   const keys = accountKeys('script-bench', 0);
-  await redis.hset(keys.lots, 'lot', '9000000000000', '#lot', 'purchased|40|0|1');
+  await new DecisionEngine(redis, { partitions: 1, idempotencyTtlSeconds: 60 }).grant({
+    accountId: 'script-bench', lotId: 'lot', kind: 'purchased', micros: 9_000_000_000_000n, expiresAt: null, createdAt: new Date(),
+  });
   // redis-benchmark substitutes __rand_int__ in the key's hashed part: one fresh key per call.
   const idempotencyKey = keys.idempotency('x').replace(/[^:]+$/, '__rand_int__');
   const decisionId = `dec_p0_${'0'.repeat(32)}`;

@@ -31,7 +31,7 @@ interface Setup {
 
 async function setup(ledger: DataSource, redis: Redis, temporal: Client, partitions: number, consumers: number): Promise<Setup> {
   await redis.flushdb();
-  await ledger.query('TRUNCATE settlement_cursors, settlement_quarantine, balance_updates, monetization_events, usage_events, credit_lots');
+  await ledger.query('TRUNCATE settlement_cursors, settlement_quarantine, balance_updates, monetization_events, usage_events, credit_lots CASCADE');
   const engine = new DecisionEngine(redis, { partitions, idempotencyTtlSeconds: 600 });
   const settlement = settlementActivities({ ledger, redis, engine, temporal, taskQueue: 'bench', partitions, consumers });
   const { grantLot } = grantActivities({ ledger, engine });
@@ -98,7 +98,7 @@ export async function settlementBench(env: { DATABASE_URL: string; REDIS_URL: st
     batches += run.batches;
   }
   const drainSeconds = (performance.now() - started) / 1000;
-  await ledger.query('TRUNCATE settlement_cursors, balance_updates, monetization_events, usage_events');
+  await ledger.query('TRUNCATE settlement_cursors, balance_updates, monetization_events, usage_events CASCADE');
   await redis.del(streamKey(0));
   const single = await sustained(one, 1, rate, seconds);
 

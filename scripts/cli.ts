@@ -14,7 +14,10 @@ const USAGE = `usage: npm run spillway -- <command> [options]
   approve   --workflow ID [--note TEXT]   (as SPILLWAY_API_KEY: a key with scope approve, not the requester's)
   reject    --workflow ID [--note TEXT]
   workflows --account ID
-  status    --workflow ID`;
+  status    --workflow ID
+  keys      [--tenant T]                (admin: API keys, never their secrets)
+  revoke    --id KEY_ID                 (admin: refused by every API process within a second)
+  audit     [--cursor C] [--key-id ID]  (admin: the audit log, newest first)`;
 
 function flags(argv: string[]): Record<string, string> {
   const out: Record<string, string> = {};
@@ -65,8 +68,12 @@ async function main(): Promise<void> {
     reject: () => call('POST', `/v1/approvals/${encodeURIComponent(need(f, 'workflow'))}`, { approve: false, note: f.note }),
     workflows: () => call('GET', `/v1/accounts/${encodeURIComponent(need(f, 'account'))}/workflows`),
     status: () => call('GET', `/v1/workflows/${encodeURIComponent(need(f, 'workflow'))}`),
+    keys: () => call('GET', `/v1/api-keys${f.tenant ? `?tenant=${encodeURIComponent(f.tenant)}` : ''}`),
+    revoke: () => call('DELETE', `/v1/api-keys/${encodeURIComponent(need(f, 'id'))}`),
+    audit: () => call('GET', `/v1/audit-log?${new URLSearchParams({ ...(f.cursor ? { cursor: f.cursor } : {}), ...(f['key-id'] ? { key_id: f['key-id'] } : {}) })}`),
   };
-  const run = commands[command];
+  // The command is user text: it must not resolve through Object.prototype (`constructor`).
+  const run = Object.hasOwn(commands, command) ? commands[command] : undefined;
   if (!run) {
     process.stderr.write(`${USAGE}\n`);
     process.exit(2);

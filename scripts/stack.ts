@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { loadConfig } from '../libs/config/src/config';
-import { dataDir, ensurePostgres, ensureRedis, ensureTemporal, startProcess, waitFor } from '../libs/devstack/src/services';
+import { ManagedProcess, dataDir, ensurePostgres, ensureRedis, ensureTemporal, startProcess, waitFor } from '../libs/devstack/src/services';
 import { ProcessStatus, Supervisor } from '../libs/devstack/src/supervisor';
 import { seedDemoCatalogue } from './seed';
 
@@ -54,18 +54,18 @@ async function main(): Promise<void> {
   process.on('exit', () => supervisor.killAll());
 
   try {
-    const pg = await ensurePostgres(config.databaseUrl);
-    if (pg) supervisor.supervise(pg);
-    const redis = await ensureRedis(config.redisUrl);
-    if (redis) supervisor.supervise(redis);
-    const temporal = await ensureTemporal({
+    // Supervised from the moment they are spawned: a Ctrl-C while one is starting stops it too.
+    const adopt = (managed: ManagedProcess) => supervisor.supervise(managed);
+    await ensurePostgres(config.databaseUrl, adopt);
+    await ensureRedis(config.redisUrl, adopt);
+    await ensureTemporal({
       address: config.temporal.address,
       namespace: config.temporal.namespace,
       dbFile: join(dir, 'temporal.sqlite'),
       uiPort: config.temporal.uiPort,
       name: 'temporal',
+      onStarted: adopt,
     });
-    if (temporal) supervisor.supervise(temporal);
 
     const key = adminKey(dir);
     const env = { ...process.env, SPILLWAY_BOOTSTRAP_ADMIN_KEY: key };
@@ -83,6 +83,7 @@ async function main(): Promise<void> {
     say(`
 Spillway is up in ${((Date.now() - started) / 1000).toFixed(1)} s
   API            ${api}   (docs ${api}/docs, health ${api}/health, metrics ${api}/metrics)
+  Console        http://localhost:${config.port}/console   (sign in with the admin API key below)
   Temporal UI    ${config.temporal.uiUrl}/namespaces/${config.temporal.namespace}/workflows
   Temporal gRPC  ${config.temporal.address}
   Admin API key  ${key}

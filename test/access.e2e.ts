@@ -1,6 +1,8 @@
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { ApplicationFailure } from '@temporalio/common';
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { promisify } from 'node:util';
 import { createServer, Server } from 'node:http';
 import { AddressInfo, connect } from 'node:net';
 import { DataSource } from 'typeorm';
@@ -188,6 +190,12 @@ describe('access: tenants, key lifecycle, audit, outbound safety, edge input', (
       expect(Date.parse(view.last_used_at)).toBeGreaterThan(Date.now() - 60_000);
       expect(JSON.stringify(listed.body)).not.toContain(key.key);
       expect((await call('GET', '/v1/api-keys', undefined, alpha.key)).status).toBe(403);
+      // The same through the CLI (built into dist/ like the finance CLI test).
+      const { stdout } = await promisify(execFile)(process.execPath, ['dist/scripts/cli.js', 'keys', '--tenant', 'alpha'], {
+        env: { ...process.env, SPILLWAY_API_URL: stack.url, SPILLWAY_API_KEY: ADMIN },
+      });
+      expect(JSON.parse(stdout).items.map((k: { id: string }) => k.id)).toContain(key.id);
+      expect(stdout).not.toContain(key.key);
     });
 
     it('revokes a key on every API process within one second', async () => {
@@ -233,6 +241,32 @@ describe('access: tenants, key lifecycle, audit, outbound safety, edge input', (
       expect(keyReads()).toBe(300);
       spy.mockRestore();
       expect(await failures()).toBeGreaterThanOrEqual(counted + 600);
+    });
+  });
+
+  describe('key cache through a PostgreSQL outage (I6)', () => {
+    it('keeps answering a cached key after its refresh is due, and answers 503 for an unknown key', async () => {
+      const key = await newKey({ scopes: ['decide'], tenant: 'alpha' });
+      const preview = () => call('POST', '/v1/decisions', { account_id: acctA, feature: 'access.task', quantity: 1, mode: 'preview' }, key.key);
+      expect((await preview()).status).toBe(200);
+      // Age the cached entry past its refresh, then make every key read fail as in an outage.
+      type Entry = { principal: { keyId: string }; readAt: number };
+      const known = (stack.app.get(ApiKeysService) as unknown as { known: { entries(): Iterable<[string, Entry]> } }).known;
+      for (const [, entry] of known.entries()) if (entry.principal.keyId === key.id) entry.readAt -= 11 * 60_000;
+      const ledger = stack.app.get<DataSource>(LEDGER);
+      const original = ledger.query.bind(ledger);
+      const spy = jest.spyOn(ledger, 'query').mockImplementation(((sql: string, params?: unknown[]) => {
+        if (String(sql).includes('FROM api_keys WHERE key_hash')) return Promise.reject(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }));
+        return original(sql, params);
+      }) as typeof ledger.query);
+      try {
+        expect((await preview()).status).toBe(200);
+        const unknown = await call('POST', '/v1/decisions', { account_id: acctA, feature: 'access.task', quantity: 1, mode: 'preview' }, `sw_${randomUUID()}`);
+        expect([unknown.status, unknown.headers.get('retry-after')]).toEqual([503, '1']);
+        expect(spy.mock.calls.some(([sql]) => String(sql).includes('FROM api_keys WHERE key_hash'))).toBe(true);
+      } finally {
+        spy.mockRestore();
+      }
     });
   });
 

@@ -3,7 +3,7 @@ import { DecisionEngine } from '../libs/engine/src/engine';
 import { reconciliationActivities } from '../libs/activities/src/reconciliation.activities';
 import { MAX_MICROS, formatCredits } from '../libs/contracts/src/money';
 import { LotLimitError } from '../libs/engine/src/engine';
-import { accountKeys, streamKey } from '../libs/engine/src/keys';
+import { accountKeys, holdKey, streamKey } from '../libs/engine/src/keys';
 import { LIMITS, LotKind } from '../libs/engine/src/policy';
 import { TestStack, eventually, startStack } from './harness';
 
@@ -454,5 +454,69 @@ describe('decisions over HTTP (real Redis and PostgreSQL)', () => {
     await expect(engine.grant(extra)).resolves.toBe(true);
     // A retried grant of a lot that was spent and pruned credits nothing.
     await expect(engine.grant({ accountId: account, lotId: lotIds[0], kind: 'promo', micros: 1_000_000n, expiresAt: null, createdAt: new Date() })).resolves.toBe(false);
+  });
+
+  it('keeps auth, scope checks and the error envelope on the decision fast path', async () => {
+    const account = await newAccount('basic');
+    const body = { account_id: account, feature: 'codex.task', quantity: 1, idempotency_key: randomUUID() };
+    const missing = await stack.call('POST', '/v1/decisions', body, '');
+    expect([missing.status, missing.body.error.code]).toEqual([401, 'unauthorized']);
+    const unknown = await stack.call('POST', '/v1/decisions', body, 'sw_not_a_key');
+    expect([unknown.status, unknown.body.error.code]).toEqual([401, 'unauthorized']);
+    const reader = (await stack.call('POST', '/v1/api-keys', { name: 'reader', scopes: ['read'] })).body.key;
+    const forbidden = await stack.call('POST', '/v1/decisions', body, reader);
+    expect([forbidden.status, forbidden.body.error.code]).toEqual([403, 'forbidden']);
+    const post = (payload: string, type: string) =>
+      fetch(`${stack.url}/v1/decisions`, { method: 'POST', headers: { authorization: `Bearer ${decider}`, 'content-type': type }, body: payload });
+    const malformed = await post('{"account_id": ', 'application/json');
+    expect(malformed.status).toBe(400);
+    expect(((await malformed.json()) as any).error).toMatchObject({ code: 'invalid_request', details: [{ field: 'body' }] });
+    const nested = await post(JSON.stringify({ ...body, quantity: JSON.parse('['.repeat(2000) + ']'.repeat(2000)) }), 'application/json');
+    expect(nested.status).toBe(400);
+    // The app's edge check (every route) names the deepest field it refused.
+    expect(((await nested.json()) as any).error.details).toEqual([{ field: expect.stringMatching(/^quantity\[0\]/), issue: expect.any(String) }]);
+    const wrongType = await post('<decision/>', 'application/xml');
+    expect(wrongType.status).toBe(415);
+    expect(((await wrongType.json()) as any).error.code).toBe('unsupported_media_type');
+    const docs = (await (await fetch(`${stack.url}/openapi.json`)).json()) as any;
+    expect(docs.paths['/v1/decisions'].post.responses['200'].content['application/json'].schema.properties.retry_after_seconds).toEqual({ type: 'integer', nullable: true });
+    expect(docs.components.schemas.DecisionRequestDto.properties.account_id).toBeDefined();
+    expect((await stack.call('GET', `/v1/accounts/${account}`, undefined, decider)).body.features['codex.task'].windows[0].remaining).toBe(3);
+  });
+
+  it('gives a released hold back to a lot that was spent and pruned meanwhile', async () => {
+    const account = await newAccount('basic');
+    const lotId = await grant(account, 5n, 'promo');
+    await decide({ account_id: account, feature: 'codex.task', quantity: 3 }); // the window's 3 units
+    const held = await decide({ account_id: account, feature: 'codex.task', quantity: 2, mode: 'reserve' });
+    expect(held.body).toMatchObject({ granted: 2, credits_charged: '5.000000', balance: '0.000000' });
+    const denied = await decide({ account_id: account, feature: 'codex.task', quantity: 1 });
+    expect(denied.body.outcome).toBe('denied');
+    const lotsKey = accountKeys(account, engine.partitionOf(account)).lots;
+    expect(await stack.redis.hlen(lotsKey)).toBe(0); // the spent lot left the hot data
+    const released = await stack.call('POST', `/v1/decisions/${held.body.decision_id}/release`, undefined, decider);
+    expect(released.body).toMatchObject({ status: 'released', released_units: 2 });
+    const view = (await stack.call('GET', `/v1/accounts/${account}`, undefined, decider)).body;
+    expect(view.balance).toBe('5.000000');
+    expect(view.lots).toEqual([expect.objectContaining({ id: lotId, kind: 'promo', remaining: '5.000000' })]);
+    expect((await decide({ account_id: account, feature: 'codex.task', quantity: 2 })).body).toMatchObject({ outcome: 'allowed', credits_charged: '5.000000' });
+  });
+
+  it('keeps held amounts exact past 14 significant digits (release and commit give back to the micro-credit)', async () => {
+    const price = 4_000_000_000_000_001n; // 16 digits: a JSON number with 14 significant digits would round it
+    expect((await stack.call('PUT', '/v1/features/odd', { unit: 'u', credits_per_unit: formatCredits(price) })).status).toBe(200);
+    expect((await stack.call('PUT', '/v1/plans/odd', { features: { odd: { overage: 'credits' } } })).status).toBe(200);
+    const account = await newAccount('odd');
+    const lotId = `lot_odd_${randomUUID()}`;
+    await engine.grant({ accountId: account, lotId, kind: 'purchased', micros: 2n * price + 7n, expiresAt: null, createdAt: new Date() });
+    const held = await decide({ account_id: account, feature: 'odd', quantity: 2, mode: 'reserve' });
+    expect(held.body).toMatchObject({ granted: 2, credits_charged: formatCredits(2n * price), balance: '0.000007' });
+    const plan = JSON.parse((await stack.redis.hget(holdKey(engine.partitionOf(account), held.body.decision_id), 'plan'))!);
+    expect(plan.debits).toEqual([expect.objectContaining({ id: lotId, micros: (2n * price).toString() })]);
+    const committed = await stack.call('POST', `/v1/decisions/${held.body.decision_id}/commit`, { quantity: 1 }, decider);
+    expect(committed.body).toMatchObject({ credits_charged: formatCredits(price), balance: formatCredits(price + 7n) });
+    const again = await decide({ account_id: account, feature: 'odd', quantity: 1, mode: 'reserve' });
+    await stack.call('POST', `/v1/decisions/${again.body.decision_id}/release`, undefined, decider);
+    expect((await stack.call('GET', `/v1/accounts/${account}`, undefined, decider)).body.balance).toBe(formatCredits(price + 7n));
   });
 });

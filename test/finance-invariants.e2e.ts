@@ -104,6 +104,14 @@ describe('finance invariants: refunds, approvals and bounds', () => {
     expect((await closed(tooMuch.body.workflow_id)).failure).toMatchObject({ type: 'RefundBoundExceeded' });
     await settled(account);
     expect(await balance(account)).toBe('43.000000');
+
+    // A hold released while its refund waits never charges: the refund ends at once, visibly.
+    const dropped = await decide(account, 2, { mode: 'reserve', hold_ttl_seconds: 600 });
+    const waiting = await post('/v1/refunds', { account_id: account, decision_id: dropped.body.decision_id, reason: 'dropped' });
+    await inState(waiting.body.workflow_id, 'awaiting_settlement');
+    expect((await stack.call('POST', `/v1/decisions/${dropped.body.decision_id}/release`)).status).toBe(200);
+    expect((await closed(waiting.body.workflow_id)).failure).toMatchObject({ type: 'DecisionUncharged' });
+    expect(await balance(account)).toBe('43.000000');
   });
 
   it('refuses at once what can never succeed: missing, denied, uncharged and other accounts’ decisions, NUL in the reason', async () => {
@@ -238,8 +246,9 @@ describe('finance invariants: refunds, approvals and bounds', () => {
     expect((await stack.call('POST', '/v1/approvals/settlement-0', { approve: true }, approver)).status).toBe(404);
     expect((await stack.call('POST', `/v1/approvals/refund-${randomUUID()}`, { approve: true }, approver)).status).toBe(404);
     expect((await stack.call('GET', '/v1/workflows/settlement-0')).body.status).toBe('running');
-    expect((await stack.call('POST', `/v1/approvals/${encodeURIComponent('refund-\u0000x')}`, { approve: true }, approver)).status).toBe(404);
-    expect((await stack.call('POST', `/v1/grants/${encodeURIComponent('promo-\u0000x')}/cancel`, { reason: 'x' }, finance)).status).toBe(404);
+    // U+0000 in a path id is refused at the edge, naming the field, before Temporal is asked.
+    expect((await stack.call('POST', `/v1/approvals/${encodeURIComponent('refund-\u0000x')}`, { approve: true }, approver)).status).toBe(400);
+    expect((await stack.call('POST', `/v1/grants/${encodeURIComponent('promo-\u0000x')}/cancel`, { reason: 'x' }, finance)).status).toBe(400);
     const nulNote = await stack.call('POST', `/v1/approvals/${grant.body.workflow_id}`, { approve: true, note: 'a\u0000b' }, approver);
     expect([nulNote.status, nulNote.body.error.details[0]?.field ?? nulNote.body.error.message]).toEqual([400, expect.stringContaining('note')]);
   });

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import { Client } from 'pg';
 import Redis from 'ioredis';
-import { accountKeys } from '../libs/engine/src/keys';
+import { accountKeys, restoredKey } from '../libs/engine/src/keys';
 import { TEST_ENV } from './environment';
 import { TestStack, eventually, startStack } from './harness';
 
@@ -55,6 +55,9 @@ describe('reconciliation and the independent audit', () => {
     await redis.flushdb();
     redis.disconnect();
     stack = await startStack({ settlement: true, databaseUrl: DATABASE_URL, redisUrl: REDIS_URL, temporalNamespace: 'recon' });
+    // Settlement's first look restores lots of a fresh Redis from the ledger; money moves only after it.
+    const markers = Array.from({ length: stack.config.partitions }, (_, p) => restoredKey(p));
+    await eventually(async () => ((await stack.redis.exists(...markers)) === markers.length ? true : undefined));
     await stack.call('PUT', '/v1/features/codex.task', { unit: 'task', credits_per_unit: '1.5' });
     await stack.call('PUT', '/v1/plans/recon', { features: { 'codex.task': { windows: [{ name: 'h', limit: 1, seconds: 3600 }], overage: 'credits' } } });
     for (let i = 0; i < 6; i++) {

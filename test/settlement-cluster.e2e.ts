@@ -51,7 +51,7 @@ describe('settlement scale-out: many cheap partitions on a 3-node Redis Cluster,
     for (const node of nodes ?? []) await node.kill();
   });
 
-  it('spreads decisions over every node and settles every partition exactly once with 4 consumers', async () => {
+  it('spreads decisions over every node and settles every partition exactly once with 4 consumers, racing 2 more', async () => {
     const engine = new DecisionEngine(cluster, { partitions: PARTITIONS, idempotencyTtlSeconds: 600 });
     const policy: DecisionPolicy = {
       version: 1,
@@ -85,19 +85,25 @@ describe('settlement scale-out: many cheap partitions on a 3-node Redis Cluster,
     for (const streams of streamsPerNode) expect(streams).toBeGreaterThan(5);
     expect(sum(streamsPerNode)).toBe(new Set(accounts.map((a) => engine.partitionOf(a))).size);
 
-    // Four consumers settle the 64 partitions (16 each), concurrently, until the ledger has everything.
+    // Four consumers settle the 64 partitions (16 each), concurrently, until the ledger has everything —
+    // while two consumers of a layout with 2 consumers (a rolling change of the count) read the same streams.
     const settlement = settlementActivities({ ledger, redis: cluster, engine, temporal, taskQueue: 'unused', partitions: PARTITIONS, consumers: CONSUMERS });
+    const overlapping = settlementActivities({ ledger, redis: cluster, engine, temporal, taskQueue: 'unused', partitions: PARTITIONS, consumers: 2 });
     const booked = async () => Number((await ledger.query('SELECT count(*)::int AS n FROM usage_events'))[0].n);
     let settled = 0;
     let batches = 0;
     for (let round = 0; round < 40 && (await booked()) < decisions; round++) {
-      const runs = await Promise.all(Array.from({ length: CONSUMERS }, (_, consumer) => settlement.settleConsumer({ consumer, runMs: 1500 })));
+      const runs = await Promise.all([
+        ...Array.from({ length: CONSUMERS }, (_, consumer) => settlement.settleConsumer({ consumer, runMs: 1500 })),
+        ...[0, 1].map((consumer) => overlapping.settleConsumer({ consumer, runMs: 1500 })),
+      ]);
+      runs.forEach((run, i) => expect(run.partitions).toBe(i < CONSUMERS ? PARTITIONS / CONSUMERS : PARTITIONS / 2));
       for (const run of runs) {
-        expect(run.partitions).toBe(PARTITIONS / CONSUMERS);
         settled += run.settled;
         batches += run.batches;
       }
     }
+    // Each event booked by exactly one of the six racing consumers.
     expect(settled).toBe(decisions);
     expect(await booked()).toBe(decisions);
     const [{ debited }] = await ledger.query(`SELECT (-sum(delta_micros))::text AS debited FROM balance_updates WHERE cause_type = 'debit'`);
@@ -108,6 +114,8 @@ describe('settlement scale-out: many cheap partitions on a 3-node Redis Cluster,
     // Streams are trimmed to their cursor (whose own entry stays).
     for (let p = 0; p < PARTITIONS; p++) expect(await cluster.xlen(streamKey(p))).toBeLessThanOrEqual(1);
     const settleCommands = sum(await commandsPerNode(cluster)) - sum(afterDecide);
+    // A consumer beyond the count retires at once (its workflow then ends).
+    expect(await settlement.settleConsumer({ consumer: CONSUMERS, runMs: 1000 })).toMatchObject({ retired: true, partitions: 0 });
     process.stdout.write(
       `cluster: decide ${(sum(perNode) / decisions).toFixed(2)} commands/decision (shares per node ${perNode.join(', ')}); ` +
         `settlement ${(settleCommands / decisions).toFixed(3)} commands/decision over ${batches} batches\n`,

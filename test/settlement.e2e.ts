@@ -94,6 +94,10 @@ describe('settlement: every decision settled exactly once into the ledger', () =
     }
     const metrics = await stack.call('GET', '/metrics', undefined, '');
     expect(metrics.body).toContain('spillway_settlement_lag_seconds{partition="0"}');
+    // Platform-wide figures: a tenant's key (even with read scope) does not see them.
+    const tenantKey = await stack.call('POST', '/v1/api-keys', { name: `settle-${randomUUID().slice(0, 6)}`, scopes: ['read', 'decide'], tenant: 'settle-tenant' });
+    expect(tenantKey.status).toBe(201);
+    expect((await stack.call('GET', '/v1/settlement', undefined, tenantKey.body.key)).status).toBe(403);
   });
 
   it('ignores duplicate events in the stream (I1)', async () => {
@@ -255,6 +259,7 @@ describe('settlement: every decision settled exactly once into the ledger', () =
     const account = await newAccount();
     await stack.grant(account, 100_000n);
     const before = await historyLength();
+    const started = Date.now();
     const decisions = 1000;
     let next = 0;
     await Promise.all(
@@ -268,7 +273,7 @@ describe('settlement: every decision settled exactly once into the ledger', () =
     await eventually(async () => ((await ledgerOf(account)).unsettled_decisions === 0 ? true : undefined), 30_000);
     const grown = (await historyLength()) - before;
     // One activity per consumer per minute (~6 events each) whatever the traffic; one per batch would be thousands.
-    process.stdout.write(`settlement history events for ${decisions} decisions: ${grown}\n`);
+    process.stdout.write(`settlement history events for ${decisions} decisions: ${grown} in ${Date.now() - started} ms\n`);
     expect(grown).toBeLessThanOrEqual(8 * stack.config.settlementConsumers);
   });
 
@@ -291,6 +296,21 @@ describe('settlement: every decision settled exactly once into the ledger', () =
     expect(status).toMatchObject({ status: 'completed', result: 'expired' });
     const late = await stack.call('POST', `/v1/decisions/${hold.body.decision_id}/commit`, { quantity: 4 });
     expect(late.status).toBe(409);
+  });
+
+  it('never restores a lot that decisions spent and pruned, even while its debits are unsettled', async () => {
+    const account = await newAccount();
+    const lot = await stack.grant(account, 5n, 'purchased');
+    const spent = await decide({ account_id: account, feature: 'codex.task', quantity: 5 });
+    expect(spent.body.credits_charged).toBe('5.000000');
+    const pruning = await decide({ account_id: account, feature: 'codex.task', quantity: 1 }); // reads the lots and prunes the spent one
+    expect(pruning.body.outcome).toBe('denied');
+    expect(await stack.redis.hexists(accountKeys(account, stack.engine.partitionOf(account)).lots, lot)).toBe(0);
+    // What a restore from a ledger that has not settled the debit yet would bring back.
+    await stack.engine.restore(account, [{ lotId: lot, kind: 'purchased', remaining: 5_000_000n, expiresAt: null, createdAt: new Date() }]);
+    const view = await stack.call('GET', `/v1/accounts/${account}`);
+    expect([view.body.balance, view.body.lots]).toEqual(['0.000000', []]);
+    expect(await eventually(() => settledBalance(account))).toBe('0.000000');
   });
 
   it('restores lots from the ledger when Redis loses its data', async () => {

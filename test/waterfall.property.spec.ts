@@ -28,7 +28,8 @@ const lotArb = fc.record({
   age: fc.integer({ min: 0, max: 1000 }),
 });
 
-const requestArb = fc.record({ quantity: fc.integer({ min: 1, max: 9 }), allowPartial: fc.boolean() });
+/** A consume, or a reserve that is then committed at what it granted, or released. */
+const requestArb = fc.record({ quantity: fc.integer({ min: 1, max: 9 }), allowPartial: fc.boolean(), how: fc.constantFrom('consume', 'commit', 'release') });
 
 describe('the waterfall script agrees with a simple reference model (fast-check, real Redis)', () => {
   let redis: Redis;
@@ -39,7 +40,7 @@ describe('the waterfall script agrees with a simple reference model (fast-check,
   });
   afterAll(() => redis.quit());
 
-  it('grants, sources, lot debits and balances match the model for random plans, lots and requests', async () => {
+  it('grants, sources, lot debits, balances, holds, commits and releases match the model for random plans, lots and requests', async () => {
     await fc.assert(
       fc.asyncProperty(
         planArb,
@@ -65,6 +66,18 @@ describe('the waterfall script agrees with a simple reference model (fast-check,
           }
           const state: ModelState = { windowUsed: plan.windows.map(() => 0), freeUsed: 0, lots };
           const run = randomUUID();
+          const expectRedisMatchesModel = async () => {
+            const snapshot = await engine.snapshot(accountId, [{ feature: 'f', plan }]);
+            for (const lot of state.lots) {
+              // A spent lot may have been pruned from the hot state: absent means 0.
+              const actual = snapshot.lots.find((l) => l.id === lot.id)?.remaining ?? 0n;
+              expect(actual).toBe(lot.remaining);
+              expect(actual >= 0n).toBe(true);
+            }
+            expect(snapshot.balance).toBe(state.lots.filter((l) => !l.expired).reduce((sum, l) => sum + l.remaining, 0n));
+            snapshot.features[0].windows.forEach((w, i) => expect(w.remaining).toBe(Math.max(0, plan.windows[i].limit - state.windowUsed[i])));
+            expect(snapshot.features[0].freeTierRemaining).toBe(Math.max(0, plan.freeTierUnitsPerMonth - state.freeUsed));
+          };
           for (const [n, request] of requests.entries()) {
             const input = {
               accountId,
@@ -72,7 +85,7 @@ describe('the waterfall script agrees with a simple reference model (fast-check,
               quantity: request.quantity,
               idempotencyKey: `${keyPrefix.slice(0, 160)}${n}${run}`.slice(-200),
               allowPartial: request.allowPartial,
-              mode: 'consume' as const,
+              mode: request.how === 'consume' ? ('consume' as const) : ('reserve' as const),
               holdTtlSeconds: 60,
             };
             if (BigInt(request.quantity) * price > MAX) {
@@ -80,6 +93,7 @@ describe('the waterfall script agrees with a simple reference model (fast-check,
               await expect(engine.decide(input, policy, randomUUID())).rejects.toBeInstanceOf(AmountRangeError);
               continue;
             }
+            const before = { windowUsed: [...state.windowUsed], freeUsed: state.freeUsed, remaining: state.lots.map((l) => l.remaining) };
             const expected = modelDecide(state, plan, price, request.quantity, request.allowPartial);
             const result = await engine.decide(input, policy, randomUUID());
             if (result.kind !== 'decided') throw new Error(result.kind);
@@ -97,16 +111,22 @@ describe('the waterfall script agrees with a simple reference model (fast-check,
             const balance = state.lots.filter((l) => !l.expired).reduce((s, l) => s + l.remaining, 0n);
             expect(BigInt(d.balance)).toBe(balance);
             d.windows.forEach((w, i) => expect(w.remaining).toBe(Math.max(0, plan.windows[i].limit - state.windowUsed[i])));
+            if (input.mode === 'reserve' && d.granted > 0) {
+              if (request.how === 'release') {
+                // A release gives every unit back where it came from: the model as before the hold.
+                expect(await engine.release(d.decision_id)).toMatchObject({ kind: 'settled', settlement: { state: 'released', released_units: d.granted } });
+                state.windowUsed = before.windowUsed;
+                state.freeUsed = before.freeUsed;
+                state.lots.forEach((l, i) => (l.remaining = before.remaining[i]));
+              } else {
+                // A commit at what was held changes nothing more: the hold was the decision.
+                const settled = await engine.commit(d.decision_id, d.granted, () => policy);
+                expect(settled).toMatchObject({ kind: 'settled', settlement: { state: 'committed', quantity: d.granted, charged: d.charged, written_off_units: 0 } });
+              }
+              await expectRedisMatchesModel();
+            }
           }
-          const snapshot = await engine.snapshot(accountId, [{ feature: 'f', plan }]);
-          for (const lot of state.lots) {
-            // A spent lot may have been pruned from the hot state: absent means 0.
-            const actual = snapshot.lots.find((l) => l.id === lot.id)?.remaining ?? 0n;
-            expect(actual).toBe(lot.remaining);
-            expect(actual >= 0n).toBe(true);
-          }
-          const live = state.lots.filter((l) => !l.expired).reduce((sum, l) => sum + l.remaining, 0n);
-          expect(snapshot.balance).toBe(live);
+          await expectRedisMatchesModel();
         },
       ),
       { numRuns: 150 },

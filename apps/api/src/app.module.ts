@@ -4,6 +4,7 @@ import { AccountsModule } from './accounts/accounts.module';
 import { AuditModule } from './audit/audit.module';
 import { AuthModule } from './auth/auth.module';
 import { CatalogueModule } from './catalogue/catalogue.module';
+import { ConsoleModule } from './console/console.module';
 import { DecisionsModule } from './decisions/decisions.module';
 import { FinanceModule } from './finance/finance.module';
 import { HealthModule } from './health/health.module';
@@ -31,6 +32,7 @@ export class AppModule {
         SettlementModule,
         FinanceModule,
         ReconciliationModule,
+        ConsoleModule,
         AuditModule,
       ],
     };

@@ -1,6 +1,8 @@
 import { ApplicationFailure } from '@temporalio/common';
+import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
 import { DecisionEngine } from '../../engine/src/engine';
+import { holdKey, partitionOfDecision } from '../../engine/src/keys';
 import { ApprovalRecord, recordApproval } from '../../ledger/src/approvals';
 import { LotRow, recordDebitAdjustment, recordLot } from '../../ledger/src/lots';
 import { recordRefund, refundRoom } from '../../ledger/src/refunds';
@@ -11,7 +13,7 @@ import { applyLotToRedis } from './grant.activities';
 export type RefundQuote = { settled: false } | { settled: true; micros: string };
 
 /** Refunds, negative adjustments (a positive one is a grant) and approvals: each bounded, each booked once per key. */
-export function adjustmentActivities(deps: { ledger: DataSource; engine: DecisionEngine }) {
+export function adjustmentActivities(deps: { ledger: DataSource; engine: DecisionEngine; redis: Redis }) {
   /** A decision of another account, or one settlement quarantined, can never be refunded. */
   async function assertRefundableDecision(accountId: string, decisionId: string): Promise<boolean> {
     const [row]: { account_id: string | null; quarantined: boolean }[] = await deps.ledger.query(
@@ -46,9 +48,14 @@ export function adjustmentActivities(deps: { ledger: DataSource; engine: Decisio
      * the ledger; the caller bounds the wait with its schedule-to-close timeout.
      */
     async awaitDecisionSettled(input: { accountId: string; decisionId: string }): Promise<void> {
-      if (!(await assertRefundableDecision(input.accountId, input.decisionId))) {
-        throw ApplicationFailure.retryable(`decision ${input.decisionId} is not settled yet`, 'DecisionNotSettled');
+      if (await assertRefundableDecision(input.accountId, input.decisionId)) return;
+      // A hold released or expired meanwhile never charges: nothing to wait for.
+      const partition = partitionOfDecision(input.decisionId, deps.engine.options.partitions);
+      const state = partition === undefined ? null : await deps.redis.hget(holdKey(partition, input.decisionId), 'state');
+      if (state === 'released' || state === 'expired') {
+        throw ApplicationFailure.nonRetryable(`decision ${input.decisionId} was ${state} without a charge`, 'DecisionUncharged');
       }
+      throw ApplicationFailure.retryable(`decision ${input.decisionId} is not settled yet`, 'DecisionNotSettled');
     },
 
     /** Records how the four-eyes gate ended, before any money moves. */

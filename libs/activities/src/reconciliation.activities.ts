@@ -62,7 +62,7 @@ async function redisView(redis: Redis, partition: number, cursor: string) {
   for (const key of await scanKeys(redis, holdKeyPattern(partition))) {
     const [state, plan] = await redis.hmget(key, 'state', 'plan');
     if (state !== 'held' || !plan) continue;
-    const debits = (JSON.parse(plan) as { debits?: { id: string; micros: number }[] | Record<string, never> }).debits;
+    const debits = (JSON.parse(plan) as { debits?: { id: string; micros: string }[] | Record<string, never> }).debits;
     for (const d of Array.isArray(debits) ? debits : []) add(d.id, BigInt(d.micros));
   }
   return { lots, pending };

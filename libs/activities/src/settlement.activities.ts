@@ -4,7 +4,7 @@ import Redis, { Cluster } from 'ioredis';
 import { DataSource } from 'typeorm';
 import { workflowIds } from '../../contracts/src/temporal';
 import { DecisionEngine } from '../../engine/src/engine';
-import { streamKey, tag } from '../../engine/src/keys';
+import { restoredKey, streamKey } from '../../engine/src/keys';
 import { LotKind } from '../../engine/src/policy';
 import { BatchOutcome, CursorMoved, MAX_BATCH, PartitionSlice, UsageEvent, readCursors, writeSettlementBatch } from '../../ledger/src/settlement';
 import { HoldEntry, parseStreamEntry } from '../../ledger/src/settlement-entry';
@@ -99,8 +99,6 @@ function transactionsOf(slices: PartitionSlice[]): PartitionSlice[][] {
   if (current.length > 0) groups.push(current);
   return groups;
 }
-
-const restoredKey = (partition: number) => `sw:${tag(partition)}:restored`;
 
 /**
  * Settlement activities. Each is idempotent and retry-safe: the ledger write is one transaction
@@ -237,6 +235,7 @@ export function settlementActivities(deps: SettlementDeps) {
       total.settled += outcome.settled;
       total.quarantined += outcome.quarantined;
       total.isolated ||= outcome.isolated;
+      heartbeat({ cursors: Object.fromEntries(cursors) }); // a read spanning several transactions stays alive
     }
     return total;
   }

@@ -100,7 +100,8 @@ export function loadConfig(): SpillwayConfig {
     stack: {
       dataDir: process.env.SPILLWAY_DATA_DIR || undefined,
       restartInitialMs: integer('SPILLWAY_RESTART_INITIAL_MS', 500, 10, 60_000),
-      restartMaxMs: integer('SPILLWAY_RESTART_MAX_MS', 30_000, 10, 600_000),
+      // Never below the first delay: backoff only grows.
+      restartMaxMs: Math.max(integer('SPILLWAY_RESTART_MAX_MS', 30_000, 10, 600_000), integer('SPILLWAY_RESTART_INITIAL_MS', 500, 10, 60_000)),
       restartLimit: integer('SPILLWAY_RESTART_LIMIT', 10, 1, 1000),
       restartStableMs: integer('SPILLWAY_RESTART_STABLE_MS', 60_000, 1000, 3_600_000),
     },

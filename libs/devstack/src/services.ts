@@ -16,7 +16,7 @@ import { registerSearchAttributes } from '../../temporal/src/search-attributes';
 export const REPO_ROOT = resolve(__dirname, '..', '..', '..', ...(__dirname.includes(`${join('dist', 'libs')}`) ? ['..'] : []));
 
 /** Private state and logs of the embedded stack: `SPILLWAY_DATA_DIR`, else `<repo>/.data`. */
-export const dataDir = (): string => loadConfig().stack.dataDir ?? join(REPO_ROOT, '.data');
+export const dataDir = (): string => resolve(loadConfig().stack.dataDir ?? join(REPO_ROOT, '.data'));
 
 /** How to (re)start a process: the supervisor starts it again from this after a crash. */
 export interface ProcessSpec {
@@ -128,8 +128,11 @@ export function asPostgresUser(binary: string, args: string[], dir: string): [st
 
 const isLocal = (host: string) => ['127.0.0.1', 'localhost', '::1', '[::1]'].includes(host);
 
+/** Called with a process as soon as it is spawned, before it is ready (a supervisor adopts it there). */
+export type OnStarted = (managed: ManagedProcess) => void;
+
 /** Uses DATABASE_URL when it answers; else a private cluster under .data/postgres on its port. */
-export async function ensurePostgres(url: string): Promise<ManagedProcess | undefined> {
+export async function ensurePostgres(url: string, onStarted?: OnStarted): Promise<ManagedProcess | undefined> {
   if (await postgresAnswers(url)) return undefined;
   const target = new URL(url);
   const initdb = which('initdb');
@@ -150,6 +153,7 @@ export async function ensurePostgres(url: string): Promise<ManagedProcess | unde
   const port = target.port || '5432';
   const [command, args] = asPostgresUser(postgres, ['-D', dir, '-p', port, '-k', dir, '-c', 'listen_addresses=127.0.0.1'], dir);
   const managed = startProcess('postgres', command, args);
+  onStarted?.(managed);
   await waitFor('PostgreSQL', () => postgresAnswers(url), 30_000);
   return managed;
 }
@@ -168,7 +172,7 @@ async function redisAnswers(url: string): Promise<boolean> {
 }
 
 /** Uses REDIS_URL when it answers; else a private redis-server with AOF under .data/redis. */
-export async function ensureRedis(url: string): Promise<ManagedProcess | undefined> {
+export async function ensureRedis(url: string, onStarted?: OnStarted): Promise<ManagedProcess | undefined> {
   if (await redisAnswers(url)) return undefined;
   const target = new URL(url);
   const server = which('redis-server');
@@ -181,6 +185,7 @@ export async function ensureRedis(url: string): Promise<ManagedProcess | undefin
   const dir = join(dataDir(), 'redis');
   mkdirSync(dir, { recursive: true });
   const managed = startProcess('redis', server, ['--bind', '127.0.0.1', '--port', target.port || '6379', '--dir', dir, '--appendonly', 'yes']);
+  onStarted?.(managed);
   await waitFor('Redis', () => redisAnswers(url), 15_000);
   return managed;
 }
@@ -202,6 +207,7 @@ export interface TemporalOptions {
   uiPort?: number;
   /** Process (and log file) name; default `temporal-<port>`. */
   name?: string;
+  onStarted?: OnStarted;
 }
 
 /** Uses the Temporal server at `address` when it answers; else starts the CLI's dev server. */
@@ -219,6 +225,7 @@ export async function ensureTemporal(options: TemporalOptions): Promise<ManagedP
     if (options.uiPort) args.push('--ui-port', String(options.uiPort), '--ui-ip', host);
     else args.push('--headless');
     managed = startProcess(options.name ?? `temporal-${port}`, temporalBinary(), args);
+    options.onStarted?.(managed);
   }
   for (const namespace of [options.namespace, ...(options.extraNamespaces ?? [])]) {
     await waitFor(`Temporal namespace ${namespace}`, () => namespaceReady(options.address, namespace), 120_000);

@@ -117,11 +117,30 @@ function assertId(what: string, value: string): void {
   if (!SAFE_ID.test(value)) throw new TypeError(`${what} must be 1-256 characters of [A-Za-z0-9._:@-]`);
 }
 
-/** A lot's burn-down order as the functions read it: kind|priority|expires ms (0 = never)|created ms. */
-const lotMeta = (kind: LotKind, expiresAt: Date | null, createdAt: Date) =>
-  `${kind}|${LOT_PRIORITY[kind]}|${expiresAt ? expiresAt.getTime() : 0}|${createdAt.getTime()}`;
+/** The lot kind of a debit in the idempotency record (its id's first letter there). */
+export const KIND_OF_LETTER: Record<string, LotKind> = { p: 'promo', e: 'enterprise', a: 'adjustment', u: 'purchased' };
+const LETTER_OF_KIND = Object.fromEntries(Object.entries(KIND_OF_LETTER).map(([letter, kind]) => [kind, letter])) as Record<LotKind, string>;
+/** Expiry written for a lot that never expires: sorts after every real time (13 digits, year 2286). */
+const NEVER = 9_999_999_999_999;
 
-const KIND_OF_LETTER: Record<string, LotKind> = { p: 'promo', e: 'enterprise', a: 'adjustment', u: 'purchased' };
+/** A time as 13 digits: before 1970 reads as 0 (long past), after 2286 as NEVER − 1 (far future). */
+const digits13 = (ms: number) => {
+  if (!Number.isFinite(ms)) throw new RangeError('lot time is not a valid date');
+  return String(Math.min(Math.max(0, Math.trunc(ms)), NEVER - 1)).padStart(13, '0');
+};
+
+/**
+ * A lot's metadata as the functions read it: 29 fixed-width characters — priority (2), expires ms
+ * (13; NEVER when it does not), created ms (13), kind letter (1) — so that the text sorts into
+ * burn-down order (lua.ts load_lots).
+ */
+const lotMeta = (kind: LotKind, expiresAt: Date | null, createdAt: Date) =>
+  `${String(LOT_PRIORITY[kind]).padStart(2, '0')}${expiresAt ? digits13(expiresAt.getTime()) : NEVER}${digits13(createdAt.getTime())}${LETTER_OF_KIND[kind]}`;
+
+function parseLotMeta(meta: string): { kind: LotKind; expiresAt: number | null; createdAt: number } {
+  const expires = Number(meta.slice(2, 15));
+  return { kind: KIND_OF_LETTER[meta[28]], expiresAt: expires === NEVER ? null : expires, createdAt: Number(meta.slice(15, 28)) };
+}
 
 /** Lua's cjson encodes an empty table as {}; lists are lists here. */
 const list = <T>(value: T[] | Record<string, never> | undefined): T[] => (Array.isArray(value) ? value : []);
@@ -150,7 +169,7 @@ export function retryAdvice(quantity: number, granted: number, windows: EngineWi
 
 /**
  * Rebuilds a decision from the script's reply: the record
- * `uuid hex|at|hold expires|rate units|free units|charged|balance|debits` (debits: `<kind letter><lot id> <units> <micros>`
+ * `uuid hex|at|hold expires|rate units|free units|charged|balance|debits|requested|allow partial` (debits: `<kind letter><lot id> <units> <micros>`
  * joined by ','), the time of the answer, then (remaining, reset ms) per window of the plan.
  */
 function decisionFromReply(reply: (string | number)[], input: DecideInput, plan: PlanFeaturePolicy, partition: number): EngineDecision {
@@ -360,7 +379,10 @@ export class DecisionEngine {
     return applied === 1;
   }
 
-  /** Brings back the lots Redis lost, at the ledger's remaining amounts; live lots stay as they are. */
+  /**
+   * Brings back the lots Redis lost, at the ledger's remaining amounts; live lots stay as they are,
+   * and so do spent lots that decisions pruned (their grant marker, kept 30 days, remembers them).
+   */
   async restore(accountId: string, lots: { lotId: string; kind: LotKind; remaining: bigint; expiresAt: Date | null; createdAt: Date }[]): Promise<void> {
     for (const lot of lots) {
       if (lot.remaining < 0n || lot.remaining > MAX_MICROS) throw new AmountRangeError(`lot ${lot.lotId}: remaining amount`);
@@ -368,7 +390,7 @@ export class DecisionEngine {
     }
     const keys = accountKeys(accountId, this.partitionOf(accountId));
     const args = lots.flatMap((lot) => [lot.lotId, lotMeta(lot.kind, lot.expiresAt, lot.createdAt), lot.remaining.toString()]);
-    if (args.length > 0) await this.fcall('restore', [keys.lots], args);
+    if (args.length > 0) await this.fcall('restore', [keys.lots, ...lots.map((lot) => keys.grantMarker(lot.lotId))], args);
   }
 
   /** Takes up to `micros` from the lots in burn-down order, once per key; says what came from where. */
@@ -403,9 +425,8 @@ export class DecisionEngine {
     }
     const lots: SnapshotLot[] = [];
     for (const [id, m] of meta) {
-      const [kind, , expires, seq] = m.split('|');
-      const expiresAt = Number(expires) === 0 ? null : Number(expires);
-      lots.push({ id, kind: kind as LotKind, remaining: remaining.get(id) ?? 0n, expiresAt, expired: expiresAt !== null && expiresAt <= now, createdAt: Number(seq) });
+      const { kind, expiresAt, createdAt } = parseLotMeta(m);
+      lots.push({ id, kind, remaining: remaining.get(id) ?? 0n, expiresAt, expired: expiresAt !== null && expiresAt <= now, createdAt });
     }
     const perFeature = features.map(({ feature, plan }, i) => {
       const entries = new Map<string, { used: number; exp: number }>();

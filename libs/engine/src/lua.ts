@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
  * formatted with %d, only ever below 2^53.
  *
  * Hot state per account: ONE hash of lots (field <lot id> = remaining micros, field '#'<lot id> =
- * 'kind|priority|expires ms|created ms'), and per feature ONE hash of counters (field 'w'<window>
+ * fixed-width metadata that sorts as text into burn-down order), and per feature ONE hash of counters (field 'w'<window>
  * or 'f' = 'used|expires ms'). Spent lots are pruned by the decisions that read them. No cjson on
  * the consume path: replies are flat arrays, the usage event is written as JSON by concatenation
  * of validated ids (see events.ts for its shape).
@@ -23,6 +23,7 @@ import { createHash } from 'node:crypto';
 const PRELUDE = String.raw`
 local MAX = 9007199254740991
 local KIND_LETTER = { promo = 'p', enterprise = 'e', adjustment = 'a', purchased = 'u' }
+local KIND_NAME = { p = 'promo', e = 'enterprise', a = 'adjustment', u = 'purchased' }
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -92,25 +93,28 @@ local function load_windows(c, args, n, at)
   return wins, room or 0
 end
 
--- Spendable lots (not expired, remaining > 0) in burn-down order: priority, soonest expiry,
--- oldest, id; and the exact balance as two limbs. With 'prune', spent lots leave the hash (a hold
--- that took from one carries its meta, to give back).
+-- Lots: field <lot id> = remaining micros; field '#'<lot id> = 29 fixed-width characters
+-- (priority 2, expires ms 13 with 9999999999999 = never, created ms 13, kind letter 1), so that
+-- meta .. '#' .. id sorts as text into burn-down order: priority, soonest expiry, oldest, id.
+-- Returns the spendable lots (not expired, remaining > 0) as such sort keys in that order, the
+-- remaining amounts by id, and the exact balance as two limbs. With 'prune', spent lots leave the
+-- hash (a hold that took from one carries its meta, to give back).
 local function load_lots(key, now, prune)
   local raw = redis.call('HGETALL', key)
-  local rem, meta = {}, {}
+  local rem, keys, n = {}, {}, 0
   for i = 1, #raw, 2 do
     local f = raw[i]
-    if string.byte(f, 1) == 35 then meta[string.sub(f, 2)] = raw[i + 1] else rem[f] = raw[i + 1] end
+    if string.byte(f, 1) == 35 then n = n + 1; keys[n] = raw[i + 1] .. f else rem[f] = raw[i + 1] end
   end
-  local lots, n, hi, lo = {}, 0, 0, 0
-  for id, m in pairs(meta) do
+  local live, m, hi, lo = {}, 0, 0, 0
+  for i = 1, n do
+    local k = keys[i]
+    local id = string.sub(k, 31)
     local r = tonumber(rem[id] or '0')
     if r > 0 then
-      local kind, prio, exp, seq = string.match(m, '^(%a+)|(%d+)|(%d+)|(%d+)$')
-      exp = tonumber(exp)
-      if exp == 0 or exp > now then
-        n = n + 1
-        lots[n] = { id = id, rem = r, kind = kind, prio = tonumber(prio), exp = exp == 0 and math.huge or exp, seq = tonumber(seq), meta = m }
+      if tonumber(string.sub(k, 3, 15)) > now then
+        m = m + 1
+        live[m] = k
         hi = hi + math.floor(r / 1e9)
         lo = lo + r % 1e9
       end
@@ -118,15 +122,8 @@ local function load_lots(key, now, prune)
       redis.call('HDEL', key, id, '#' .. id)
     end
   end
-  if n > 1 then
-    table.sort(lots, function(a, b)
-      if a.prio ~= b.prio then return a.prio < b.prio end
-      if a.exp ~= b.exp then return a.exp < b.exp end
-      if a.seq ~= b.seq then return a.seq < b.seq end
-      return a.id < b.id
-    end)
-  end
-  return lots, hi, lo
+  if m > 1 then table.sort(live) end
+  return live, rem, hi, lo
 end
 
 -- What the lots can pay, capped at MAX: exact, since any sum above MAX evaluates to >= 2^53.
@@ -152,8 +149,9 @@ local function attribute_units(debits, price)
 end
 
 -- The waterfall: rate windows, then free tier, then credits. Chooses only; applies nothing.
--- Callers check q * price <= MAX first, so every product here is exact.
-local function choose(q, rate_room, ft_room, lots, balance, price, overage)
+-- Callers check q * price <= MAX first, so every product here is exact; floor(x / y) is exact for
+-- integers 0 <= x, y <= MAX (a quotient within half an ulp of an integer k would need k * y > 2^53).
+local function choose(q, rate_room, ft_room, live, rem, balance, price, overage)
   local p = { r = 0, f = 0, c = 0, debits = {} }
   local need = q
   p.r = math.min(need, rate_room); need = need - p.r
@@ -161,11 +159,12 @@ local function choose(q, rate_room, ft_room, lots, balance, price, overage)
   if need > 0 and overage == 'credits' and price > 0 then
     p.c = math.min(need, math.floor(balance / price)); need = need - p.c
     local owed = p.c * price
-    for _, lot in ipairs(lots) do
+    for _, k in ipairs(live) do
       if owed == 0 then break end
-      local d = math.min(lot.rem, owed)
+      local id = string.sub(k, 31)
+      local d = math.min(tonumber(rem[id]), owed)
       owed = owed - d
-      p.debits[#p.debits + 1] = { id = lot.id, kind = lot.kind, micros = d, meta = lot.meta }
+      p.debits[#p.debits + 1] = { id = id, kind = KIND_NAME[string.sub(k, 29, 29)], micros = d, meta = string.sub(k, 1, 29) }
     end
     assert(owed == 0, 'waterfall: credits chosen exceed the balance')
     attribute_units(p.debits, price)
@@ -304,8 +303,8 @@ if nw > 0 or free_units > 0 then c, kexp = load_counters(KEYS[3], now) end
 local wins, rate_room = load_windows(c, ARGV, nw, 15)
 local ft = c.f or { used = 0, exp = 0 }
 local ft_room = math.max(0, free_units - ft.used)
-local lots, hi, lo = load_lots(KEYS[2], now, mode ~= 'preview')
-local p = choose(q, rate_room, ft_room, lots, spendable(hi, lo), price, overage)
+local live, rem, hi, lo = load_lots(KEYS[2], now, mode ~= 'preview')
+local p = choose(q, rate_room, ft_room, live, rem, spendable(hi, lo), price, overage)
 if ARGV[7] ~= '1' and p.granted < q then p = { r = 0, f = 0, c = 0, debits = {}, granted = 0 } end
 local applies = mode ~= 'preview' and p.granted > 0
 if applies then apply(p, wins, ft, KEYS[3], kexp, KEYS[2], now) end
@@ -316,9 +315,11 @@ local hold_exp = 0
 if mode == 'reserve' and p.granted > 0 then
   local ttl = tonumber(ARGV[12]) * 1000
   hold_exp = now + ttl
-  local wexp = {}
-  if p.r > 0 then for _, w in ipairs(wins) do wexp[w.f] = w.exp end end
-  local plan = { r = p.r, f = p.f, c = p.c, debits = p.debits, wexp = wexp, fexp = p.f > 0 and ft.exp or 0 }
+  -- cjson writes numbers with 14 significant digits: amounts and times go in as %d strings.
+  local wexp, debits = {}, {}
+  if p.r > 0 then for _, w in ipairs(wins) do wexp[w.f] = int(w.exp) end end
+  for i, x in ipairs(p.debits) do debits[i] = { id = x.id, kind = x.kind, micros = int(x.micros), units = x.units, meta = x.meta } end
+  local plan = { r = p.r, f = p.f, c = p.c, debits = debits, wexp = wexp, fexp = int(p.f > 0 and ft.exp or 0) }
   redis.call('HSET', KEYS[5], 'decision_id', did, 'account', ARGV[1], 'feature', ARGV[2], 'q', int(p.granted), 'state', 'held', 'price', ARGV[9],
     'expires', int(hold_exp), 'plan', cjson.encode(plan), 'key', ARGV[4])
   redis.call('PEXPIRE', KEYS[5], int(ttl + 86400000))
@@ -329,7 +330,8 @@ if applies and mode == 'consume' then
 end
 local d = {}
 for i, x in ipairs(p.debits) do d[i] = KIND_LETTER[x.kind] .. x.id .. ' ' .. int(x.units) .. ' ' .. int(x.micros) end
-local record = table.concat({ string.sub(did, -32), int(now), int(hold_exp), int(p.r), int(p.f), int(cost), balance, table.concat(d, ',') }, '|')
+-- The requested quantity and allow_partial close the record so a decision can be explained later (GET /v1/decisions/{id}).
+local record = table.concat({ string.sub(did, -32), int(now), int(hold_exp), int(p.r), int(p.f), int(cost), balance, table.concat(d, ','), int(q), ARGV[7] }, '|')
 if mode ~= 'preview' then redis.call('SET', KEYS[1], ARGV[5] .. '|' .. record, 'EX', ARGV[13]) end
 return window_reply({ 'ok', record, now }, wins, p.r, now)
 `;
@@ -358,6 +360,9 @@ local now = now_ms()
 local price, overage, free_units = tonumber(h.price), ARGV[5], tonumber(ARGV[6])
 if A * price > MAX then return { 'range' } end
 local p = cjson.decode(h.plan)
+for _, d in ipairs(p.debits) do d.micros = tonumber(d.micros) end
+for f, exp in pairs(p.wexp) do p.wexp[f] = tonumber(exp) end
+p.fexp = tonumber(p.fexp)
 local H = tonumber(h.q)
 p.granted = H
 local expired = now >= tonumber(h.expires)
@@ -377,8 +382,8 @@ else
   local wins, rate_room = load_windows(c, ARGV, tonumber(ARGV[7]), 8)
   local ft = c.f or { used = 0, exp = 0 }
   local ft_room = math.max(0, free_units - ft.used)
-  local lots, hi, lo = load_lots(KEYS[2], now, true)
-  local extra = choose(A - H, rate_room, ft_room, lots, spendable(hi, lo), price, overage)
+  local live, rem, hi, lo = load_lots(KEYS[2], now, true)
+  local extra = choose(A - H, rate_room, ft_room, live, rem, spendable(hi, lo), price, overage)
   apply(extra, wins, ft, KEYS[3], kexp, KEYS[2], now)
   written_off_units = (A - H) - extra.granted
   p.r, p.f, p.c = p.r + extra.r, p.f + extra.f, p.c + extra.c
@@ -391,7 +396,7 @@ else
   end
   if price > 0 then attribute_units(p.debits, price) end
 end
-local _, hi, lo = load_lots(KEYS[2], now, false)
+local _, _, hi, lo = load_lots(KEYS[2], now, false)
 local cost = charged(p)
 local balance = balance_after(hi, lo, 0)
 local event = usage_json(h.decision_id, ARGV[1], h.feature, h.key, A, p, cost, balance, now, written_off_units, written_off_units * price)
@@ -403,7 +408,7 @@ return { 'ok', event }
 /**
  * grant: credits a lot in Redis exactly once (the ledger has it already). The grant marker
  * remembers the lot after it was spent and pruned, so a retried grant never credits it twice.
- * KEYS lots, grant marker. ARGV lot id, meta (kind|priority|expires ms|created ms), micros,
+ * KEYS lots, grant marker. ARGV lot id, meta (see load_lots), micros,
  * max lots per account, marker ttl s.
  * Returns 1 when applied now, 0 when it had been applied before, -1 when the account already
  * holds the maximum number of lots (nothing changed).
@@ -432,13 +437,17 @@ return out
 
 /**
  * restore: brings back lots Redis does not hold, at the ledger's remaining amounts (after a data
- * loss). A lot Redis holds is live and may have unsettled debits: it is never overwritten.
- * KEYS lots. ARGV (lot id, meta, remaining micros)... Returns how many were restored.
+ * loss). A lot Redis holds is live and may have unsettled debits: it is never overwritten. A lot
+ * whose grant marker Redis still holds was spent and pruned, not lost: it stays gone (the ledger
+ * may not have settled its last debits yet).
+ * KEYS lots, then each lot's grant marker. ARGV (lot id, meta, remaining micros)... Returns how
+ * many were restored.
  */
 const RESTORE = String.raw`
 local restored = 0
 for i = 1, #ARGV, 3 do
-  if redis.call('HSETNX', KEYS[1], '#' .. ARGV[i], ARGV[i + 1]) == 1 then
+  local marker = KEYS[2 + (i - 1) / 3]
+  if redis.call('EXISTS', marker) == 0 and redis.call('HSETNX', KEYS[1], '#' .. ARGV[i], ARGV[i + 1]) == 1 then
     redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
     restored = restored + 1
   end
@@ -470,15 +479,16 @@ return left
 const DEBIT = String.raw`
 local done = redis.call('GET', KEYS[2])
 if done then return done end
-local lots, hi, lo = load_lots(KEYS[1], now_ms(), true)
+local live, rem, hi, lo = load_lots(KEYS[1], now_ms(), true)
 local owed = math.min(tonumber(ARGV[1]), spendable(hi, lo))
 local taken = {}
-for _, lot in ipairs(lots) do
+for _, k in ipairs(live) do
   if owed == 0 then break end
-  local d = math.min(lot.rem, owed)
-  redis.call('HINCRBY', KEYS[1], lot.id, int(-d))
+  local id = string.sub(k, 31)
+  local d = math.min(tonumber(rem[id]), owed)
+  redis.call('HINCRBY', KEYS[1], id, int(-d))
   owed = owed - d
-  taken[#taken + 1] = lot.id .. ':' .. int(d)
+  taken[#taken + 1] = id .. ':' .. int(d)
 end
 local result = table.concat(taken, ',')
 redis.call('SET', KEYS[2], result, 'EX', ARGV[2])

@@ -82,7 +82,8 @@ export class ApiKeysController {
   @HttpCode(200)
   @RequireScope('admin')
   async revoke(@Param('id') id: string): Promise<{ id: string; revoked: true }> {
-    if (!UUID.test(id) || !(await this.keys.revoke(id))) throw notFound(`API key ${id}`);
-    return { id, revoked: true };
+    const keyId = id.toLowerCase();
+    if (!UUID.test(keyId) || !(await this.keys.revoke(keyId))) throw notFound(`API key ${id}`);
+    return { id: keyId, revoked: true };
   }
 }

@@ -12,6 +12,11 @@ import { Principal, Scope, hashApiKey, newApiKeySecret, sameHash } from './api-k
 const KNOWN_LIMIT = 10_000;
 /** A cached key is re-read at least this often even if no change was polled (a missed poll heals). */
 const KNOWN_TTL_MS = 10 * 60_000;
+/**
+ * How long past KNOWN_TTL_MS a cached key keeps its last answer while PostgreSQL does not answer
+ * (I6: decisions go on through an outage; nothing can be revoked meanwhile anyway).
+ */
+const STALE_IF_ERROR_MS = 15 * 60_000;
 /** Unknown secrets, in their own small LRU so a flood of random keys cannot evict known ones. */
 const UNKNOWN_LIMIT = 2_000;
 const UNKNOWN_TTL_MS = 60_000;
@@ -72,8 +77,8 @@ export type AuthFailure = 'invalid' | 'expired';
 export class ApiKeysService implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger('api-keys');
   private readonly bootstrapHash: string | undefined;
-  /** hash → principal and the revision of the row it was read from. */
-  private readonly known = new LRUCache<string, { principal: Principal; revision: bigint }>({ max: KNOWN_LIMIT, ttl: KNOWN_TTL_MS });
+  /** hash → principal, the revision of the row it was read from, and when (epoch ms). */
+  private readonly known = new LRUCache<string, { principal: Principal; revision: bigint; readAt: number }>({ max: KNOWN_LIMIT, ttl: KNOWN_TTL_MS + STALE_IF_ERROR_MS });
   private readonly unknown = new LRUCache<string, true>({ max: UNKNOWN_LIMIT, ttl: UNKNOWN_TTL_MS });
   private readonly pending = new Map<string, Promise<Principal | null>>();
   /** keyId → last use (epoch ms) since the last flush; bounded by the number of keys in the table. */
@@ -112,7 +117,16 @@ export class ApiKeysService implements OnModuleInit, OnModuleDestroy {
   async authenticate(secret: string): Promise<Principal | null> {
     const hash = hashApiKey(secret);
     if (this.bootstrapHash && sameHash(hash, this.bootstrapHash)) return BOOTSTRAP;
-    const principal = this.known.get(hash)?.principal ?? (this.unknown.has(hash) ? null : await this.lookup(hash));
+    const cached = this.known.get(hash);
+    const principal =
+      cached && Date.now() - cached.readAt < KNOWN_TTL_MS
+        ? cached.principal
+        : this.unknown.has(hash)
+          ? null
+          : await this.lookup(hash).catch((error) => {
+              if (cached) return cached.principal;
+              throw error;
+            });
     if (!principal) return this.fail('invalid');
     if (principal.expiresAt !== null && principal.expiresAt <= Date.now()) return this.fail('expired');
     this.lastUsed.set(principal.keyId, Date.now());
@@ -150,7 +164,7 @@ export class ApiKeysService implements OnModuleInit, OnModuleDestroy {
       const principal: Principal = { keyId: row.id, name: row.name, tenant: row.tenant, scopes: row.scopes, features: row.features, expiresAt: row.expires_at?.getTime() ?? null };
       // A change polled while this read was in flight (a revocation) wins: answer, but do not cache.
       const revision = BigInt(row.revision);
-      if ((this.changed.get(row.id) ?? 0n) <= revision) this.known.set(hash, { principal, revision });
+      if ((this.changed.get(row.id) ?? 0n) <= revision) this.known.set(hash, { principal, revision, readAt: Date.now() });
       return principal;
     })().finally(() => this.pending.delete(hash));
     this.pending.set(hash, read);

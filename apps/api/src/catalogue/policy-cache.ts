@@ -30,6 +30,7 @@ export class PolicyCache implements OnModuleInit, OnModuleDestroy {
   private version = 0;
   private timer?: NodeJS.Timeout;
   private refreshing?: Promise<void>;
+  private queued?: Promise<void>;
 
   constructor(
     private readonly repository: CatalogueRepository,
@@ -46,10 +47,23 @@ export class PolicyCache implements OnModuleInit, OnModuleDestroy {
     clearInterval(this.timer);
   }
 
-  /** Loads every row newer than the held version; concurrent callers share one load. */
+  /**
+   * Loads every row newer than the held version; concurrent callers share one load. A load already
+   * running may have read before the caller's own write, so a caller arriving then gets the next
+   * load (one at most is queued), never the running one.
+   */
   refresh(): Promise<void> {
-    this.refreshing ??= this.load().finally(() => (this.refreshing = undefined));
-    return this.refreshing;
+    if (!this.refreshing) {
+      this.refreshing = this.load().finally(() => (this.refreshing = undefined));
+      return this.refreshing;
+    }
+    this.queued ??= this.refreshing
+      .catch(() => undefined)
+      .then(() => {
+        this.queued = undefined;
+        return this.refresh();
+      });
+    return this.queued;
   }
 
   private async load(): Promise<void> {

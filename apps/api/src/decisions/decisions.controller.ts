@@ -1,28 +1,16 @@
-import { Body, Controller, HttpCode, Param, Post, Req, Res } from '@nestjs/common';
-import { ApiBearerAuth, ApiBody, ApiTags } from '@nestjs/swagger';
-import type { FastifyReply } from 'fastify';
+import { Body, Controller, HttpCode, Param, Post, Req } from '@nestjs/common';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { AuthenticatedRequest, RequireScope } from '../auth/auth.guard';
-import { CommitDto, DecisionRequestDto } from './decision.dto';
-import { parseDecisionRequest } from './decision.request';
-import { presentDecision, presentSettlement, rateLimitHeaders } from './decision.presenter';
+import { CommitDto } from './decision.dto';
+import { presentSettlement } from './decision.presenter';
 import { DecisionsService } from './decisions.service';
 
+/** Commit and release. `POST /v1/decisions` itself is a plain Fastify route (decision.route.ts). */
 @ApiTags('decisions')
 @ApiBearerAuth()
 @Controller('v1/decisions')
 export class DecisionsController {
   constructor(private readonly decisions: DecisionsService) {}
-
-  /** How much of this may the account have, and from where. A denial is a 200. */
-  @Post()
-  @HttpCode(200)
-  @RequireScope('decide')
-  @ApiBody({ type: DecisionRequestDto })
-  async decide(@Body() body: unknown, @Req() request: AuthenticatedRequest, @Res({ passthrough: true }) reply: FastifyReply) {
-    const { decision, replayed } = await this.decisions.decide(parseDecisionRequest(body), request.principal!);
-    reply.headers(rateLimitHeaders(decision));
-    return presentDecision(decision, replayed);
-  }
 
   /** Settles a hold at the actual quantity (more is charged as far as credits reach, the rest written off). */
   @Post(':id/commit')

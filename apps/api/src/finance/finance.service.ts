@@ -1,10 +1,10 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { Client, WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import { ApplicationFailure, Workflow } from '@temporalio/common';
 import { DataSource } from 'typeorm';
 import { SpillwayConfig } from '../../../../libs/config/src/config';
 import { entitlementViolations } from '../../../../libs/contracts/src/entitlements';
-import { SpillwayError, conflict, invalidField, notFound, unprocessable } from '../../../../libs/contracts/src/errors';
+import { SpillwayError, conflict, dependencyDown, invalidField, notFound, unprocessable } from '../../../../libs/contracts/src/errors';
 import { MAX_MICROS, formatCredits, parseCredits } from '../../../../libs/contracts/src/money';
 import { workflowIds } from '../../../../libs/contracts/src/temporal';
 import { KEY_PATTERN } from '../../../../libs/engine/src/plan-definition';
@@ -80,16 +80,14 @@ export class FinanceService {
   }
 
   /** The authenticated principal as recorded on finance actions: key id and the key's name. */
-  async actor(principal: Principal | undefined): Promise<Actor> {
+  actor(principal: Principal | undefined): Actor {
     if (!principal) throw new SpillwayError(401, 'unauthorized', 'missing bearer API key');
-    if (principal.keyId === 'bootstrap') return { keyId: 'bootstrap', name: 'bootstrap admin' };
-    const [row]: { name: string }[] = await this.ledger.query('SELECT name FROM api_keys WHERE id::text = $1', [principal.keyId]);
-    return { keyId: principal.keyId, name: row?.name ?? principal.keyId };
+    return { keyId: principal.keyId, name: principal.name };
   }
 
-  private async approvalTerms(principal: Principal | undefined): Promise<ApprovalTerms> {
+  private approvalTerms(principal: Principal | undefined): ApprovalTerms {
     return {
-      requestedBy: await this.actor(principal),
+      requestedBy: this.actor(principal),
       approvalThresholdMicros: this.config.approvalThresholdMicros.toString(),
       approvalDeadlineSeconds: this.config.approvalDeadlineSeconds,
     };
@@ -127,7 +125,7 @@ export class FinanceService {
     const expiresAt = body.expires_at ? new Date(body.expires_at) : null;
     if (expiresAt && expiresAt.getTime() <= Date.now()) throw unprocessable('expires_at is in the past', [{ field: 'expires_at', issue: 'must be in the future' }]);
     await this.roomForCredit(body.account_id, micros, 'credits');
-    const terms = await this.approvalTerms(principal);
+    const terms = this.approvalTerms(principal);
     return this.start({
       workflowType: grantWorkflow,
       workflowId: workflowIds.grant(body.kind, { tenant, accountId: body.account_id }, body.idempotency_key),
@@ -180,7 +178,8 @@ export class FinanceService {
         if (asked !== null && asked > where.chargedMicros) throw exceeds(where.chargedMicros);
       }
     }
-    const terms = await this.approvalTerms(principal);
+    if (asked !== null) await this.roomForCredit(body.account_id, asked, 'credits');
+    const terms = this.approvalTerms(principal);
     return this.start({
       workflowType: refundWorkflow,
       workflowId: workflowIds.refund({ tenant, accountId: body.account_id }, body.idempotency_key),
@@ -196,7 +195,7 @@ export class FinanceService {
     const micros = this.amount('credits', body.credits, { signed: true });
     const tenant = await this.account(principal, body.account_id);
     if (micros > 0n) await this.roomForCredit(body.account_id, micros, 'credits');
-    const terms = await this.approvalTerms(principal);
+    const terms = this.approvalTerms(principal);
     return this.start({
       workflowType: adjustmentWorkflow,
       workflowId: workflowIds.adjustment({ tenant, accountId: body.account_id }, body.idempotency_key),
@@ -215,13 +214,15 @@ export class FinanceService {
    */
   async approve(workflowId: string, body: ApprovalDto, principal: Principal | undefined) {
     const { handle, description: d } = await this.scope.workflow(principal, workflowId);
-    const approver = await this.actor(principal);
+    const approver = this.actor(principal);
     try {
       if (!APPROVABLE.has(d.type) || d.status.name !== 'RUNNING') throw conflict(`workflow ${workflowId} has no pending approval`);
       const state = await handle.executeUpdate(approveUpdate, { args: [{ approve: body.approve, approver, ...(body.note ? { note: body.note } : {}) }] });
       return { workflow_id: workflowId, approved: body.approve, state, approver: { key_id: approver.keyId, name: approver.name }, status_url: status(workflowId) };
     } catch (error) {
       if (error instanceof WorkflowNotFoundError) throw notFound(`workflow ${workflowId}`);
+      // No worker took the approval in time: nothing was decided, the caller may retry.
+      if (error instanceof WorkflowUpdateRPCTimeoutOrCancelledError) throw dependencyDown('the Temporal worker', 5);
       if (error instanceof WorkflowUpdateFailedError) {
         const cause = error.cause instanceof ApplicationFailure ? error.cause : undefined;
         if (cause?.type === SELF_APPROVAL) throw new SpillwayError(403, 'forbidden', cause.message);
@@ -255,7 +256,7 @@ export class FinanceService {
       startsAt: new Date(startsAtMs).toISOString(),
       endsAt: new Date(endsAtMs).toISOString(),
       rolloverPercent: body.rollover_percent,
-      approval: await this.approvalTerms(principal),
+      approval: this.approvalTerms(principal),
     };
     const handle = await this.temporal.workflow.signalWithStart(entitlementWorkflow, {
       workflowId,

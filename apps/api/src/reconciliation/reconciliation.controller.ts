@@ -4,9 +4,13 @@ import { Client, WorkflowNotFoundError } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { notFound } from '../../../../libs/contracts/src/errors';
+import { reconciliationReports } from '../../../../libs/ledger/src/console-queries';
 import { RequireScope } from '../auth/auth.guard';
 import { LEDGER, TEMPORAL } from '../infra/tokens';
 import { WorkflowStarter } from '../workflows/workflow-starter';
+
+/** `GET /v1/reconciliations` lists at most this many reports. */
+const RECONCILIATION_LIST_LIMIT = 50;
 
 @ApiTags('reconciliation')
 @ApiBearerAuth()
@@ -24,6 +28,13 @@ export class ReconciliationController {
   @RequireScope('admin')
   run() {
     return this.starter.start({ workflowType: 'reconciliationWorkflow', workflowId: `reconciliation-${randomUUID()}`, args: [], accountId: 'system', operation: 'reconciliation' });
+  }
+
+  /** The latest reports, newest first, with how many discrepancies and repairs each has (details: `GET /v1/reconciliations/{id}`). */
+  @Get()
+  @RequireScope('admin')
+  async list() {
+    return { items: await reconciliationReports(this.ledger, RECONCILIATION_LIST_LIMIT) };
   }
 
   @Get(':id')

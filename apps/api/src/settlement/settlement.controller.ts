@@ -9,9 +9,12 @@ import { SettlementMonitor } from './settlement-monitor';
 export class SettlementController {
   constructor(private readonly monitor: SettlementMonitor) {}
 
-  /** Per partition: the ledger cursor, unsettled events and the age of the oldest one. */
+  /**
+   * Per partition: the ledger cursor, unsettled events, the age of the oldest one and the
+   * quarantined entries. Platform-wide (every tenant's traffic), so admin keys only.
+   */
   @Get()
-  @RequireScope('read')
+  @RequireScope('admin')
   async lag() {
     return { partitions: await this.monitor.poll() };
   }

@@ -1,0 +1,18 @@
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vite';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+
+/** The console is served by the API under /console; `npm run build:console` writes dist/console/. */
+export default defineConfig({
+  root: here,
+  base: '/console/',
+  oxc: { jsx: { runtime: 'automatic', importSource: 'preact' } },
+  build: {
+    outDir: fileURLToPath(new URL('../../dist/console', import.meta.url)),
+    emptyOutDir: true,
+    sourcemap: true,
+  },
+  // `vite` in apps/console for development, against an API on :3000.
+  server: { proxy: { '/v1': 'http://127.0.0.1:3000' } },
+});
