@@ -140,7 +140,7 @@ describe('money invariants under random interleavings (model-based, real HTTP AP
     await poll(
       'every partition drained and unblocked',
       async () => {
-        const lag = await system.call('GET', '/v1/settlement', undefined, system.keys.finance);
+        const lag = await system.call('GET', '/v1/settlement');
         expectStatus('GET /v1/settlement', lag, [200]);
         return lag.body.partitions.every((p: { unsettled_events: number }) => p.unsettled_events === 0) ? true : undefined;
       },
