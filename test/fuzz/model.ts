@@ -479,6 +479,11 @@ export function stepSettle(model: Model, decisionId: string, quantity: number | 
   const account = model.accounts[accountIndex];
   const hold = account.holds[decisionId];
   if (hold.state !== 'held') {
+    const policyGone = quantity !== undefined && 'status' in resolve(model, accountIndex, hold.feature);
+    const outOfRange = quantity !== undefined && BigInt(quantity) * hold.price > MAX_MICROS;
+    // A conflicting commit may be refused for its range or the plan that lost the feature first.
+    const sameCommit = hold.state === 'committed' && hold.committedQuantity === quantity;
+    if (!sameCommit && (policyGone || outOfRange) && response.status !== 409) return expectStatus(where, response, outOfRange ? [422] : [404]);
     if (quantity === undefined && hold.state !== 'committed') {
       expectStatus(where, response, [200]);
       // When the model saw the expiry only as a 409, the release time is the server's to say.
