@@ -82,8 +82,10 @@ export class System {
     const url: string = started.body.status_url;
     if (typeof url !== 'string' || !url.startsWith('/v1/workflows/')) throw new Finding(`202 without a status_url: ${JSON.stringify(started.body)}`);
     let approvalAsked = false;
+    let last = '';
     const status = await poll(`workflow ${started.body.workflow_id} to end`, async () => {
       const s = await this.call('GET', url, undefined, this.keys.finance);
+      last = `${s.body?.status}/${s.body?.state}`;
       if (s.status === 404 && options.mayNotExistYet) return undefined;
       if (s.status !== 200) throw new Finding(`GET ${url.slice(0, 200)} (the status_url of ${started.body.workflow_id}) → HTTP ${s.status}`);
       if (s.body.status === 'running' && s.body.state === 'awaiting_approval' && !approvalAsked) {
@@ -99,7 +101,9 @@ export class System {
       }
       if (s.body.status === 'running' && options.until && (await options.until())) return s.body;
       return s.body.status === 'running' ? undefined : s.body;
-    }, timeoutMs);
+    }, timeoutMs).catch((error) => {
+      throw new Finding(`${(error as Error).message}; last seen ${last}`);
+    });
     return { status, approvalAsked };
   }
 
