@@ -129,7 +129,7 @@ async function redisCost(redis: Redis, engine: DecisionEngine, policy: DecisionP
   let accountBytes = 0;
   for (let i = 0; i < accounts; i++) {
     const keys = accountKeys(id(i), engine.partitionOf(id(i)));
-    accountBytes += Number(await redis.memory('USAGE', keys.lots)) + Number(await redis.memory('USAGE', keys.counters('f')));
+    accountBytes += Number(await redis.memory('USAGE', keys.lots));
   }
   const load = require('node:os').loadavg()[0].toFixed(1);
   return [
@@ -140,6 +140,6 @@ async function redisCost(redis: Redis, engine: DecisionEngine, policy: DecisionP
     `| Redis main-thread CPU µs per call (incl. network I/O) | ${decide.cpuUs.toFixed(1)} | ${floor.cpuUs.toFixed(1)} |`,
     `| commands run inside the function per call | ${inner.toFixed(2)} | 0 |`,
     `| bytes per retained decision (MEMORY USAGE of the idempotency record, mean of ${idempotencyKeys.length}) | ${(recordBytes / idempotencyKeys.length).toFixed(0)} | |`,
-    `| bytes per account hot state (lots hash + counters hash, mean of ${accounts}) | ${(accountBytes / accounts).toFixed(0)} | |`,
+    `| bytes per account hot state (the account hash: 3 lots + 2 windows, mean of ${accounts}) | ${(accountBytes / accounts).toFixed(0)} | |`,
   ].join('\n');
 }

@@ -19,8 +19,8 @@ export async function scriptBench(redisUrl: string, connections: number, request
   const db = url.pathname.slice(1) || '0';
   const args = [
     '-h', url.hostname, '-p', url.port || '6379', '--dbnum', db, '-c', String(connections), '-n', String(requests), '-r', '1000000000', '--csv',
-    'FCALL', functionName('decide'), '5',
-    idempotencyKey, keys.lots, keys.counters('f'), streamKey(0), holdKey(0, decisionId),
+    'FCALL', functionName('decide'), '4',
+    idempotencyKey, keys.lots, streamKey(0), holdKey(0, decisionId),
     'script-bench', 'f', '1', '__rand_int__', 'fp', 'consume', '1', decisionId, '1000', 'credits', '0', '60', '60', '2', '5h', '5', '18000', 'week', '10', '604800',
   ];
   const csv = execFileSync('redis-benchmark', args, { encoding: 'utf8' });

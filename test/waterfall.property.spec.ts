@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import Redis from 'ioredis';
 import { MAX_MICROS } from '../libs/contracts/src/money';
 import { AmountRangeError, DecisionEngine } from '../libs/engine/src/engine';
-import { accountKeys } from '../libs/engine/src/keys';
+import { accountKeys, counterField } from '../libs/engine/src/keys';
 import { LOT_KINDS, LotKind, PlanFeaturePolicy } from '../libs/engine/src/policy';
 import { TEST_ENV } from './environment';
 import { ModelLot, ModelState, modelDecide } from './waterfall.model';
@@ -52,7 +52,7 @@ describe('the waterfall script agrees with a simple reference model (fast-check,
         async (rawPlan, rawLots, price, requests, accountId, keyPrefix) => {
           // Ids are drawn, not unique: start each run from a clean account.
           const keys = accountKeys(accountId, engine.partitionOf(accountId));
-          await redis.del(keys.lots, keys.counters('f'));
+          await redis.del(keys.lots);
           const plan: PlanFeaturePolicy = { ...rawPlan, windows: rawPlan.windows.map((w, i) => ({ name: `w${i}`, ...w })) };
           const policy = { version: 1, feature: { key: 'f', unit: 'u', creditsPerUnitMicros: price }, plan };
           const now = Date.now();
@@ -142,7 +142,7 @@ describe('the waterfall script agrees with a simple reference model (fast-check,
       randomUUID(),
     );
     expect(result.kind).toBe('decided');
-    const [, expireAt] = (await redis.hget(accountKeys(accountId, engine.partitionOf(accountId)).counters('f'), 'f'))!.split('|');
+    const [, expireAt] = (await redis.hget(accountKeys(accountId, engine.partitionOf(accountId)).lots, counterField('f')))!.split('|');
     const now = new Date();
     expect(Number(expireAt)).toBe(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1));
   });

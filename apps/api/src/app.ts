@@ -3,18 +3,18 @@ import { LoggerService } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { LogController } from 'fastify';
-import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { SwaggerModule } from '@nestjs/swagger';
 import { SpillwayConfig } from '../../../libs/config/src/config';
 import { log } from '../../../libs/config/src/log';
 import { AppModule } from './app.module';
 import { ApiKeysService } from './auth/api-keys.service';
-import { DecisionRequestDto } from './decisions/decision.dto';
-import { DECISION_OPENAPI_PATH, registerDecisionRoute } from './decisions/decision.route';
+import { registerDecisionRoute } from './decisions/decision.route';
 import { DecisionsService } from './decisions/decisions.service';
 import { ErrorFilter } from './http/error.filter';
 import { validationPipe } from './http/validation';
 import { registerDocsUi } from './http/docs';
 import { registerConsole } from './console/console-assets';
+import { buildOpenApiDocument } from './http/openapi';
 import { edgeOptions, registerEdge } from './http/edge';
 import { Metrics } from './metrics/metrics';
 
@@ -46,14 +46,7 @@ export async function createApp(config: SpillwayConfig): Promise<NestFastifyAppl
   });
 
   registerDecisionRoute(fastify, { keys: app.get(ApiKeysService), decisions: app.get(DecisionsService) });
-
-  const document = SwaggerModule.createDocument(
-    app,
-    new DocumentBuilder().setTitle('Spillway').setDescription('Rate limits that spill over into credits').setVersion('1').addBearerAuth().build(),
-    { extraModels: [DecisionRequestDto] },
-  );
-  document.paths['/v1/decisions'] = DECISION_OPENAPI_PATH;
-  SwaggerModule.setup('docs', app, document, { ui: false, jsonDocumentUrl: 'openapi.json', yamlDocumentUrl: 'openapi.yaml' });
+  SwaggerModule.setup('docs', app, buildOpenApiDocument(app), { ui: false, jsonDocumentUrl: 'openapi.json', yamlDocumentUrl: 'openapi.yaml' });
   registerDocsUi(fastify);
   await registerConsole(fastify);
   return app;

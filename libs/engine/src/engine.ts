@@ -1,7 +1,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import { createHash } from 'node:crypto';
 import { MAX_MICROS } from '../../contracts/src/money';
-import { accountKeys, decisionIdFor, holdKey, partitionOf, partitionOfDecision, streamKey } from './keys';
+import { accountKeys, counterField, decisionIdFor, holdKey, partitionOf, partitionOfDecision, streamKey } from './keys';
 import { EngineFunction, LIBRARY_SOURCE, functionName } from './lua';
 import { DecisionPolicy, LIMITS, LOT_ID_PATTERN, LOT_PRIORITY, Layer, LotKind, MARKER_TTL_SECONDS, PlanFeaturePolicy } from './policy';
 
@@ -148,10 +148,10 @@ const list = <T>(value: T[] | Record<string, never> | undefined): T[] => (Array.
 /** Arguments of the plan's windows: (name, limit, seconds) triples. */
 const windowArgs = (plan: PlanFeaturePolicy) => plan.windows.flatMap((w) => [w.name, w.limit, w.seconds]);
 
-/** The lots hash (HGETALL) as remaining micros per lot id; metadata fields ('#'…) are skipped. */
+/** The account hash (HGETALL) as remaining micros per lot id; metadata ('#…') and counter ('~…') fields are skipped. */
 export function remainingByLot(hash: Record<string, string>): Map<string, bigint> {
   const lots = new Map<string, bigint>();
-  for (const [field, value] of Object.entries(hash)) if (!field.startsWith('#')) lots.set(field, BigInt(value));
+  for (const [field, value] of Object.entries(hash)) if (!field.startsWith('#') && !field.startsWith('~')) lots.set(field, BigInt(value));
   return lots;
 }
 
@@ -267,7 +267,7 @@ export class DecisionEngine {
     const decisionId = decisionIdFor(partition, newId);
     const reply = await this.fcall<(string | number)[]>(
       'decide',
-      [keys.idempotency(input.idempotencyKey), keys.lots, keys.counters(input.feature), streamKey(partition), holdKey(partition, decisionId)],
+      [keys.idempotency(input.idempotencyKey), keys.lots, streamKey(partition), holdKey(partition, decisionId)],
       [
         input.accountId,
         input.feature,
@@ -339,7 +339,7 @@ export class DecisionEngine {
     const keys = accountKeys(hold.accountId, hold.partition);
     const [status, a, b] = await this.fcall<[string, string?, string?]>(
       'settle_hold',
-      [hold.key, keys.lots, keys.counters(hold.feature), streamKey(hold.partition)],
+      [hold.key, keys.lots, streamKey(hold.partition)],
       [hold.accountId, hold.feature, action, quantity, ...policyArgs],
     );
     switch (status) {
@@ -416,30 +416,28 @@ export class DecisionEngine {
   async snapshot(accountId: string, features: { feature: string; plan: PlanFeaturePolicy }[]): Promise<AccountSnapshot> {
     if (features.length > 64) throw new RangeError('too many features for one snapshot');
     const keys = accountKeys(accountId, this.partitionOf(accountId));
-    const [now, lotsFlat, ...counters] = await this.fcall<[number, string[], ...string[][]]>('snapshot', [keys.lots, ...features.map(({ feature }) => keys.counters(feature))], []);
+    const [now, flat] = await this.fcall<[number, string[]]>('snapshot', [keys.lots], []);
     const remaining = new Map<string, bigint>();
     const meta = new Map<string, string>();
-    for (let i = 0; i < lotsFlat.length; i += 2) {
-      if (lotsFlat[i].startsWith('#')) meta.set(lotsFlat[i].slice(1), lotsFlat[i + 1]);
-      else remaining.set(lotsFlat[i], BigInt(lotsFlat[i + 1]));
+    const counters = new Map<string, { used: number; exp: number }>();
+    for (let i = 0; i < flat.length; i += 2) {
+      if (flat[i].startsWith('#')) meta.set(flat[i].slice(1), flat[i + 1]);
+      else if (flat[i].startsWith('~')) {
+        const [used, exp] = flat[i + 1].split('|').map(Number);
+        if (exp > now) counters.set(flat[i], { used, exp });
+      } else remaining.set(flat[i], BigInt(flat[i + 1]));
     }
     const lots: SnapshotLot[] = [];
     for (const [id, m] of meta) {
       const { kind, expiresAt, createdAt } = parseLotMeta(m);
       lots.push({ id, kind, remaining: remaining.get(id) ?? 0n, expiresAt, expired: expiresAt !== null && expiresAt <= now, createdAt });
     }
-    const perFeature = features.map(({ feature, plan }, i) => {
-      const entries = new Map<string, { used: number; exp: number }>();
-      const flat = counters[i];
-      for (let j = 0; j < flat.length; j += 2) {
-        const [used, exp] = flat[j + 1].split('|').map(Number);
-        if (exp > now) entries.set(flat[j], { used, exp });
-      }
+    const perFeature = features.map(({ feature, plan }) => {
       const windows = plan.windows.map((w) => {
-        const e = entries.get(`w${w.name}`);
+        const e = counters.get(counterField(feature, w.name));
         return { name: w.name, limit: w.limit, remaining: Math.max(0, w.limit - (e?.used ?? 0)), reset_at: e ? e.exp : now + w.seconds * 1000 };
       });
-      return { feature, windows, freeTierRemaining: Math.max(0, plan.freeTierUnitsPerMonth - (entries.get('f')?.used ?? 0)) };
+      return { feature, windows, freeTierRemaining: Math.max(0, plan.freeTierUnitsPerMonth - (counters.get(counterField(feature))?.used ?? 0)) };
     });
     const balance = lots.filter((l) => !l.expired && l.remaining > 0n).reduce((sum, l) => sum + l.remaining, 0n);
     return { now, lots, balance, features: perFeature };

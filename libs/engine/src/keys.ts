@@ -11,8 +11,9 @@ import { createHash } from 'node:crypto';
  * exactly one way whatever characters the parts contain. Idempotency keys are hashed (SHA-256 of
  * the length-prefixed parts, 160 bits kept) to keep the retained record small.
  *
- *   sw:{p<n>}:L:<account>                         hash: lot id → remaining micros, '#'+lot id → meta
- *   sw:{p<n>}:c:<account>:<feature>               hash: 'w'+window name / 'f' → "used|expires ms"
+ *   sw:{p<n>}:L:<account>                         hash: the account's hot state — lot id → remaining
+ *                                                 micros, '#'+lot id → meta, '~'+feature+'|w'+window
+ *                                                 and '~'+feature+'|f' → "used|expires ms" (lua.ts)
  *   sw:{p<n>}:i:<digest(account, key)>            string: compact idempotency record
  *   sw:{p<n>}:h:<decision id>                     hash: an open or settled hold
  *   sw:{p<n>}:g:<account>:<lot id>                string: the lot was granted (marker)
@@ -41,16 +42,20 @@ const prefix = (partition: number) => `sw:${tag(partition)}:`;
 /** 160 bits of SHA-256 over the length-prefixed parts, base64url (27 characters). */
 const digest = (...parts: string[]) => createHash('sha256').update(parts.map(encodePart).join('')).digest().subarray(0, 20).toString('base64url');
 
+/**
+ * The field of a feature's rate window (or, without a window, of its free tier) in the account
+ * hash. Feature keys and window names never contain '|', and lot ids never start with '~'.
+ */
+export const counterField = (feature: string, window?: string) => `~${feature}|${window === undefined ? 'f' : `w${window}`}`;
+
 /** Every key of one account, each user part encoded (see the layout above). */
 export function accountKeys(accountId: string, partition: number) {
   const p = prefix(partition);
   const account = encodePart(accountId);
   return {
-    /** Lots and their metadata in one hash: one read per decision. */
+    /** Lots, their metadata and the counters of every feature in one hash: one read per decision. */
     lots: `${p}L:${account}`,
     idempotency: (key: string) => `${p}i:${digest(accountId, key)}`,
-    /** Free tier and windows of one feature, one hash. */
-    counters: (feature: string) => `${p}c:${account}:${encodePart(feature)}`,
     grantMarker: (lotId: string) => `${p}g:${account}:${encodePart(lotId)}`,
     expiryMarker: (lotId: string) => `${p}x:${account}:${encodePart(lotId)}`,
     debitMarker: (key: string) => `${p}d:${account}:${encodePart(key)}`,

@@ -11,9 +11,8 @@ import { createHash } from 'node:crypto';
  * that together may exceed 2^53 — are summed in two exact limbs (hi × 10^9 + lo). Numbers are
  * formatted with %d, only ever below 2^53.
  *
- * Hot state per account: ONE hash of lots (field <lot id> = remaining micros, field '#'<lot id> =
- * fixed-width metadata that sorts as text into burn-down order), and per feature ONE hash of counters (field 'w'<window>
- * or 'f' = 'used|expires ms'). Spent lots are pruned by the decisions that read them. No cjson on
+ * Hot state per account: ONE hash — lots, their metadata and every feature's counters (see
+ * load_account). Spent lots and expired counters are pruned by the decisions that read them. No cjson on
  * the consume path: replies are flat arrays, the usage event is written as JSON by concatenation
  * of validated ids (see events.ts for its shape).
  *
@@ -64,20 +63,6 @@ local function next_month_ms(ms)
   return days_from_civil(y, m, 1) * 86400000
 end
 
--- A feature's counters: 'w'<name> and 'f' → {used, exp}; an entry past its expiry counts as
--- unopened. kexp is the latest expiry of any entry, which is the key's own expiry.
-local function load_counters(key, now)
-  local raw = redis.call('HGETALL', key)
-  local c, kexp = {}, 0
-  for i = 1, #raw, 2 do
-    local used, exp = string.match(raw[i + 1], '^(%d+)|(%d+)$')
-    exp = tonumber(exp)
-    if exp > kexp then kexp = exp end
-    if exp > now then c[raw[i]] = { used = tonumber(used), exp = exp } end
-  end
-  return c, kexp
-end
-
 -- Windows from ARGV triples (name, limit, seconds) at index 'at', and the room all of them leave.
 local function load_windows(c, args, n, at)
   local wins, room = {}, nil
@@ -93,18 +78,40 @@ local function load_windows(c, args, n, at)
   return wins, room or 0
 end
 
--- Lots: field <lot id> = remaining micros; field '#'<lot id> = 29 fixed-width characters
--- (priority 2, expires ms 13 with 9999999999999 = never, created ms 13, kind letter 1), so that
--- meta .. '#' .. id sorts as text into burn-down order: priority, soonest expiry, oldest, id.
--- Returns the spendable lots (not expired, remaining > 0) as such sort keys in that order, the
--- remaining amounts by id, and the exact balance as two limbs. With 'prune', spent lots leave the
--- hash (a hold that took from one carries its meta, to give back).
-local function load_lots(key, now, prune)
+-- An account's hot state is ONE hash (one HGETALL per call):
+--   <lot id>                    → remaining micros
+--   '#'<lot id>                 → 29 fixed-width characters (priority 2, expires ms 13 with
+--                                 9999999999999 = never, created ms 13, kind letter 1), so that
+--                                 meta .. '#' .. id sorts as text into burn-down order:
+--                                 priority, soonest expiry, oldest, id
+--   '~'<feature>'|w'<window>    → 'used|expires ms' of a rate window
+--   '~'<feature>'|f'            → 'used|expires ms' of the monthly free tier
+-- Returns the spendable lots (not expired, remaining > 0) as sort keys in burn-down order, the
+-- remaining amounts by id, the exact balance as two limbs, and the live counters of 'feature'
+-- ('w'<window> / 'f' → {used, exp}; an entry past its expiry counts as unopened). With 'prune',
+-- spent lots and expired counters leave the hash (a hold that took from a lot carries its meta).
+local function load_account(key, now, prune, feature)
   local raw = redis.call('HGETALL', key)
-  local rem, keys, n = {}, {}, 0
+  local rem, keys, n, c, gone = {}, {}, 0, {}, {}
+  local cp = feature and ('~' .. feature .. '|') or nil
+  local cpl = cp and #cp or 0
   for i = 1, #raw, 2 do
     local f = raw[i]
-    if string.byte(f, 1) == 35 then n = n + 1; keys[n] = raw[i + 1] .. f else rem[f] = raw[i + 1] end
+    local b = string.byte(f, 1)
+    if b == 35 then
+      n = n + 1
+      keys[n] = raw[i + 1] .. f
+    elseif b == 126 then
+      local used, exp = string.match(raw[i + 1], '^(%d+)|(%d+)$')
+      exp = tonumber(exp)
+      if exp <= now then
+        gone[#gone + 1] = f
+      elseif cp and string.sub(f, 1, cpl) == cp then
+        c[string.sub(f, cpl + 1)] = { used = tonumber(used), exp = exp }
+      end
+    else
+      rem[f] = raw[i + 1]
+    end
   end
   local live, m, hi, lo = {}, 0, 0, 0
   for i = 1, n do
@@ -118,12 +125,14 @@ local function load_lots(key, now, prune)
         hi = hi + math.floor(r / 1e9)
         lo = lo + r % 1e9
       end
-    elseif r == 0 and prune then
-      redis.call('HDEL', key, id, '#' .. id)
+    elseif r == 0 then
+      gone[#gone + 1] = id
+      gone[#gone + 1] = '#' .. id
     end
   end
+  if prune and #gone > 0 then redis.call('HDEL', key, unpack(gone)) end
   if m > 1 then table.sort(live) end
-  return live, rem, hi, lo
+  return live, rem, hi, lo, c
 end
 
 -- What the lots can pay, capped at MAX: exact, since any sum above MAX evaluates to >= 2^53.
@@ -173,31 +182,33 @@ local function choose(q, rate_room, ft_room, live, rem, balance, price, overage)
   return p
 end
 
--- Applies a plan: counters in one HSET (the key expires with its latest entry), then lot debits.
-local function apply(p, wins, ft, ckey, kexp, lots_key, now)
-  local hs, top = {}, kexp
+-- Applies a plan in ONE HSET: the feature's counters (prefix cp) and the new remaining amount of
+-- each lot debited (from 'rem', read in this same call).
+local function apply(p, wins, ft, cp, key, rem, now)
+  local hs = {}
   if p.r > 0 then
     for _, w in ipairs(wins) do
       assert(w.used + p.r <= w.limit, 'window over its limit')
       if w.exp == 0 then w.exp = now + w.ms end
       w.used = w.used + p.r
-      hs[#hs + 1] = w.f
+      hs[#hs + 1] = cp .. w.f
       hs[#hs + 1] = int(w.used) .. '|' .. int(w.exp)
-      if w.exp > top then top = w.exp end
     end
   end
   if p.f > 0 then
     if ft.exp == 0 then ft.exp = next_month_ms(now) end
     ft.used = ft.used + p.f
-    hs[#hs + 1] = 'f'
+    hs[#hs + 1] = cp .. 'f'
     hs[#hs + 1] = int(ft.used) .. '|' .. int(ft.exp)
-    if ft.exp > top then top = ft.exp end
   end
-  if #hs > 0 then
-    redis.call('HSET', ckey, unpack(hs))
-    if top > kexp then redis.call('PEXPIREAT', ckey, int(top)) end
+  for _, d in ipairs(p.debits) do
+    local left = tonumber(rem[d.id]) - d.micros
+    assert(left >= 0, 'lot below zero')
+    rem[d.id] = int(left)
+    hs[#hs + 1] = d.id
+    hs[#hs + 1] = rem[d.id]
   end
-  for _, d in ipairs(p.debits) do redis.call('HINCRBY', lots_key, d.id, int(-d.micros)) end
+  if #hs > 0 then redis.call('HSET', key, unpack(hs)) end
 end
 
 local function charged(p)
@@ -234,7 +245,7 @@ end
 
 -- Gives 'n' units of a plan back: credits first (last lot debited first), then free tier, then
 -- windows; counters are only decremented while they still belong to the window that was charged.
-local function give_back(p, n, price, lots_key, ckey, now)
+local function give_back(p, n, price, lots_key, cp)
   local back_c = math.min(n, p.c)
   local micros = back_c * price
   for i = #p.debits, 1, -1 do
@@ -258,18 +269,19 @@ local function give_back(p, n, price, lots_key, ckey, now)
   n = n - back_f
   local back_r = math.min(n, p.r)
   if back_f > 0 or back_r > 0 then
-    local c = load_counters(ckey, now)
     local hs = {}
     local function dec(f, exp, units)
-      local e = c[f]
-      if units > 0 and exp and exp > 0 and e and e.exp == exp then
-        hs[#hs + 1] = f
-        hs[#hs + 1] = int(math.max(0, e.used - units)) .. '|' .. int(e.exp)
+      if units == 0 or not exp or exp == 0 then return end
+      local v = redis.call('HGET', lots_key, cp .. f)
+      local used, e = string.match(v or '', '^(%d+)|(%d+)$')
+      if e and tonumber(e) == exp then
+        hs[#hs + 1] = cp .. f
+        hs[#hs + 1] = int(math.max(0, tonumber(used) - units)) .. '|' .. e
       end
     end
     dec('f', p.fexp, back_f)
     for f, exp in pairs(p.wexp or {}) do dec(f, exp, back_r) end
-    if #hs > 0 then redis.call('HSET', ckey, unpack(hs)) end
+    if #hs > 0 then redis.call('HSET', lots_key, unpack(hs)) end
   end
   p.f = p.f - back_f
   p.r = p.r - back_r
@@ -278,7 +290,7 @@ end
 
 `;
 /**
- * decide: KEYS idempotency, lots, counters, stream, hold
+ * decide: KEYS idempotency, account hash, stream, hold
  * ARGV account, feature, quantity, idempotency key, fingerprint, mode, allow_partial, decision id,
  *      price, overage, free units, hold ttl s, idempotency ttl s, n windows, (name, limit, seconds)...
  * Returns {'ok'|'replay', record, now, (remaining, reset ms) per window} | {'conflict'} | {'range'}.
@@ -292,22 +304,30 @@ if stored then
   local sep = string.find(stored, '|', 1, true)
   if string.sub(stored, 1, sep - 1) ~= ARGV[5] then return { 'conflict' } end
   local now = now_ms()
-  local c = nw > 0 and load_counters(KEYS[3], now) or {}
+  local c = {}
+  if nw > 0 then
+    -- Only this feature's windows: one HMGET, nothing else read.
+    local fields = {}
+    for i = 1, nw do fields[i] = '~' .. ARGV[2] .. '|w' .. ARGV[15 + (i - 1) * 3] end
+    local values = redis.call('HMGET', KEYS[2], unpack(fields))
+    for i = 1, nw do
+      local used, exp = string.match(values[i] or '', '^(%d+)|(%d+)$')
+      if exp and tonumber(exp) > now then c[string.sub(fields[i], #ARGV[2] + 3)] = { used = tonumber(used), exp = tonumber(exp) } end
+    end
+  end
   return window_reply({ 'replay', string.sub(stored, sep + 1), now }, load_windows(c, ARGV, nw, 15), 0, now)
 end
 local now = now_ms()
 local q, price, overage = tonumber(ARGV[3]), tonumber(ARGV[9]), ARGV[10]
 if q * price > MAX then return { 'range' } end
-local c, kexp = {}, 0
-if nw > 0 or free_units > 0 then c, kexp = load_counters(KEYS[3], now) end
+local live, rem, hi, lo, c = load_account(KEYS[2], now, mode ~= 'preview', ARGV[2])
 local wins, rate_room = load_windows(c, ARGV, nw, 15)
 local ft = c.f or { used = 0, exp = 0 }
 local ft_room = math.max(0, free_units - ft.used)
-local live, rem, hi, lo = load_lots(KEYS[2], now, mode ~= 'preview')
 local p = choose(q, rate_room, ft_room, live, rem, spendable(hi, lo), price, overage)
 if ARGV[7] ~= '1' and p.granted < q then p = { r = 0, f = 0, c = 0, debits = {}, granted = 0 } end
 local applies = mode ~= 'preview' and p.granted > 0
-if applies then apply(p, wins, ft, KEYS[3], kexp, KEYS[2], now) end
+if applies then apply(p, wins, ft, '~' .. ARGV[2] .. '|', KEYS[2], rem, now) end
 local cost = charged(p)
 local balance = balance_after(hi, lo, cost)
 local did = ARGV[8]
@@ -320,13 +340,13 @@ if mode == 'reserve' and p.granted > 0 then
   if p.r > 0 then for _, w in ipairs(wins) do wexp[w.f] = int(w.exp) end end
   for i, x in ipairs(p.debits) do debits[i] = { id = x.id, kind = x.kind, micros = int(x.micros), units = x.units, meta = x.meta } end
   local plan = { r = p.r, f = p.f, c = p.c, debits = debits, wexp = wexp, fexp = int(p.f > 0 and ft.exp or 0) }
-  redis.call('HSET', KEYS[5], 'decision_id', did, 'account', ARGV[1], 'feature', ARGV[2], 'q', int(p.granted), 'state', 'held', 'price', ARGV[9],
+  redis.call('HSET', KEYS[4], 'decision_id', did, 'account', ARGV[1], 'feature', ARGV[2], 'q', int(p.granted), 'state', 'held', 'price', ARGV[9],
     'expires', int(hold_exp), 'plan', cjson.encode(plan), 'key', ARGV[4])
-  redis.call('PEXPIRE', KEYS[5], int(ttl + 86400000))
-  redis.call('XADD', KEYS[4], '*', 'hold', '{"decision_id":"' .. did .. '","account":"' .. ARGV[1] .. '","expires_at":' .. int(hold_exp) .. '}')
+  redis.call('PEXPIRE', KEYS[4], int(ttl + 86400000))
+  redis.call('XADD', KEYS[3], '*', 'hold', '{"decision_id":"' .. did .. '","account":"' .. ARGV[1] .. '","expires_at":' .. int(hold_exp) .. '}')
 end
 if applies and mode == 'consume' then
-  redis.call('XADD', KEYS[4], '*', 'usage', usage_json(did, ARGV[1], ARGV[2], ARGV[4], p.granted, p, cost, balance, now, 0, 0))
+  redis.call('XADD', KEYS[3], '*', 'usage', usage_json(did, ARGV[1], ARGV[2], ARGV[4], p.granted, p, cost, balance, now, 0, 0))
 end
 local d = {}
 for i, x in ipairs(p.debits) do d[i] = KIND_LETTER[x.kind] .. x.id .. ' ' .. int(x.units) .. ' ' .. int(x.micros) end
@@ -339,7 +359,7 @@ return window_reply({ 'ok', record, now }, wins, p.r, now)
 /**
  * settle a hold — commit (at an actual quantity) or release (quantity 0, no usage). The hold keeps
  * the price it was reserved at; the policy (overage, free tier, windows) applies to extra units.
- * KEYS hold, lots, counters, stream.
+ * KEYS hold, account hash, stream.
  * ARGV account, feature, action, actual quantity, overage, free units, n windows, (name, limit, seconds)...
  * Returns {'ok'|'replay', json} | {'not_found'} | {'conflict', state, quantity} | {'expired'} | {'range'}.
  * A commit of an expired hold is 'expired' whether or not the expiry timer has released it yet.
@@ -367,7 +387,7 @@ local H = tonumber(h.q)
 p.granted = H
 local expired = now >= tonumber(h.expires)
 if expired or action == 'released' then
-  give_back(p, H, price, KEYS[2], KEYS[3], now)
+  give_back(p, H, price, KEYS[2], '~' .. h.feature .. '|')
   local state = expired and 'expired' or 'released'
   local result = '{"decision_id":"' .. h.decision_id .. '","state":"' .. state .. '","released_units":' .. int(H) .. ',"at":' .. int(now) .. '}'
   redis.call('HSET', KEYS[1], 'state', state, 'result', result)
@@ -376,15 +396,14 @@ if expired or action == 'released' then
 end
 local written_off_units = 0
 if A <= H then
-  give_back(p, H - A, price, KEYS[2], KEYS[3], now)
+  give_back(p, H - A, price, KEYS[2], '~' .. h.feature .. '|')
 else
-  local c, kexp = load_counters(KEYS[3], now)
+  local live, rem, hi, lo, c = load_account(KEYS[2], now, true, h.feature)
   local wins, rate_room = load_windows(c, ARGV, tonumber(ARGV[7]), 8)
   local ft = c.f or { used = 0, exp = 0 }
   local ft_room = math.max(0, free_units - ft.used)
-  local live, rem, hi, lo = load_lots(KEYS[2], now, true)
   local extra = choose(A - H, rate_room, ft_room, live, rem, spendable(hi, lo), price, overage)
-  apply(extra, wins, ft, KEYS[3], kexp, KEYS[2], now)
+  apply(extra, wins, ft, '~' .. h.feature .. '|', KEYS[2], rem, now)
   written_off_units = (A - H) - extra.granted
   p.r, p.f, p.c = p.r + extra.r, p.f + extra.f, p.c + extra.c
   for _, d in ipairs(extra.debits) do
@@ -396,11 +415,11 @@ else
   end
   if price > 0 then attribute_units(p.debits, price) end
 end
-local _, _, hi, lo = load_lots(KEYS[2], now, false)
+local _, _, hi, lo = load_account(KEYS[2], now, false)
 local cost = charged(p)
 local balance = balance_after(hi, lo, 0)
 local event = usage_json(h.decision_id, ARGV[1], h.feature, h.key, A, p, cost, balance, now, written_off_units, written_off_units * price)
-if A > 0 then redis.call('XADD', KEYS[4], '*', 'usage', event) end
+if A > 0 then redis.call('XADD', KEYS[3], '*', 'usage', event) end
 redis.call('HSET', KEYS[1], 'state', 'committed', 'cq', ARGV[4], 'result', event)
 return { 'ok', event }
 `;
@@ -408,17 +427,20 @@ return { 'ok', event }
 /**
  * grant: credits a lot in Redis exactly once (the ledger has it already). The grant marker
  * remembers the lot after it was spent and pruned, so a retried grant never credits it twice.
- * KEYS lots, grant marker. ARGV lot id, meta (see load_lots), micros,
+ * KEYS lots, grant marker. ARGV lot id, meta (see load_account), micros,
  * max lots per account, marker ttl s.
  * Returns 1 when applied now, 0 when it had been applied before, -1 when the account already
  * holds the maximum number of lots (nothing changed).
  */
 const GRANT = String.raw`
 if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('HEXISTS', KEYS[1], '#' .. ARGV[1]) == 1 then return 0 end
-local cap = 2 * tonumber(ARGV[4])
-if redis.call('HLEN', KEYS[1]) >= cap then
-  load_lots(KEYS[1], now_ms(), true)
-  if redis.call('HLEN', KEYS[1]) >= cap then return -1 end
+local cap = tonumber(ARGV[4])
+if redis.call('HLEN', KEYS[1]) >= 2 * cap then
+  -- Count lots only (a lot is two fields, counters one each), after pruning spent lots.
+  load_account(KEYS[1], now_ms(), true)
+  local lots = 0
+  for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do if string.byte(f, 1) == 35 then lots = lots + 1 end end
+  if lots >= cap then return -1 end
 end
 redis.call('HSET', KEYS[1], '#' .. ARGV[1], ARGV[2], ARGV[1], ARGV[3])
 redis.call('SET', KEYS[2], '1', 'EX', ARGV[5])
@@ -426,13 +448,11 @@ return 1
 `;
 
 /**
- * snapshot: a consistent read for the account view. KEYS lots, counters per feature...
- * Returns {now ms, lots hash flat, counters hash flat per feature...}.
+ * snapshot: a consistent read for the account view. KEYS account hash.
+ * Returns {now ms, the account hash flat}.
  */
 const SNAPSHOT = String.raw`
-local out = { now_ms(), redis.call('HGETALL', KEYS[1]) }
-for i = 2, #KEYS do out[#out + 1] = redis.call('HGETALL', KEYS[i]) end
-return out
+return { now_ms(), redis.call('HGETALL', KEYS[1]) }
 `;
 
 /**
@@ -479,7 +499,7 @@ return left
 const DEBIT = String.raw`
 local done = redis.call('GET', KEYS[2])
 if done then return done end
-local live, rem, hi, lo = load_lots(KEYS[1], now_ms(), true)
+local live, rem, hi, lo = load_account(KEYS[1], now_ms(), true)
 local owed = math.min(tonumber(ARGV[1]), spendable(hi, lo))
 local taken = {}
 for _, k in ipairs(live) do

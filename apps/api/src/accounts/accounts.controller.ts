@@ -1,16 +1,17 @@
 import { Controller, Get, Param, Query, Req } from '@nestjs/common';
-import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
 import { formatCredits } from '../../../../libs/contracts/src/money';
 import { DecisionEngine } from '../../../../libs/engine/src/engine';
 import { AccessScope } from '../auth/access-scope';
 import { AuthenticatedRequest, RequireScope } from '../auth/auth.guard';
+import { ApiErrors } from '../http/openapi';
+import { AccountView, LedgerPageView } from './accounts.response';
 import { PolicyCache } from '../catalogue/policy-cache';
 import { LedgerService } from './ledger.service';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
 @ApiTags('accounts')
-@ApiBearerAuth()
 @Controller('v1/accounts')
 export class AccountsController {
   constructor(
@@ -23,6 +24,10 @@ export class AccountsController {
   /** The settled ledger: balance, how many decisions are not settled yet, and balance updates (newest first). */
   @Get(':id/ledger')
   @RequireScope('read')
+  @ApiOperation({ summary: 'Page through the settled ledger of an account' })
+  @ApiQuery({ name: 'cursor', required: false, description: 'the `next_cursor` of the previous page' })
+  @ApiOkResponse({ type: LedgerPageView })
+  @ApiErrors(404)
   async ledgerPage(@Param('id') id: string, @Req() request: AuthenticatedRequest, @Query('cursor') cursor?: string) {
     await this.scope.account(request.principal, id);
     return this.ledger.page(id, cursor || undefined);
@@ -31,6 +36,9 @@ export class AccountsController {
   /** The real-time view: available balance, spendable lots, and each feature's windows and free tier. */
   @Get(':id')
   @RequireScope('read')
+  @ApiOperation({ summary: 'Real-time account state: balance, lots, windows, free tier' })
+  @ApiOkResponse({ type: AccountView })
+  @ApiErrors(404)
   async account(@Param('id') id: string, @Req() request: AuthenticatedRequest) {
     const { planKey, tenant } = await this.scope.account(request.principal, id);
     const plan = this.policies.plan(planKey) ?? {};

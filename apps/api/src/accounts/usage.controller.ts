@@ -1,5 +1,5 @@
 import { Controller, Get, Inject, Param, Query, Req } from '@nestjs/common';
-import { ApiBearerAuth, ApiQuery, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
 import { DataSource } from 'typeorm';
 import { invalidField } from '../../../../libs/contracts/src/errors';
 import { formatCredits } from '../../../../libs/contracts/src/money';
@@ -7,10 +7,11 @@ import { USAGE_BUCKETS, UsageBucket, usageSeries } from '../../../../libs/ledger
 import { AccessScope } from '../auth/access-scope';
 import { AuthenticatedRequest, RequireScope } from '../auth/auth.guard';
 import { LEDGER } from '../infra/tokens';
+import { ApiErrors } from '../http/openapi';
+import { UsageSeriesView } from './accounts.response';
 
 /** Usage over time (read scope), from the settled ledger: what the console charts. */
 @ApiTags('accounts')
-@ApiBearerAuth()
 @Controller('v1/accounts')
 export class UsageController {
   constructor(
@@ -24,6 +25,9 @@ export class UsageController {
    */
   @Get(':id/usage')
   @RequireScope('read')
+  @ApiOperation({ summary: 'Usage over time (hourly or daily) from the settled ledger' })
+  @ApiOkResponse({ type: UsageSeriesView })
+  @ApiErrors(404)
   @ApiQuery({ name: 'bucket', required: false, enum: Object.keys(USAGE_BUCKETS) })
   async usage(@Param('id') id: string, @Req() request: AuthenticatedRequest, @Query('bucket') bucket = 'day') {
     if (!Object.hasOwn(USAGE_BUCKETS, bucket)) throw invalidField('bucket', `must be one of ${Object.keys(USAGE_BUCKETS).join(', ')}`);

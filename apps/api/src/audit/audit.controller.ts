@@ -1,22 +1,24 @@
 import { Controller, Get, Inject, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiQuery, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
 import { DataSource } from 'typeorm';
 import { invalidField } from '../../../../libs/contracts/src/errors';
 import { RequireScope } from '../auth/auth.guard';
 import { LEDGER } from '../infra/tokens';
+import { AuditPageView } from './audit.response';
 
 const DEFAULT_PAGE = 100;
 const MAX_PAGE = 500;
 
 /** The audit trail (admin): newest first, paged by `next_cursor`. */
 @ApiTags('audit')
-@ApiBearerAuth()
 @Controller('v1/audit-log')
 export class AuditController {
   constructor(@Inject(LEDGER) private readonly ledger: DataSource) {}
 
   @Get()
   @RequireScope('admin')
+  @ApiOperation({ summary: 'Page through the audit trail of finance and admin actions' })
+  @ApiOkResponse({ type: AuditPageView })
   @ApiQuery({ name: 'cursor', required: false })
   @ApiQuery({ name: 'limit', required: false })
   @ApiQuery({ name: 'key_id', required: false })

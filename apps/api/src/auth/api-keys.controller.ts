@@ -1,10 +1,12 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiProperty, ApiQuery, ApiTags } from '@nestjs/swagger';
+import { ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiProperty, ApiQuery, ApiTags } from '@nestjs/swagger';
 import { ArrayMaxSize, ArrayNotEmpty, IsArray, IsIn, IsISO8601, IsOptional, IsString, Length, Matches } from 'class-validator';
 import { invalidField, notFound } from '../../../../libs/contracts/src/errors';
 import { KEY_PATTERN } from '../../../../libs/engine/src/plan-definition';
+import { ApiErrors } from '../http/openapi';
 import { DEFAULT_TENANT, SCOPES, Scope, TENANT_PATTERN } from './api-key';
 import { ApiKeyView, ApiKeysService } from './api-keys.service';
+import { ApiKeyCreatedView, ApiKeyListView, ApiKeyRevokedView } from './api-keys.response';
 import { RequireScope } from './auth.guard';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -29,7 +31,7 @@ class CreateApiKeyDto {
   @Matches(TENANT_PATTERN, { message: 'tenant must be 1-64 characters of [a-z0-9._-], starting with a letter or digit' })
   tenant?: string;
 
-  @ApiProperty({ required: false, isArray: true, example: ['codex.task'], description: 'when set, the only features the key may decide on' })
+  @ApiProperty({ required: false, type: [String], example: ['codex.task'], description: 'when set, the only features the key may decide on' })
   @IsOptional()
   @IsArray()
   @ArrayNotEmpty()
@@ -44,7 +46,6 @@ class CreateApiKeyDto {
 }
 
 @ApiTags('auth')
-@ApiBearerAuth()
 @Controller('v1/api-keys')
 export class ApiKeysController {
   constructor(private readonly keys: ApiKeysService) {}
@@ -53,6 +54,8 @@ export class ApiKeysController {
   @Post()
   @HttpCode(201)
   @RequireScope('admin')
+  @ApiOperation({ summary: 'Create an API key (the secret is shown once)' })
+  @ApiCreatedResponse({ type: ApiKeyCreatedView })
   create(@Body() body: CreateApiKeyDto): Promise<{ id: string; key: string }> {
     const scopes = [...new Set(body.scopes)];
     const admin = scopes.includes('admin');
@@ -71,7 +74,9 @@ export class ApiKeysController {
   /** Every key without its secret: id, name, tenant, scopes, created, expiry, last use, revocation. */
   @Get()
   @RequireScope('admin')
+  @ApiOperation({ summary: 'List API keys (never their secrets)' })
   @ApiQuery({ name: 'tenant', required: false })
+  @ApiOkResponse({ type: ApiKeyListView })
   async list(@Query('tenant') tenant?: string): Promise<{ items: ApiKeyView[] }> {
     if (tenant !== undefined && !TENANT_PATTERN.test(tenant)) throw invalidField('tenant', 'must be a tenant name');
     return { items: await this.keys.list(tenant, LIST_LIMIT) };
@@ -81,6 +86,9 @@ export class ApiKeysController {
   @Delete(':id')
   @HttpCode(200)
   @RequireScope('admin')
+  @ApiOperation({ summary: 'Revoke an API key (within one second on every API process)' })
+  @ApiOkResponse({ type: ApiKeyRevokedView })
+  @ApiErrors(404)
   async revoke(@Param('id') id: string): Promise<{ id: string; revoked: true }> {
     const keyId = id.toLowerCase();
     if (!UUID.test(keyId) || !(await this.keys.revoke(keyId))) throw notFound(`API key ${id}`);

@@ -1,14 +1,18 @@
-import { CanActivate, ExecutionContext, Injectable, SetMetadata } from '@nestjs/common';
+import { CanActivate, ExecutionContext, Injectable, SetMetadata, applyDecorators } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { FastifyRequest } from 'fastify';
 import { SpillwayError } from '../../../../libs/contracts/src/errors';
+import { documentScope } from '../http/openapi';
 import { Principal, Scope, grants } from './api-key';
 import { ApiKeysService } from './api-keys.service';
 
 export const SCOPE_KEY = 'spillway:scope';
 
-/** Marks a handler as needing a scope; handlers without it are public (health, metrics, docs). */
-export const RequireScope = (scope: Scope) => SetMetadata(SCOPE_KEY, scope);
+/**
+ * Marks a handler as needing a scope; handlers without it are public (health, metrics, docs).
+ * The OpenAPI document learns the scope, the bearer security and the 401/403 answers from here.
+ */
+export const RequireScope = (scope: Scope) => applyDecorators(SetMetadata(SCOPE_KEY, scope), documentScope(scope));
 
 export type AuthenticatedRequest = FastifyRequest & { principal?: Principal };
 

@@ -1,11 +1,13 @@
 import { Body, Controller, Param, Put } from '@nestjs/common';
-import { ApiBearerAuth, ApiBody, ApiProperty, ApiTags } from '@nestjs/swagger';
+import { ApiBody, ApiOkResponse, ApiOperation, ApiProperty, ApiTags } from '@nestjs/swagger';
 import { IsOptional, IsString, Length, Matches } from 'class-validator';
 import { SpillwayError, invalidField, unprocessable } from '../../../../libs/contracts/src/errors';
 import { formatCredits, parseCredits } from '../../../../libs/contracts/src/money';
 import { ACCOUNT_ID_PATTERN, KEY_PATTERN, parsePlanDefinition, planToJson } from '../../../../libs/engine/src/plan-definition';
 import { DEFAULT_TENANT, TENANT_PATTERN } from '../auth/api-key';
 import { RequireScope } from '../auth/auth.guard';
+import { ApiErrors } from '../http/openapi';
+import { AccountPlanView, FeatureView, PlanView } from './catalogue.response';
 import { CatalogueRepository } from './catalogue.repository';
 import { PolicyCache } from './policy-cache';
 
@@ -47,7 +49,6 @@ function checkKey(field: string, value: string, pattern: RegExp): void {
 
 /** The catalogue (admin): features, plans and which plan an account is on. */
 @ApiTags('catalogue')
-@ApiBearerAuth()
 @Controller('v1')
 export class CatalogueController {
   constructor(
@@ -57,6 +58,8 @@ export class CatalogueController {
 
   @Put('features/:key')
   @RequireScope('admin')
+  @ApiOperation({ summary: 'Create or change a feature (unit and price)' })
+  @ApiOkResponse({ type: FeatureView })
   async putFeature(@Param('key') key: string, @Body() body: FeatureDto) {
     checkKey('key', key, KEY_PATTERN);
     const micros = parseCredits(body.credits_per_unit);
@@ -68,6 +71,9 @@ export class CatalogueController {
 
   @Put('plans/:key')
   @RequireScope('admin')
+  @ApiOperation({ summary: 'Create or change a plan (windows, free tier, overage per feature)' })
+  @ApiOkResponse({ type: PlanView })
+  @ApiErrors(422)
   @ApiBody({ type: PlanDto })
   async putPlan(@Param('key') key: string, @Body() body: unknown) {
     checkKey('key', key, KEY_PATTERN);
@@ -85,6 +91,9 @@ export class CatalogueController {
 
   @Put('accounts/:id')
   @RequireScope('admin')
+  @ApiOperation({ summary: 'Create an account or move it to another plan' })
+  @ApiOkResponse({ type: AccountPlanView })
+  @ApiErrors(422)
   async putAccount(@Param('id') id: string, @Body() body: AccountDto) {
     checkKey('id', id, ACCOUNT_ID_PATTERN);
     await this.cache.refresh();

@@ -1,16 +1,18 @@
 import { Controller, Get, Inject, Req } from '@nestjs/common';
-import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { SpillwayConfig } from '../../../../libs/config/src/config';
 import { SpillwayError } from '../../../../libs/contracts/src/errors';
 import { ApiKeysService } from '../auth/api-keys.service';
 import { AuthenticatedRequest } from '../auth/auth.guard';
 import { CONFIG } from '../infra/tokens';
+import { ApiErrors } from '../http/openapi';
+import { WhoAmIView } from '../auth/api-keys.response';
 
 const BEARER = /^Bearer\s+(\S+)$/i;
 
 /** What the console needs to know about the key it signed in with. */
 @ApiTags('auth')
-@ApiBearerAuth()
+@ApiBearerAuth('bearer')
 @Controller('v1')
 export class ConsoleController {
   constructor(
@@ -22,6 +24,9 @@ export class ConsoleController {
    * The calling key (any scope): its id, name, scopes, tenant (null: platform-wide), features and expiry, and where the Temporal UI is, so a
    * client can show only what the key may do. Never the secret. 401 for a missing or unknown key.
    */
+  @ApiOperation({ summary: 'The calling API key (any scope): id, name, scopes, tenant, expiry' })
+  @ApiOkResponse({ type: WhoAmIView })
+  @ApiErrors(401, 503)
   @Get('whoami')
   async whoami(@Req() request: AuthenticatedRequest) {
     const match = BEARER.exec(request.headers.authorization ?? '');

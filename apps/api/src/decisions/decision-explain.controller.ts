@@ -1,15 +1,16 @@
 import { Controller, Get, Param, Query, Req } from '@nestjs/common';
-import { ApiBearerAuth, ApiQuery, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
 import { SpillwayError, invalidField, notFound } from '../../../../libs/contracts/src/errors';
 import { ACCOUNT_ID_PATTERN } from '../../../../libs/engine/src/plan-definition';
 import { AccessScope } from '../auth/access-scope';
 import { AuthenticatedRequest, RequireScope } from '../auth/auth.guard';
 import { IDEMPOTENCY_KEY } from '../http/fields';
+import { ApiErrors } from '../http/openapi';
+import { DecisionExplanationView } from './decision-explain.response';
 import { DecisionExplainService } from './decision-explain.service';
 
 /** Read side of decisions (read scope): why a decision was allowed or denied, and its settlement. */
 @ApiTags('decisions')
-@ApiBearerAuth()
 @Controller('v1/decisions')
 export class DecisionExplainController {
   constructor(
@@ -20,6 +21,9 @@ export class DecisionExplainController {
   /** The decision an account's idempotency key names (while Redis keeps its record: `SPILLWAY_IDEMPOTENCY_TTL_SECONDS`). */
   @Get()
   @RequireScope('read')
+  @ApiOperation({ summary: 'Find a decision by account and idempotency key, explained' })
+  @ApiOkResponse({ type: DecisionExplanationView })
+  @ApiErrors(404)
   @ApiQuery({ name: 'account_id' })
   @ApiQuery({ name: 'idempotency_key' })
   async byKey(@Req() request: AuthenticatedRequest, @Query('account_id') accountId?: string, @Query('idempotency_key') key?: string) {
@@ -34,6 +38,9 @@ export class DecisionExplainController {
   /** The waterfall of a decision (each layer: what it had, gave, and why the rest was denied) and its settlement state. */
   @Get(':id')
   @RequireScope('read')
+  @ApiOperation({ summary: 'Explain a decision: its waterfall and settlement' })
+  @ApiOkResponse({ type: DecisionExplanationView })
+  @ApiErrors(404)
   async byId(@Param('id') id: string, @Req() request: AuthenticatedRequest) {
     const found = await this.explain.byId(id);
     if (!found) throw notFound(`decision ${id}`);

@@ -15,7 +15,7 @@ const isInt = (v: unknown, min: number, max: number): v is number => typeof v ==
 /**
  * The body of `POST /v1/decisions`, checked by hand: this is the hot path, and a generic
  * class-validator pass costs more than the Redis call. The rules are those documented by
- * DecisionRequestDto (OpenAPI); every rejected field is named in the 400.
+ * DECISION_REQUEST_SCHEMA (decision.schema.ts, also the OpenAPI document); every rejected field is named in the 400.
  */
 export function parseDecisionRequest(body: unknown): DecisionRequest {
   const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;

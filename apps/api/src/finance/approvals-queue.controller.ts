@@ -1,5 +1,5 @@
 import { Controller, Get, Inject, Req } from '@nestjs/common';
-import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { Client, WorkflowExecutionInfo, WorkflowHandle } from '@temporalio/client';
 import { DataSource } from 'typeorm';
 import { defaultPayloadConverter } from '@temporalio/common';
@@ -10,6 +10,7 @@ import { Principal, grants, sees } from '../auth/api-key';
 import { PolicyCache } from '../catalogue/policy-cache';
 import { AuthenticatedRequest, RequireScope } from '../auth/auth.guard';
 import { LEDGER, TEMPORAL } from '../infra/tokens';
+import { ApprovalsQueueView } from './finance.response';
 
 /** Workflow types that may wait for an approval. */
 const APPROVABLE_TYPES = ['refundWorkflow', 'adjustmentWorkflow', 'grantWorkflow'];
@@ -42,7 +43,6 @@ async function amountOf(handle: WorkflowHandle): Promise<{ micros: string | null
 
 /** The approvals queue: refunds, adjustments and grants waiting for an approver. */
 @ApiTags('finance')
-@ApiBearerAuth()
 @Controller('v1/approvals')
 export class ApprovalsQueueController {
   constructor(
@@ -66,6 +66,8 @@ export class ApprovalsQueueController {
    */
   @Get()
   @RequireScope('read')
+  @ApiOperation({ summary: 'The approvals queue: changes waiting for an approver (finance or approve scope)' })
+  @ApiOkResponse({ type: ApprovalsQueueView })
   async list(@Req() request: AuthenticatedRequest) {
     const principal = request.principal!;
     if (!grants(principal, 'finance') && !grants(principal, 'approve')) throw new SpillwayError(403, 'forbidden', 'this API key lacks the "finance" or "approve" scope');

@@ -1,5 +1,5 @@
 import { Controller, Get, Inject, Res } from '@nestjs/common';
-import { ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import { Client } from '@temporalio/client';
 import type { FastifyReply } from 'fastify';
 import Redis from 'ioredis';
@@ -7,6 +7,7 @@ import { DataSource } from 'typeorm';
 import { SpillwayConfig } from '../../../../libs/config/src/config';
 import { WORKER_HEARTBEAT_TTL_MS, workerAlive } from '../../../../libs/temporal/src/worker-liveness';
 import { CONFIG, LEDGER, REDIS, TEMPORAL } from '../infra/tokens';
+import { HealthView } from './health.response';
 
 type Check = { status: 'up' | 'down'; latency_ms: number; error?: string };
 
@@ -41,6 +42,9 @@ export class HealthController {
    * the last 5 s); 503 with the detail otherwise. Decisions keep being answered while anything
    * but Redis is down: this shows the gap that settlement will catch up on.
    */
+  @ApiOperation({ summary: 'Health of PostgreSQL, Redis, Temporal and the worker' })
+  @ApiOkResponse({ type: HealthView, description: 'every dependency answers and a worker runs' })
+  @ApiServiceUnavailableResponse({ type: HealthView, description: 'a dependency does not answer or no worker runs', headers: { 'Retry-After': { description: 'seconds', schema: { type: 'integer' } } } })
   @Get()
   async health(@Res() reply: FastifyReply): Promise<void> {
     const taskQueue = this.config.temporal.taskQueue;

@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ErrorDetail, SpillwayError } from '../../../../libs/contracts/src/errors';
-import { renderError } from './error.filter';
+import { sendError } from './error.filter';
 
 /** Deepest nesting of a JSON body (objects and arrays): enough for any Spillway body, far below a stack overflow. */
 export const MAX_BODY_DEPTH = 32;
@@ -32,12 +32,6 @@ export function inspectInput(value: unknown, field: string, depth = 0): ErrorDet
   return undefined;
 }
 
-function send(reply: FastifyReply, exception: unknown): void {
-  const { status, body, retryAfter } = renderError(exception);
-  if (retryAfter !== undefined) reply.header('Retry-After', String(retryAfter));
-  reply.code(status).send(body);
-}
-
 /** Fastify options of the API: router and body limits, request ids, and errors the router raises before any route. */
 export const edgeOptions = {
   bodyLimit: BODY_LIMIT_BYTES,
@@ -48,8 +42,8 @@ export const edgeOptions = {
     return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
   },
   frameworkErrors: (error: { code?: string; message: string }, _request: FastifyRequest, reply: FastifyReply): void => {
-    if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') send(reply, new SpillwayError(414, 'uri_too_long', `a path parameter is longer than ${MAX_PARAM_LENGTH} characters`));
-    else send(reply, new SpillwayError(400, 'invalid_request', 'the URL is not valid', [{ field: 'path', issue: error.message }]));
+    if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') sendError(reply, new SpillwayError(414, 'uri_too_long', `a path parameter is longer than ${MAX_PARAM_LENGTH} characters`));
+    else sendError(reply, new SpillwayError(400, 'invalid_request', 'the URL is not valid', [{ field: 'path', issue: error.message }]));
   },
   /** Errors before a request exists (headers too large, malformed request line) in the same envelope. */
   clientErrorHandler: (error: NodeJS.ErrnoException, socket: Socket): void => {

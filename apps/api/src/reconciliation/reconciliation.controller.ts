@@ -1,5 +1,5 @@
 import { Controller, Get, HttpCode, Inject, Param, Post } from '@nestjs/common';
-import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { ApiAcceptedResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { Client, WorkflowNotFoundError } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
@@ -8,12 +8,14 @@ import { reconciliationReports } from '../../../../libs/ledger/src/console-queri
 import { RequireScope } from '../auth/auth.guard';
 import { LEDGER, TEMPORAL } from '../infra/tokens';
 import { WorkflowStarter } from '../workflows/workflow-starter';
+import { ApiErrors } from '../http/openapi';
+import { WorkflowStartedView } from '../finance/finance.response';
+import { ReconciliationListView, ReconciliationReportView } from './reconciliation.response';
 
 /** `GET /v1/reconciliations` lists at most this many reports. */
 const RECONCILIATION_LIST_LIMIT = 50;
 
 @ApiTags('reconciliation')
-@ApiBearerAuth()
 @Controller('v1/reconciliations')
 export class ReconciliationController {
   constructor(
@@ -23,6 +25,8 @@ export class ReconciliationController {
   ) {}
 
   /** Runs a reconciliation now; the nightly one is the `reconciliation-nightly` schedule. */
+  @ApiOperation({ summary: 'Run a reconciliation now' })
+  @ApiAcceptedResponse({ type: WorkflowStartedView })
   @Post()
   @HttpCode(202)
   @RequireScope('admin')
@@ -31,12 +35,17 @@ export class ReconciliationController {
   }
 
   /** The latest reports, newest first, with how many discrepancies and repairs each has (details: `GET /v1/reconciliations/{id}`). */
+  @ApiOperation({ summary: 'The latest reconciliation reports' })
+  @ApiOkResponse({ type: ReconciliationListView })
   @Get()
   @RequireScope('admin')
   async list() {
     return { items: await reconciliationReports(this.ledger, RECONCILIATION_LIST_LIMIT) };
   }
 
+  @ApiOperation({ summary: 'A reconciliation report' })
+  @ApiOkResponse({ type: ReconciliationReportView })
+  @ApiErrors(404)
   @Get(':id')
   @RequireScope('admin')
   async report(@Param('id') id: string) {

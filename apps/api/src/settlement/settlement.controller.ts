@@ -1,10 +1,10 @@
 import { Controller, Get } from '@nestjs/common';
-import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { RequireScope } from '../auth/auth.guard';
 import { SettlementMonitor } from './settlement-monitor';
+import { SettlementLagView } from './settlement.response';
 
 @ApiTags('settlement')
-@ApiBearerAuth()
 @Controller('v1/settlement')
 export class SettlementController {
   constructor(private readonly monitor: SettlementMonitor) {}
@@ -13,6 +13,8 @@ export class SettlementController {
    * Per partition: the ledger cursor, unsettled events, the age of the oldest one and the
    * quarantined entries. Platform-wide (every tenant's traffic), so admin keys only.
    */
+  @ApiOperation({ summary: 'Settlement progress per partition and quarantined entries (admin)' })
+  @ApiOkResponse({ type: SettlementLagView })
   @Get()
   @RequireScope('admin')
   async lag() {

@@ -1,5 +1,5 @@
 import { Body, Controller, Get, HttpCode, Inject, Param, Post, Req } from '@nestjs/common';
-import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { ApiAcceptedResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { Client, WorkflowFailedError, WorkflowHandle, WorkflowNotFoundError } from '@temporalio/client';
 import { ApplicationFailure, TemporalFailure } from '@temporalio/common';
 import { stateQuery } from '../../../../workflows/src/approval';
@@ -11,6 +11,9 @@ import { AccessScope } from '../auth/access-scope';
 import { AuthenticatedRequest, RequireScope } from '../auth/auth.guard';
 import { IdempotencyKeyField } from '../http/fields';
 import { TEMPORAL } from '../infra/tokens';
+import { ApiErrors } from '../http/openapi';
+import { WorkflowStartedView } from '../finance/finance.response';
+import { AccountWorkflowsView, WorkflowStatusView } from './workflows.response';
 import { StartedWorkflow, WorkflowStarter } from './workflow-starter';
 
 class SmokeCheckDto {
@@ -39,7 +42,6 @@ function closedState(result: unknown): string | undefined {
 }
 
 @ApiTags('workflows')
-@ApiBearerAuth()
 @Controller('v1')
 export class WorkflowsController {
   constructor(
@@ -49,6 +51,8 @@ export class WorkflowsController {
   ) {}
 
   /** Runs the smoke workflow: API → Temporal → worker → PostgreSQL and Redis. */
+  @ApiOperation({ summary: 'Run the smoke workflow through every dependency' })
+  @ApiAcceptedResponse({ type: WorkflowStartedView })
   @Post('smoke-checks')
   @HttpCode(202)
   @RequireScope('admin')
@@ -65,6 +69,9 @@ export class WorkflowsController {
   }
 
   /** The account's financial workflows, newest first (Temporal visibility, as in the Web UI). */
+  @ApiOperation({ summary: 'The financial workflows of an account' })
+  @ApiOkResponse({ type: AccountWorkflowsView })
+  @ApiErrors(404)
   @Get('accounts/:id/workflows')
   @RequireScope('finance')
   async forAccount(@Param('id') accountId: string, @Req() request: AuthenticatedRequest) {
@@ -78,6 +85,9 @@ export class WorkflowsController {
     return { account_id: accountId, items };
   }
 
+  @ApiOperation({ summary: 'Status and result of a workflow' })
+  @ApiOkResponse({ type: WorkflowStatusView })
+  @ApiErrors(404)
   @Get('workflows/:workflowId')
   @RequireScope('finance')
   async status(@Param('workflowId') workflowId: string, @Req() request: AuthenticatedRequest) {

@@ -1,0 +1,176 @@
+import {
+  CallHandler,
+  DynamicModule,
+  ExecutionContext,
+  Global,
+  HttpException,
+  Inject,
+  Injectable,
+  Module,
+  NestInterceptor,
+  SetMetadata,
+  UseInterceptors,
+  applyDecorators,
+} from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import { Observable, concatMap, from } from 'rxjs';
+import { DecisionResult, SettlementResult, SpillwayClient, SpillwayClientOptions } from '../client';
+
+/** Resolves a value of the incoming request (Fastify or Express request object). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type FromRequest<T> = (request: any) => T;
+
+export interface SpillwayModuleOptions {
+  /** A client, or the options to create one. */
+  client: SpillwayClient | SpillwayClientOptions;
+  /** Who is charged for a request (e.g. the authenticated user or workspace id). */
+  account: FromRequest<string>;
+}
+
+export interface MeteredOptions {
+  /** Units asked for (default 1), e.g. `(req) => req.body.seconds`. */
+  quantity?: FromRequest<number>;
+  /** Overrides the module's `account` for this route. */
+  account?: FromRequest<string>;
+  /**
+   * The idempotency key (default: a new one per request). Only derive it from the caller (e.g. an
+   * `Idempotency-Key` header) when the product also replays its own answer for a repeated key:
+   * Spillway charges a repeated key once, so re-running the handler would give the work away.
+   */
+  idempotencyKey?: FromRequest<string | undefined>;
+  /** Run the handler with fewer units than asked (default false: all or 429). */
+  allowPartial?: boolean;
+  /**
+   * Long-running work: reserve the units before the handler (a hold), then commit the actual
+   * quantity when it returns (`commitQuantity`, default: the units granted), or release the hold
+   * when it throws. `manual`: the handler settles through `request.spillway.commit/release`.
+   */
+  reserve?: { commitQuantity?: (result: unknown, request: unknown, decision: DecisionResult) => number; holdTtlSeconds?: number; manual?: boolean };
+}
+
+/** What the handler finds on `request.spillway`. */
+export interface MeteredRequestState {
+  decision: DecisionResult;
+  /** Units the handler may deliver (≤ asked when allowPartial). */
+  granted: number;
+  commit: (quantity: number) => Promise<SettlementResult>;
+  release: () => Promise<SettlementResult>;
+}
+
+export const SPILLWAY_CLIENT = Symbol('SPILLWAY_CLIENT');
+const SPILLWAY_MODULE_OPTIONS = Symbol('SPILLWAY_MODULE_OPTIONS');
+const METERED = 'spillway:metered';
+
+interface MeteredMetadata extends MeteredOptions {
+  feature: string;
+}
+
+type HeaderSink = { header?: (name: string, value: string) => unknown; setHeader?: (name: string, value: string) => unknown };
+
+function setHeader(response: HeaderSink, name: string, value: string): void {
+  if (typeof response.header === 'function') response.header(name, value);
+  else response.setHeader?.(name, value);
+}
+
+/**
+ * Decides before the handler; sets the RateLimit headers (IETF httpapi draft) Spillway sent;
+ * answers 429 with Retry-After when nothing is granted (503 when a degradation policy denied
+ * because Spillway could not answer); for `reserve` routes commits the actual quantity after the
+ * handler or releases the hold when it fails.
+ */
+@Injectable()
+export class MeteredInterceptor implements NestInterceptor {
+  constructor(
+    private readonly reflector: Reflector,
+    @Inject(SPILLWAY_CLIENT) private readonly client: SpillwayClient,
+    @Inject(SPILLWAY_MODULE_OPTIONS) private readonly options: SpillwayModuleOptions,
+  ) {}
+
+  async intercept(context: ExecutionContext, next: CallHandler): Promise<Observable<unknown>> {
+    const meta = this.reflector.get<MeteredMetadata | undefined>(METERED, context.getHandler());
+    if (!meta) return next.handle();
+    const request = context.switchToHttp().getRequest<{ spillway?: MeteredRequestState }>();
+    const response = context.switchToHttp().getResponse<HeaderSink>();
+    const quantity = meta.quantity ? meta.quantity(request) : 1;
+    if (!Number.isInteger(quantity) || quantity < 1) throw new HttpException({ error: { code: 'invalid_request', message: 'quantity must be a positive integer' } }, 400);
+    const decision = await this.client.decide({
+      account_id: (meta.account ?? this.options.account)(request),
+      feature: meta.feature,
+      quantity,
+      allow_partial: meta.allowPartial ?? false,
+      mode: meta.reserve ? 'reserve' : 'consume',
+      idempotency_key: meta.idempotencyKey?.(request),
+      ...(meta.reserve?.holdTtlSeconds ? { hold_ttl_seconds: meta.reserve.holdTtlSeconds } : {}),
+    });
+    if (decision.rateLimit) {
+      setHeader(response, 'RateLimit-Limit', String(decision.rateLimit.limit));
+      setHeader(response, 'RateLimit-Remaining', String(decision.rateLimit.remaining));
+      setHeader(response, 'RateLimit-Reset', String(decision.rateLimit.reset));
+    }
+    if (decision.degraded) setHeader(response, 'Spillway-Degraded', decision.degraded);
+    if (decision.granted === 0) {
+      const retryAfter = decision.retry_after_seconds ?? decision.rateLimit?.retryAfter ?? 1;
+      setHeader(response, 'Retry-After', String(retryAfter));
+      const unavailable = decision.degraded !== null;
+      throw new HttpException(
+        {
+          error: {
+            code: unavailable ? 'metering_unavailable' : 'quota_exceeded',
+            message: unavailable ? `${meta.feature} cannot be metered right now; retry later` : `no ${meta.feature} left for now`,
+            retry_after_seconds: retryAfter,
+          },
+        },
+        unavailable ? 503 : 429,
+      );
+    }
+    let settled: Promise<SettlementResult> | undefined;
+    const settle = (run: () => Promise<SettlementResult>) => (settled ??= run());
+    request.spillway = {
+      decision,
+      granted: decision.granted,
+      commit: (q) => settle(() => this.client.commit(decision.decision_id, q)),
+      release: () => settle(() => this.client.release(decision.decision_id)),
+    };
+    const reserve = meta.reserve;
+    if (!reserve || reserve.manual) return next.handle();
+    const state = request.spillway;
+    return new Observable((subscriber) => {
+      const subscription = next
+        .handle()
+        .pipe(concatMap((result) => from(state.commit(reserve.commitQuantity ? reserve.commitQuantity(result, request, decision) : decision.granted).then(() => result))))
+        .subscribe({
+          next: (value) => subscriber.next(value),
+          complete: () => subscriber.complete(),
+          error: (error) => {
+            // The work failed: give the units back, then report the handler's error.
+            state.release().then(
+              () => subscriber.error(error),
+              () => subscriber.error(error),
+            );
+          },
+        });
+      return () => subscription.unsubscribe();
+    });
+  }
+}
+
+/**
+ * Meters a route: `@Metered('codex.task', { quantity: (req) => req.body.tasks })`. Needs
+ * SpillwayModule.forRoot in the application.
+ */
+export const Metered = (feature: string, options: MeteredOptions = {}) =>
+  applyDecorators(SetMetadata(METERED, { feature, ...options } satisfies MeteredMetadata), UseInterceptors(MeteredInterceptor));
+
+/** Provides the Spillway client (inject with SPILLWAY_CLIENT) and what @Metered needs. */
+@Global()
+@Module({})
+export class SpillwayModule {
+  static forRoot(options: SpillwayModuleOptions): DynamicModule {
+    const client = options.client instanceof SpillwayClient ? options.client : new SpillwayClient(options.client);
+    return {
+      module: SpillwayModule,
+      providers: [{ provide: SPILLWAY_CLIENT, useValue: client }, { provide: SPILLWAY_MODULE_OPTIONS, useValue: options }, MeteredInterceptor],
+      exports: [SPILLWAY_CLIENT, SPILLWAY_MODULE_OPTIONS, MeteredInterceptor],
+    };
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * When to retry and how long to wait: exponential backoff with "full jitter" (a uniformly random
+ * delay in [0, min(cap, base · 2^attempt)], as in the AWS Architecture Blog's "Exponential Backoff
+ * and Jitter"), never shorter than the server's `Retry-After`.
+ */
+export interface RetryOptions {
+  /** Retries after the first attempt (default 3). */
+  retries?: number;
+  /** Backoff base, ms (default 50). */
+  baseDelayMs?: number;
+  /** Backoff cap, ms (default 2000). */
+  maxDelayMs?: number;
+}
+
+export const RETRY_DEFAULTS: Required<RetryOptions> = { retries: 3, baseDelayMs: 50, maxDelayMs: 2000 };
+
+/**
+ * Milliseconds to wait before retry number `attempt` (0 for the first retry).
+ * @param retryAfterSeconds the server's Retry-After (seconds), when it sent one
+ * @param random a number in [0, 1) (Math.random by default)
+ */
+export function backoffDelayMs(attempt: number, options: Required<RetryOptions>, retryAfterSeconds?: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(options.maxDelayMs, options.baseDelayMs * 2 ** Math.min(attempt, 30));
+  const jittered = Math.floor(random() * ceiling);
+  return Math.max(jittered, (retryAfterSeconds ?? 0) * 1000);
+}
+
+/** The Retry-After header in seconds (delta-seconds or an HTTP date), undefined when absent or invalid. */
+export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
+  if (!value) return undefined;
+  if (/^\d{1,9}$/.test(value.trim())) return Number(value.trim());
+  // Otherwise only an HTTP-date ("Sun, 06 Nov 1994 08:49:37 GMT"): Date.parse alone takes "-5" for a year.
+  if (!/^[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/.test(value.trim())) return undefined;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - now) / 1000));
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
