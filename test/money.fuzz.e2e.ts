@@ -74,7 +74,6 @@ describe('money invariants under random interleavings (model-based, real HTTP AP
       approvalThreshold: stack.config.approvalThresholdMicros,
       windowNames: world.windows,
       baseline,
-      log: [],
     };
     const prices = [1_000_000n, 2_500_000n];
     for (const [i, raw] of world.features.entries()) {
@@ -112,12 +111,11 @@ describe('money invariants under random interleavings (model-based, real HTTP AP
 
   /** After a run: nothing open, settlement drained, and every proof of the ledger agrees with the model. */
   async function finalChecks(model: Model): Promise<void> {
-    for (const [i, account] of model.accounts.entries()) {
+    for (const account of model.accounts) {
       for (const hold of Object.values(account.holds).filter((h) => h.state === 'held')) {
         const sent = Date.now();
         stepSettle(model, hold.decisionId, undefined, await system.call('POST', `/v1/decisions/${encodeURIComponent(hold.decisionId)}/release`, undefined, system.keys.decide), sent);
       }
-      void i;
     }
     for (const contract of model.contracts) {
       const r = await system.call('DELETE', `/v1/entitlements/${encodeURIComponent(contract)}`, undefined, system.keys.finance);

@@ -120,8 +120,6 @@ export interface Model {
   windowNames: string[];
   /** Reconciliation findings and audit failures that predate this run (reported by the run that caused them). */
   baseline: string[];
-  /** Every 5xx or contract violation seen, for the report. */
-  log: string[];
 }
 
 export const windowKey = (feature: string, name: string) => `${feature}\u0000${name}`;
