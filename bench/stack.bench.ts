@@ -1,12 +1,12 @@
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import Redis from 'ioredis';
 import { Client as PgClient } from 'pg';
 import { Client as TemporalClient, Connection } from '@temporalio/client';
+import { freePorts } from '../libs/devstack/src/services';
 import type { ProcessStatus } from '../libs/devstack/src/supervisor';
 
 /**
@@ -61,17 +61,6 @@ interface Row {
 
 const PROCESSES = ['api', 'worker', 'temporal', 'postgres', 'redis'] as const;
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.once('error', fail);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => done(port));
-    });
-  });
-}
 
 /** utime+stime+cutime+cstime (clock ticks) of one process and its parent, or undefined when it is gone. */
 function ticksOf(pid: number): { ppid: number; ticks: number } | undefined {
@@ -207,7 +196,7 @@ export async function stackBench(options: { seconds: number; connections: number
   const driver = execFileSync('bash', [join(ROOT, 'scripts', 'install-bench-deps.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
   const dir = mkdtempSync(join(tmpdir(), 'spillway-stack-bench-'));
   chmodSync(dir, 0o755); // the private PostgreSQL runs as its own user below it
-  const [port, temporalPort, uiPort, pgPort, redisPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+  const [port, temporalPort, uiPort, pgPort, redisPort] = await freePorts(5);
   const admin = `sw_bench_${randomBytes(18).toString('base64url')}`;
   const api = `http://127.0.0.1:${port}`;
   const databaseUrl = `postgres://postgres@127.0.0.1:${pgPort}/spillway`;

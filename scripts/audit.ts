@@ -63,12 +63,21 @@ const RULES: { name: string; sql: string }[] = [
           AND (status = 'auto' OR (status = 'approved' AND (approver_key_id IS NULL OR approver_key_id = requester_key_id)))`,
   },
   {
+    // Every event, not only those with a write-off: a commit above its hold that sourced too few
+    // units and wrote none off must fail here too.
     name: 'write-offs only on commits above the hold (sourced + written-off units = committed quantity)',
     sql: `SELECT m.id::text AS subject FROM monetization_events m JOIN usage_events u ON u.id = m.usage_event_id
-          WHERE (m.written_off_units > 0 OR m.written_off_micros > 0)
-            AND (m.written_off_units = 0 OR u.quantity <> m.written_off_units + (
+          WHERE (m.written_off_units = 0 AND m.written_off_micros > 0)
+             OR u.quantity <> m.written_off_units + (
                   SELECT coalesce(sum((e->>'units')::bigint), 0) FROM jsonb_array_elements(
-                    CASE jsonb_typeof(u.sources) WHEN 'array' THEN u.sources ELSE '[]'::jsonb END) e))`,
+                    CASE jsonb_typeof(u.sources) WHEN 'array' THEN u.sources ELSE '[]'::jsonb END) e)`,
+  },
+  {
+    name: "a monetization event's charge equals the micro-credits of its usage event's sources",
+    sql: `SELECT m.id::text AS subject FROM monetization_events m JOIN usage_events u ON u.id = m.usage_event_id
+          WHERE m.credits_micros <> (
+                  SELECT coalesce(sum((e->>'micros')::numeric), 0) FROM jsonb_array_elements(
+                    CASE jsonb_typeof(u.sources) WHEN 'array' THEN u.sources ELSE '[]'::jsonb END) e)`,
   },
   {
     name: 'a lot is credited exactly its granted amount',

@@ -160,6 +160,25 @@ describe('decisions over HTTP (real Redis and PostgreSQL)', () => {
     expect(view.body.features['codex.task'].windows[0].remaining).toBe(3);
   });
 
+  it('ends holds of a plan that no longer has the feature: a retried commit replays, units above the hold are written off', async () => {
+    expect((await stack.call('PUT', '/v1/plans/video-only', { features: { 'sora.video.seconds': { overage: 'credits' } } })).status).toBe(200);
+    const account = await newAccount('basic');
+    await grant(account, 10n);
+    const first = await decide({ account_id: account, feature: 'codex.task', quantity: 5, mode: 'reserve' });
+    const committed = await stack.call('POST', `/v1/decisions/${first.body.decision_id}/commit`, { quantity: 4 }, decider);
+    expect(committed.body).toMatchObject({ status: 'committed', credits_charged: '2.500000', balance: '7.500000' });
+    const second = await decide({ account_id: account, feature: 'codex.task', quantity: 2, mode: 'reserve' });
+    expect(second.body).toMatchObject({ granted: 2, credits_charged: '5.000000', balance: '2.500000' });
+
+    expect((await stack.call('PUT', `/v1/accounts/${account}`, { plan: 'video-only' })).status).toBe(200);
+    await eventually(async () => ((await decide({ account_id: account, feature: 'codex.task', quantity: 1, mode: 'preview' })).status !== 200 ? true : undefined));
+
+    const replay = await stack.call('POST', `/v1/decisions/${first.body.decision_id}/commit`, { quantity: 4 }, decider);
+    expect([replay.status, replay.body]).toEqual([200, { ...committed.body, replayed: true }]);
+    const over = await stack.call('POST', `/v1/decisions/${second.body.decision_id}/commit`, { quantity: 3 }, decider);
+    expect([over.status, over.body]).toEqual([200, expect.objectContaining({ quantity: 3, credits_charged: '5.000000', written_off_units: 1, credits_written_off: '2.500000', balance: '2.500000' })]);
+  });
+
   it('holds in reserve mode, commits at the actual quantity, and releases', async () => {
     const account = await newAccount('basic');
     await grant(account, 10n);

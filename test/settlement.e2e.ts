@@ -3,6 +3,7 @@ import { accountKeys, streamKey } from '../libs/engine/src/keys';
 import { checkLedger } from '../libs/ledger/src/reconciliation';
 import { CursorMoved, readCursor, writeSettlementBatch } from '../libs/ledger/src/settlement';
 import { UsageEvent, parseStreamEntry } from '../libs/ledger/src/settlement-entry';
+import { SETTLEMENT_LAYOUT, createSpillwayWorker } from '../apps/worker/src/worker';
 import { TestStack, eventually, startStack } from './harness';
 
 describe('settlement: every decision settled exactly once into the ledger', () => {
@@ -326,5 +327,29 @@ describe('settlement: every decision settled exactly once into the ledger', () =
     expect(restored.lots).toHaveLength(1);
     const d = await decide({ account_id: account, feature: 'codex.task', quantity: 1 });
     expect(d.body.outcome).toBe('allowed');
+  });
+
+  it('replaces a running settlement workflow of an older layout (one per partition) with a consumer', async () => {
+    const id = 'settlement-0';
+    await stack.temporal.workflow.getHandle(id).terminate('test: simulate a run of an older release');
+    // What an older release left running: no layout memo, another input, nobody polling its queue.
+    await stack.temporal.workflow.start('settlementWorkflow', { taskQueue: `old-${randomUUID()}`, workflowId: id, args: [{ partition: 0 }] });
+    // A second worker (of this release) on the stack's queue, as after a rolling upgrade.
+    const spillway = await createSpillwayWorker(stack.config, { ledger: stack.ledger, redis: stack.redis, engine: stack.engine });
+    const running = spillway.worker.run();
+    try {
+      await spillway.ensureSettlement();
+    } finally {
+      spillway.worker.shutdown();
+      await running;
+      await spillway.close();
+    }
+    const run = await stack.temporal.workflow.getHandle(id).describe();
+    expect([run.status.name, run.memo?.layout, run.taskQueue]).toEqual(['RUNNING', SETTLEMENT_LAYOUT, stack.config.temporal.taskQueue]);
+    // And it settles: a decision on a partition of consumer 0 reaches the ledger.
+    const account = await newAccount();
+    await stack.grant(account, 10n);
+    await decide({ account_id: account, feature: 'codex.task', quantity: 4 });
+    expect(await eventually(() => settledBalance(account))).toBe('7.500000');
   });
 });

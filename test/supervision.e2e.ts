@@ -1,10 +1,9 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client } from 'pg';
-import { portOpen } from '../libs/devstack/src/services';
+import { freePorts, portOpen } from '../libs/devstack/src/services';
 import type { ProcessStatus } from '../libs/devstack/src/supervisor';
 import { eventually } from './harness';
 
@@ -22,17 +21,6 @@ const PURCHASED_MICROS = 1_000_000n * 1_000_000n; // 1,000,000 credits each
 const LOAD_CONNECTIONS = 4;
 /** Long enough that each outage is real and outlives the worker's 5 s heartbeat expiry. */
 const RESTART_DELAY_MS = 6000;
-
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.once('error', fail);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => done(port));
-    });
-  });
-}
 
 /** Decimal credit string → micro-credits, exactly. */
 function micros(credits: string): bigint {
@@ -92,7 +80,7 @@ describe('supervised stack: one crashed process does not stop decisions', () => 
   };
 
   beforeAll(async () => {
-    const [port, temporalPort, uiPort, pgPort, redisPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+    const [port, temporalPort, uiPort, pgPort, redisPort] = await freePorts(5);
     ports.push(port, temporalPort, uiPort, pgPort, redisPort);
     api = `http://127.0.0.1:${port}`;
     databaseUrl = `postgres://postgres@127.0.0.1:${pgPort}/spillway`;

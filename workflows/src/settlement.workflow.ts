@@ -1,4 +1,4 @@
-import { continueAsNew, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { makeContinueAsNewFunc, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../../libs/activities/src';
 
 /** How long one settling activity runs before it returns and the workflow starts the next. */
@@ -26,5 +26,6 @@ export async function settlementWorkflow(input: { consumer: number }): Promise<v
     if (result.retired) return;
     if (workflowInfo().continueAsNewSuggested) break;
   }
-  await continueAsNew<typeof settlementWorkflow>(input);
+  // The memo (the layout marker the worker checks) goes along to the next run.
+  await makeContinueAsNewFunc<typeof settlementWorkflow>({ memo: workflowInfo().memo })(input);
 }

@@ -1,4 +1,4 @@
-import { Client, Connection, ScheduleAlreadyRunning } from '@temporalio/client';
+import { Client, Connection, ScheduleAlreadyRunning, WorkflowNotFoundError } from '@temporalio/client';
 import { DefaultLogger, LogLevel, NativeConnection, Runtime, Worker, makeTelemetryFilterString } from '@temporalio/worker';
 import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
@@ -10,6 +10,9 @@ import { workflowIds } from '../../../libs/contracts/src/temporal';
 import { DecisionEngine } from '../../../libs/engine/src/engine';
 import { startWorkerHeartbeat } from '../../../libs/temporal/src/worker-liveness';
 import { ACCOUNT_ID, OPERATION } from '../../../workflows/src/search-attributes';
+
+/** Marks settlement runs of the consumer shape (`{ consumer }` input, `settleConsumer` activity); carried across continue-as-new. */
+export const SETTLEMENT_LAYOUT = 'consumers-1';
 
 export interface SpillwayWorker {
   worker: Worker;
@@ -69,12 +72,29 @@ export async function createSpillwayWorker(
 
   const stopHeartbeat = startWorkerHeartbeat(deps.redis, config.temporal.taskQueue, () => worker.getState() === 'RUNNING');
 
+  /** A run of an older settlement shape (one workflow per partition) cannot replay on this code: replace it. */
+  const replaceOlderLayout = async (workflowId: string) => {
+    const handle = temporal.workflow.getHandle(workflowId);
+    try {
+      const run = await handle.describe();
+      if (run.status.name === 'RUNNING' && run.memo?.layout !== SETTLEMENT_LAYOUT) {
+        log.warn({ workflowId, layout: run.memo?.layout ?? null }, 'replacing a settlement workflow of an older layout');
+        await handle.terminate(`replaced by settlement layout ${SETTLEMENT_LAYOUT}`);
+      }
+    } catch (error) {
+      if (!(error instanceof WorkflowNotFoundError)) throw error;
+    }
+  };
+
   const ensureSettlement = async () => {
     for (let consumer = 0; consumer < config.settlementConsumers; consumer++) {
+      const workflowId = workflowIds.settlement(consumer);
+      await replaceOlderLayout(workflowId);
       await temporal.workflow.start('settlementWorkflow', {
         taskQueue: config.temporal.taskQueue,
-        workflowId: workflowIds.settlement(consumer),
+        workflowId,
         args: [{ consumer }],
+        memo: { layout: SETTLEMENT_LAYOUT },
         workflowIdReusePolicy: 'ALLOW_DUPLICATE',
         workflowIdConflictPolicy: 'USE_EXISTING',
         typedSearchAttributes: [

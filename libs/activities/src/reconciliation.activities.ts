@@ -7,6 +7,7 @@ import { accountKeys, accountOfLotsKey, holdKeyPattern, lotsKeyPattern, streamKe
 import { LotKind } from '../../engine/src/policy';
 import { Discrepancy, checkLedger, partitionLots } from '../../ledger/src/reconciliation';
 import { readCursor } from '../../ledger/src/settlement';
+import { parseStreamEntry } from '../../ledger/src/settlement-entry';
 
 export interface ReconciliationDeps {
   ledger: DataSource;
@@ -55,9 +56,11 @@ async function redisView(redis: Redis, partition: number, cursor: string) {
   const pending = new Map<string, bigint>();
   const add = (lotId: string, micros: bigint) => pending.set(lotId, (pending.get(lotId) ?? 0n) + micros);
   const entries = await redis.xrange(streamKey(partition), `(${cursor}`, '+', 'COUNT', MAX_STREAM);
-  for (const [, fields] of entries) {
-    if (fields[0] !== 'usage') continue;
-    for (const s of (JSON.parse(fields[1]).sources ?? []) as { lot_id?: string; micros?: string }[]) if (s.lot_id) add(s.lot_id, BigInt(s.micros ?? '0'));
+  for (const [id, fields] of entries) {
+    // An entry settlement will refuse (malformed, out of range) took nothing from Redis and is not pending.
+    const entry = parseStreamEntry(id, fields);
+    if (entry.kind !== 'usage') continue;
+    for (const s of entry.event.sources) if (s.lot_id) add(s.lot_id, BigInt(s.micros ?? '0'));
   }
   for (const key of await scanKeys(redis, holdKeyPattern(partition))) {
     const [state, plan] = await redis.hmget(key, 'state', 'plan');

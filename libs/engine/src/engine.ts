@@ -306,8 +306,10 @@ export class DecisionEngine {
     if (!hold || (inScope && !inScope(hold.accountId, hold.feature))) return { kind: 'not_found' };
     if (BigInt(quantity) * hold.price > MAX_MICROS) return { kind: 'range' };
     const policy = policyFor(hold.accountId, hold.feature);
-    if (!policy) return { kind: 'not_found' };
-    return this.settle(hold, 'committed', quantity, [policy.plan.overage, policy.plan.freeTierUnitsPerMonth, policy.plan.windows.length, ...windowArgs(policy.plan)]);
+    // A plan that no longer has the feature still lets its holds end: the held units are charged at
+    // the held price, units above the hold are written off, and a retried commit replays.
+    const policyArgs = policy ? [policy.plan.overage, policy.plan.freeTierUnitsPerMonth, policy.plan.windows.length, ...windowArgs(policy.plan)] : ['deny', 0, 0];
+    return this.settle(hold, 'committed', quantity, policyArgs);
   }
 
   /**

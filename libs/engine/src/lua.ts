@@ -88,9 +88,9 @@ end
 --   '~'<feature>'|f'            → 'used|expires ms' of the monthly free tier
 -- Returns the spendable lots (not expired, remaining > 0) as sort keys in burn-down order, the
 -- remaining amounts by id, the exact balance as two limbs, and the live counters of 'feature'
--- ('w'<window> / 'f' → {used, exp}; an entry past its expiry counts as unopened). With 'prune',
--- spent lots and expired counters leave the hash (a hold that took from a lot carries its meta).
-local function load_account(key, now, prune, feature)
+-- ('w'<window> / 'f' → {used, exp}; an entry past its expiry counts as unopened), and the fields
+-- of spent lots and expired counters ('gone', for prune: a hold that took from a lot carries its meta).
+local function load_account(key, now, feature)
   local raw = redis.call('HGETALL', key)
   local rem, keys, n, c, gone = {}, {}, 0, {}, {}
   local cp = feature and ('~' .. feature .. '|') or nil
@@ -130,9 +130,14 @@ local function load_account(key, now, prune, feature)
       gone[#gone + 1] = '#' .. id
     end
   end
-  if prune and #gone > 0 then redis.call('HDEL', key, unpack(gone)) end
   if m > 1 then table.sort(live) end
-  return live, rem, hi, lo, c
+  return live, rem, hi, lo, c, gone
+end
+
+-- Removes the fields load_account found spent or expired. A write: callers prune only once
+-- everything the script checks has passed (Redis keeps a failed script's writes).
+local function prune(key, gone)
+  if #gone > 0 then redis.call('HDEL', key, unpack(gone)) end
 end
 
 -- What the lots can pay, capped at MAX: exact, since any sum above MAX evaluates to >= 2^53.
@@ -183,8 +188,9 @@ local function choose(q, rate_room, ft_room, live, rem, balance, price, overage)
 end
 
 -- Applies a plan in ONE HSET: the feature's counters (prefix cp) and the new remaining amount of
--- each lot debited (from 'rem', read in this same call).
-local function apply(p, wins, ft, cp, key, rem, now)
+-- each lot debited (from 'rem', read in this same call). Checks everything, then prunes 'gone'
+-- (before the HSET: a counter rewritten here may be one that had expired), then writes.
+local function apply(p, wins, ft, cp, key, rem, now, gone)
   local hs = {}
   if p.r > 0 then
     for _, w in ipairs(wins) do
@@ -208,6 +214,7 @@ local function apply(p, wins, ft, cp, key, rem, now)
     hs[#hs + 1] = d.id
     hs[#hs + 1] = rem[d.id]
   end
+  prune(key, gone)
   if #hs > 0 then redis.call('HSET', key, unpack(hs)) end
 end
 
@@ -245,31 +252,28 @@ end
 
 -- Gives 'n' units of a plan back: credits first (last lot debited first), then free tier, then
 -- windows; counters are only decremented while they still belong to the window that was charged.
+-- Redis does not roll a script back when it errors, so everything is computed and checked first
+-- and written after: an error here leaves the hold and the lots untouched (a retry cannot give
+-- credits back twice).
 local function give_back(p, n, price, lots_key, cp)
   local back_c = math.min(n, p.c)
+  -- back_c <= p.c and p.c * price <= MAX (checked when the hold was made): exact.
   local micros = back_c * price
+  local incr = {}
   for i = #p.debits, 1, -1 do
     if micros == 0 then break end
     local d = p.debits[i]
     local b = math.min(d.micros, micros)
-    -- The lot may have been pruned when spent: it comes back with its meta.
-    if d.meta then redis.call('HSETNX', lots_key, '#' .. d.id, d.meta) end
-    redis.call('HINCRBY', lots_key, d.id, int(b))
-    d.micros = d.micros - b
+    incr[#incr + 1] = { d = d, b = b }
     micros = micros - b
   end
   assert(micros == 0, 'give back: more credits than were debited')
-  local kept = {}
-  for _, d in ipairs(p.debits) do if d.micros > 0 then kept[#kept + 1] = d end end
-  p.debits = kept
-  p.c = p.c - back_c
-  if price > 0 then attribute_units(p.debits, price) end
   n = n - back_c
   local back_f = math.min(n, p.f)
   n = n - back_f
   local back_r = math.min(n, p.r)
+  local hs = {}
   if back_f > 0 or back_r > 0 then
-    local hs = {}
     local function dec(f, exp, units)
       if units == 0 or not exp or exp == 0 then return end
       local v = redis.call('HGET', lots_key, cp .. f)
@@ -281,8 +285,20 @@ local function give_back(p, n, price, lots_key, cp)
     end
     dec('f', p.fexp, back_f)
     for f, exp in pairs(p.wexp or {}) do dec(f, exp, back_r) end
-    if #hs > 0 then redis.call('HSET', lots_key, unpack(hs)) end
   end
+  -- Checked: now write.
+  for _, x in ipairs(incr) do
+    -- The lot may have been pruned when spent: it comes back with its meta.
+    if x.d.meta then redis.call('HSETNX', lots_key, '#' .. x.d.id, x.d.meta) end
+    redis.call('HINCRBY', lots_key, x.d.id, int(x.b))
+    x.d.micros = x.d.micros - x.b
+  end
+  if #hs > 0 then redis.call('HSET', lots_key, unpack(hs)) end
+  local kept = {}
+  for _, d in ipairs(p.debits) do if d.micros > 0 then kept[#kept + 1] = d end end
+  p.debits = kept
+  p.c = p.c - back_c
+  if price > 0 then attribute_units(p.debits, price) end
   p.f = p.f - back_f
   p.r = p.r - back_r
   p.granted = p.r + p.f + p.c
@@ -320,14 +336,14 @@ end
 local now = now_ms()
 local q, price, overage = tonumber(ARGV[3]), tonumber(ARGV[9]), ARGV[10]
 if q * price > MAX then return { 'range' } end
-local live, rem, hi, lo, c = load_account(KEYS[2], now, mode ~= 'preview', ARGV[2])
+local live, rem, hi, lo, c, gone = load_account(KEYS[2], now, ARGV[2])
 local wins, rate_room = load_windows(c, ARGV, nw, 15)
 local ft = c.f or { used = 0, exp = 0 }
 local ft_room = math.max(0, free_units - ft.used)
 local p = choose(q, rate_room, ft_room, live, rem, spendable(hi, lo), price, overage)
 if ARGV[7] ~= '1' and p.granted < q then p = { r = 0, f = 0, c = 0, debits = {}, granted = 0 } end
 local applies = mode ~= 'preview' and p.granted > 0
-if applies then apply(p, wins, ft, '~' .. ARGV[2] .. '|', KEYS[2], rem, now) end
+if applies then apply(p, wins, ft, '~' .. ARGV[2] .. '|', KEYS[2], rem, now, gone) elseif mode ~= 'preview' then prune(KEYS[2], gone) end
 local cost = charged(p)
 local balance = balance_after(hi, lo, cost)
 local did = ARGV[8]
@@ -398,12 +414,12 @@ local written_off_units = 0
 if A <= H then
   give_back(p, H - A, price, KEYS[2], '~' .. h.feature .. '|')
 else
-  local live, rem, hi, lo, c = load_account(KEYS[2], now, true, h.feature)
+  local live, rem, hi, lo, c, gone = load_account(KEYS[2], now, h.feature)
   local wins, rate_room = load_windows(c, ARGV, tonumber(ARGV[7]), 8)
   local ft = c.f or { used = 0, exp = 0 }
   local ft_room = math.max(0, free_units - ft.used)
   local extra = choose(A - H, rate_room, ft_room, live, rem, spendable(hi, lo), price, overage)
-  apply(extra, wins, ft, '~' .. h.feature .. '|', KEYS[2], rem, now)
+  apply(extra, wins, ft, '~' .. h.feature .. '|', KEYS[2], rem, now, gone)
   written_off_units = (A - H) - extra.granted
   p.r, p.f, p.c = p.r + extra.r, p.f + extra.f, p.c + extra.c
   for _, d in ipairs(extra.debits) do
@@ -415,7 +431,7 @@ else
   end
   if price > 0 then attribute_units(p.debits, price) end
 end
-local _, _, hi, lo = load_account(KEYS[2], now, false)
+local _, _, hi, lo = load_account(KEYS[2], now)
 local cost = charged(p)
 local balance = balance_after(hi, lo, 0)
 local event = usage_json(h.decision_id, ARGV[1], h.feature, h.key, A, p, cost, balance, now, written_off_units, written_off_units * price)
@@ -437,7 +453,7 @@ if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('HEXISTS', KEYS[1], '#' .. A
 local cap = tonumber(ARGV[4])
 if redis.call('HLEN', KEYS[1]) >= 2 * cap then
   -- Count lots only (a lot is two fields, counters one each), after pruning spent lots.
-  load_account(KEYS[1], now_ms(), true)
+  prune(KEYS[1], select(6, load_account(KEYS[1], now_ms())))
   local lots = 0
   for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do if string.byte(f, 1) == 35 then lots = lots + 1 end end
   if lots >= cap then return -1 end
@@ -499,7 +515,8 @@ return left
 const DEBIT = String.raw`
 local done = redis.call('GET', KEYS[2])
 if done then return done end
-local live, rem, hi, lo = load_account(KEYS[1], now_ms(), true)
+local live, rem, hi, lo, _, gone = load_account(KEYS[1], now_ms())
+prune(KEYS[1], gone)
 local owed = math.min(tonumber(ARGV[1]), spendable(hi, lo))
 local taken = {}
 for _, k in ipairs(live) do

@@ -66,15 +66,28 @@ const CHECKS: { kind: string; invariant: Discrepancy['invariant']; sql: string; 
   {
     kind: 'write_off_beyond_commit',
     invariant: 'I2',
-    // A write-off exists only on a commit above its hold: the units sourced plus those written
-    // off make exactly the committed quantity (a plain decision never writes anything off).
+    // A write-off exists only on a commit above its hold, and on EVERY event the units sourced
+    // plus those written off make exactly the committed quantity (a plain decision never writes
+    // anything off; a commit that sourced too few units without a write-off is caught too).
     sql: `SELECT m.id::text AS subject, m.account_id, m.written_off_units::text AS written_off, u.quantity::text AS quantity, s.units::text AS units
-          FROM (SELECT * FROM monetization_events WHERE written_off_units > 0 OR written_off_micros > 0) m
+          FROM monetization_events m
           JOIN usage_events u ON u.id = m.usage_event_id
           CROSS JOIN LATERAL (SELECT coalesce(sum((x->>'units')::bigint), 0) AS units
             FROM jsonb_array_elements(CASE WHEN jsonb_typeof(u.sources) = 'array' THEN u.sources ELSE '[]'::jsonb END) x) s
-          WHERE m.written_off_units = 0 OR s.units + m.written_off_units <> u.quantity`,
+          WHERE (m.written_off_units = 0 AND m.written_off_micros > 0) OR s.units + m.written_off_units <> u.quantity`,
     detail: (r) => `${r.written_off} units written off on ${r.quantity} committed with ${r.units} sourced`,
+  },
+  {
+    kind: 'charge_not_sourced',
+    invariant: 'I2',
+    // The charge booked is exactly the micro-credits the usage event's sources took from lots.
+    sql: `SELECT m.id::text AS subject, m.account_id, m.credits_micros::text AS charged, s.micros::text AS sourced
+          FROM monetization_events m
+          JOIN usage_events u ON u.id = m.usage_event_id
+          CROSS JOIN LATERAL (SELECT coalesce(sum((x->>'micros')::numeric), 0) AS micros
+            FROM jsonb_array_elements(CASE WHEN jsonb_typeof(u.sources) = 'array' THEN u.sources ELSE '[]'::jsonb END) x) s
+          WHERE m.credits_micros <> s.micros`,
+    detail: (r) => `charged ${r.charged} micros, sources took ${r.sourced}`,
   },
   {
     kind: 'lot_beyond_grant',
