@@ -10,7 +10,7 @@ export const TEST_ENV = {
   TEMPORAL_ADDRESS: process.env.TEST_TEMPORAL_ADDRESS || '127.0.0.1:7244',
   TEMPORAL_NAMESPACE: 'default',
   /** Test files that run settlement against their own database get their own namespace. */
-  ISOLATED_NAMESPACES: ['faults', 'faults-pg', 'recon'],
+  ISOLATED_NAMESPACES: ['faults', 'faults-pg', 'recon', 'fuzz'],
   TEMPORAL_TASK_QUEUE: `spillway-test-${process.pid}`,
   SPILLWAY_BOOTSTRAP_ADMIN_KEY: 'sw_test_admin_key',
   SPILLWAY_PARTITIONS: '4',

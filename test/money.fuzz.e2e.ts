@@ -1,5 +1,8 @@
 import fc from 'fast-check';
+import Redis from 'ioredis';
+import { Client } from 'pg';
 import { TestStack, startStack } from './harness';
+import { TEST_ENV } from './environment';
 import { World, commandArbs, worldArb } from './fuzz/commands';
 import { Finding, Model, addLot, balanceAt, credits, expectEq, expectStatus, stepSettle } from './fuzz/model';
 import { System, poll } from './fuzz/system';
@@ -16,6 +19,17 @@ import { System, poll } from './fuzz/system';
  *   FUZZ_MINUTES          long mode (`npm run fuzz`): run until this many minutes have passed
  */
 const minutes = Number(process.env.FUZZ_MINUTES || 0);
+/** The fuzz's own database, Redis database and Temporal namespace: what other test files leave behind is not its finding. */
+const DATABASE_URL = (() => {
+  const url = new URL(TEST_ENV.DATABASE_URL);
+  url.pathname = `${url.pathname}_fuzz`;
+  return url.toString();
+})();
+const REDIS_URL = (() => {
+  const url = new URL(TEST_ENV.REDIS_URL);
+  url.pathname = '/11';
+  return url.toString();
+})();
 const seed = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : Date.now() % 2_147_483_647;
 const replayPath = process.env.FUZZ_PATH || undefined;
 const runs = minutes > 0 ? 1_000_000 : Number(process.env.FUZZ_RUNS || 1);
@@ -29,7 +43,16 @@ describe('money invariants under random interleavings (model-based, real HTTP AP
   const stats = { runs: 0, started: Date.now() };
 
   beforeAll(async () => {
-    stack = await startStack({ settlement: true });
+    const adminUrl = new URL(DATABASE_URL);
+    adminUrl.pathname = '/postgres';
+    const admin = new Client({ connectionString: adminUrl.toString() });
+    await admin.connect();
+    await admin.query(`DROP DATABASE IF EXISTS "${new URL(DATABASE_URL).pathname.slice(1)}" WITH (FORCE)`);
+    await admin.end();
+    const redis = new Redis(REDIS_URL);
+    await redis.flushdb();
+    redis.disconnect();
+    stack = await startStack({ settlement: true, databaseUrl: DATABASE_URL, redisUrl: REDIS_URL, temporalNamespace: 'fuzz' });
     const key = async (name: string, scopes: string[][]) => {
       for (const s of scopes) {
         const r = await stack.call('POST', '/v1/api-keys', { name, scopes: s });

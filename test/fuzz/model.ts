@@ -313,6 +313,16 @@ export function resolve(model: Model, accountIndex: number, feature: string): { 
   return { policy, price };
 }
 
+/**
+ * The policy a commit goes through: the account's current one, or — when its plan no longer has
+ * the feature — none at all (no windows, no free tier, overage denied): the held units are
+ * charged at the held price and units above the hold are written off.
+ */
+function commitPolicy(model: Model, accountIndex: number, feature: string): PlanFeature {
+  const resolved = resolve(model, accountIndex, feature);
+  return 'policy' in resolved ? resolved.policy : { windows: [], free: 0, overage: 'deny' };
+}
+
 export const fingerprint = (r: DecisionRequest) =>
   `${r.feature}|${r.quantity}|${r.allow_partial ? 1 : 0}|${r.mode ?? 'consume'}|${r.mode === 'reserve' ? (r.hold_ttl_seconds ?? 900) : ''}`;
 
@@ -499,10 +509,6 @@ export function stepSettle(model: Model, decisionId: string, quantity: number | 
     if (hold.state === 'expired' && quantity !== undefined) expectEq(`${where}: error code`, response.body.error.code, 'hold_expired');
     return;
   }
-  if (quantity !== undefined) {
-    const resolved = resolve(model, accountIndex, hold.feature);
-    if ('status' in resolved) return expectStatus(where, response, [404]);
-  }
   // Which side of the hold's expiry the server was on: only a margin around it is ambiguous.
   const surelyLive = clientNow < hold.expiresAt - 1000;
   if (response.status === 409 && response.body?.error?.code === 'hold_expired' && quantity !== undefined && !surelyLive) {
@@ -533,10 +539,9 @@ export function stepSettle(model: Model, decisionId: string, quantity: number | 
   const H = hold.q;
   let writtenOffUnits = 0;
   if (quantity <= H) {
-    const policyWindows = resolve(model, accountIndex, hold.feature) as { policy: PlanFeature };
-    giveBack(account, hold, H - quantity, policyWindows.policy.windows.map((w) => w.name));
+    giveBack(account, hold, H - quantity, commitPolicy(model, accountIndex, hold.feature).windows.map((w) => w.name));
   } else {
-    const { policy } = resolve(model, accountIndex, hold.feature) as { policy: PlanFeature };
+    const policy = commitPolicy(model, accountIndex, hold.feature);
     const rm = room(account, hold.feature, policy, now);
     const extra = choose(account, quantity - H, rm, hold.price, policy.overage, now);
     apply(account, hold.feature, extra, rm, now);
