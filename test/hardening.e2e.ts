@@ -168,6 +168,15 @@ describe('hardening: findings of the outside test', () => {
     expect((await stack.call('POST', '/v1/adjustments', { ...down, credits: '-1' }, finance)).status).toBe(409);
   });
 
+  it('prices a feature up to the amount limit exactly; one micro-credit past it is a 422 naming the limit, changing nothing', async () => {
+    const atLimit = await stack.call('PUT', '/v1/features/hard.limit', { unit: 'u', credits_per_unit: '9007199254.740991' });
+    expect([atLimit.status, atLimit.body.credits_per_unit]).toEqual([200, '9007199254.740991']);
+    const past = await stack.call('PUT', '/v1/features/hard.limit', { unit: 'u', credits_per_unit: '9007199254.740992' });
+    expect([past.status, past.body.error.details[0].field, past.body.error.message]).toEqual([422, 'credits_per_unit', expect.stringContaining('MAX_MICROS')]);
+    const [row] = await stack.ledger.query(`SELECT credits_per_unit_micros::text AS micros FROM features WHERE key = 'hard.limit'`);
+    expect(row.micros).toBe('9007199254740991');
+  });
+
   it('keeps settlement state to platform keys', async () => {
     const tenantKey = (await stack.call('POST', '/v1/api-keys', { name: 'tenant-read', scopes: ['read', 'finance', 'decide', 'approve'], tenant: 'hardening' })).body.key;
     expect([403, 404]).toContain((await stack.call('GET', '/v1/settlement', undefined, tenantKey)).status);

@@ -1,3 +1,4 @@
+import { MAX_MICROS, formatCredits } from './money';
 /**
  * The error vocabulary of API.md. Domain code throws these; the HTTP layer maps them to
  * `{"error": {"code", "message", "details"}}` with the status they carry.
@@ -31,3 +32,9 @@ export const unprocessable = (message: string, details: ErrorDetail[] = []): Spi
 
 export const dependencyDown = (dependency: string, retryAfterSeconds = 1): SpillwayError =>
   new SpillwayError(503, 'dependency_unavailable', `${dependency} is unavailable; retry later`, [], retryAfterSeconds);
+
+const LIMIT_TEXT = `${formatCredits(MAX_MICROS)} credits (MAX_MICROS = ${MAX_MICROS} micro-credits)`;
+
+/** 422 naming the one amount limit of money.ts (`MAX_MICROS`) for `field`; nothing was changed. */
+export const beyondAmountLimit = (field: string): SpillwayError =>
+  unprocessable(`${field} exceeds the limit of ${LIMIT_TEXT}`, [{ field, issue: `must not exceed ${LIMIT_TEXT}` }]);

@@ -1,7 +1,7 @@
 import { Body, Controller, Param, Put } from '@nestjs/common';
 import { ApiBody, ApiOkResponse, ApiOperation, ApiProperty, ApiTags } from '@nestjs/swagger';
 import { IsOptional, IsString, Length, Matches } from 'class-validator';
-import { SpillwayError, invalidField, unprocessable } from '../../../../libs/contracts/src/errors';
+import { SpillwayError, beyondAmountLimit, invalidField, unprocessable } from '../../../../libs/contracts/src/errors';
 import { formatCredits, parseCredits } from '../../../../libs/contracts/src/money';
 import { ACCOUNT_ID_PATTERN, KEY_PATTERN, parsePlanDefinition, planToJson } from '../../../../libs/engine/src/plan-definition';
 import { DEFAULT_TENANT, TENANT_PATTERN } from '../auth/api-key';
@@ -60,10 +60,13 @@ export class CatalogueController {
   @RequireScope('admin')
   @ApiOperation({ summary: 'Create or change a feature (unit and price)' })
   @ApiOkResponse({ type: FeatureView })
+  @ApiErrors(422)
   async putFeature(@Param('key') key: string, @Body() body: FeatureDto) {
     checkKey('key', key, KEY_PATTERN);
     const micros = parseCredits(body.credits_per_unit);
-    if (micros === undefined || micros <= 0n) throw invalidField('credits_per_unit', 'must be a positive decimal with up to 6 places');
+    // The DTO checked the form: a well-formed price parseCredits refuses is beyond the amount limit.
+    if (micros === undefined) throw beyondAmountLimit('credits_per_unit');
+    if (micros <= 0n) throw invalidField('credits_per_unit', 'must be a positive decimal with up to 6 places');
     await this.repository.upsertFeature(key, body.unit, micros);
     await this.cache.refresh();
     return { key, unit: body.unit, credits_per_unit: formatCredits(micros) };

@@ -4,7 +4,7 @@ import { ApplicationFailure, Workflow } from '@temporalio/common';
 import { DataSource } from 'typeorm';
 import { SpillwayConfig } from '../../../../libs/config/src/config';
 import { contractValueMicros, entitlementViolations } from '../../../../libs/contracts/src/entitlements';
-import { SpillwayError, conflict, dependencyDown, invalidField, notFound, unprocessable } from '../../../../libs/contracts/src/errors';
+import { SpillwayError, beyondAmountLimit, conflict, dependencyDown, invalidField, notFound, unprocessable } from '../../../../libs/contracts/src/errors';
 import { MAX_MICROS, formatCredits, parseCredits } from '../../../../libs/contracts/src/money';
 import { workflowIds } from '../../../../libs/contracts/src/temporal';
 import { KEY_PATTERN } from '../../../../libs/engine/src/plan-definition';
@@ -30,9 +30,6 @@ import { AdjustmentDto, AlertsDto, ApprovalDto, EntitlementDto, GrantDto, Purcha
 const APPROVABLE = new Set(['refundWorkflow', 'adjustmentWorkflow', 'grantWorkflow', 'entitlementWorkflow']);
 
 const LIMIT_TEXT = `${formatCredits(MAX_MICROS)} credits (MAX_MICROS = ${MAX_MICROS} micro-credits)`;
-
-/** 422 naming the one amount limit of money.ts. */
-const beyondLimit = (field: string) => unprocessable(`${field} exceeds the limit of ${LIMIT_TEXT}`, [{ field, issue: `must not exceed ${LIMIT_TEXT}` }]);
 
 
 const status = (workflowId: string) => `/v1/workflows/${encodeURIComponent(workflowId)}`;
@@ -60,7 +57,7 @@ export class FinanceService {
   private amount(field: string, text: string, options: { signed?: boolean } = {}): bigint {
     const micros = parseCredits(text, options);
     if (micros === undefined) {
-      if (/^-?\d+(\.\d+)?$/.test(text.trim()) && (options.signed || !text.trim().startsWith('-'))) throw beyondLimit(field);
+      if (/^-?\d+(\.\d+)?$/.test(text.trim()) && (options.signed || !text.trim().startsWith('-'))) throw beyondAmountLimit(field);
       throw invalidField(field, `must be a ${options.signed ? 'signed ' : 'positive '}decimal with up to 6 places`);
     }
     if (micros === 0n) throw invalidField(field, 'must not be zero');
@@ -356,7 +353,7 @@ export class FinanceService {
     const urlProblem = body.webhook_url === undefined ? undefined : webhookUrlProblem(body.webhook_url, policy);
     if (urlProblem) throw invalidField('webhook_url', urlProblem);
     const low = parseCredits(body.low_balance_credits);
-    if (low === undefined) throw beyondLimit('low_balance_credits');
+    if (low === undefined) throw beyondAmountLimit('low_balance_credits');
     const recharge = body.auto_recharge_credits === undefined ? null : this.amount('auto_recharge_credits', body.auto_recharge_credits);
     await this.ledger.query(
       `INSERT INTO account_alerts (account_id, webhook_url, webhook_secret, low_balance_micros, auto_recharge_micros) VALUES ($1, $2, $3, $4, $5)

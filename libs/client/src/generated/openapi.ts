@@ -2017,6 +2017,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description well-formed but impossible (e.g. beyond the amount limit, not in the plan) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description a dependency (PostgreSQL, Redis, Temporal) is unavailable or settlement is too far behind; retry after `Retry-After` seconds */
             503: {
                 headers: {
