@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { SpillwayError, conflict, notFound, unprocessable } from '../../../../libs/contracts/src/errors';
 import { MAX_MICROS, formatCredits } from '../../../../libs/contracts/src/money';
-import { DecideInput, DecisionEngine, EngineDecision, HoldSettlement } from '../../../../libs/engine/src/engine';
+import { AmountRangeError, DecideInput, DecisionEngine, EngineDecision, HoldSettlement } from '../../../../libs/engine/src/engine';
 import { PolicyCache } from '../catalogue/policy-cache';
 import { Metrics } from '../metrics/metrics';
 import { SettlementMonitor } from '../settlement/settlement-monitor';
@@ -47,11 +47,13 @@ export class DecisionsService {
           throw unprocessable(`plan ${resolution.planKey} does not include ${input.feature}`, [{ field: 'feature', issue: 'not in the account plan' }]);
       }
     }
-    if (BigInt(input.quantity) * resolution.policy.feature.creditsPerUnitMicros > MAX_MICROS) throw amountLimit();
     if (input.mode !== 'preview' && this.settlement.overloaded(this.engine.partitionOf(input.accountId))) {
       throw new SpillwayError(503, 'settlement_backlog', 'settlement is too far behind on this account partition; retry later', [], 5);
     }
-    const result = await this.engine.decide(input, resolution.policy, randomUUID());
+    // The engine owns the range check (quantity × price ≤ MAX_MICROS, before anything changes).
+    const result = await this.engine.decide(input, resolution.policy, randomUUID()).catch((error: unknown) => {
+      throw error instanceof AmountRangeError ? amountLimit() : error;
+    });
     if (result.kind === 'conflict') {
       throw conflict(`idempotency_key ${input.idempotencyKey} was used with a different request`);
     }

@@ -1,18 +1,10 @@
 import { useState } from 'preact/hooks';
+import type { components } from '../../../../libs/client/src/generated/openapi';
 import { ApiError, api, can, enc, temporalLinks } from '../api';
 import { Credits, ErrorNote, Loading, Time, toApiError, useLoad, useWho } from '../ui';
 
-interface Waiting {
-  workflow_id: string;
-  type: string;
-  operation: string | null;
-  account_id: string | null;
-  credits: string | null;
-  decision_id: string | null;
-  reason: string | null;
-  requested_by: string | null;
-  started_at: string;
-}
+/** A change waiting for an approver, as the API documents it (types generated from the OpenAPI document). */
+type Waiting = components['schemas']['PendingApprovalView'];
 
 function Row({ item, onDone }: { item: Waiting; onDone: () => void }) {
   const who = useWho();
