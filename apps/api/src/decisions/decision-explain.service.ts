@@ -63,10 +63,12 @@ export class DecisionExplainService {
   private async locate(decisionId: string): Promise<Found | undefined> {
     const partition = partitionOfDecision(decisionId, this.config.partitions);
     if (partition === undefined) return undefined;
-    const booked = await decisionLedger(this.ledger, decisionId);
+    let booked = await decisionLedger(this.ledger, decisionId);
     const holdHash = await this.redis.hgetall(holdKey(partition, decisionId));
     const hold = holdHash.account ? holdHash : null;
     const pending = booked.usage || hold ? null : await this.inStream(partition, decisionId);
+    // Settled (and trimmed from the stream) between the two looks: the ledger has it now.
+    if (!booked.usage && !hold && !pending) booked = await decisionLedger(this.ledger, decisionId);
     const accountId = booked.usage?.account_id ?? hold?.account ?? pending?.accountId ?? booked.quarantine?.account ?? null;
     if (!accountId) return undefined;
     const key = booked.usage?.idempotency_key ?? hold?.key ?? pending?.idempotencyKey ?? null;
