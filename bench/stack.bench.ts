@@ -48,7 +48,10 @@ interface Snapshot {
 interface Row {
   run: string;
   load: Load;
+  /** Each process tree's CPU while the load ran: CPU seconds in [load start, load end] / load seconds, in % of one core. */
   cpuPercent: Map<string, number>;
+  /** Each process tree's CPU seconds from load start until settlement caught up: all the work the run's decisions caused. */
+  cpuSecondsToSettled: Map<string, number>;
   commandsPerDecision: number;
   /** The commands that make up commandsPerDecision, most frequent first. */
   topCommands: [string, number][];
@@ -280,22 +283,29 @@ export async function stackBench(options: { seconds: number; connections: number
         await new Promise((r) => setTimeout(r, 1000)); // each poll costs Redis 2 commands per partition: keep the bench's own share small
       }
     };
-    const snapshot = async (): Promise<Snapshot> => {
+    /**
+     * Counters at the edge of a run. CPU is read on the run's side of the history listing (after it
+     * when the run starts, before it when the run ends), so the bench's own Temporal queries are not counted.
+     */
+    const snapshot = async (edge: 'start' | 'end'): Promise<Snapshot> => {
+      const endTicks = edge === 'end' ? treeTicks(groups) : undefined;
+      const events = await historyEvents(temporal!);
       const { calls, byCommand, bytes } = await redisCounters(redis!);
-      return { at: Date.now(), cpuTicks: treeTicks(groups), redisCalls: calls, redisByCommand: byCommand, redisBytes: bytes, historyEvents: await historyEvents(temporal!) };
+      return { at: Date.now(), cpuTicks: endTicks ?? treeTicks(groups), redisCalls: calls, redisByCommand: byCommand, redisBytes: bytes, historyEvents: events };
     };
     const measureRun = async (run: string, drive: (onPid: (pid: number) => void) => Promise<Load>): Promise<Row> => {
       await settled();
-      const before = await snapshot();
+      const before = await snapshot('start');
       const startedAt = new Date();
       let loaderPid = 0;
       let loaderTicks = 0;
       const sampler = setInterval(() => (loaderTicks = ticksOf(loaderPid)?.ticks ?? loaderTicks), 200);
       const load = await drive((pid) => (loaderPid = pid));
+      const ticksAtLoadEnd = treeTicks(groups);
       clearInterval(sampler);
       const loadEnded = new Date();
       await settled();
-      const after = await snapshot();
+      const after = await snapshot('end');
       const [lag] = (
         await pg!.query(
           `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM settled_at - occurred_at)) AS p50,
@@ -304,11 +314,13 @@ export async function stackBench(options: { seconds: number; connections: number
           [startedAt, loadEnded],
         )
       ).rows;
-      const cpuPercent = new Map(PROCESSES.map((name) => [name, ((after.cpuTicks.get(name)! - before.cpuTicks.get(name)!) / CLK_TCK / load.seconds) * 100]));
+      const cpuPercent = new Map(PROCESSES.map((name) => [name, ((ticksAtLoadEnd.get(name)! - before.cpuTicks.get(name)!) / CLK_TCK / load.seconds) * 100]));
+      const cpuSecondsToSettled = new Map(PROCESSES.map((name) => [name, (after.cpuTicks.get(name)! - before.cpuTicks.get(name)!) / CLK_TCK]));
       const row: Row = {
         run,
         load,
         cpuPercent,
+        cpuSecondsToSettled,
         commandsPerDecision: (after.redisCalls - before.redisCalls) / load.decisions,
         topCommands: [...after.redisByCommand]
           .map(([command, calls]): [string, number] => [command, (calls - (before.redisByCommand.get(command) ?? 0)) / load.decisions])
@@ -364,17 +376,20 @@ function render(
   const clientTop = [...sample.client].sort((a, b) => b[1] - a[1]).filter(([, n]) => n / sample.decisions >= 0.01);
   const pct = (n: number) => `${n.toFixed(0)} %`;
   const cpu = (r: Row, name: string) => r.cpuPercent.get(name)!;
-  const durable = (r: Row) => cpu(r, 'temporal') + cpu(r, 'worker');
+  const settledCpu = (r: Row, name: string) => r.cpuSecondsToSettled.get(name)!;
+  /** (Temporal + worker) CPU seconds / API CPU seconds, both from load start until settlement caught up. */
+  const durableShare = (r: Row) => ((settledCpu(r, 'temporal') + settledCpu(r, 'worker')) / settledCpu(r, 'api')) * 100;
+  const apiUsPerDecision = (r: Row) => (settledCpu(r, 'api') * 1e6) / r.load.decisions;
   const lines = [
     `### Full stack: \`npm start\`'s processes on ${cpus().length} cores, wrk ${options.seconds} s per run, 64 accounts, unique keys`,
     '',
     `_1-minute load average when the runs began: ${options.machineLoad.toFixed(1)} (anything above the stack's own share means other processes competed for the cores)._`,
     '',
-    '| run | decisions/s | p50 ms | p99 ms | failed | settlement lag p50 / p99 s | Redis commands / decision (commandstats) | Redis bytes / decision | Temporal events / 1,000 decisions | CPU API | worker | Temporal | PostgreSQL | Redis | load generator | (Temporal + worker) / API |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| run | decisions/s | p50 ms | p99 ms | failed | settlement lag p50 / p99 s | Redis commands / decision (commandstats) | Redis bytes / decision | Temporal events / 1,000 decisions | CPU % during load: API | worker | Temporal | PostgreSQL | Redis | load generator | API CPU µs / decision | (Temporal + worker) CPU / API CPU |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...rows.map(
       (r) =>
-        `| ${r.run} | ${(r.load.decisions / r.load.seconds).toFixed(0)} | ${r.load.p50Ms.toFixed(2)} | ${r.load.p99Ms.toFixed(2)} | ${r.load.failures} | ${r.lagP50.toFixed(3)} / ${r.lagP99.toFixed(3)} | ${r.commandsPerDecision.toFixed(2)} | ${r.bytesPerDecision.toFixed(0)} | ${r.eventsPer1000.toFixed(1)} | ${pct(cpu(r, 'api'))} | ${pct(cpu(r, 'worker'))} | ${pct(cpu(r, 'temporal'))} | ${pct(cpu(r, 'postgres'))} | ${pct(cpu(r, 'redis'))} | ${pct(r.loadCpuPercent)} | ${((durable(r) / cpu(r, 'api')) * 100).toFixed(0)} % |`,
+        `| ${r.run} | ${(r.load.decisions / r.load.seconds).toFixed(0)} | ${r.load.p50Ms.toFixed(2)} | ${r.load.p99Ms.toFixed(2)} | ${r.load.failures} | ${r.lagP50.toFixed(3)} / ${r.lagP99.toFixed(3)} | ${r.commandsPerDecision.toFixed(2)} | ${r.bytesPerDecision.toFixed(0)} | ${r.eventsPer1000.toFixed(1)} | ${pct(cpu(r, 'api'))} | ${pct(cpu(r, 'worker'))} | ${pct(cpu(r, 'temporal'))} | ${pct(cpu(r, 'postgres'))} | ${pct(cpu(r, 'redis'))} | ${pct(r.loadCpuPercent)} | ${apiUsPerDecision(r).toFixed(0)} | ${durableShare(r).toFixed(0)} % |`,
     ),
     '',
     'Redis commands per decision as `INFO commandstats` counts them (background work included, and every command a function runs counted like one a client sends):',
@@ -391,7 +406,8 @@ function render(
     '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     `| ${fixed.load.extra!.target} | ${fixed.load.extra!.achieved.toFixed(0)} | ${fixed.load.p50Ms.toFixed(2)} | ${fixed.load.extra!.p90.toFixed(2)} | ${fixed.load.p99Ms.toFixed(2)} | ${fixed.load.extra!.p999.toFixed(2)} | ${fixed.load.extra!.max.toFixed(2)} | ${fixed.load.extra!.serviceP50.toFixed(2)} / ${fixed.load.extra!.serviceP99.toFixed(2)} | ${fixed.load.failures} |`,
     '',
-    'CPU is a share of one core over the load\'s duration, counting each process and its descendants from load start until settlement caught up (the settling of the run\'s decisions included). ' +
+    '**CPU % during load**: CPU seconds (user + system) of each process and its descendants between load start and load end, divided by the load\'s seconds: 100 % = one core busy for the whole run (2 cores = 200 %). ' +
+      '**API CPU µs / decision** and **(Temporal + worker) CPU / API CPU** count CPU seconds from load start until settlement caught up, so the settling of the run\'s decisions after the load ended is included; the share is (Temporal CPU s + worker CPU s) / API CPU s over that window. ' +
       'Redis commands, Redis bytes and Temporal events are deltas over the same window divided by the decisions answered. ' +
       'Budgets (one 2-core machine): ≥ 4,000 decisions/s at 16 connections with p99 ≤ 15 ms; (Temporal + worker) ≤ 15 % of the API; ≤ 1.5 Redis commands per decision (sent by clients, background included).',
   ];

@@ -28,7 +28,13 @@ const nestLogger: LoggerService = {
 };
 
 export async function createApp(config: SpillwayConfig): Promise<NestFastifyApplication> {
-  const adapter = new FastifyAdapter({ loggerInstance: log.child({ component: 'http' }), logController: new LogController({ disableRequestLogging: true }), ...edgeOptions } as never);
+  // skipMiddie: Spillway has no Nest middleware, so @fastify/middie's onRequest hook would only cost every request.
+  const adapter = new FastifyAdapter({
+    loggerInstance: log.child({ component: 'http' }),
+    logController: new LogController({ disableRequestLogging: true }),
+    skipMiddie: true,
+    ...edgeOptions,
+  } as never);
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.forConfig(config), adapter, {
     logger: nestLogger,
     abortOnError: false,
@@ -40,9 +46,11 @@ export async function createApp(config: SpillwayConfig): Promise<NestFastifyAppl
   const metrics = app.get(Metrics);
   const fastify = app.getHttpAdapter().getInstance();
   registerEdge(fastify);
-  fastify.addHook('onResponse', async (request, reply) => {
+  // A callback hook (no promise per request); it runs for every route, the decision hot path included.
+  fastify.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url ?? 'unmatched';
     metrics.httpDuration.observe({ method: request.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    done();
   });
 
   registerDecisionRoute(fastify, { keys: app.get(ApiKeysService), decisions: app.get(DecisionsService) });

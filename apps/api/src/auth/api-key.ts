@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /** Scopes of API.md; `admin` implies all the others. */
 export const SCOPES = ['decide', 'read', 'finance', 'approve', 'admin'] as const;
@@ -24,8 +24,11 @@ export interface Principal {
   readonly expiresAt: number | null;
 }
 
-/** Keys are high-entropy random secrets, so a plain SHA-256 is a sufficient one-way hash. */
-export const hashApiKey = (secret: string): string => createHash('sha256').update(secret, 'utf8').digest('hex');
+/**
+ * Keys are high-entropy random secrets, so a plain SHA-256 (hex) is a sufficient one-way hash.
+ * One-shot `crypto.hash`: every request hashes its key, and it skips building a Hash object.
+ */
+export const hashApiKey = (secret: string): string => hash('sha256', secret, 'hex');
 
 export const newApiKeySecret = (): string => `sw_${randomBytes(32).toString('base64url')}`;
 
@@ -48,8 +51,8 @@ export function authorize(principal: Principal, scope: Scope, accountTenant: str
   return grants(principal, scope) && sees(principal, accountTenant) && (feature === undefined || allowsFeature(principal, feature));
 }
 
-export function sameHash(a: string, b: string): boolean {
+/** Constant-time comparison of a hex hash with a digest decoded once by the caller. */
+export function sameHash(a: string, b: Buffer): boolean {
   const left = Buffer.from(a, 'hex');
-  const right = Buffer.from(b, 'hex');
-  return left.length === right.length && timingSafeEqual(left, right);
+  return left.length === b.length && timingSafeEqual(left, b);
 }

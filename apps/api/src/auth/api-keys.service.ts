@@ -76,7 +76,8 @@ export type AuthFailure = 'invalid' | 'expired';
 @Injectable()
 export class ApiKeysService implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger('api-keys');
-  private readonly bootstrapHash: string | undefined;
+  /** SHA-256 of the bootstrap admin key, decoded once. */
+  private readonly bootstrapDigest: Buffer | undefined;
   /** hash → principal, the revision of the row it was read from, and when (epoch ms). */
   private readonly known = new LRUCache<string, { principal: Principal; revision: bigint; readAt: number }>({ max: KNOWN_LIMIT, ttl: KNOWN_TTL_MS + STALE_IF_ERROR_MS });
   private readonly unknown = new LRUCache<string, true>({ max: UNKNOWN_LIMIT, ttl: UNKNOWN_TTL_MS });
@@ -95,7 +96,7 @@ export class ApiKeysService implements OnModuleInit, OnModuleDestroy {
     @Inject(CONFIG) private readonly config: SpillwayConfig,
     private readonly metrics: Metrics,
   ) {
-    this.bootstrapHash = config.bootstrapAdminKey ? hashApiKey(config.bootstrapAdminKey) : undefined;
+    this.bootstrapDigest = config.bootstrapAdminKey ? Buffer.from(hashApiKey(config.bootstrapAdminKey), 'hex') : undefined;
   }
 
   async onModuleInit(): Promise<void> {
@@ -116,7 +117,7 @@ export class ApiKeysService implements OnModuleInit, OnModuleDestroy {
   /** The principal of a secret, or null (counted in `spillway_auth_failures_total`). */
   async authenticate(secret: string): Promise<Principal | null> {
     const hash = hashApiKey(secret);
-    if (this.bootstrapHash && sameHash(hash, this.bootstrapHash)) return BOOTSTRAP;
+    if (this.bootstrapDigest && sameHash(hash, this.bootstrapDigest)) return BOOTSTRAP;
     const cached = this.known.get(hash);
     const principal =
       cached && Date.now() - cached.readAt < KNOWN_TTL_MS

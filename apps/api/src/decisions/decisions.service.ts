@@ -57,7 +57,7 @@ export class DecisionsService {
     if (result.kind === 'conflict') {
       throw conflict(`idempotency_key ${input.idempotencyKey} was used with a different request`);
     }
-    this.metrics.decisions.inc({ mode: input.mode, outcome: result.decision.outcome, replayed: String(result.replayed) });
+    this.metrics.countDecision(input.mode, result.decision.outcome, result.replayed);
     return result;
   }
 

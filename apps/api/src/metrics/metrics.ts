@@ -12,11 +12,24 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /**
+   * Decisions counted since the last scrape, by `mode outcome replayed`: at most 3 × 3 × 2 entries.
+   * A plain increment per decision; prom-client's label hashing runs once per scrape instead.
+   */
+  private readonly pendingDecisions = new Map<string, number>();
+
   readonly decisions = new Counter({
     name: 'spillway_decisions_total',
     help: 'Decisions by mode and outcome',
     labelNames: ['mode', 'outcome', 'replayed'],
     registers: [this.registry],
+    collect: () => {
+      for (const [key, count] of this.pendingDecisions) {
+        const [mode, outcome, replayed] = key.split(' ');
+        this.decisions.inc({ mode, outcome, replayed }, count);
+      }
+      this.pendingDecisions.clear();
+    },
   });
 
   readonly authFailures = new Counter({
@@ -52,6 +65,12 @@ export class Metrics {
     help: 'Discrepancies found by the latest completed reconciliation',
     registers: [this.registry],
   });
+
+  /** Counts one decision in `spillway_decisions_total` (added to the counter when it is read). */
+  countDecision(mode: string, outcome: string, replayed: boolean): void {
+    const key = `${mode} ${outcome} ${replayed}`;
+    this.pendingDecisions.set(key, (this.pendingDecisions.get(key) ?? 0) + 1);
+  }
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'spillway_' });
