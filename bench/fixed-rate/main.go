@@ -6,7 +6,9 @@
 // correction for coordinated omission that wrk2 applies (Gil Tene, "How NOT to measure latency"):
 // a stalled server is charged for the requests it kept waiting. The service time (send to
 // answer) is reported beside it. Each request has its own idempotency key; accounts rotate over
-// -accounts ids "<account-prefix><n>".
+// -accounts ids "<account-prefix><n>". When the server cannot keep up, a request more than
+// -max-late behind its due time is not sent but counted "missed" (its latency, a lower bound, is
+// still in the percentiles), so the run ends soon after -duration instead of draining the queue.
 //
 // Only the standard library: `go build -o fixed-rate main.go`.
 package main
@@ -25,9 +27,9 @@ import (
 )
 
 type sample struct {
-	latency time.Duration // from when the request was due
+	latency time.Duration // from when the request was due (missed: until it was given up, a lower bound)
 	service time.Duration // from when it was sent
-	status  int           // 0: transport error
+	status  int           // 0: transport error; -1: missed (not sent: more than -max-late late)
 }
 
 type job struct {
@@ -44,6 +46,7 @@ func main() {
 	feature := flag.String("feature", "bench.task", "feature key")
 	keyPrefix := flag.String("key-prefix", fmt.Sprintf("fixed-%d", time.Now().UnixNano()), "idempotency key prefix (unique per run)")
 	connections := flag.Int("connections", 128, "most requests in flight, one connection each (1..4096)")
+	maxLate := flag.Duration("max-late", 10*time.Second, "a request not sent within this of when it was due is counted missed, not sent (bounds the run when the server cannot keep up)")
 	flag.Parse()
 	token := os.Getenv("SPILLWAY_BENCH_KEY")
 	if token == "" || *rate < 1 || *rate > 100000 || *accounts < 1 || *accounts > 100000 || *connections < 1 || *connections > 4096 || *duration <= 0 || *duration > time.Hour {
@@ -66,6 +69,10 @@ func main() {
 		go func(w int) {
 			defer wg.Done()
 			for j := range jobs {
+				if late := time.Since(j.due); late > *maxLate {
+					results[w] = append(results[w], sample{latency: late, status: -1})
+					continue
+				}
 				body := fmt.Sprintf(`{"account_id":"%s%d","feature":%q,"quantity":1,"idempotency_key":"%s-%d","allow_partial":true}`, *accountPrefix, j.n%*accounts, *feature, *keyPrefix, j.n)
 				request, _ := http.NewRequest(http.MethodPost, *url, bytes.NewBufferString(body))
 				request.Header.Set("content-type", "application/json")
@@ -100,11 +107,15 @@ func main() {
 	for _, r := range results {
 		all = append(all, r...)
 	}
-	ok, non2xx, failed := 0, 0, 0
+	ok, non2xx, failed, missed := 0, 0, 0, 0
 	latencies := make([]time.Duration, 0, len(all))
 	services := make([]time.Duration, 0, len(all))
 	for _, s := range all {
 		switch {
+		case s.status == -1:
+			missed++
+			latencies = append(latencies, s.latency)
+			continue
 		case s.status == 0:
 			failed++
 		case s.status >= 200 && s.status < 300:
@@ -129,7 +140,8 @@ func main() {
 	}
 	out := map[string]any{
 		"target_rate":    *rate,
-		"sent":           len(all),
+		"sent":           len(all) - missed,
+		"missed":         missed,
 		"ok":             ok,
 		"non_2xx":        non2xx,
 		"errors":         failed,
