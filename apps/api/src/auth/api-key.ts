@@ -1,4 +1,4 @@
-import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /** Scopes of API.md; `admin` implies all the others. */
 export const SCOPES = ['decide', 'read', 'finance', 'approve', 'admin'] as const;
@@ -24,11 +24,8 @@ export interface Principal {
   readonly expiresAt: number | null;
 }
 
-/**
- * Keys are high-entropy random secrets, so a plain SHA-256 (hex) is a sufficient one-way hash.
- * One-shot `crypto.hash`: every request hashes its key, and it skips building a Hash object.
- */
-export const hashApiKey = (secret: string): string => hash('sha256', secret, 'hex');
+/** Keys are high-entropy random secrets, so a plain SHA-256 is a sufficient one-way hash. */
+export const hashApiKey = (secret: string): string => createHash('sha256').update(secret, 'utf8').digest('hex');
 
 export const newApiKeySecret = (): string => `sw_${randomBytes(32).toString('base64url')}`;
 
