@@ -106,7 +106,7 @@ export async function createSpillwayWorker(
   };
 
   const ensureSchedules = async () => {
-    const spec = { cronExpressions: [process.env.SPILLWAY_RECONCILIATION_CRON || '0 3 * * *'] };
+    const spec = { cronExpressions: [config.reconciliationCron] };
     const action = { type: 'startWorkflow' as const, workflowType: 'reconciliationWorkflow', taskQueue: config.temporal.taskQueue, args: [] };
     try {
       await temporal.schedule.create({ scheduleId: 'reconciliation-nightly', spec, action });

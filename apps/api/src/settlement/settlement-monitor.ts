@@ -16,8 +16,6 @@ export interface PartitionLag {
 }
 
 const POLL_MS = 1000;
-/** Unsettled events a partition may hold before decisions on it are refused (a bound on Redis memory). */
-const BACKLOG_CAP = Number(process.env.SPILLWAY_SETTLEMENT_BACKLOG_CAP || 1_000_000);
 
 const streamIdMs = (id: string) => Number(id.split('-')[0]);
 
@@ -79,8 +77,8 @@ export class SettlementMonitor implements OnModuleInit, OnModuleDestroy {
     return lags;
   }
 
-  /** True when the partition's backlog is over its cap: new decisions there get a 503. */
+  /** True when the partition's backlog is at its cap (`SPILLWAY_SETTLEMENT_BACKLOG_CAP`): new decisions there get a 503. */
   overloaded(partition: number): boolean {
-    return (this.lags[partition]?.unsettled_events ?? 0) >= BACKLOG_CAP;
+    return (this.lags[partition]?.unsettled_events ?? 0) >= this.config.settlementBacklogCap;
   }
 }
