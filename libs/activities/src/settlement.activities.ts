@@ -6,6 +6,7 @@ import { workflowIds } from '../../contracts/src/temporal';
 import { DecisionEngine } from '../../engine/src/engine';
 import { restoredKey, streamKey } from '../../engine/src/keys';
 import { LotKind } from '../../engine/src/policy';
+import { lowBalanceRules } from '../../ledger/src/alerts';
 import { BatchOutcome, CursorMoved, MAX_BATCH, PartitionSlice, UsageEvent, readCursors, writeSettlementBatch } from '../../ledger/src/settlement';
 import { HoldEntry, parseStreamEntry } from '../../ledger/src/settlement-entry';
 import { ownedPartitions } from '../../ledger/src/settlement-plan';
@@ -137,31 +138,27 @@ export function settlementActivities(deps: SettlementDeps) {
     const latest = new Map<string, UsageEvent>();
     for (const e of usage) if (e.balanceAfter !== undefined) latest.set(e.accountId, e);
     if (latest.size === 0) return;
-    const settings: { account_id: string; low_balance_micros: string; auto_recharge_micros: string | null; has_webhook: boolean }[] = await deps.ledger.query(
-      'SELECT account_id, low_balance_micros::text, auto_recharge_micros::text, webhook_url IS NOT NULL AS has_webhook FROM account_alerts WHERE account_id = ANY($1::text[])',
-      [[...latest.keys()]],
-    );
-    for (const s of settings) {
-      const event = latest.get(s.account_id)!;
-      if (event.balanceAfter! >= BigInt(s.low_balance_micros)) continue;
+    for (const s of await lowBalanceRules(deps.ledger, [...latest.keys()])) {
+      const event = latest.get(s.accountId)!;
+      if (event.balanceAfter! >= s.lowBalanceMicros) continue;
       const hour = event.occurredAt.toISOString().slice(0, 13).replace(/[-T]/g, '');
-      if (s.has_webhook) {
-        const id = `low_balance-${s.account_id}-${hour}`;
+      if (s.hasWebhook) {
+        const id = `low_balance-${s.accountId}-${hour}`;
         await startOnce(deps.temporal, deps.taskQueue, {
           workflowType: 'notificationWorkflow',
-          workflowId: `notify-${id}`,
-          args: [{ id, accountId: s.account_id, kind: 'low_balance', payload: { balance_micros: event.balanceAfter!.toString(), threshold_micros: s.low_balance_micros } }],
-          accountId: s.account_id,
+          workflowId: workflowIds.notification(id),
+          args: [{ id, accountId: s.accountId, kind: 'low_balance', payload: { balance_micros: event.balanceAfter!.toString(), threshold_micros: s.lowBalanceMicros.toString() } }],
+          accountId: s.accountId,
           operation: 'notification',
         });
       }
-      if (s.auto_recharge_micros) {
-        const key = workflowIds.autoRecharge(s.account_id, hour);
+      if (s.autoRechargeMicros !== null) {
+        const key = workflowIds.autoRecharge(s.accountId, hour);
         await startOnce(deps.temporal, deps.taskQueue, {
           workflowType: 'purchaseWorkflow',
           workflowId: key,
-          args: [{ accountId: s.account_id, micros: s.auto_recharge_micros, key }],
-          accountId: s.account_id,
+          args: [{ accountId: s.accountId, micros: s.autoRechargeMicros.toString(), key }],
+          accountId: s.accountId,
           operation: 'purchase',
           memo: { actor: 'auto-recharge', reason: 'balance below threshold' },
         });

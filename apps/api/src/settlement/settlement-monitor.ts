@@ -3,6 +3,7 @@ import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
 import { SpillwayConfig } from '../../../../libs/config/src/config';
 import { streamKey } from '../../../../libs/engine/src/keys';
+import { latestDiscrepancyCount } from '../../../../libs/ledger/src/reconciliation-reports';
 import { CONFIG, LEDGER, REDIS } from '../infra/tokens';
 import { Metrics } from '../metrics/metrics';
 
@@ -70,10 +71,8 @@ export class SettlementMonitor implements OnModuleInit, OnModuleDestroy {
       this.metrics.settlementLag.set({ partition: String(partition) }, lag);
     }
     this.lags = lags;
-    const [report]: { n: number }[] = await this.ledger.query(
-      `SELECT jsonb_array_length(discrepancies) AS n FROM reconciliation_reports WHERE status = 'completed' ORDER BY finished_at DESC LIMIT 1`,
-    );
-    if (report) this.metrics.reconciliationDiscrepancies.set(report.n);
+    const discrepancies = await latestDiscrepancyCount(this.ledger);
+    if (discrepancies !== undefined) this.metrics.reconciliationDiscrepancies.set(discrepancies);
     return lags;
   }
 
