@@ -4,8 +4,8 @@ import { DataSource } from 'typeorm';
 import { DecisionEngine } from '../../engine/src/engine';
 import { remainingByLot } from '../../engine/src/engine';
 import { accountKeys, accountOfLotsKey, holdKeyPattern, lotsKeyPattern, streamKey } from '../../engine/src/keys';
-import { LotKind } from '../../engine/src/policy';
 import { Discrepancy, checkLedger, partitionLots } from '../../ledger/src/reconciliation';
+import { lotFacts } from '../../ledger/src/lots';
 import { completeReport, failReport, openReport } from '../../ledger/src/reconciliation-reports';
 import { readCursor } from '../../ledger/src/settlement';
 import { parseStreamEntry } from '../../ledger/src/settlement-entry';
@@ -128,10 +128,7 @@ export function reconciliationActivities(deps: ReconciliationDeps) {
           detail: `Redis holds ${drift.actual ?? 'nothing'}, the ledger says ${drift.expected} micros`,
         });
         if (drift.actual === null) {
-          const [lot]: { kind: LotKind; expires_at: Date | null; created_at: Date }[] = await deps.ledger.query(
-            'SELECT kind, expires_at, created_at FROM credit_lots WHERE id = $1',
-            [drift.lotId],
-          );
+          const lot = (await lotFacts(deps.ledger.manager, drift.lotId))!;
           await deps.engine.restore(drift.accountId, [{ lotId: drift.lotId, kind: lot.kind, remaining: drift.expected, expiresAt: lot.expires_at, createdAt: lot.created_at }]);
         } else {
           await deps.redis.hincrby(accountKeys(drift.accountId, partition).lots, drift.lotId, delta.toString());

@@ -5,8 +5,8 @@ import { DataSource } from 'typeorm';
 import { workflowIds } from '../../contracts/src/temporal';
 import { DecisionEngine } from '../../engine/src/engine';
 import { restoredKey, streamKey } from '../../engine/src/keys';
-import { LotKind } from '../../engine/src/policy';
 import { lowBalanceRules } from '../../ledger/src/alerts';
+import { restorableLots } from '../../ledger/src/lots';
 import { BatchOutcome, CursorMoved, MAX_BATCH, PartitionSlice, UsageEvent, readCursors, writeSettlementBatch } from '../../ledger/src/settlement';
 import { HoldEntry, parseStreamEntry } from '../../ledger/src/settlement-entry';
 import { ownedPartitions } from '../../ledger/src/settlement-plan';
@@ -112,12 +112,7 @@ export function settlementActivities(deps: SettlementDeps) {
    */
   async function restoreIfLost(partition: number): Promise<number> {
     if (await deps.redis.exists(restoredKey(partition))) return 0;
-    const lots: { id: string; account_id: string; kind: LotKind; remaining_micros: string; expires_at: Date | null; created_at: Date }[] =
-      await deps.ledger.query(
-        `SELECT id, account_id, kind, remaining_micros, expires_at, created_at FROM credit_lots
-         WHERE partition = $1 AND remaining_micros > 0 AND (expires_at IS NULL OR expires_at > now()) ORDER BY account_id`,
-        [partition],
-      );
+    const lots = await restorableLots(deps.ledger.manager, partition);
     const byAccount = new Map<string, typeof lots>();
     for (const lot of lots) byAccount.set(lot.account_id, [...(byAccount.get(lot.account_id) ?? []), lot]);
     for (const [accountId, accountLots] of byAccount) {

@@ -3,6 +3,7 @@ import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
 import { SpillwayConfig } from '../../../../libs/config/src/config';
 import { streamKey } from '../../../../libs/engine/src/keys';
+import { partitionCursors } from '../../../../libs/ledger/src/queries';
 import { latestDiscrepancyCount } from '../../../../libs/ledger/src/reconciliation-reports';
 import { CONFIG, LEDGER, REDIS } from '../infra/tokens';
 import { Metrics } from '../metrics/metrics';
@@ -48,10 +49,7 @@ export class SettlementMonitor implements OnModuleInit, OnModuleDestroy {
   }
 
   async poll(): Promise<PartitionLag[]> {
-    const rows: { partition: number; last_stream_id: string; quarantined: number }[] = await this.ledger.query(
-      `SELECT c.partition, c.last_stream_id, coalesce(q.n, 0)::int AS quarantined FROM settlement_cursors c
-       LEFT JOIN (SELECT partition, count(*) AS n FROM settlement_quarantine GROUP BY partition) q ON q.partition = c.partition`,
-    );
+    const rows = await partitionCursors(this.ledger.manager);
     const cursors = new Map(rows.map((r) => [r.partition, r]));
     const now = Date.now();
     const lags: PartitionLag[] = [];
