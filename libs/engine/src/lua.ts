@@ -29,7 +29,16 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
-local function int(n) return string.format('%d', n) end
+-- Formatting a number costs a sprintf: the small ones (units, counters) are remembered once
+-- formatted (at most 4,096 strings; the string library is not reachable while a library loads).
+local SMALL = {}
+local function int(n)
+  local s = SMALL[n]
+  if s then return s end
+  s = string.format('%d', n)
+  if n >= 0 and n < 4096 then SMALL[n] = s end
+  return s
+end
 
 -- Days since 1970-01-01 of a civil date, and back (proleptic Gregorian, H. Hinnant's algorithms).
 local function days_from_civil(y, m, d)
@@ -70,7 +79,7 @@ local function load_windows(c, args, n, at)
     local a = at + (i - 1) * 3
     local f = 'w' .. args[a]
     local e = c[f]
-    local w = { f = f, limit = tonumber(args[a + 1]), ms = tonumber(args[a + 2]) * 1000, used = e and e.used or 0, exp = e and e.exp or 0 }
+    local w = { f = f, limit = tonumber(args[a + 1]), ms = tonumber(args[a + 2]) * 1000, used = e and e.used or 0, exps = e and e.exps }
     w.room = math.max(0, w.limit - w.used)
     if room == nil or w.room < room then room = w.room end
     wins[i] = w
@@ -84,17 +93,20 @@ end
 --                                 9999999999999 = never, created ms 13, kind letter 1), so that
 --                                 meta .. '#' .. id sorts as text into burn-down order:
 --                                 priority, soonest expiry, oldest, id
---   '~'<feature>'|w'<window>    → 'used|expires ms' of a rate window
---   '~'<feature>'|f'            → 'used|expires ms' of the monthly free tier
+--   '~'<feature>'|w'<window>    → 'used|expires ms' of a rate window (expires: 13 digits)
+--   '~'<feature>'|f'            → 'used|expires ms' of the monthly free tier (expires: 13 digits)
+-- Times are compared as 13-digit text (Unix ms until the year 2286): no number parsing.
 -- Returns the spendable lots (not expired, remaining > 0) as sort keys in burn-down order, the
--- remaining amounts by id, the exact balance as two limbs, and the live counters of 'feature'
--- ('w'<window> / 'f' → {used, exp}; an entry past its expiry counts as unopened), and the fields
+-- remaining amounts by id (numbers for spendable lots), the exact balance as two limbs, and the live
+-- counters of 'feature' ('w'<window> / 'f' → {used, exps = expiry as 13-digit text}; an entry past
+-- its expiry counts as unopened), and the fields
 -- of spent lots and expired counters ('gone', for prune: a hold that took from a lot carries its meta).
-local function load_account(key, now, feature)
+local function load_account(key, now, feature, nows)
   local raw = redis.call('HGETALL', key)
   local rem, keys, n, c, gone = {}, {}, 0, {}, {}
   local cp = feature and ('~' .. feature .. '|') or nil
   local cpl = cp and #cp or 0
+  nows = nows or int(now)
   for i = 1, #raw, 2 do
     local f = raw[i]
     local b = string.byte(f, 1)
@@ -102,12 +114,12 @@ local function load_account(key, now, feature)
       n = n + 1
       keys[n] = raw[i + 1] .. f
     elseif b == 126 then
-      local used, exp = string.match(raw[i + 1], '^(%d+)|(%d+)$')
-      exp = tonumber(exp)
-      if exp <= now then
+      local v = raw[i + 1]
+      local exps = string.sub(v, -13)
+      if exps <= nows then
         gone[#gone + 1] = f
       elseif cp and string.sub(f, 1, cpl) == cp then
-        c[string.sub(f, cpl + 1)] = { used = tonumber(used), exp = exp }
+        c[string.sub(f, cpl + 1)] = { used = tonumber(string.sub(v, 1, -15)), exps = exps }
       end
     else
       rem[f] = raw[i + 1]
@@ -119,7 +131,8 @@ local function load_account(key, now, feature)
     local id = string.sub(k, 31)
     local r = tonumber(rem[id] or '0')
     if r > 0 then
-      if tonumber(string.sub(k, 3, 15)) > now then
+      rem[id] = r
+      if string.sub(k, 3, 15) > nows then
         m = m + 1
         live[m] = k
         hi = hi + math.floor(r / 1e9)
@@ -195,17 +208,17 @@ local function apply(p, wins, ft, cp, key, rem, now, gone)
   if p.r > 0 then
     for _, w in ipairs(wins) do
       assert(w.used + p.r <= w.limit, 'window over its limit')
-      if w.exp == 0 then w.exp = now + w.ms end
+      w.exps = w.exps or int(now + w.ms)
       w.used = w.used + p.r
       hs[#hs + 1] = cp .. w.f
-      hs[#hs + 1] = int(w.used) .. '|' .. int(w.exp)
+      hs[#hs + 1] = int(w.used) .. '|' .. w.exps
     end
   end
   if p.f > 0 then
-    if ft.exp == 0 then ft.exp = next_month_ms(now) end
+    ft.exps = ft.exps or int(next_month_ms(now))
     ft.used = ft.used + p.f
     hs[#hs + 1] = cp .. 'f'
-    hs[#hs + 1] = int(ft.used) .. '|' .. int(ft.exp)
+    hs[#hs + 1] = int(ft.used) .. '|' .. ft.exps
   end
   for _, d in ipairs(p.debits) do
     local left = tonumber(rem[d.id]) - d.micros
@@ -228,24 +241,25 @@ end
 local function sources_json(p)
   local s = { '[{"layer":"rate_limit","units":', int(p.r), '},{"layer":"free_tier","units":', int(p.f), '}' }
   for _, d in ipairs(p.debits) do
-    s[#s + 1] = ',{"layer":"' .. d.kind .. '","lot_id":"' .. d.id .. '","units":' .. int(d.units) .. ',"micros":"' .. int(d.micros) .. '"}'
+    s[#s + 1] = ',{"layer":"' .. d.kind .. '","lot_id":"' .. d.id .. '","units":' .. int(d.units) .. ',"micros":"' .. (d.ms or int(d.micros)) .. '"}'
   end
   s[#s + 1] = ']'
   return table.concat(s)
 end
 
--- A usage event (events.ts UsageStreamEvent), built without cjson.
-local function usage_json(did, account, feature, key, quantity, p, cost, balance, now, wo_units, wo)
+-- A usage event (events.ts UsageStreamEvent), built without cjson. costs and nows: the charge and
+-- the time, already formatted.
+local function usage_json(did, account, feature, key, quantity, p, costs, balance, nows, wo_units, wo)
   return table.concat({ '{"decision_id":"', did, '","account":"', account, '","feature":"', feature, '","key":"', key,
-    '","quantity":', int(quantity), ',"sources":', sources_json(p), ',"charged":"', int(cost), '","balance":"', balance,
-    '","at":', int(now), ',"written_off_units":', int(wo_units), ',"written_off":"', int(wo), '"}' })
+    '","quantity":', int(quantity), ',"sources":', sources_json(p), ',"charged":"', costs, '","balance":"', balance,
+    '","at":', nows, ',"written_off_units":', int(wo_units), ',"written_off":"', int(wo), '"}' })
 end
 
--- Current window state for the reply: (remaining, reset ms) per window.
+-- Current window state for the reply: (remaining, reset ms) per window (reset as a number or as text).
 local function window_reply(out, wins, taken, now)
   for _, w in ipairs(wins) do
     out[#out + 1] = math.max(0, w.room - taken)
-    out[#out + 1] = w.exp > 0 and w.exp or now + w.ms
+    out[#out + 1] = w.exps or now + w.ms
   end
   return out
 end
@@ -326,19 +340,21 @@ if stored then
     local fields = {}
     for i = 1, nw do fields[i] = '~' .. ARGV[2] .. '|w' .. ARGV[15 + (i - 1) * 3] end
     local values = redis.call('HMGET', KEYS[2], unpack(fields))
+    local nows = int(now)
     for i = 1, nw do
-      local used, exp = string.match(values[i] or '', '^(%d+)|(%d+)$')
-      if exp and tonumber(exp) > now then c[string.sub(fields[i], #ARGV[2] + 3)] = { used = tonumber(used), exp = tonumber(exp) } end
+      local v = values[i]
+      if v and string.sub(v, -13) > nows then c[string.sub(fields[i], #ARGV[2] + 3)] = { used = tonumber(string.sub(v, 1, -15)), exps = string.sub(v, -13) } end
     end
   end
   return window_reply({ 'replay', string.sub(stored, sep + 1), now }, load_windows(c, ARGV, nw, 15), 0, now)
 end
 local now = now_ms()
+local nows = int(now)
 local q, price, overage = tonumber(ARGV[3]), tonumber(ARGV[9]), ARGV[10]
 if q * price > MAX then return { 'range' } end
-local live, rem, hi, lo, c, gone = load_account(KEYS[2], now, ARGV[2])
+local live, rem, hi, lo, c, gone = load_account(KEYS[2], now, ARGV[2], nows)
 local wins, rate_room = load_windows(c, ARGV, nw, 15)
-local ft = c.f or { used = 0, exp = 0 }
+local ft = c.f or { used = 0 }
 local ft_room = math.max(0, free_units - ft.used)
 local p = choose(q, rate_room, ft_room, live, rem, spendable(hi, lo), price, overage)
 if ARGV[7] ~= '1' and p.granted < q then p = { r = 0, f = 0, c = 0, debits = {}, granted = 0 } end
@@ -346,6 +362,9 @@ local applies = mode ~= 'preview' and p.granted > 0
 if applies then apply(p, wins, ft, '~' .. ARGV[2] .. '|', KEYS[2], rem, now, gone) elseif mode ~= 'preview' then prune(KEYS[2], gone) end
 local cost = charged(p)
 local balance = balance_after(hi, lo, cost)
+-- Each amount is formatted once, for the usage event and the record alike.
+for _, x in ipairs(p.debits) do x.ms = int(x.micros) end
+local costs = #p.debits == 1 and p.debits[1].ms or int(cost)
 local did = ARGV[8]
 local hold_exp = 0
 if mode == 'reserve' and p.granted > 0 then
@@ -353,21 +372,21 @@ if mode == 'reserve' and p.granted > 0 then
   hold_exp = now + ttl
   -- cjson writes numbers with 14 significant digits: amounts and times go in as %d strings.
   local wexp, debits = {}, {}
-  if p.r > 0 then for _, w in ipairs(wins) do wexp[w.f] = int(w.exp) end end
-  for i, x in ipairs(p.debits) do debits[i] = { id = x.id, kind = x.kind, micros = int(x.micros), units = x.units, meta = x.meta } end
-  local plan = { r = p.r, f = p.f, c = p.c, debits = debits, wexp = wexp, fexp = int(p.f > 0 and ft.exp or 0) }
+  if p.r > 0 then for _, w in ipairs(wins) do wexp[w.f] = w.exps end end
+  for i, x in ipairs(p.debits) do debits[i] = { id = x.id, kind = x.kind, micros = x.ms, units = x.units, meta = x.meta } end
+  local plan = { r = p.r, f = p.f, c = p.c, debits = debits, wexp = wexp, fexp = p.f > 0 and ft.exps or '0' }
   redis.call('HSET', KEYS[4], 'decision_id', did, 'account', ARGV[1], 'feature', ARGV[2], 'q', int(p.granted), 'state', 'held', 'price', ARGV[9],
     'expires', int(hold_exp), 'plan', cjson.encode(plan), 'key', ARGV[4])
   redis.call('PEXPIRE', KEYS[4], int(ttl + 86400000))
   redis.call('XADD', KEYS[3], '*', 'hold', '{"decision_id":"' .. did .. '","account":"' .. ARGV[1] .. '","expires_at":' .. int(hold_exp) .. '}')
 end
 if applies and mode == 'consume' then
-  redis.call('XADD', KEYS[3], '*', 'usage', usage_json(did, ARGV[1], ARGV[2], ARGV[4], p.granted, p, cost, balance, now, 0, 0))
+  redis.call('XADD', KEYS[3], '*', 'usage', usage_json(did, ARGV[1], ARGV[2], ARGV[4], p.granted, p, costs, balance, nows, 0, 0))
 end
 local d = {}
-for i, x in ipairs(p.debits) do d[i] = KIND_LETTER[x.kind] .. x.id .. ' ' .. int(x.units) .. ' ' .. int(x.micros) end
+for i, x in ipairs(p.debits) do d[i] = KIND_LETTER[x.kind] .. x.id .. ' ' .. int(x.units) .. ' ' .. x.ms end
 -- The requested quantity and allow_partial close the record so a decision can be explained later (GET /v1/decisions/{id}).
-local record = table.concat({ string.sub(did, -32), int(now), int(hold_exp), int(p.r), int(p.f), int(cost), balance, table.concat(d, ','), int(q), ARGV[7] }, '|')
+local record = table.concat({ string.sub(did, -32), nows, int(hold_exp), int(p.r), int(p.f), costs, balance, table.concat(d, ','), ARGV[3], ARGV[7] }, '|')
 if mode ~= 'preview' then redis.call('SET', KEYS[1], ARGV[5] .. '|' .. record, 'EX', ARGV[13]) end
 return window_reply({ 'ok', record, now }, wins, p.r, now)
 `;
@@ -416,7 +435,7 @@ if A <= H then
 else
   local live, rem, hi, lo, c, gone = load_account(KEYS[2], now, h.feature)
   local wins, rate_room = load_windows(c, ARGV, tonumber(ARGV[7]), 8)
-  local ft = c.f or { used = 0, exp = 0 }
+  local ft = c.f or { used = 0 }
   local ft_room = math.max(0, free_units - ft.used)
   local extra = choose(A - H, rate_room, ft_room, live, rem, spendable(hi, lo), price, overage)
   apply(extra, wins, ft, '~' .. h.feature .. '|', KEYS[2], rem, now, gone)
@@ -434,7 +453,7 @@ end
 local _, _, hi, lo = load_account(KEYS[2], now)
 local cost = charged(p)
 local balance = balance_after(hi, lo, 0)
-local event = usage_json(h.decision_id, ARGV[1], h.feature, h.key, A, p, cost, balance, now, written_off_units, written_off_units * price)
+local event = usage_json(h.decision_id, ARGV[1], h.feature, h.key, A, p, int(cost), balance, int(now), written_off_units, written_off_units * price)
 if A > 0 then redis.call('XADD', KEYS[3], '*', 'usage', event) end
 redis.call('HSET', KEYS[1], 'state', 'committed', 'cq', ARGV[4], 'result', event)
 return { 'ok', event }
