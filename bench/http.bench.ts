@@ -47,7 +47,19 @@ async function load(name: string, port: number, connections: number, seconds: nu
 /** (C) POST /v1/decisions of the real API vs a bare Fastify route calling the same engine. */
 export async function httpBench(env: { DATABASE_URL: string; REDIS_URL: string }, connections: number, seconds: number): Promise<string> {
   const serverEnv = { ...env, SPILLWAY_BOOTSTRAP_ADMIN_KEY: ADMIN, SPILLWAY_PARTITIONS: '8' };
+  // A server left on a port would be measured instead of ours: refuse to start.
+  for (const port of [3101, 3102]) if (await portOpen('127.0.0.1', port)) throw new Error(`port ${port} is in use; the HTTP bench needs 3101 and 3102`);
+  const servers: ChildProcess[] = [];
+  try {
+    return await compare(env, serverEnv, connections, seconds, servers);
+  } finally {
+    for (const server of servers) server.kill('SIGTERM');
+  }
+}
+
+async function compare(env: { REDIS_URL: string }, serverEnv: NodeJS.ProcessEnv, connections: number, seconds: number, servers: ChildProcess[]): Promise<string> {
   const api = serve('apps/api/src/main.js', 3101, serverEnv);
+  servers.push(api);
   await waitFor('bench API', () => portOpen('127.0.0.1', 3101), 60_000);
   const put = (path: string, body: unknown) =>
     fetch(`http://127.0.0.1:3101${path}`, { method: 'PUT', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -62,6 +74,7 @@ export async function httpBench(env: { DATABASE_URL: string; REDIS_URL: string }
     await engine.grant({ accountId: `http-bench-${i}`, lotId: 'bench-lot', kind: 'purchased', micros: 9_000_000_000_000n, expiresAt: null, createdAt: new Date() });
   }
   const bare = serve('bench/bare-server.js', 3102, serverEnv);
+  servers.push(bare);
   await waitFor('bare server', () => portOpen('127.0.0.1', 3102), 60_000);
 
   const rows = [];
@@ -84,8 +97,6 @@ export async function httpBench(env: { DATABASE_URL: string; REDIS_URL: string }
   }
   ratios.sort((x, y) => x - y);
   cpuRatios.sort((x, y) => x - y);
-  api.kill('SIGTERM');
-  bare.kill('SIGTERM');
   redis.disconnect();
   const baseline = Math.max(...rows.filter((r) => r.name.startsWith('bare')).map((r) => r.rps));
   return [
