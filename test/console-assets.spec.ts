@@ -7,21 +7,17 @@ import { registerConsole } from '../apps/api/src/console/console-assets';
 describe('console assets', () => {
   it('never serves a source map, even one a build left behind', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'spillway-console-'));
-    const previous = process.env.SPILLWAY_CONSOLE_DIR;
     const fastify = Fastify();
     try {
       mkdirSync(join(dir, 'assets'));
       writeFileSync(join(dir, 'index.html'), '<div id="app"></div>');
       writeFileSync(join(dir, 'assets', 'index-abc.js'), 'console.log(1)');
       writeFileSync(join(dir, 'assets', 'index-abc.js.map'), '{"sources":["secret.tsx"]}');
-      process.env.SPILLWAY_CONSOLE_DIR = dir;
-      await registerConsole(fastify);
+      await registerConsole(fastify, dir);
       expect((await fastify.inject('/console/assets/index-abc.js')).statusCode).toBe(200);
       const map = await fastify.inject('/console/assets/index-abc.js.map');
       expect([map.statusCode, map.body]).toEqual([404, 'Not found']);
     } finally {
-      process.env.SPILLWAY_CONSOLE_DIR = previous;
-      if (previous === undefined) delete process.env.SPILLWAY_CONSOLE_DIR;
       await fastify.close();
       rmSync(dir, { recursive: true, force: true });
     }
