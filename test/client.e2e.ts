@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { IncomingMessage, Server, ServerResponse, createServer } from 'node:http';
-import { SpillwayApiError, SpillwayClient, SpillwayClientOptions, SpillwayUnavailableError } from '../libs/client/src';
+import { ReplayProblem, SpillwayApiError, SpillwayClient, SpillwayClientOptions, SpillwayUnavailableError } from '../libs/client/src';
 import { ContractChecker } from './contract';
 import { TestStack, eventually, startStack } from './harness';
 
@@ -57,6 +57,35 @@ describe('typed client (libs/client) against the real stack', () => {
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, seen: () => seen, close: () => new Promise((r) => server.close(r)) };
+  };
+
+  /** A server that answers every request 200 with `state.body` (JSON content type, whatever the body is). */
+  const garbageServer = async (state: { body: string }) => {
+    const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(state.body);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, close: () => new Promise((r) => server.close(r)) };
+  };
+
+  /** A fail-open client whose Spillway is reachable only while `state.up` (else every request fails like a partition). */
+  const partitionedClient = (options: Partial<SpillwayClientOptions> = {}) => {
+    const state = { up: false };
+    const degradedClient = new SpillwayClient({
+      baseUrl: stack.url,
+      apiKey: decideKey,
+      decideDeadlineMs: 300,
+      retry: { retries: 1, baseDelayMs: 10 },
+      autoReplay: false,
+      degradation: { default: { mode: 'fail_open' } },
+      fetch: (request) => (state.up ? fetch(request) : Promise.reject(new TypeError('fetch failed'))),
+      ...options,
+    });
+    return { client: degradedClient, state };
   };
 
   beforeAll(async () => {
@@ -186,14 +215,24 @@ describe('typed client (libs/client) against the real stack', () => {
     // The replay queue is bounded (2 here): beyond it the answer fails closed.
     expect(await partitioned.decide({ account_id: account, feature: 'codex.task', quantity: 1 })).toMatchObject({ outcome: 'denied', degraded: 'fail_closed' });
     expect(partitioned.pendingReplays).toBe(2);
-    // What Spillway would refuse is refused locally too, never allowed unmetered.
-    for (const quantity of [0, 1.5, 1_000_001, Number.NaN]) {
-      await expect(partitioned.decide({ account_id: account, feature: 'codex.task', quantity, idempotency_key: `cl-${randomUUID()}` })).rejects.toMatchObject({ status: 400 });
+    // What Spillway would refuse is refused locally too, before anything is recorded: never allowed unmetered.
+    const invalid: [Record<string, unknown>, string][] = [
+      ...[0, 1.5, 1_000_001, Number.NaN, '2'].map((quantity): [Record<string, unknown>, string] => [{ quantity }, 'quantity']),
+      ...[undefined, '', 'a'.repeat(129), 'no spaces', 7].map((account_id): [Record<string, unknown>, string] => [{ account_id }, 'account_id']),
+      [{ feature: undefined }, 'feature'],
+      [{ idempotency_key: '' }, 'idempotency_key'],
+    ];
+    for (const [change, field] of invalid) {
+      const request = { account_id: account, feature: 'codex.task', quantity: 1, idempotency_key: `cl-${randomUUID()}`, ...change };
+      const refused = await partitioned.decide(request as never).then(() => undefined, (error: unknown) => error);
+      expect(refused).toBeInstanceOf(SpillwayApiError);
+      expect(refused).toMatchObject({ status: 400, code: 'invalid_request', details: [expect.objectContaining({ field })] });
     }
+    expect(partitioned.pendingReplays).toBe(2);
     await expect(partitioned.account(account)).rejects.toBeInstanceOf(SpillwayUnavailableError);
 
     reachable = true;
-    expect(await partitioned.replayDegraded()).toEqual({ replayed: 2, dropped: 0, remaining: 0 });
+    expect(await partitioned.replayDegraded()).toMatchObject({ replayed: 2, dropped: 0, remaining: 0, outcomes: { settled: 2 } });
     // Spillway now holds both decisions under their keys: asking again replays, consuming nothing more.
     const again = await product.decide({ account_id: account, feature: 'codex.task', quantity: 1, idempotency_key: keys[0] });
     expect(again).toMatchObject({ replayed: true, granted: 1 });
@@ -214,5 +253,93 @@ describe('typed client (libs/client) against the real stack', () => {
     reachable = true;
     expect(await allowance.replayDegraded()).toMatchObject({ replayed: 1, remaining: 0 });
     expect((await product.account(other)).features['codex.task'].windows[0].remaining).toBe(1);
+  });
+
+  it('answers a repeated key of a degraded decision locally: the same request gets the first answer, another a 409; consumed once', async () => {
+    const account = await newAccount();
+    const { client: degraded, state } = partitionedClient();
+    const key = `cl-${randomUUID()}`;
+    const request = { account_id: account, feature: 'codex.task', quantity: 2, idempotency_key: key };
+    const first = await degraded.decide(request);
+    expect(first).toMatchObject({ outcome: 'allowed', granted: 2, degraded: 'fail_open', replayed: false });
+    expect(first.decision_id).toMatch(/^degraded:/);
+    expect(await degraded.decide(request)).toEqual({ ...first, replayed: true });
+    for (const other of [{ quantity: 1 }, { quantity: 12 }, { allow_partial: true }, { mode: 'reserve' as const }]) {
+      await expect(degraded.decide({ ...request, ...other })).rejects.toMatchObject({ status: 409, code: 'conflict', details: [expect.objectContaining({ field: 'idempotency_key' })] });
+    }
+    // The key belongs to the account, as on Spillway: another account's decision under it is its own.
+    const neighbour = await newAccount();
+    expect(await degraded.decide({ ...request, account_id: neighbour, quantity: 1 })).toMatchObject({ granted: 1, replayed: false });
+    expect(degraded.pendingReplays).toBe(2);
+
+    state.up = true;
+    expect(await degraded.replayDegraded()).toMatchObject({ replayed: 2, remaining: 0, outcomes: { settled: 2 } });
+    // Replayed: the key still gets its first answer (consuming nothing more), another request under it a 409.
+    expect(await degraded.decide(request)).toEqual({ ...first, replayed: true });
+    await expect(degraded.decide({ ...request, quantity: 5 })).rejects.toMatchObject({ status: 409 });
+    expect((await product.account(account)).features['codex.task'].windows[0].remaining).toBe(1);
+    expect((await product.account(neighbour)).features['codex.task'].windows[0].remaining).toBe(2);
+  });
+
+  it('reports and counts every replay that does not settle as allowed: partial, denied, refused, an uncommitted hold', async () => {
+    const account = await newAccount(); // 3 units in its window, no credits
+    const settled = await newAccount();
+    const problems: ReplayProblem[] = [];
+    const { client: degraded, state } = partitionedClient({ onReplayProblem: (problem) => problems.push(problem) });
+    const decide = (account_id: string, quantity: number, extra: Record<string, unknown> = {}) =>
+      degraded.decide({ account_id, feature: 'codex.task', quantity, idempotency_key: `cl-${randomUUID()}`, ...extra });
+    expect(await decide(settled, 1)).toMatchObject({ granted: 1, degraded: 'fail_open' });
+    expect(await decide(account, 2, { allow_partial: true })).toMatchObject({ granted: 2 });
+    expect(await decide(account, 1)).toMatchObject({ granted: 1 });
+    expect(await decide(`cl-ghost-${randomUUID().slice(0, 8)}`, 1)).toMatchObject({ granted: 1 });
+    const hold = await decide(account, 1, { mode: 'reserve', hold_ttl_seconds: 1 });
+    expect(hold).toMatchObject({ granted: 1, mode: 'reserve' });
+    // Meanwhile the account spent 2 of its 3 units on Spillway: 1 left for the 2 + 1 given locally.
+    expect(await product.decide({ account_id: account, feature: 'codex.task', quantity: 2 })).toMatchObject({ granted: 2 });
+
+    state.up = true;
+    await eventually(async () => (Date.now() > Date.parse(hold.hold_expires_at!) ? true : undefined));
+    const report = await degraded.replayDegraded();
+    expect(report).toEqual({ replayed: 3, dropped: 2, remaining: 0, outcomes: { settled: 1, partial: 1, denied: 1, rejected: 1, exhausted: 0, hold_expired: 1 } });
+    expect(problems.map((p) => p.reason)).toEqual(['partial', 'denied', 'rejected', 'hold_expired']);
+    expect(problems[0]).toMatchObject({ entry: { request: { account_id: account, quantity: 2 } }, decision: { outcome: 'partial', granted: 1 } });
+    expect(problems[1]).toMatchObject({ decision: { outcome: 'denied', granted: 0 } });
+    expect(problems[2].error).toMatchObject({ status: 404, code: 'not_found' });
+    expect(degraded.replayOutcomes).toEqual(report.outcomes);
+  });
+
+  it('takes an answer that is not JSON or not a decision as Spillway not answering: the policy answers, the problem named', async () => {
+    const state = { body: '{"decision_id": "d", "outc' };
+    const garbage = await garbageServer(state);
+    try {
+      const problems: ReplayProblem[] = [];
+      const options = { baseUrl: garbage.url, apiKey: decideKey, decideDeadlineMs: 2000, autoReplay: false, onReplayProblem: (p: ReplayProblem) => problems.push(p) };
+      const closed = new SpillwayClient(options);
+      const open = new SpillwayClient({ ...options, degradation: { default: { mode: 'fail_open' }, maxReplayAttempts: 2 } });
+      const request = { account_id: 'acct-1', feature: 'codex.task', quantity: 1 };
+      const cases: [string, RegExp][] = [
+        ['{"decision_id": "d", "outc', /could not be read/],
+        ['', /could not be read|not a Decision/],
+        [JSON.stringify({ decision_id: 'd', outcome: 'allowed', granted: 'lots' }), /not a Decision: .*granted: must be integer/],
+        ['[1, 2]', /not a Decision/],
+      ];
+      for (const [body, reason] of cases) {
+        state.body = body;
+        const denied = await closed.decide(request);
+        expect(denied).toMatchObject({ outcome: 'denied', granted: 0, degraded: 'fail_closed' });
+        expect(denied.degradedReason).toMatch(reason);
+      }
+      // Fail open: allowed and kept for replay. A hold's answer is checked too; no call ends in a raw SyntaxError.
+      expect(await open.decide(request)).toMatchObject({ outcome: 'allowed', degraded: 'fail_open' });
+      await expect(open.commit('dec_p0_x', 1)).rejects.toThrow(/not a HoldSettlement/);
+      state.body = '{"id": "acct-1", "bala';
+      await expect(open.account('acct-1')).rejects.toThrow(expect.objectContaining({ name: 'SpillwayUnavailableError', message: expect.stringMatching(/could not be read/) }));
+      // A replay that never gets a valid answer is given up after maxReplayAttempts, and reported.
+      expect(await open.replayDegraded()).toMatchObject({ replayed: 0, dropped: 0, remaining: 1 });
+      expect(await open.replayDegraded()).toMatchObject({ dropped: 1, remaining: 0, outcomes: { exhausted: 1 } });
+      expect(problems).toEqual([expect.objectContaining({ reason: 'exhausted', error: expect.any(SpillwayUnavailableError) })]);
+    } finally {
+      await garbage.close();
+    }
   });
 });

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Browser, Page, chromium } from 'playwright-core';
@@ -280,5 +280,34 @@ describe('console: the browser app at /console, driven by Playwright against the
     expect(existsSync(join(ARTIFACTS, 'account.png'))).toBe(true);
     expect(requested.length).toBeGreaterThan(10);
     expect(requested.filter((u) => [financeKey, approverKey, ADMIN].some((k) => u.includes(k)))).toEqual([]);
+  });
+
+  it('ships no source maps: none built, none referenced, none served', async () => {
+    expect(readdirSync(join(consoleAssetsDir()!, 'assets')).filter((name) => name.endsWith('.map'))).toEqual([]);
+    const index = await (await fetch(`${stack.url}/console/`)).text();
+    const script = /src="\/console\/(assets\/[^"]+\.js)"/.exec(index)?.[1];
+    expect(script).toBeDefined();
+    const js = await fetch(`${stack.url}/console/${script}`);
+    expect(js.status).toBe(200);
+    expect(await js.text()).not.toContain('sourceMappingURL');
+    expect((await fetch(`${stack.url}/console/${script}.map`)).status).toBe(404);
+  });
+
+  it('refuses a query parameter given in array form or twice with a 400 naming it, on every route', async () => {
+    const cases: [string, string][] = [
+      [`/v1/accounts/${account}/usage?bucket[]=hour`, 'bucket'],
+      [`/v1/accounts/${account}/usage?bucket[0]=hour`, 'bucket'],
+      [`/v1/accounts/${account}/usage?bucket=hour&bucket=day`, 'bucket'],
+      [`/v1/accounts/${account}/ledger?cursor[]=1`, 'cursor'],
+      [`/v1/decisions?account_id[]=${account}&idempotency_key=render-2`, 'account_id'],
+      [`/v1/decisions?account_id=${account}&idempotency_key=render-2&idempotency_key=render-1`, 'idempotency_key'],
+      ['/v1/audit-log?limit[]=5', 'limit'],
+      ['/v1/settlement?x[]=1', 'x'],
+    ];
+    for (const [path, field] of cases) {
+      const { status, body } = await stack.call('GET', path);
+      expect([path, status, body.error?.details]).toEqual([path, 400, [{ field, issue: expect.any(String) }]]);
+    }
+    expect((await stack.call('GET', `/v1/accounts/${account}/usage?bucket=hour`)).status).toBe(200);
   });
 });

@@ -1,7 +1,10 @@
-import { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { Controller, Module, Post, Req } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { randomUUID } from 'node:crypto';
 import { Server, Socket, createServer } from 'node:net';
 import type { SpillwayClientOptions } from '../libs/client/src';
+import { Metered, MeteredRequestState, SpillwayModule } from '../libs/client/src/nest';
 import { createProductApp } from '../examples/product-api/src/app';
 import { TestStack, startStack } from './harness';
 
@@ -22,6 +25,29 @@ describe('example product app with @Metered', () => {
     return async (path: string, account: string, body: unknown, headers: Record<string, string> = {}) => {
       const response = await fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-account-id': account, ...headers }, body: JSON.stringify(body) });
       return { status: response.status, headers: response.headers, body: (await response.json()) as any };
+    };
+  };
+
+  /** A product route that passes its caller's `units` and `Idempotency-Key` to Spillway unchecked. */
+  @Controller()
+  class UncheckedController {
+    @Post('unchecked')
+    @Metered('codex.task', { quantity: (req) => req.body?.units, idempotencyKey: (req) => req.headers['idempotency-key'] })
+    run(@Req() request: { spillway: MeteredRequestState }) {
+      return { ran: request.spillway.granted };
+    }
+  }
+
+  const uncheckedProduct = async (apiKey = decideKey) => {
+    @Module({ imports: [SpillwayModule.forRoot({ client: { baseUrl: stack.url, apiKey }, account: (req) => req.headers['x-account-id'] })], controllers: [UncheckedController] })
+    class UncheckedModule {}
+    const app = await NestFactory.create<NestFastifyApplication>(UncheckedModule, new FastifyAdapter(), { logger: false });
+    await app.listen(0, '127.0.0.1');
+    apps.push(app);
+    const url = await app.getUrl();
+    return async (account: string, units: unknown, headers: Record<string, string> = {}) => {
+      const response = await fetch(`${url}/unchecked`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-account-id': account, ...headers }, body: JSON.stringify({ units }) });
+      return { status: response.status, body: (await response.json()) as any };
     };
   };
 
@@ -143,5 +169,41 @@ describe('example product app with @Metered', () => {
     const denied = await closed('/tasks', account, { tasks: 1 });
     expect(denied.status).toBe(503);
     expect(denied.headers.get('spillway-degraded')).toBe('fail_closed');
+  });
+
+  it("answers Spillway's refusals as the end user's mistake (4xx) or the product's misconfiguration (500 naming Spillway's code), never a bare 500", async () => {
+    const call = await uncheckedProduct();
+    const account = await newAccount();
+    // The end user asked for more than Spillway meters at once, or for nothing: 400 naming quantity.
+    for (const units of [1_000_001, 0, 2.5, 'many']) {
+      const refused = await call(account, units);
+      expect(refused.status).toBe(400);
+      expect(refused.body.error).toMatchObject({ code: 'invalid_request', details: [expect.objectContaining({ field: 'quantity' })] });
+    }
+    // The caller reused its Idempotency-Key for another request: 409.
+    const key = `idem-${randomUUID()}`;
+    expect((await call(account, 1, { 'idempotency-key': key })).status).toBe(201);
+    expect((await call(account, 1, { 'idempotency-key': key })).body).toEqual({ ran: 1 });
+    expect((await call(account, 2, { 'idempotency-key': key })).status).toBe(409);
+
+    // Not the end user's fault: an account Spillway does not know, or one of another tenant, a resolver
+    // giving no account, the product's wrong key. Spillway's status and code are named.
+    const otherTenant = `prod-other-${randomUUID().slice(0, 8)}`;
+    expect((await stack.call('PUT', `/v1/accounts/${otherTenant}`, { plan: 'product-demo', tenant: 'other-team' })).status).toBe(200);
+    const wrongKey = await uncheckedProduct('sw_not_a_key');
+    const misconfigured: [Promise<{ status: number; body: any }>, number, string][] = [
+      [call(`prod-nobody-${randomUUID().slice(0, 8)}`, 1), 404, 'not_found'],
+      [call(otherTenant, 1), 404, 'not_found'],
+      [call('', 1), 400, 'invalid_request'],
+      [wrongKey(account, 1), 401, 'unauthorized'],
+    ];
+    for (const [answer, status, code] of misconfigured) {
+      const { status: productStatus, body } = await answer;
+      expect(productStatus).toBe(500);
+      expect(body.error).toMatchObject({ code: 'metering_misconfigured', spillway: { status, code } });
+    }
+    // The example app, whose account comes from a header, answers an unknown account the same way.
+    const example = await product();
+    expect((await example('/tasks', `prod-nobody-${randomUUID().slice(0, 8)}`, { tasks: 1 })).body.error).toMatchObject({ code: 'metering_misconfigured', spillway: { status: 404 } });
   });
 });

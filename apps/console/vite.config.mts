@@ -11,7 +11,8 @@ export default defineConfig({
   build: {
     outDir: fileURLToPath(new URL('../../dist/console', import.meta.url)),
     emptyOutDir: true,
-    sourcemap: true,
+    // The production build ships no source maps (they would publish the sources); `vite` dev serves its own.
+    sourcemap: false,
   },
   // `vite` in apps/console for development, against an API on :3000.
   server: { proxy: { '/v1': 'http://127.0.0.1:3000' } },

@@ -1,7 +1,20 @@
 import createClient from 'openapi-fetch';
+import {
+  AllowanceLedger,
+  DEFAULT_REMEMBER_MS,
+  DegradationMode,
+  DegradationOptions,
+  DegradationPolicy,
+  DegradedDecisions,
+  QueuedDecision,
+  ReplayOutcome,
+  ReplayProblem,
+  decisionFingerprint,
+  policyFor,
+} from './degradation';
 import type { components, paths } from './generated/openapi';
-import { AllowanceLedger, DegradationMode, DegradationOptions, QueuedDecision, ReplayQueue, policyFor } from './degradation';
 import { RETRY_DEFAULTS, RetryOptions, backoffDelayMs, parseRetryAfter, sleep } from './retry';
+import { FieldIssue, SchemaName, compileSchemas, describeIssues, schemaIssues } from './validation';
 
 type Schemas = components['schemas'];
 type WithOptionalKey<T extends { idempotency_key: string }> = Omit<T, 'idempotency_key'> & { idempotency_key?: string };
@@ -34,7 +47,8 @@ export interface RateLimit {
 /**
  * A decision as the product sees it: Spillway's answer (`degraded: null`), or the product's
  * degradation policy's when Spillway could not answer in time (`degraded` names the policy; the
- * `decision_id` is then `degraded:<idempotency key>`, and `balance` is unknown: null).
+ * `decision_id` is then `degraded:<uuid>`, and `balance` is unknown: null). A retry of the key of a
+ * degraded decision that granted something gets that same answer with `replayed: true`.
  */
 export type DecisionResult = Omit<Decision, 'balance'> & {
   balance: string | null;
@@ -46,7 +60,11 @@ export type DecisionResult = Omit<Decision, 'balance'> & {
 
 export type SettlementResult = HoldSettlement & { degraded: DegradationMode | null };
 
-/** A 4xx from Spillway: the request itself is wrong or not allowed; retrying does not help. */
+/**
+ * A 4xx from Spillway, or the same refusal made locally before anything is sent (an invalid
+ * request: 400 `invalid_request` naming the fields; a reused idempotency key of a degraded
+ * decision: 409 `conflict`): the request itself is wrong or not allowed; retrying does not help.
+ */
 export class SpillwayApiError extends Error {
   constructor(
     readonly status: number,
@@ -59,7 +77,11 @@ export class SpillwayApiError extends Error {
   }
 }
 
-/** Spillway did not answer usefully in time: network error, timeout, or a 5xx after the retries allowed. */
+/**
+ * Spillway did not answer usefully in time: network error, timeout, a 5xx after the retries
+ * allowed, or an answer that is not what the document says (unreadable JSON, wrong shape: `status`
+ * is then the 2xx it came with).
+ */
 export class SpillwayUnavailableError extends Error {
   constructor(
     message: string,
@@ -73,7 +95,7 @@ export class SpillwayUnavailableError extends Error {
 }
 
 export interface SpillwayClientOptions {
-  /** e.g. `http://localhost:3000` */
+  /** Spillway's address, http(s) without credentials, query or fragment, e.g. `http://localhost:3000`. */
   baseUrl: string;
   /** an API key (sent as `Authorization: Bearer …`) */
   apiKey: string;
@@ -87,21 +109,28 @@ export interface SpillwayClientOptions {
   degradation?: DegradationOptions;
   /** Replay degraded decisions in the background after a decision succeeds (default true). */
   autoReplay?: boolean;
-  /** Called for each degraded decision Spillway refused on replay (e.g. the account was deleted). */
-  onReplayDropped?: (entry: QueuedDecision, error: SpillwayApiError) => void;
+  /**
+   * Called for each degraded decision whose replay did not settle as allowed: Spillway denied it
+   * or granted part, refused it (4xx), never answered it, or its hold was never committed. The
+   * product already gave the units: this is where it learns which were not charged.
+   */
+  onReplayProblem?: (problem: ReplayProblem) => void;
   fetch?: (request: Request) => Promise<Response>;
 }
 
+/** One replay run: decisions Spillway answered, decisions given up, decisions still waiting, and how each ended. */
 export interface ReplayReport {
   replayed: number;
   dropped: number;
   remaining: number;
+  outcomes: Record<ReplayOutcome, number>;
 }
 
 const DEGRADED_PREFIX = 'degraded:';
 
-/** The maximum of `DecisionRequest.quantity` in openapi.json (a test keeps them equal). */
-export const MAX_DECISION_QUANTITY = 1_000_000;
+const noOutcomes = (): Record<ReplayOutcome, number> => ({ settled: 0, partial: 0, denied: 0, rejected: 0, exhausted: 0, hold_expired: 0 });
+
+const invalidRequest = (issues: FieldIssue[]) => new SpillwayApiError(400, 'invalid_request', describeIssues(issues), issues);
 
 const integerHeader = (response: Response, name: string) => {
   const value = response.headers.get(name);
@@ -117,10 +146,66 @@ function rateLimitOf(response: Response): RateLimit | undefined {
 }
 
 /**
- * Spillway's typed client (types generated from its OpenAPI document). Creates idempotency keys when
- * the caller gives none, retries idempotent calls (every call but `approve`) on network errors and
- * 503 with backoff and jitter honouring `Retry-After`, bounds every call by a timeout and a
- * deadline, and answers decisions with the product's degradation policy when Spillway cannot.
+ * `baseUrl` as the client joins paths to it (no trailing slash). Throws a TypeError saying what is
+ * wrong — without echoing the URL, which may hold a secret — unless it is an absolute http(s) URL
+ * without credentials, query or fragment.
+ */
+export function checkedBaseUrl(baseUrl: unknown): string {
+  const wrong = (why: string) => new TypeError(`SpillwayClient: baseUrl ${why}`);
+  if (typeof baseUrl !== 'string' || baseUrl.trim() === '') throw wrong('is required, e.g. "http://localhost:3000"');
+  let url: URL;
+  try {
+    url = new URL(baseUrl);
+  } catch {
+    throw wrong('is not an absolute URL (expected e.g. "https://spillway.internal")');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw wrong(`must be http or https, not ${url.protocol.slice(0, 20)}`);
+  if (url.username || url.password) throw wrong('must not carry credentials (user:password@): the API key goes in apiKey');
+  if (url.search || url.hash || baseUrl.trim().endsWith('?') || baseUrl.includes('#')) throw wrong('must not have a query or a fragment');
+  return url.href.replace(/\/+$/, '');
+}
+
+const positive = (value: unknown, name: string, integer = false) => {
+  if (value !== undefined && !(typeof value === 'number' && value > 0 && Number.isFinite(value) && (!integer || Number.isSafeInteger(value)))) {
+    throw new TypeError(`SpillwayClient: ${name} must be a positive ${integer ? 'integer' : 'number'}`);
+  }
+};
+
+/** Throws a TypeError naming the first option that cannot work (see checkedBaseUrl for baseUrl). */
+function checkOptions(options: SpillwayClientOptions): void {
+  if (typeof options?.apiKey !== 'string' || !/^[\x21-\x7e]{1,512}$/.test(options.apiKey)) {
+    throw new TypeError('SpillwayClient: apiKey must be an API key (1-512 visible ASCII characters)');
+  }
+  positive(options.timeoutMs, 'timeoutMs');
+  positive(options.decideDeadlineMs, 'decideDeadlineMs');
+  positive(options.deadlineMs, 'deadlineMs');
+  const retry = options.retry ?? {};
+  if (retry.retries !== undefined && !(Number.isSafeInteger(retry.retries) && retry.retries >= 0)) throw new TypeError('SpillwayClient: retry.retries must be a non-negative integer');
+  positive(retry.baseDelayMs, 'retry.baseDelayMs');
+  positive(retry.maxDelayMs, 'retry.maxDelayMs');
+  const degradation = options.degradation ?? {};
+  positive(degradation.maxQueued, 'degradation.maxQueued', true);
+  positive(degradation.maxTracked, 'degradation.maxTracked', true);
+  positive(degradation.maxReplayAttempts, 'degradation.maxReplayAttempts', true);
+  positive(degradation.rememberMs, 'degradation.rememberMs');
+  const policies: [string, DegradationPolicy | undefined][] = [['default', degradation.default], ...Object.entries(degradation.features ?? {})];
+  for (const [feature, policy] of policies) {
+    if (policy === undefined) continue;
+    if (!['fail_closed', 'fail_open', 'allowance'].includes(policy?.mode)) throw new TypeError(`SpillwayClient: degradation policy of ${feature} must have mode fail_closed, fail_open or allowance`);
+    if (policy.mode === 'allowance') {
+      positive(policy.units, `degradation policy of ${feature}: units`, true);
+      positive(policy.periodMs, `degradation policy of ${feature}: periodMs`);
+    }
+  }
+}
+
+/**
+ * Spillway's typed client (types generated from its OpenAPI document). Checks its options when
+ * constructed (TypeError) and decisions before sending them (400 SpillwayApiError, as Spillway
+ * would answer); creates idempotency keys when the caller gives none, retries idempotent calls
+ * (every call but `approve`) on network errors and 503 with backoff and jitter honouring
+ * `Retry-After`, bounds every call by a timeout and a deadline, checks decision answers against
+ * the document, and answers decisions with the product's degradation policy when Spillway cannot.
  */
 export class SpillwayClient {
   private readonly api;
@@ -129,59 +214,87 @@ export class SpillwayClient {
   private readonly timeoutMs: number;
   private readonly decideDeadlineMs: number;
   private readonly deadlineMs: number;
-  private readonly queue: ReplayQueue;
+  private readonly maxReplayAttempts: number;
+  private readonly degraded: DegradedDecisions;
   private readonly allowances: AllowanceLedger;
+  private readonly outcomes = noOutcomes();
   private replaying: Promise<ReplayReport> | undefined;
 
+  /** @throws TypeError when an option cannot work (a baseUrl that is not http(s), an empty apiKey, …) */
   constructor(private readonly options: SpillwayClientOptions) {
+    checkOptions(options);
+    const baseUrl = checkedBaseUrl(options.baseUrl);
     this.fetchImpl = options.fetch ?? ((request) => fetch(request));
     this.retry = { ...RETRY_DEFAULTS, ...options.retry };
     this.timeoutMs = options.timeoutMs ?? 5000;
     this.decideDeadlineMs = options.decideDeadlineMs ?? 500;
     this.deadlineMs = options.deadlineMs ?? 15_000;
-    this.queue = new ReplayQueue(options.degradation?.maxQueued ?? 10_000);
+    this.maxReplayAttempts = options.degradation?.maxReplayAttempts ?? 10;
+    this.degraded = new DegradedDecisions(options.degradation?.maxQueued ?? 10_000, options.degradation?.rememberMs ?? DEFAULT_REMEMBER_MS);
     this.allowances = new AllowanceLedger(options.degradation?.maxTracked ?? 10_000);
-    this.api = createClient<paths>({ baseUrl: options.baseUrl.replace(/\/+$/, ''), headers: { authorization: `Bearer ${options.apiKey}` } });
+    this.api = createClient<paths>({ baseUrl, headers: { authorization: `Bearer ${options.apiKey}` } });
+    compileSchemas();
   }
 
   /** Degraded decisions waiting to be replayed. */
   get pendingReplays(): number {
-    return this.queue.size;
+    return this.degraded.size;
+  }
+
+  /** How every replay so far ended, counted since the client was created. */
+  get replayOutcomes(): Record<ReplayOutcome, number> {
+    return { ...this.outcomes };
   }
 
   /**
-   * `POST /v1/decisions`. A denial is a result (`outcome: 'denied'`), not an error; 4xx answers
-   * throw SpillwayApiError; when Spillway cannot answer within `decideDeadlineMs` the degradation
-   * policy of the feature answers (`degraded` set).
+   * `POST /v1/decisions`. A denial is a result (`outcome: 'denied'`), not an error. Throws
+   * SpillwayApiError for a request Spillway would refuse (checked locally first: 400 naming the
+   * fields, before anything is sent or recorded) and for Spillway's 4xx answers. When Spillway
+   * cannot answer within `decideDeadlineMs` the degradation policy of the feature answers
+   * (`degraded` set, `degradedReason` says why). A key already answered locally while degraded
+   * gets that answer again (`replayed: true`), or a 409 `conflict` with another request.
    */
   async decide(request: DecisionRequest): Promise<DecisionResult> {
-    const mode = request.mode ?? 'consume';
-    const body = { ...request, idempotency_key: request.idempotency_key ?? (mode === 'preview' ? undefined : crypto.randomUUID()) };
+    const mode = request?.mode ?? 'consume';
+    const body: DecisionRequest = { ...request, idempotency_key: request?.idempotency_key ?? (mode === 'preview' ? undefined : crypto.randomUUID()) };
+    const issues = schemaIssues('DecisionRequest', body);
+    if (issues.length > 0) throw invalidRequest(issues);
+    const earlier = this.recall(body);
+    if (earlier) return earlier;
     try {
-      const { data, response } = await this.call(
-        this.api.POST('/v1/decisions', { body, fetch: this.fetcher(true, this.decideDeadlineMs) }),
-      );
-      if (this.queue.size > 0 && this.options.autoReplay !== false) void this.replayDegraded().catch(() => undefined);
+      const { data, response } = await this.call(this.api.POST('/v1/decisions', { body, fetch: this.fetcher(true, this.decideDeadlineMs) }), 'Decision');
+      if (this.degraded.size > 0 && this.options.autoReplay !== false) void this.replayDegraded().catch(() => undefined);
       return { ...data, degraded: null, rateLimit: rateLimitOf(response) };
     } catch (error) {
       if (!(error instanceof SpillwayUnavailableError)) throw error;
-      return this.degrade(body, mode, error);
+      return this.degrade(body, error);
     }
   }
 
-  /** `POST /v1/decisions/{id}/commit` (a degraded hold: sets the quantity its replay consumes). */
+  /**
+   * `POST /v1/decisions/{id}/commit` (a degraded hold: sets the quantity its replay consumes).
+   * `quantity` is checked locally as Spillway would (integer 0..1,000,000: 400).
+   */
   async commit(decisionId: string, quantity: number): Promise<SettlementResult> {
+    const issues = [...this.decisionIdIssues(decisionId), ...schemaIssues('CommitDto', { quantity })];
+    if (issues.length > 0) throw invalidRequest(issues);
     if (decisionId.startsWith(DEGRADED_PREFIX)) return this.settleDegraded(decisionId, 'committed', quantity);
     const { data } = await this.call(
       this.api.POST('/v1/decisions/{id}/commit', { params: { path: { id: decisionId } }, body: { quantity }, fetch: this.fetcher(true, this.deadlineMs) }),
+      'HoldSettlement',
     );
     return { ...data, degraded: null };
   }
 
   /** `POST /v1/decisions/{id}/release` (a degraded hold: nothing will be replayed for it). */
   async release(decisionId: string): Promise<SettlementResult> {
+    const issues = this.decisionIdIssues(decisionId);
+    if (issues.length > 0) throw invalidRequest(issues);
     if (decisionId.startsWith(DEGRADED_PREFIX)) return this.settleDegraded(decisionId, 'released', 0);
-    const { data } = await this.call(this.api.POST('/v1/decisions/{id}/release', { params: { path: { id: decisionId } }, fetch: this.fetcher(true, this.deadlineMs) }));
+    const { data } = await this.call(
+      this.api.POST('/v1/decisions/{id}/release', { params: { path: { id: decisionId } }, fetch: this.fetcher(true, this.deadlineMs) }),
+      'HoldSettlement',
+    );
     return { ...data, degraded: null };
   }
 
@@ -236,7 +349,9 @@ export class SpillwayClient {
   /**
    * Consumes on Spillway what was allowed while degraded, oldest first, at most `limit` per call,
    * each under its original idempotency key (a decision Spillway did receive is not charged twice:
-   * it replays, or answers 409 and is dropped). Stops at the first unavailability; one run at a time.
+   * it replays, or answers 409). Every decision that does not settle as allowed is reported to
+   * `onReplayProblem` and counted (`replayOutcomes`). Stops at the first unavailability (that
+   * decision is tried again next run, up to `maxReplayAttempts`); one run at a time.
    */
   replayDegraded(limit = 500): Promise<ReplayReport> {
     this.replaying ??= this.replay(limit).finally(() => (this.replaying = undefined));
@@ -244,49 +359,100 @@ export class SpillwayClient {
   }
 
   private async replay(limit: number): Promise<ReplayReport> {
-    let replayed = 0;
-    let dropped = 0;
-    for (const entry of this.queue.peek(limit)) {
+    const report: ReplayReport = { replayed: 0, dropped: 0, remaining: 0, outcomes: noOutcomes() };
+    const end = (outcome: ReplayOutcome, entry: QueuedDecision, problem: Omit<ReplayProblem, 'reason' | 'entry'> = {}) => {
+      this.degraded.done(entry);
+      report.outcomes[outcome]++;
+      this.outcomes[outcome]++;
+      if (problem.decision || outcome === 'settled') report.replayed++;
+      else report.dropped++;
+      if (outcome === 'settled') return;
+      try {
+        this.options.onReplayProblem?.({ reason: outcome, entry, ...problem });
+      } catch {
+        // The product's callback failing must not stop the replay of the others.
+      }
+    };
+    for (const entry of this.degraded.peek(limit)) {
       if (entry.holdExpiresAt !== undefined) {
         // An uncommitted degraded hold: Spillway would release it at expiry, so it is dropped then.
-        if (Date.now() >= entry.holdExpiresAt) {
-          this.queue.remove(entry.request.idempotency_key);
-          dropped++;
-        }
+        if (Date.now() >= entry.holdExpiresAt) end('hold_expired', entry);
         continue;
       }
+      let decision: Decision;
       try {
-        await this.call(this.api.POST('/v1/decisions', { body: entry.request, fetch: this.fetcher(true, this.deadlineMs) }));
-        replayed++;
+        decision = (await this.call(this.api.POST('/v1/decisions', { body: entry.request, fetch: this.fetcher(true, this.deadlineMs) }), 'Decision')).data;
       } catch (error) {
-        if (!(error instanceof SpillwayApiError)) break;
-        dropped++;
-        this.options.onReplayDropped?.(entry, error);
+        if (error instanceof SpillwayApiError) {
+          end('rejected', entry, { error });
+          continue;
+        }
+        if (++entry.attempts >= this.maxReplayAttempts) end('exhausted', entry, { error: error as Error });
+        break;
       }
-      this.queue.remove(entry.request.idempotency_key);
+      end(decision.outcome === 'allowed' ? 'settled' : decision.outcome, entry, { decision });
     }
-    return { replayed, dropped, remaining: this.queue.size };
+    report.remaining = this.degraded.size;
+    return report;
   }
 
   private keyed<T extends { idempotency_key?: string }>(request: T): T & { idempotency_key: string } {
     return { ...request, idempotency_key: request.idempotency_key ?? crypto.randomUUID() };
   }
 
-  private degrade(body: DecisionRequest, mode: string, error: SpillwayUnavailableError): DecisionResult {
-    // Spillway would have refused these with a 400; never allow them unmetered.
-    if (!Number.isSafeInteger(body.quantity) || body.quantity < 1 || body.quantity > MAX_DECISION_QUANTITY) {
-      const issue = `must be an integer in [1, ${MAX_DECISION_QUANTITY}]`;
-      throw new SpillwayApiError(400, 'invalid_request', `quantity: ${issue}`, [{ field: 'quantity', issue }]);
+  private decisionIdIssues(decisionId: unknown): FieldIssue[] {
+    return typeof decisionId === 'string' && decisionId.length > 0 ? [] : [{ field: 'decision_id', issue: 'must be a decision id' }];
+  }
+
+  /** The local answer to a key already answered while degraded (replayed), a 409 for another request under it, or undefined. */
+  private recall(body: DecisionRequest): DecisionResult | undefined {
+    if ((body.mode ?? 'consume') === 'preview' || body.idempotency_key === undefined) return undefined;
+    const earlier = this.degraded.find(body.account_id, body.idempotency_key);
+    if (!earlier) return undefined;
+    if (earlier.fingerprint !== decisionFingerprint(body)) {
+      const issue = 'was used with a different request (answered locally while Spillway could not answer)';
+      throw new SpillwayApiError(409, 'conflict', `idempotency_key ${body.idempotency_key} ${issue}`, [{ field: 'idempotency_key', issue }]);
     }
+    return { ...earlier.answer, replayed: true };
+  }
+
+  private degrade(body: DecisionRequest, error: SpillwayUnavailableError): DecisionResult {
+    // Another call under this key may have degraded while this one waited for Spillway.
+    const earlier = this.recall(body);
+    if (earlier) return earlier;
+    const mode = body.mode ?? 'consume';
     const policy = policyFor(this.options.degradation, body.feature);
-    const key = body.idempotency_key ?? crypto.randomUUID();
-    let granted = 0;
+    const now = Date.now();
     let applied: DegradationMode = policy.mode;
     let reason = error.message;
-    if (policy.mode === 'fail_open') granted = body.quantity;
-    else if (policy.mode === 'allowance') granted = this.allowances.take(body.account_id, body.feature, body.quantity, body.allow_partial ?? false, policy, Date.now(), mode === 'preview');
+    let granted = 0;
+    if (mode !== 'preview' && policy.mode !== 'fail_closed' && !this.degraded.hasRoom) {
+      applied = 'fail_closed';
+      reason = `${reason}; the local replay queue is full`;
+    } else if (policy.mode === 'fail_open') {
+      granted = body.quantity;
+    } else if (policy.mode === 'allowance') {
+      granted = this.allowances.take(body.account_id, body.feature, body.quantity, body.allow_partial ?? false, policy, now, mode === 'preview');
+    }
+    const holdTtlMs = (body.hold_ttl_seconds ?? 900) * 1000;
+    const answer: DecisionResult = {
+      decision_id: `${DEGRADED_PREFIX}${crypto.randomUUID()}`,
+      outcome: granted === body.quantity ? 'allowed' : granted > 0 ? 'partial' : 'denied',
+      mode,
+      granted,
+      denied: body.quantity - granted,
+      sources: [],
+      credits_charged: '0.000000',
+      balance: null,
+      windows: [],
+      retry_after_seconds: granted === body.quantity ? null : (error.retryAfterSeconds ?? 1),
+      ...(mode === 'reserve' && granted > 0 ? { hold_expires_at: new Date(now + holdTtlMs).toISOString() } : {}),
+      decided_at: new Date(now).toISOString(),
+      replayed: false,
+      degraded: applied,
+      degradedReason: reason,
+    };
     if (granted > 0 && mode !== 'preview') {
-      const holdExpiresAt = mode === 'reserve' ? Date.now() + (body.hold_ttl_seconds ?? 900) * 1000 : undefined;
       // Replayed as sent when all was granted (a request Spillway did receive then replays as is);
       // a partial local grant is replayed for what was granted; a hold once committed (see commit).
       const request =
@@ -295,55 +461,67 @@ export class SpillwayClient {
           : granted === body.quantity
             ? body
             : { ...body, quantity: granted };
-      if (!this.queue.offer({ request: { ...request, idempotency_key: key }, mode: policy.mode, queuedAt: Date.now(), holdExpiresAt })) {
-        granted = 0;
-        applied = 'fail_closed';
-        reason = `${reason}; the local replay queue is full`;
-      }
+      const entry: QueuedDecision = {
+        decisionId: answer.decision_id,
+        request: request as QueuedDecision['request'],
+        mode: policy.mode,
+        queuedAt: now,
+        holdExpiresAt: mode === 'reserve' ? now + holdTtlMs : undefined,
+        attempts: 0,
+      };
+      this.degraded.offer(decisionFingerprint(body), answer, entry);
     }
-    const now = new Date().toISOString();
-    return {
-      decision_id: `${DEGRADED_PREFIX}${key}`,
-      outcome: granted === body.quantity ? 'allowed' : granted > 0 ? 'partial' : 'denied',
-      mode: (mode as Decision['mode']) ?? 'consume',
-      granted,
-      denied: body.quantity - granted,
-      sources: [],
-      credits_charged: '0.000000',
-      balance: null,
-      windows: [],
-      retry_after_seconds: granted === body.quantity ? null : (error.retryAfterSeconds ?? 1),
-      ...(mode === 'reserve' && granted > 0 ? { hold_expires_at: new Date(Date.now() + (body.hold_ttl_seconds ?? 900) * 1000).toISOString() } : {}),
-      decided_at: now,
-      replayed: false,
-      degraded: applied,
-      degradedReason: reason,
-    };
+    return answer;
   }
 
   private settleDegraded(decisionId: string, status: 'committed' | 'released', quantity: number): SettlementResult {
-    const key = decisionId.slice(DEGRADED_PREFIX.length);
-    const entry = this.queue.settle(key, quantity);
-    if (!entry) throw new SpillwayApiError(404, 'not_found', `degraded hold ${decisionId} is not pending`);
-    return {
-      decision_id: decisionId,
-      status,
-      ...(status === 'committed' ? { quantity } : { released_units: 0 }),
-      at: new Date().toISOString(),
-      replayed: false,
-      degraded: entry.mode,
-    };
+    const result = this.degraded.settle(decisionId, status, quantity);
+    switch (result.kind) {
+      case 'settled':
+        return {
+          decision_id: decisionId,
+          status,
+          ...(status === 'committed' ? { quantity } : { released_units: 0 }),
+          at: new Date().toISOString(),
+          replayed: result.replayed,
+          degraded: result.entry.mode,
+        };
+      case 'conflict':
+        throw new SpillwayApiError(409, 'conflict', `hold ${decisionId} is already ${result.state}`);
+      case 'expired':
+        throw new SpillwayApiError(409, 'hold_expired', `hold ${decisionId} expired and was released`);
+      default:
+        throw new SpillwayApiError(404, 'not_found', `hold ${decisionId} not found`);
+    }
   }
 
-  /** Awaits an openapi-fetch call: its data, or the error it stands for. */
-  private async call<T>(pending: Promise<{ data?: T; error?: unknown; response: Response }>): Promise<{ data: T; response: Response }> {
-    const { data, error, response } = await pending;
-    if (error === undefined && data !== undefined) return { data, response };
-    const body = (error as { error?: ErrorBody } | undefined)?.error;
-    if (response.status >= 500) {
-      throw new SpillwayUnavailableError(body?.message ?? `Spillway answered ${response.status}`, response.status, parseRetryAfter(response.headers.get('retry-after')));
+  /**
+   * Awaits an openapi-fetch call: its data, or the error it stands for. With `schema`, a 2xx answer
+   * must match that schema of the document, else Spillway is taken as unable to answer
+   * (SpillwayUnavailableError naming the problem), like an unreadable body.
+   */
+  private async call<T>(pending: Promise<{ data?: T; error?: unknown; response: Response }>, schema?: SchemaName): Promise<{ data: T; response: Response }> {
+    let outcome: { data?: T; error?: unknown; response: Response };
+    try {
+      outcome = await pending;
+    } catch (error) {
+      if (error instanceof SpillwayUnavailableError || error instanceof SpillwayApiError) throw error;
+      // The body could not be read or parsed (e.g. a 200 that is not JSON, a connection cut mid-body).
+      throw new SpillwayUnavailableError(`Spillway's answer could not be read: ${error instanceof Error ? error.message : String(error)}`, undefined, undefined, { cause: error });
     }
-    throw new SpillwayApiError(response.status, body?.code ?? 'error', body?.message ?? `Spillway answered ${response.status}`, body?.details ?? []);
+    const { data, error, response } = outcome;
+    if (response.ok) {
+      const issues = schema ? schemaIssues(schema, data) : data === undefined ? [{ field: 'body', issue: 'is missing' }] : [];
+      if (issues.length === 0) return { data: data as T, response };
+      throw new SpillwayUnavailableError(`Spillway answered ${response.status} with a body that is not a ${schema ?? 'JSON document'}: ${describeIssues(issues).slice(0, 500)}`, response.status);
+    }
+    const body = (error as { error?: Partial<ErrorBody> } | undefined)?.error;
+    const code = typeof body?.code === 'string' ? body.code : 'error';
+    const message = typeof body?.message === 'string' ? body.message : `Spillway answered ${response.status}`;
+    if (response.status >= 500 || response.status < 400) {
+      throw new SpillwayUnavailableError(message, response.status, parseRetryAfter(response.headers.get('retry-after')));
+    }
+    throw new SpillwayApiError(response.status, code, message, Array.isArray(body?.details) ? body.details : []);
   }
 
   /** A fetch with a timeout per attempt and, for idempotent calls, retries within the deadline. */

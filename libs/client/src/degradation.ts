@@ -1,10 +1,13 @@
+import type { DecisionResult } from './client';
 import type { components } from './generated/openapi';
 
 type DecisionRequest = components['schemas']['DecisionRequest'];
+type Decision = components['schemas']['Decision'];
 
 /**
  * What a product does when Spillway cannot answer a decision within its deadline (network error,
- * timeout, 503 after the retries the deadline allows), chosen by the product team per feature:
+ * timeout, 5xx after the retries the deadline allows, an answer that does not match the
+ * document), chosen by the product team per feature:
  * - `fail_closed`: deny;
  * - `fail_open`: allow, and record the decision locally to replay (consume) once Spillway answers;
  * - `allowance`: allow up to `units` per account per `periodMs` locally (recorded for replay like
@@ -14,70 +17,190 @@ export type DegradationPolicy = { mode: 'fail_closed' } | { mode: 'fail_open' } 
 
 export type DegradationMode = DegradationPolicy['mode'];
 
+/** Spillway's default idempotency retention: a replayed decision's key is answered locally this long. */
+export const DEFAULT_REMEMBER_MS = 24 * 3600 * 1000;
+
 export interface DegradationOptions {
   /** For features not listed (default fail_closed). */
   default?: DegradationPolicy;
   features?: Record<string, DegradationPolicy>;
-  /** Decisions kept for replay (default 10,000); when full, further ones fail closed. */
+  /**
+   * Decisions allowed locally and waiting for replay (default 10,000); when full, further ones fail
+   * closed. As many replayed ones are remembered (see `rememberMs`): the local record holds at most
+   * 2 × maxQueued decisions (about 1.5 KB each).
+   */
   maxQueued?: number;
+  /** How long a replayed decision still answers a retry of its idempotency key, ms (default 24 h). */
+  rememberMs?: number;
+  /**
+   * Replays of one decision that may end without an answer (network, timeout, 5xx, an invalid
+   * answer) before it is given up and reported as `exhausted` (default 10).
+   */
+  maxReplayAttempts?: number;
   /** (account, feature) allowance counters kept (default 10,000); when full, further accounts fail closed. */
   maxTracked?: number;
 }
 
 /** A decision allowed while Spillway could not answer, to be consumed on Spillway later. */
 export interface QueuedDecision {
+  /** the local decision id, `degraded:<uuid>` */
+  decisionId: string;
+  /** what the replay sends: consume, under the original idempotency key */
   request: DecisionRequest & { idempotency_key: string };
   /** the policy that allowed it */
   mode: DegradationMode;
   queuedAt: number;
   /** a degraded hold (reserve): replayed only once committed; dropped at this time (ms) if never */
   holdExpiresAt?: number;
+  /** replays of it that ended without an answer */
+  attempts: number;
 }
 
 /**
- * The decisions allowed while degraded, in arrival order, keyed by idempotency key (so a commit of a
- * degraded hold can set its actual quantity). Bounded: `offer` refuses beyond `capacity`.
+ * How a replay ended: `settled` (Spillway allowed all of it) or one of the problems, each reported
+ * to `onReplayProblem` — `partial`/`denied` (Spillway granted less than the product already
+ * gave), `rejected` (a 4xx, e.g. the account is gone or the key was used for another request),
+ * `exhausted` (no answer after maxReplayAttempts), `hold_expired` (a degraded hold was never
+ * committed; nothing is charged for it).
  */
-export class ReplayQueue {
-  private readonly entries = new Map<string, QueuedDecision>();
+export type ReplayOutcome = 'settled' | 'partial' | 'denied' | 'rejected' | 'exhausted' | 'hold_expired';
 
-  constructor(readonly capacity: number) {
-    if (!Number.isInteger(capacity) || capacity < 0) throw new RangeError('capacity must be a non-negative integer');
+/** A replay that did not settle as allowed: what was given locally, and what Spillway said (if anything). */
+export interface ReplayProblem {
+  reason: Exclude<ReplayOutcome, 'settled'>;
+  entry: QueuedDecision;
+  /** Spillway's answer (partial, denied) */
+  decision?: Decision;
+  /** why there is no answer (rejected: a SpillwayApiError; exhausted: the last unavailability) */
+  error?: Error;
+}
+
+/** The fields a repeated idempotency key must repeat (the account is part of the key's scope), as Spillway compares them. */
+export function decisionFingerprint(request: DecisionRequest): string {
+  const mode = request.mode ?? 'consume';
+  return JSON.stringify([request.feature, request.quantity, request.allow_partial ?? false, mode, mode === 'reserve' ? (request.hold_ttl_seconds ?? 900) : null]);
+}
+
+/** One decision answered locally. */
+interface Recorded {
+  scope: string;
+  fingerprint: string;
+  answer: DecisionResult;
+  entry: QueuedDecision;
+  /** how its hold was settled locally, if it is one */
+  settled?: { status: 'committed' | 'released'; quantity: number };
+  /** when a replayed decision is forgotten (ms) */
+  forgetAt?: number;
+}
+
+export type HoldSettling =
+  | { kind: 'settled'; entry: QueuedDecision; replayed: boolean }
+  | { kind: 'conflict'; state: string }
+  | { kind: 'expired' }
+  | { kind: 'missing' };
+
+const scopeOf = (accountId: string, idempotencyKey: string) => JSON.stringify([accountId, idempotencyKey]);
+
+/**
+ * The decisions answered locally while degraded that granted something, by (account, idempotency
+ * key) like Spillway's own record: pending ones in arrival order until replayed, then remembered
+ * for `rememberMs` so a retry of the key gets the same answer (or a 409 with another request).
+ * Bounded: at most `capacity` pending (`offer` refuses beyond) and `capacity` remembered (the
+ * oldest forgotten first). Denials are not recorded: they consumed nothing, so a retry decides anew.
+ */
+export class DegradedDecisions {
+  private readonly pending = new Map<string, Recorded>();
+  private readonly replayed = new Map<string, Recorded>();
+  private readonly byId = new Map<string, Recorded>();
+
+  constructor(
+    readonly capacity: number,
+    readonly rememberMs = DEFAULT_REMEMBER_MS,
+  ) {
+    if (!Number.isSafeInteger(capacity) || capacity < 0) throw new RangeError('capacity must be a non-negative integer');
   }
 
+  /** Decisions waiting for replay. */
   get size(): number {
-    return this.entries.size;
+    return this.pending.size;
   }
 
-  /** Adds the decision; false when the queue is full. */
-  offer(entry: QueuedDecision): boolean {
-    if (this.entries.has(entry.request.idempotency_key)) return true;
-    if (this.entries.size >= this.capacity) return false;
-    this.entries.set(entry.request.idempotency_key, entry);
+  get hasRoom(): boolean {
+    return this.pending.size < this.capacity;
+  }
+
+  /** What was answered locally under this key, if anything (and not yet forgotten). */
+  find(accountId: string, idempotencyKey: string, now = Date.now()): { fingerprint: string; answer: DecisionResult } | undefined {
+    const scope = scopeOf(accountId, idempotencyKey);
+    const found = this.pending.get(scope) ?? this.replayed.get(scope);
+    if (found?.forgetAt !== undefined && found.forgetAt <= now) {
+      this.forget(found);
+      return undefined;
+    }
+    return found;
+  }
+
+  /** Records a decision granted locally, to replay; false when `capacity` decisions are already waiting. */
+  offer(fingerprint: string, answer: DecisionResult, entry: QueuedDecision): boolean {
+    const scope = scopeOf(entry.request.account_id, entry.request.idempotency_key);
+    if (!this.hasRoom || this.pending.has(scope) || this.replayed.has(scope)) return false;
+    const recorded = { scope, fingerprint, answer, entry };
+    this.pending.set(scope, recorded);
+    this.byId.set(entry.decisionId, recorded);
     return true;
   }
 
-  /** A degraded hold settled: commit sets the quantity its replay consumes; 0 (release) removes it. */
-  settle(idempotencyKey: string, quantity: number): QueuedDecision | undefined {
-    const entry = this.entries.get(idempotencyKey);
-    if (!entry || entry.holdExpiresAt === undefined) return undefined;
-    if (quantity <= 0) this.entries.delete(idempotencyKey);
-    else Object.assign(entry, { request: { ...entry.request, quantity }, holdExpiresAt: undefined });
-    return entry;
+  /**
+   * Settles a degraded hold: commit sets the quantity its replay consumes, release (or a commit of
+   * 0) means nothing will be replayed. Repeating the same settlement replays it; another is a conflict.
+   */
+  settle(decisionId: string, status: 'committed' | 'released', quantity: number, now = Date.now()): HoldSettling {
+    const recorded = this.byId.get(decisionId);
+    if (!recorded || recorded.answer.mode !== 'reserve') return { kind: 'missing' };
+    const asked = { status, quantity: status === 'released' ? 0 : quantity };
+    if (recorded.settled) {
+      const same = recorded.settled.status === asked.status && recorded.settled.quantity === asked.quantity;
+      return same ? { kind: 'settled', entry: recorded.entry, replayed: true } : { kind: 'conflict', state: `${recorded.settled.status} at quantity ${recorded.settled.quantity}` };
+    }
+    if (recorded.entry.holdExpiresAt === undefined || recorded.entry.holdExpiresAt <= now) return { kind: 'expired' };
+    recorded.settled = asked;
+    if (asked.quantity === 0) {
+      this.done(recorded.entry, now);
+    } else {
+      recorded.entry.request = { ...recorded.entry.request, quantity: asked.quantity };
+      recorded.entry.holdExpiresAt = undefined;
+    }
+    return { kind: 'settled', entry: recorded.entry, replayed: false };
   }
 
-  /** The oldest entries, at most `limit`, without removing them. */
+  /** The oldest pending decisions, at most `limit`, without removing them. */
   peek(limit: number): QueuedDecision[] {
     const out: QueuedDecision[] = [];
-    for (const entry of this.entries.values()) {
+    for (const { entry } of this.pending.values()) {
       if (out.length >= limit) break;
       out.push(entry);
     }
     return out;
   }
 
-  remove(idempotencyKey: string): void {
-    this.entries.delete(idempotencyKey);
+  /** The decision's replay ended (whatever Spillway said): it is remembered for `rememberMs`, no longer replayed. */
+  done(entry: QueuedDecision, now = Date.now()): void {
+    const scope = scopeOf(entry.request.account_id, entry.request.idempotency_key);
+    const recorded = this.pending.get(scope);
+    if (!recorded) return;
+    this.pending.delete(scope);
+    recorded.forgetAt = now + this.rememberMs;
+    this.replayed.set(scope, recorded);
+    // Oldest first: forget the expired, then whatever exceeds the bound.
+    for (const oldest of this.replayed.values()) {
+      if (this.replayed.size <= this.capacity && (oldest.forgetAt ?? 0) > now) break;
+      this.forget(oldest);
+    }
+  }
+
+  private forget(recorded: Recorded): void {
+    this.replayed.delete(recorded.scope);
+    this.byId.delete(recorded.entry.decisionId);
   }
 }
 
@@ -92,7 +215,7 @@ export class AllowanceLedger {
 
   /** Units granted now out of `quantity` (0..quantity); all-or-nothing unless `partial`; `dryRun` (preview) takes nothing. */
   take(accountId: string, feature: string, quantity: number, partial: boolean, policy: { units: number; periodMs: number }, now = Date.now(), dryRun = false): number {
-    // Degraded input was never validated by Spillway: encode the pair so no two pairs share a key.
+    // Encode the pair so no two pairs share a key.
     const key = JSON.stringify([accountId, feature]);
     let counter = this.counters.get(key);
     if (counter && now - counter.start >= policy.periodMs) counter = undefined;

@@ -23,11 +23,11 @@ const SECURITY_HEADERS = {
   'x-frame-options': 'DENY',
 };
 
+/** The kinds of file served; nothing else of a build is (a source map left by another build config stays private: 404). */
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',
   '.css': 'text/css; charset=utf-8',
-  '.map': 'application/json; charset=utf-8',
   '.json': 'application/json; charset=utf-8',
   '.svg': 'image/svg+xml',
   '.png': 'image/png',

@@ -4,7 +4,7 @@ import { LIMITS } from '../../../../libs/engine/src/policy';
 
 /** The body of commit: the quantity actually used (may differ from the hold). */
 export class CommitDto {
-  @ApiProperty({ example: 4, minimum: 0, maximum: LIMITS.maxQuantity, description: 'the actual quantity used' })
+  @ApiProperty({ type: 'integer', example: 4, minimum: 0, maximum: LIMITS.maxQuantity, description: 'the actual quantity used' })
   @IsInt({ message: 'quantity must be an integer' })
   @Min(0)
   @Max(LIMITS.maxQuantity)

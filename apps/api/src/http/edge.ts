@@ -60,6 +60,22 @@ export function inspectInput(value: unknown, field: string, depth = 0): ErrorDet
   return undefined;
 }
 
+/**
+ * A query parameter given in array form (`bucket[]=…`, `bucket[0]=…`) or more than once: every
+ * query parameter of the API is a single value, and picking one of several (or ignoring
+ * `bucket[]`, which the parser keeps under that literal name) would answer another question than
+ * the one asked. Names the parameter as the route knows it (`bucket`).
+ */
+export function queryShapeProblem(query: unknown): ErrorDetail | undefined {
+  if (typeof query !== 'object' || query === null) return undefined;
+  for (const [name, value] of Object.entries(query)) {
+    const bracket = name.search(/[[\]]/);
+    if (bracket >= 0) return { field: name.slice(0, bracket) || name, issue: 'must be a single value (no [] or [index] form)' };
+    if (Array.isArray(value)) return { field: name, issue: 'must be given once' };
+  }
+  return undefined;
+}
+
 /** Fastify options of the API: router and body limits, request ids, and errors the router raises before any route. */
 export const edgeOptions = {
   bodyLimit: BODY_LIMIT_BYTES,
@@ -93,13 +109,14 @@ export const edgeOptions = {
 /**
  * Checks that hold for every route, Nest's or raw Fastify's: path parameters, query and body carry
  * no U+0000 and nest at most MAX_BODY_DEPTH deep (before class-transformer recurses into them),
- * and every answer carries its request id. (Errors of hooks reach Nest's handler, hence ErrorFilter.)
+ * query parameters are single values (queryShapeProblem), and every answer carries its request
+ * id. (Errors of hooks reach Nest's handler, hence ErrorFilter.)
  */
 export function registerEdge(fastify: FastifyInstance): void {
   // Callback hooks, not async ones: they run for every request, the decision hot path included.
   fastify.addHook('preValidation', (request, _reply, done) => {
     const problem =
-      inspectInput(request.params, '') ?? inspectInput(request.query, '') ?? inspectInput(request.body, '');
+      queryShapeProblem(request.query) ?? inspectInput(request.params, '') ?? inspectInput(request.query, '') ?? inspectInput(request.body, '');
     done(problem ? (new SpillwayError(400, 'invalid_request', `${problem.field}: ${problem.issue}`, [problem]) as unknown as FastifyError) : undefined);
   });
   fastify.addHook('onSend', (request, reply, payload, done) => {

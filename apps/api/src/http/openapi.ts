@@ -156,11 +156,12 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
   document.components = { ...document.components, schemas: { ...document.components?.schemas, ...(DECISION_COMPONENTS as object) } };
   document.paths['/v1/decisions'] = { ...document.paths['/v1/decisions'], post: decideOperation() as never };
   eachOperation(document, (operation) => {
+    // The edge checks (edge.ts: a query parameter given once, no U+0000, bounded nesting) apply to every route.
+    operation.responses['400'] ??= errorResponse(400);
     const scope = operation['x-spillway-scope'];
     if (scope) {
       operation.description = [operation.description, `Scope: \`${scope}\`.`].filter(Boolean).join('\n\n');
-      // The global ValidationPipe/parsers and the ErrorFilter's outage mapping apply to every authenticated route.
-      if (operation.requestBody || operation.parameters?.length) operation.responses['400'] ??= errorResponse(400);
+      // The ErrorFilter's outage mapping applies to every authenticated route.
       operation.responses['503'] ??= errorResponse(503);
     } else if (!operation.security?.length) {
       operation.security = []; // public: health, metrics (a route that authenticates itself declares its own)

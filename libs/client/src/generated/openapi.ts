@@ -1549,6 +1549,15 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            /** @description bad input; `details` names each rejected field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     apiKeys_list: {
@@ -1755,6 +1764,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HealthView"];
+                };
+            };
+            /** @description bad input; `details` names each rejected field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description a dependency does not answer or no worker runs */
@@ -2812,6 +2830,15 @@ export interface operations {
                     "application/json": components["schemas"]["SettlementLagView"];
                 };
             };
+            /** @description bad input; `details` names each rejected field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description no API key, or an unknown, revoked or expired one */
             401: {
                 headers: {
@@ -3665,6 +3692,15 @@ export interface operations {
                     "application/json": components["schemas"]["ApprovalsQueueView"];
                 };
             };
+            /** @description bad input; `details` names each rejected field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description no API key, or an unknown, revoked or expired one */
             401: {
                 headers: {
@@ -3713,6 +3749,15 @@ export interface operations {
                     "application/json": components["schemas"]["ReconciliationListView"];
                 };
             };
+            /** @description bad input; `details` names each rejected field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description no API key, or an unknown, revoked or expired one */
             401: {
                 headers: {
@@ -3759,6 +3804,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["WorkflowStartedView"];
+                };
+            };
+            /** @description bad input; `details` names each rejected field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description no API key, or an unknown, revoked or expired one */
@@ -3875,6 +3929,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["WhoAmIView"];
+                };
+            };
+            /** @description bad input; `details` names each rejected field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description no API key, or an unknown, revoked or expired one */

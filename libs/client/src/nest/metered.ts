@@ -6,6 +6,7 @@ import {
   HttpException,
   Inject,
   Injectable,
+  Logger,
   Module,
   NestInterceptor,
   SetMetadata,
@@ -14,7 +15,7 @@ import {
 } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { Observable, concatMap, from } from 'rxjs';
-import { DecisionResult, SettlementResult, SpillwayClient, SpillwayClientOptions } from '../client';
+import { DecisionResult, SettlementResult, SpillwayApiError, SpillwayClient, SpillwayClientOptions, SpillwayUnavailableError } from '../client';
 
 /** Resolves a value of the incoming request (Fastify or Express request object). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -28,9 +29,9 @@ export interface SpillwayModuleOptions {
 }
 
 export interface MeteredOptions {
-  /** Units asked for (default 1), e.g. `(req) => req.body.seconds`. */
+  /** Units asked for (default 1), e.g. `(req) => req.body.seconds`; outside 1–1,000,000 the route answers 400 naming `quantity`. */
   quantity?: FromRequest<number>;
-  /** Overrides the module's `account` for this route. */
+  /** Overrides the module's `account` for this route (an account Spillway does not know: 500 `metering_misconfigured`). */
   account?: FromRequest<string>;
   /**
    * The idempotency key (default: a new one per request). Only derive it from the caller (e.g. an
@@ -72,14 +73,58 @@ function setHeader(response: HeaderSink, name: string, value: string): void {
   else response.setHeader?.(name, value);
 }
 
+/** The metering step that failed: the decision before the handler, or settling a hold after it. */
+export type MeteringStep = 'decide' | 'commit' | 'release';
+
+/**
+ * What a metered route answers when Spillway refuses a metering call or cannot answer it (a pure
+ * function of the error; undefined for errors that are not Spillway's, which pass unchanged):
+ *
+ * | Spillway (or the client's identical local check)              | the product answers |
+ * |---------------------------------------------------------------|---------------------|
+ * | decide: 400/422 naming only `quantity` (out of [1, 1,000,000], or quantity × price past the amount limit) | the same status and code, naming `quantity`: the end user asked for too much |
+ * | decide: 409 `conflict` (the route's idempotency key reused with another request) | 409 `conflict`: the caller reused its key |
+ * | any other 4xx: 401/403 (the product's API key), 404 (account unknown or of another tenant, feature unknown), 400 on another field (the `account` resolver's id), 422 (plan lacks the feature), a hold's 409 | 500 `metering_misconfigured` with `spillway: { status, code }`: the product's configuration or provisioning is wrong, not the end user's request; logged with Spillway's message |
+ * | commit/release: Spillway unavailable | 503 `metering_unavailable` with Retry-After |
+ *
+ * (A decision Spillway cannot answer never gets here: the degradation policy answers it.)
+ */
+export function meteringErrorResponse(error: unknown, step: MeteringStep): HttpException | undefined {
+  if (error instanceof SpillwayUnavailableError) {
+    const retryAfter = error.retryAfterSeconds ?? 1;
+    return new HttpException({ error: { code: 'metering_unavailable', message: 'metering is unavailable right now; retry later', retry_after_seconds: retryAfter } }, 503);
+  }
+  if (!(error instanceof SpillwayApiError)) return undefined;
+  const onlyQuantity = error.details.length > 0 && error.details.every((detail) => detail.field === 'quantity');
+  if (step === 'decide' && (error.status === 400 || error.status === 422) && onlyQuantity) {
+    return new HttpException({ error: { code: error.code, message: error.message, details: error.details } }, error.status);
+  }
+  if (step === 'decide' && error.status === 409 && error.code === 'conflict') {
+    return new HttpException({ error: { code: 'conflict', message: 'this idempotency key was used with a different request', details: [] } }, 409);
+  }
+  return new HttpException(
+    {
+      error: {
+        code: 'metering_misconfigured',
+        message: `this route cannot be metered: Spillway refused the ${step} (${error.status} ${error.code}); the product's metering configuration needs fixing`,
+        spillway: { status: error.status, code: error.code },
+      },
+    },
+    500,
+  );
+}
+
 /**
  * Decides before the handler; sets the RateLimit headers (IETF httpapi draft) Spillway sent;
  * answers 429 with Retry-After when nothing is granted (503 when a degradation policy denied
  * because Spillway could not answer); for `reserve` routes commits the actual quantity after the
- * handler or releases the hold when it fails.
+ * handler or releases the hold when it fails. Spillway's refusals become the answers of
+ * meteringErrorResponse (4xx for the end user's request, 500 `metering_misconfigured` otherwise).
  */
 @Injectable()
 export class MeteredInterceptor implements NestInterceptor {
+  private readonly logger = new Logger('Metered');
+
   constructor(
     private readonly reflector: Reflector,
     @Inject(SPILLWAY_CLIENT) private readonly client: SpillwayClient,
@@ -91,17 +136,19 @@ export class MeteredInterceptor implements NestInterceptor {
     if (!meta) return next.handle();
     const request = context.switchToHttp().getRequest<{ spillway?: MeteredRequestState }>();
     const response = context.switchToHttp().getResponse<HeaderSink>();
-    const quantity = meta.quantity ? meta.quantity(request) : 1;
-    if (!Number.isInteger(quantity) || quantity < 1) throw new HttpException({ error: { code: 'invalid_request', message: 'quantity must be a positive integer' } }, 400);
-    const decision = await this.client.decide({
-      account_id: (meta.account ?? this.options.account)(request),
-      feature: meta.feature,
-      quantity,
-      allow_partial: meta.allowPartial ?? false,
-      mode: meta.reserve ? 'reserve' : 'consume',
-      idempotency_key: meta.idempotencyKey?.(request),
-      ...(meta.reserve?.holdTtlSeconds ? { hold_ttl_seconds: meta.reserve.holdTtlSeconds } : {}),
-    });
+    const decision = await this.client
+      .decide({
+        account_id: (meta.account ?? this.options.account)(request),
+        feature: meta.feature,
+        quantity: meta.quantity ? meta.quantity(request) : 1,
+        allow_partial: meta.allowPartial ?? false,
+        mode: meta.reserve ? 'reserve' : 'consume',
+        idempotency_key: meta.idempotencyKey?.(request),
+        ...(meta.reserve?.holdTtlSeconds ? { hold_ttl_seconds: meta.reserve.holdTtlSeconds } : {}),
+      })
+      .catch((error: unknown) => {
+        throw this.answerFor(error, 'decide', meta.feature, response);
+      });
     if (decision.rateLimit) {
       setHeader(response, 'RateLimit-Limit', String(decision.rateLimit.limit));
       setHeader(response, 'RateLimit-Remaining', String(decision.rateLimit.remaining));
@@ -128,13 +175,13 @@ export class MeteredInterceptor implements NestInterceptor {
     request.spillway = {
       decision,
       granted: decision.granted,
-      commit: (q) => settle(() => this.client.commit(decision.decision_id, q)),
-      release: () => settle(() => this.client.release(decision.decision_id)),
+      commit: (q) => settle(() => this.client.commit(decision.decision_id, q).catch((error: unknown) => Promise.reject(this.answerFor(error, 'commit', meta.feature, response)))),
+      release: () => settle(() => this.client.release(decision.decision_id).catch((error: unknown) => Promise.reject(this.answerFor(error, 'release', meta.feature, response)))),
     };
     const reserve = meta.reserve;
     if (!reserve || reserve.manual) return next.handle();
     const state = request.spillway;
-    return new Observable((subscriber) => {
+    return new Observable<unknown>((subscriber) => {
       const subscription = next
         .handle()
         .pipe(concatMap((result) => from(state.commit(reserve.commitQuantity ? reserve.commitQuantity(result, request, decision) : decision.granted).then(() => result))))
@@ -151,6 +198,18 @@ export class MeteredInterceptor implements NestInterceptor {
         });
       return () => subscription.unsubscribe();
     });
+  }
+
+  /**
+   * The HTTP answer for a failed metering call (meteringErrorResponse), with Retry-After on a 503;
+   * misconfigurations are logged with Spillway's message.
+   */
+  private answerFor(error: unknown, step: MeteringStep, feature: string, response: HeaderSink): unknown {
+    const answer = meteringErrorResponse(error, step);
+    if (!answer) return error;
+    if (answer.getStatus() === 503) setHeader(response, 'Retry-After', String((answer.getResponse() as { error: { retry_after_seconds: number } }).error.retry_after_seconds));
+    if (answer.getStatus() === 500) this.logger.error(`${feature}: Spillway refused the ${step}: ${(error as Error).message}`);
+    return answer;
   }
 }
 
