@@ -1,8 +1,9 @@
 import { Client } from 'pg';
+import { loadConfig } from '../libs/config/src/config';
 
 /**
  * `npm run audit`: re-derives every balance from the raw tables with its own SQL — none of the
- * service's code — and exits non-zero on any mismatch. `--json` prints the per-account balances.
+ * service's code (only its settings: `DATABASE_URL` through libs/config) — and exits non-zero on any mismatch. `--json` prints the per-account balances.
  *
  *   balance(account) = Σ grants − Σ debits − Σ expiries ± refunds/adjustments  (every balance update)
  *                    = Σ remaining of the account's lots
@@ -102,7 +103,7 @@ const RULES: { name: string; sql: string }[] = [
 ];
 
 async function main(): Promise<void> {
-  const client = new Client({ connectionString: process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/spillway' });
+  const client = new Client({ connectionString: loadConfig().databaseUrl });
   await client.connect();
   let failures = 0;
   const lines: string[] = [];

@@ -5,6 +5,7 @@
  * `npm start` prints an admin key, which also works).
  */
 import { randomUUID } from 'node:crypto';
+import { loadCliConfig } from '../libs/config/src/config';
 
 const USAGE = `usage: npm run spillway -- <command> [options]
   purchase  --account ID --credits N [--key K]
@@ -34,8 +35,7 @@ function need(f: Record<string, string>, name: string): string {
 }
 
 async function call(method: string, path: string, body?: unknown): Promise<unknown> {
-  const base = process.env.SPILLWAY_API_URL || 'http://127.0.0.1:3000';
-  const key = process.env.SPILLWAY_API_KEY;
+  const { apiUrl: base, apiKey: key } = loadCliConfig();
   if (!key) throw new Error('set SPILLWAY_API_KEY to a finance (or admin) API key');
   const response = await fetch(`${base}${path}`, {
     method,

@@ -14,8 +14,8 @@ import { seedDemoCatalogue } from './seed';
  */
 const say = (message: string) => process.stdout.write(`${message}\n`);
 
-function adminKey(dir: string): string {
-  if (process.env.SPILLWAY_BOOTSTRAP_ADMIN_KEY) return process.env.SPILLWAY_BOOTSTRAP_ADMIN_KEY;
+function adminKey(dir: string, configured: string | undefined): string {
+  if (configured) return configured;
   const file = join(dir, 'admin-key');
   if (existsSync(file)) return readFileSync(file, 'utf8').trim();
   mkdirSync(dir, { recursive: true });
@@ -67,7 +67,7 @@ async function main(): Promise<void> {
       onStarted: adopt,
     });
 
-    const key = adminKey(dir);
+    const key = adminKey(dir, config.bootstrapAdminKey);
     const env = { ...process.env, SPILLWAY_BOOTSTRAP_ADMIN_KEY: key };
     supervisor.supervise(startProcess('worker', process.execPath, ['dist/apps/worker/src/main.js'], { ...env, SPILLWAY_SERVICE: 'worker' }));
     supervisor.supervise(startProcess('api', process.execPath, ['dist/apps/api/src/main.js'], { ...env, SPILLWAY_SERVICE: 'api' }));

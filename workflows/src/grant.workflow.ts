@@ -60,6 +60,7 @@ export async function grantWorkflow(request: GrantRequest): Promise<GrantResult>
   if (!cancelled) {
     const id = `credits_expiring-${lotId}`;
     await startChild('notificationWorkflow', {
+      // workflowIds.notification (libs/contracts/src/temporal.ts), built here: that module imports node:crypto.
       workflowId: `notify-${id}`,
       args: [{ id, accountId: request.accountId, kind: 'credits_expiring', payload: { lot_id: lotId, expires_at: request.expiresAt, granted_micros: request.micros } }],
       parentClosePolicy: ParentClosePolicy.ABANDON,

@@ -106,13 +106,13 @@ export async function createSpillwayWorker(
   };
 
   const ensureSchedules = async () => {
-    const spec = { cronExpressions: [process.env.SPILLWAY_RECONCILIATION_CRON || '0 3 * * *'] };
+    const spec = { cronExpressions: [config.reconciliationCron] };
     const action = { type: 'startWorkflow' as const, workflowType: 'reconciliationWorkflow', taskQueue: config.temporal.taskQueue, args: [] };
     try {
-      await temporal.schedule.create({ scheduleId: 'reconciliation-nightly', spec, action });
+      await temporal.schedule.create({ scheduleId: workflowIds.reconciliationSchedule, spec, action });
     } catch (error) {
       if (!(error instanceof ScheduleAlreadyRunning)) throw error;
-      await temporal.schedule.getHandle('reconciliation-nightly').update((previous) => ({ ...previous, spec, action }));
+      await temporal.schedule.getHandle(workflowIds.reconciliationSchedule).update((previous) => ({ ...previous, spec, action }));
     }
   };
 

@@ -5,6 +5,7 @@ import { DecisionEngine } from '../../engine/src/engine';
 import { holdKey, partitionOfDecision } from '../../engine/src/keys';
 import { ApprovalRecord, recordApproval } from '../../ledger/src/approvals';
 import { LotRow, recordDebitAdjustment, recordLot } from '../../ledger/src/lots';
+import { decisionInLedger } from '../../ledger/src/queries';
 import { recordRefund, refundRoom } from '../../ledger/src/refunds';
 import { assertStorableText, failPermanentlyOnInvalid } from './failures';
 import { applyLotToRedis } from './grant.activities';
@@ -16,14 +17,10 @@ export type RefundQuote = { settled: false } | { settled: true; micros: string }
 export function adjustmentActivities(deps: { ledger: DataSource; engine: DecisionEngine; redis: Redis }) {
   /** A decision of another account, or one settlement quarantined, can never be refunded. */
   async function assertRefundableDecision(accountId: string, decisionId: string): Promise<boolean> {
-    const [row]: { account_id: string | null; quarantined: boolean }[] = await deps.ledger.query(
-      `SELECT (SELECT account_id FROM usage_events WHERE id = $1) AS account_id,
-              EXISTS (SELECT 1 FROM settlement_quarantine WHERE decision_id = $1) AS quarantined`,
-      [decisionId],
-    );
-    if (row.account_id !== null && row.account_id !== accountId) throw ApplicationFailure.nonRetryable(`decision ${decisionId} not found for account ${accountId}`, 'DecisionNotFound');
-    if (row.account_id === null && row.quarantined) throw ApplicationFailure.nonRetryable(`decision ${decisionId} was quarantined by settlement`, 'DecisionQuarantined');
-    return row.account_id !== null;
+    const found = await decisionInLedger(deps.ledger.manager, decisionId);
+    if (found.accountId !== null && found.accountId !== accountId) throw ApplicationFailure.nonRetryable(`decision ${decisionId} not found for account ${accountId}`, 'DecisionNotFound');
+    if (found.accountId === null && found.quarantined) throw ApplicationFailure.nonRetryable(`decision ${decisionId} was quarantined by settlement`, 'DecisionQuarantined');
+    return found.accountId !== null;
   }
 
   return {

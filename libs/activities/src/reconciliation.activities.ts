@@ -4,8 +4,9 @@ import { DataSource } from 'typeorm';
 import { DecisionEngine } from '../../engine/src/engine';
 import { remainingByLot } from '../../engine/src/engine';
 import { accountKeys, accountOfLotsKey, holdKeyPattern, lotsKeyPattern, streamKey } from '../../engine/src/keys';
-import { LotKind } from '../../engine/src/policy';
 import { Discrepancy, checkLedger, partitionLots } from '../../ledger/src/reconciliation';
+import { lotFacts } from '../../ledger/src/lots';
+import { completeReport, failReport, openReport } from '../../ledger/src/reconciliation-reports';
 import { readCursor } from '../../ledger/src/settlement';
 import { parseStreamEntry } from '../../ledger/src/settlement-entry';
 
@@ -104,10 +105,7 @@ const driftKey = (d: Drift) => `${d.lotId}|${d.expected - (d.actual ?? 0n)}`;
  */
 export function reconciliationActivities(deps: ReconciliationDeps) {
   async function run(input: { reportId: string }): Promise<{ discrepancies: number; repaired: number }> {
-    await deps.ledger.query(
-      `INSERT INTO reconciliation_reports (id, status) VALUES ($1, 'running') ON CONFLICT (id) DO UPDATE SET status = 'running', started_at = now()`,
-      [input.reportId],
-    );
+    await openReport(deps.ledger, input.reportId);
     const started = Date.now();
     const ledgerCheck = await checkLedger(deps.ledger);
     const discrepancies: Discrepancy[] = [...ledgerCheck.discrepancies];
@@ -130,10 +128,7 @@ export function reconciliationActivities(deps: ReconciliationDeps) {
           detail: `Redis holds ${drift.actual ?? 'nothing'}, the ledger says ${drift.expected} micros`,
         });
         if (drift.actual === null) {
-          const [lot]: { kind: LotKind; expires_at: Date | null; created_at: Date }[] = await deps.ledger.query(
-            'SELECT kind, expires_at, created_at FROM credit_lots WHERE id = $1',
-            [drift.lotId],
-          );
+          const lot = (await lotFacts(deps.ledger.manager, drift.lotId))!;
           await deps.engine.restore(drift.accountId, [{ lotId: drift.lotId, kind: lot.kind, remaining: drift.expected, expiresAt: lot.expires_at, createdAt: lot.created_at }]);
         } else {
           await deps.redis.hincrby(accountKeys(drift.accountId, partition).lots, drift.lotId, delta.toString());
@@ -142,10 +137,7 @@ export function reconciliationActivities(deps: ReconciliationDeps) {
       }
     }
     const checked = { ...ledgerCheck.counts, lots_compared_with_redis: lotsCompared, partitions: deps.engine.options.partitions, found: ledgerCheck.found, seconds: (Date.now() - started) / 1000 };
-    await deps.ledger.query(
-      `UPDATE reconciliation_reports SET status = 'completed', finished_at = now(), checked = $2, discrepancies = $3, repaired = $4 WHERE id = $1`,
-      [input.reportId, JSON.stringify(checked), JSON.stringify(discrepancies), JSON.stringify(repaired)],
-    );
+    await completeReport(deps.ledger, input.reportId, { checked, discrepancies, repaired });
     return { discrepancies: discrepancies.length, repaired: repaired.length };
   }
 
@@ -159,11 +151,7 @@ export function reconciliationActivities(deps: ReconciliationDeps) {
 
     /** Marks a run that gave up: its report says `failed` and why. */
     async failReconciliation(input: { reportId: string; reason: string }): Promise<void> {
-      await deps.ledger.query(
-        `INSERT INTO reconciliation_reports (id, status, finished_at, failure) VALUES ($1, 'failed', now(), $2)
-         ON CONFLICT (id) DO UPDATE SET status = 'failed', finished_at = now(), failure = EXCLUDED.failure`,
-        [input.reportId, input.reason.replace(/\u0000/g, '').slice(0, 2000)],
-      );
+      await failReport(deps.ledger, input.reportId, input.reason);
     },
   };
 }

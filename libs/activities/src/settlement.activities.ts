@@ -5,7 +5,8 @@ import { DataSource } from 'typeorm';
 import { workflowIds } from '../../contracts/src/temporal';
 import { DecisionEngine } from '../../engine/src/engine';
 import { restoredKey, streamKey } from '../../engine/src/keys';
-import { LotKind } from '../../engine/src/policy';
+import { lowBalanceRules } from '../../ledger/src/alerts';
+import { restorableLots } from '../../ledger/src/lots';
 import { BatchOutcome, CursorMoved, MAX_BATCH, PartitionSlice, UsageEvent, readCursors, writeSettlementBatch } from '../../ledger/src/settlement';
 import { HoldEntry, parseStreamEntry } from '../../ledger/src/settlement-entry';
 import { ownedPartitions } from '../../ledger/src/settlement-plan';
@@ -111,12 +112,7 @@ export function settlementActivities(deps: SettlementDeps) {
    */
   async function restoreIfLost(partition: number): Promise<number> {
     if (await deps.redis.exists(restoredKey(partition))) return 0;
-    const lots: { id: string; account_id: string; kind: LotKind; remaining_micros: string; expires_at: Date | null; created_at: Date }[] =
-      await deps.ledger.query(
-        `SELECT id, account_id, kind, remaining_micros, expires_at, created_at FROM credit_lots
-         WHERE partition = $1 AND remaining_micros > 0 AND (expires_at IS NULL OR expires_at > now()) ORDER BY account_id`,
-        [partition],
-      );
+    const lots = await restorableLots(deps.ledger.manager, partition);
     const byAccount = new Map<string, typeof lots>();
     for (const lot of lots) byAccount.set(lot.account_id, [...(byAccount.get(lot.account_id) ?? []), lot]);
     for (const [accountId, accountLots] of byAccount) {
@@ -137,31 +133,27 @@ export function settlementActivities(deps: SettlementDeps) {
     const latest = new Map<string, UsageEvent>();
     for (const e of usage) if (e.balanceAfter !== undefined) latest.set(e.accountId, e);
     if (latest.size === 0) return;
-    const settings: { account_id: string; low_balance_micros: string; auto_recharge_micros: string | null; has_webhook: boolean }[] = await deps.ledger.query(
-      'SELECT account_id, low_balance_micros::text, auto_recharge_micros::text, webhook_url IS NOT NULL AS has_webhook FROM account_alerts WHERE account_id = ANY($1::text[])',
-      [[...latest.keys()]],
-    );
-    for (const s of settings) {
-      const event = latest.get(s.account_id)!;
-      if (event.balanceAfter! >= BigInt(s.low_balance_micros)) continue;
+    for (const s of await lowBalanceRules(deps.ledger, [...latest.keys()])) {
+      const event = latest.get(s.accountId)!;
+      if (event.balanceAfter! >= s.lowBalanceMicros) continue;
       const hour = event.occurredAt.toISOString().slice(0, 13).replace(/[-T]/g, '');
-      if (s.has_webhook) {
-        const id = `low_balance-${s.account_id}-${hour}`;
+      if (s.hasWebhook) {
+        const id = `low_balance-${s.accountId}-${hour}`;
         await startOnce(deps.temporal, deps.taskQueue, {
           workflowType: 'notificationWorkflow',
-          workflowId: `notify-${id}`,
-          args: [{ id, accountId: s.account_id, kind: 'low_balance', payload: { balance_micros: event.balanceAfter!.toString(), threshold_micros: s.low_balance_micros } }],
-          accountId: s.account_id,
+          workflowId: workflowIds.notification(id),
+          args: [{ id, accountId: s.accountId, kind: 'low_balance', payload: { balance_micros: event.balanceAfter!.toString(), threshold_micros: s.lowBalanceMicros.toString() } }],
+          accountId: s.accountId,
           operation: 'notification',
         });
       }
-      if (s.auto_recharge_micros) {
-        const key = workflowIds.autoRecharge(s.account_id, hour);
+      if (s.autoRechargeMicros !== null) {
+        const key = workflowIds.autoRecharge(s.accountId, hour);
         await startOnce(deps.temporal, deps.taskQueue, {
           workflowType: 'purchaseWorkflow',
           workflowId: key,
-          args: [{ accountId: s.account_id, micros: s.auto_recharge_micros, key }],
-          accountId: s.account_id,
+          args: [{ accountId: s.accountId, micros: s.autoRechargeMicros.toString(), key }],
+          accountId: s.accountId,
           operation: 'purchase',
           memo: { actor: 'auto-recharge', reason: 'balance below threshold' },
         });

@@ -47,6 +47,15 @@ export const workflowIds = {
   /** One per settling consumer (each settles a set of partitions). */
   settlement: (consumer: number) => `settlement-${consumer}`,
   holdExpiry: (decisionId: string) => `hold-${decisionId}`,
+  /**
+   * One webhook delivery (`id`: `<kind>-<subject>-…`, e.g. `low_balance-<account>-<hour>`). The grant
+   * workflow builds the same `notify-` id itself: workflow code cannot import this module (node:crypto).
+   */
+  notification: (id: string) => `notify-${id}`,
+  /** A reconciliation run started on request; the nightly runs come from the schedule below. */
+  reconciliation: (runId: string) => `reconciliation-${runId}`,
+  /** The Temporal Schedule (not a workflow) that starts the nightly reconciliation. */
+  reconciliationSchedule: 'reconciliation-nightly',
   grant: (kind: 'promo' | 'adjustment', scope: KeyScope, key: string) => scopedId(`grant_${kind}`, [scope.tenant, scope.accountId, key]),
   purchase: (scope: KeyScope, key: string) => scopedId('purchase', [scope.tenant, scope.accountId, key]),
   /** At most one automatic recharge per account and hour (`hour`: UTC `YYYYMMDDHH`). */

@@ -34,5 +34,3 @@ export interface HoldStreamEvent {
   account: string;
   expires_at: number;
 }
-
-export type StreamEntryType = 'usage' | 'hold';

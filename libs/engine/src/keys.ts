@@ -21,6 +21,7 @@ import { createHash } from 'node:crypto';
  *   sw:{p<n>}:d:<account>:<debit key>             string: what a debit adjustment took (marker)
  *   sw:{p<n>}:events                              stream: usage and hold events
  *   sw:{p<n>}:restored                            string: the partition was rebuilt from the ledger
+ *   sw:workers:<task queue, URI-encoded>          string: a worker of the queue is alive (libs/temporal/src/worker-liveness.ts)
  */
 export function partitionOf(accountId: string, partitions: number): number {
   // FNV-1a, 32-bit: stable across processes and releases.
@@ -96,3 +97,9 @@ export function partitionOfDecision(decisionId: string, partitions: number): num
   const partition = Number(match[1]);
   return partition < partitions ? partition : undefined;
 }
+
+/**
+ * Worker liveness, one key per task queue (not an account's: no partition tag). The task queue name
+ * comes from configuration, never from a request; encoded all the same.
+ */
+export const workerHeartbeatKey = (taskQueue: string) => `sw:workers:${encodeURIComponent(taskQueue)}`;

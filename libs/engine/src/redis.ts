@@ -14,14 +14,3 @@ export function createRedis(url: string): Redis {
   });
 }
 
-/** Resolves when the client is ready, or after `timeoutMs` (the caller goes on either way). */
-export function redisReady(redis: Redis, timeoutMs: number): Promise<boolean> {
-  if (redis.status === 'ready') return Promise.resolve(true);
-  return new Promise((done) => {
-    const timer = setTimeout(() => done(false), timeoutMs);
-    redis.once('ready', () => {
-      clearTimeout(timer);
-      done(true);
-    });
-  });
-}

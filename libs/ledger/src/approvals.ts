@@ -28,3 +28,16 @@ export async function recordApproval(m: EntityManager, a: ApprovalRecord): Promi
     [a.workflowId, a.accountId, a.operation, a.micros.toString(), a.thresholdMicros.toString(), a.requesterKeyId, a.status, a.approver?.keyId ?? null, a.approver?.name ?? null, a.note],
   );
 }
+
+/** Those of `workflowIds` whose gate was decided (they have their `approvals` row). */
+export async function decidedApprovals(m: EntityManager, workflowIds: string[]): Promise<Set<string>> {
+  if (workflowIds.length === 0) return new Set();
+  const rows: { workflow_id: string }[] = await m.query('SELECT workflow_id FROM approvals WHERE workflow_id = ANY($1)', [workflowIds]);
+  return new Set(rows.map((r) => r.workflow_id));
+}
+
+/** Micro-credits approved for a workflow (status `auto` or `approved`), 0 when none was. */
+export async function approvedMicros(m: EntityManager, workflowId: string): Promise<bigint> {
+  const [row]: { micros: string }[] = await m.query(`SELECT micros::text FROM approvals WHERE workflow_id = $1 AND status IN ('auto', 'approved')`, [workflowId]);
+  return row ? BigInt(row.micros) : 0n;
+}

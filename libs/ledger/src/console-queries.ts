@@ -67,11 +67,3 @@ export function usageSeries(ledger: DataSource, accountId: string, bucket: Usage
   );
 }
 
-/** Reconciliation reports, newest first, without their (possibly long) discrepancy lists. */
-export function reconciliationReports(ledger: DataSource, limit: number): Promise<{ id: string; status: string; started_at: Date; finished_at: Date | null; discrepancies: number; repaired: number }[]> {
-  return ledger.query(
-    `SELECT id, status, started_at, finished_at, jsonb_array_length(discrepancies) AS discrepancies, jsonb_array_length(repaired) AS repaired
-       FROM reconciliation_reports ORDER BY started_at DESC LIMIT $1`,
-    [limit],
-  );
-}

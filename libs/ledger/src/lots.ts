@@ -104,3 +104,28 @@ export async function recordDebitAdjustment(m: EntityManager, accountId: string,
     if (inserted.length > 0) await m.query('UPDATE credit_lots SET remaining_micros = remaining_micros - $2 WHERE id = $1', [t.lotId, t.micros.toString()]);
   }
 }
+
+/** A live lot as Redis needs it to hold it again (remaining micro-credits, burn-down facts). */
+export interface RestorableLot {
+  id: string;
+  account_id: string;
+  kind: LotKind;
+  remaining_micros: string;
+  expires_at: Date | null;
+  created_at: Date;
+}
+
+/** Every unexpired lot of a partition with something left, grouped by account (ordered by it). */
+export function restorableLots(m: EntityManager, partition: number): Promise<RestorableLot[]> {
+  return m.query(
+    `SELECT id, account_id, kind, remaining_micros, expires_at, created_at FROM credit_lots
+     WHERE partition = $1 AND remaining_micros > 0 AND (expires_at IS NULL OR expires_at > now()) ORDER BY account_id`,
+    [partition],
+  );
+}
+
+/** The burn-down facts of one lot (kind, expiry, creation), or undefined when the ledger has no such lot. */
+export async function lotFacts(m: EntityManager, lotId: string): Promise<{ kind: LotKind; expires_at: Date | null; created_at: Date } | undefined> {
+  const [lot] = await m.query('SELECT kind, expires_at, created_at FROM credit_lots WHERE id = $1', [lotId]);
+  return lot;
+}

@@ -1,4 +1,4 @@
-import { DataSource } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 
 export interface BalanceUpdateRow {
   id: string;
@@ -44,4 +44,25 @@ export function streamIdAfter(a: string, b: string): boolean {
   const [am, as] = a.split('-').map(BigInt);
   const [bm, bs] = b.split('-').map(BigInt);
   return am > bm || (am === bm && as > bs);
+}
+
+/**
+ * Where the ledger has a decision: the account of its usage event (null when not settled) and
+ * whether settlement quarantined an entry under its id (one snapshot, one statement).
+ */
+export async function decisionInLedger(m: EntityManager, decisionId: string): Promise<{ accountId: string | null; quarantined: boolean }> {
+  const [row]: { account_id: string | null; quarantined: boolean }[] = await m.query(
+    `SELECT (SELECT account_id FROM usage_events WHERE id = $1) AS account_id,
+            EXISTS (SELECT 1 FROM settlement_quarantine WHERE decision_id = $1) AS quarantined`,
+    [decisionId],
+  );
+  return { accountId: row.account_id, quarantined: row.quarantined };
+}
+
+/** Each partition's settlement cursor (stream id settled up to) and how many of its entries were quarantined. */
+export function partitionCursors(m: EntityManager): Promise<{ partition: number; last_stream_id: string; quarantined: number }[]> {
+  return m.query(
+    `SELECT c.partition, c.last_stream_id, coalesce(q.n, 0)::int AS quarantined FROM settlement_cursors c
+     LEFT JOIN (SELECT partition, count(*) AS n FROM settlement_quarantine GROUP BY partition) q ON q.partition = c.partition`,
+  );
 }

@@ -1,4 +1,5 @@
 import { MAX_MICROS } from '../../contracts/src/money';
+import type { HoldStreamEvent, UsageStreamEvent } from '../../engine/src/events';
 
 /**
  * Parsing and validation of one partition-stream entry, before anything touches PostgreSQL.
@@ -98,7 +99,8 @@ function timestamp(value: unknown, field: string): number {
   return value;
 }
 
-function object(json: string, field: string): Record<string, unknown> {
+/** The JSON object of an entry, each field of the engine's document `T` still unchecked. */
+function object<T = Record<string, unknown>>(json: string, field: string): { [K in keyof T]?: unknown } {
   let raw: unknown;
   try {
     raw = JSON.parse(json);
@@ -106,7 +108,7 @@ function object(json: string, field: string): Record<string, unknown> {
     throw new Invalid(`${field}: not JSON`);
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Invalid(`${field}: not a JSON object`);
-  return raw as Record<string, unknown>;
+  return raw as { [K in keyof T]?: unknown };
 }
 
 function source(raw: unknown, i: number): UsageSource {
@@ -121,7 +123,7 @@ function source(raw: unknown, i: number): UsageSource {
 
 /** Validates a `usage` document (the decide/settle_hold functions' JSON); throws Invalid. */
 function usage(streamId: string, json: string): UsageEvent {
-  const raw = object(json, 'usage');
+  const raw = object<UsageStreamEvent>(json, 'usage');
   if (!Array.isArray(raw.sources)) throw new Invalid('sources: not an array');
   if (raw.sources.length > MAX_SOURCES) throw new Invalid(`sources: more than ${MAX_SOURCES}`);
   const sources = raw.sources.map(source);
@@ -146,7 +148,7 @@ function usage(streamId: string, json: string): UsageEvent {
 }
 
 function hold(streamId: string, json: string): HoldEntry {
-  const raw = object(json, 'hold');
+  const raw = object<HoldStreamEvent>(json, 'hold');
   return {
     streamId,
     decisionId: text(raw.decision_id, 'decision_id', 256),

@@ -1,4 +1,5 @@
 import type { Cluster, Redis } from 'ioredis';
+import { workerHeartbeatKey } from '../../engine/src/keys';
 
 /**
  * Worker liveness for /health: a running worker refreshes one Redis key per task queue every
@@ -7,9 +8,6 @@ import type { Cluster, Redis } from 'ioredis';
  */
 export const WORKER_HEARTBEAT_EVERY_MS = 1000;
 export const WORKER_HEARTBEAT_TTL_MS = 5000;
-
-/** The task queue name comes from configuration, never from a request; encoded all the same. */
-export const workerHeartbeatKey = (taskQueue: string) => `sw:workers:${encodeURIComponent(taskQueue)}`;
 
 /** Refreshes the heartbeat while `running()` holds; returns the function that stops it. */
 export function startWorkerHeartbeat(redis: Redis | Cluster, taskQueue: string, running: () => boolean): () => void {

@@ -6,6 +6,7 @@ import { formatCredits } from '../../../../libs/contracts/src/money';
 import { DecisionEngine } from '../../../../libs/engine/src/engine';
 import { streamKey } from '../../../../libs/engine/src/keys';
 import { LEDGER_PAGE, LedgerQueries, streamIdAfter } from '../../../../libs/ledger/src/queries';
+import { parseStreamEntry } from '../../../../libs/ledger/src/settlement-entry';
 import { LEDGER, REDIS } from '../infra/tokens';
 
 /** How far the unsettled count looks into a partition's stream; beyond it the count is a floor. */
@@ -30,8 +31,15 @@ export class LedgerService {
     // and past its cursor is filtered out, so nothing is counted twice or missed.
     const stream = await this.redis.xrange(streamKey(partition), '-', '+', 'COUNT', UNSETTLED_SCAN_LIMIT);
     const { balance, updates: rows, cursor: settledUpTo } = await this.queries.page(accountId, partition, cursor === undefined ? undefined : BigInt(cursor));
-    const needle = `"account":${JSON.stringify(accountId)}`;
-    const unsettled = stream.filter(([id, fields]) => fields[0] === 'usage' && streamIdAfter(id, settledUpTo) && fields[1].includes(needle)).length;
+    // An entry counts when it parses as a usage event of this account; the text test only skips
+    // the parse of entries that cannot name it.
+    const quoted = JSON.stringify(accountId);
+    let unsettled = 0;
+    for (const [id, fields] of stream) {
+      if (fields[0] !== 'usage' || !streamIdAfter(id, settledUpTo) || !fields[1]?.includes(quoted)) continue;
+      const entry = parseStreamEntry(id, fields);
+      if (entry.kind === 'usage' && entry.event.accountId === accountId) unsettled++;
+    }
     return {
       balance: formatCredits(balance),
       unsettled_decisions: unsettled,

@@ -1,9 +1,8 @@
-import { Controller, Get, Inject, Query } from '@nestjs/common';
+import { Controller, Get, Query } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
-import { DataSource } from 'typeorm';
 import { invalidField } from '../../../../libs/contracts/src/errors';
 import { RequireScope } from '../auth/auth.guard';
-import { LEDGER } from '../infra/tokens';
+import { AuditLog } from './audit-log';
 import { AuditPageView } from './audit.response';
 
 const DEFAULT_PAGE = 100;
@@ -13,7 +12,7 @@ const MAX_PAGE = 500;
 @ApiTags('audit')
 @Controller('v1/audit-log')
 export class AuditController {
-  constructor(@Inject(LEDGER) private readonly ledger: DataSource) {}
+  constructor(private readonly auditLog: AuditLog) {}
 
   @Get()
   @RequireScope('admin')
@@ -27,13 +26,7 @@ export class AuditController {
     if (limit !== undefined && !(/^\d{1,3}$/.test(limit) && Number(limit) >= 1 && Number(limit) <= MAX_PAGE)) throw invalidField('limit', `must be an integer in [1, ${MAX_PAGE}]`);
     if (keyId !== undefined && !/^[A-Za-z0-9-]{1,64}$/.test(keyId)) throw invalidField('key_id', 'must be an API key id');
     const size = limit === undefined ? DEFAULT_PAGE : Number(limit);
-    // `audit_log.id`, not `id`: ORDER BY `id` would name the output column `id::text` and sort as text.
-    const rows: { id: string; at: Date; key_id: string; key_name: string | null; tenant: string | null; action: string; method: string; path: string; status: number; request_id: string; target: unknown }[] =
-      await this.ledger.query(
-        `SELECT id::text, at, key_id, key_name, tenant, action, method, path, status, request_id, target FROM audit_log
-         WHERE ($1::bigint IS NULL OR audit_log.id < $1::bigint) AND ($2::text IS NULL OR key_id = $2) ORDER BY audit_log.id DESC LIMIT $3`,
-        [cursor ?? null, keyId ?? null, size],
-      );
+    const rows = await this.auditLog.page(cursor, keyId, size);
     return {
       items: rows.map((r) => ({ ...r, at: r.at.toISOString() })),
       next_cursor: rows.length === size ? rows[rows.length - 1].id : null,

@@ -1,12 +1,11 @@
-import { CallHandler, ExecutionContext, Inject, Injectable, NestInterceptor } from '@nestjs/common';
+import { CallHandler, ExecutionContext, Injectable, NestInterceptor } from '@nestjs/common';
 import { HTTP_CODE_METADATA } from '@nestjs/common/constants';
 import { Reflector } from '@nestjs/core';
 import { Observable, catchError, from, mergeMap, throwError } from 'rxjs';
-import { DataSource } from 'typeorm';
-import { LEDGER } from '../infra/tokens';
 import { Scope } from '../auth/api-key';
 import { AuthenticatedRequest, SCOPE_KEY } from '../auth/auth.guard';
 import { renderError } from '../http/error.filter';
+import { AuditLog } from './audit-log';
 
 /** Requests under these scopes are finance or admin actions: every non-GET one is audited. */
 const AUDITED_SCOPES: ReadonlySet<Scope> = new Set(['finance', 'approve', 'admin']);
@@ -45,7 +44,7 @@ export function auditTarget(params: unknown, body: unknown, result: unknown): Re
 export class AuditInterceptor implements NestInterceptor {
   constructor(
     private readonly reflector: Reflector,
-    @Inject(LEDGER) private readonly ledger: DataSource,
+    private readonly auditLog: AuditLog,
   ) {}
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
@@ -68,9 +67,16 @@ export class AuditInterceptor implements NestInterceptor {
   private async record(request: AuthenticatedRequest, action: string, status: number, result: unknown): Promise<void> {
     const principal = request.principal!;
     const path = request.url.split('?')[0];
-    await this.ledger.query(
-      `INSERT INTO audit_log (key_id, key_name, tenant, action, method, path, status, request_id, target) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-      [principal.keyId, principal.name, principal.tenant, action, request.method, path, status, request.id, JSON.stringify(auditTarget(request.params, request.body, result))],
-    );
+    await this.auditLog.record({
+      keyId: principal.keyId,
+      keyName: principal.name,
+      tenant: principal.tenant,
+      action,
+      method: request.method,
+      path,
+      status,
+      requestId: request.id,
+      target: auditTarget(request.params, request.body, result),
+    });
   }
 }

@@ -87,20 +87,12 @@ export class PolicyCache implements OnModuleInit, OnModuleDestroy {
     this.version = newest;
   }
 
-  get currentVersion(): number {
-    return this.version;
-  }
-
   feature(key: string): FeaturePolicy | undefined {
     return this.features.get(key);
   }
 
   plan(key: string): PlanDefinition | undefined {
     return this.plans.get(key);
-  }
-
-  planOf(accountId: string): string | undefined {
-    return this.accounts.get(accountId)?.planKey;
   }
 
   /** The tenant owning a cached account (in memory: the decision hot path calls it). */

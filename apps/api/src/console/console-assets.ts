@@ -3,12 +3,12 @@ import { extname, join, relative, resolve, sep } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 /**
- * Where the built console is (`npm run build:console` writes `dist/console/`): SPILLWAY_CONSOLE_DIR,
- * else `dist/console` found from this file both as TypeScript source (apps/api/src/console/) and
- * compiled (dist/apps/api/src/console/).
+ * Where the built console is (`npm run build:console` writes `dist/console/`): `configured`
+ * (`SPILLWAY_CONSOLE_DIR`, checked by libs/config), else `dist/console` found from this file both as
+ * TypeScript source (apps/api/src/console/) and compiled (dist/apps/api/src/console/).
  */
-export function consoleAssetsDir(): string | undefined {
-  const candidates = [process.env.SPILLWAY_CONSOLE_DIR, resolve(__dirname, '../../../../dist/console'), resolve(__dirname, '../../../../console')];
+export function consoleAssetsDir(configured?: string): string | undefined {
+  const candidates = [configured, resolve(__dirname, '../../../../dist/console'), resolve(__dirname, '../../../../console')];
   return candidates.find((dir): dir is string => !!dir && existsSync(join(dir, 'index.html')));
 }
 
@@ -65,8 +65,8 @@ function loadBuild(root: string): Map<string, { body: Buffer; type: string; immu
  * Only files of the build are ever served, so no request path reaches the file system.
  * Without a build, `/console` says how to make one (503).
  */
-export async function registerConsole(fastify: FastifyInstance): Promise<void> {
-  const root = consoleAssetsDir();
+export async function registerConsole(fastify: FastifyInstance, configuredDir: string | undefined): Promise<void> {
+  const root = consoleAssetsDir(configuredDir);
   const files = root ? loadBuild(root) : new Map();
   const index = files.get('index.html');
   const serve = (request: FastifyRequest, reply: FastifyReply) => {

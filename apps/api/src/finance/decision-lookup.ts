@@ -3,6 +3,7 @@ import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
 import { DecisionEngine } from '../../../../libs/engine/src/engine';
 import { holdKey, partitionOfDecision, streamKey } from '../../../../libs/engine/src/keys';
+import { decisionInLedger } from '../../../../libs/ledger/src/queries';
 import { readCursor } from '../../../../libs/ledger/src/settlement';
 import { parseStreamEntry } from '../../../../libs/ledger/src/settlement-entry';
 import { LEDGER, REDIS } from '../infra/tokens';
@@ -33,13 +34,8 @@ export class DecisionLookup {
     private readonly engine: DecisionEngine,
   ) {}
 
-  private async inLedger(decisionId: string): Promise<{ accountId: string | null; quarantined: boolean }> {
-    const [row]: { account_id: string | null; quarantined: boolean }[] = await this.ledger.query(
-      `SELECT (SELECT account_id FROM usage_events WHERE id = $1) AS account_id,
-              EXISTS (SELECT 1 FROM settlement_quarantine WHERE decision_id = $1) AS quarantined`,
-      [decisionId],
-    );
-    return { accountId: row.account_id, quarantined: row.quarantined };
+  private inLedger(decisionId: string): Promise<{ accountId: string | null; quarantined: boolean }> {
+    return decisionInLedger(this.ledger.manager, decisionId);
   }
 
   /**

@@ -8,6 +8,8 @@ import { SpillwayError, beyondAmountLimit, conflict, dependencyDown, invalidFiel
 import { MAX_MICROS, formatCredits, parseCredits } from '../../../../libs/contracts/src/money';
 import { workflowIds } from '../../../../libs/contracts/src/temporal';
 import { KEY_PATTERN } from '../../../../libs/engine/src/plan-definition';
+import { notificationsOf, saveAlerts } from '../../../../libs/ledger/src/alerts';
+import { approvedMicros } from '../../../../libs/ledger/src/approvals';
 import { heldMicros } from '../../../../libs/ledger/src/lots';
 import { refundRoom } from '../../../../libs/ledger/src/refunds';
 import { IdempotencyConflict, StartRequest } from '../../../../libs/temporal/src/start';
@@ -309,10 +311,7 @@ export class FinanceService {
    * their per-period amount, so for them this is stricter, never looser.)
    */
   private async assertWithinApproval(workflowId: string, micros: bigint): Promise<void> {
-    const [row]: { micros: string }[] = await this.ledger.query(`SELECT micros::text FROM approvals WHERE workflow_id = $1 AND status IN ('auto', 'approved')`, [
-      workflowId,
-    ]);
-    const approved = row ? BigInt(row.micros) : 0n;
+    const approved = await approvedMicros(this.ledger.manager, workflowId);
     const ceiling = approved > this.config.approvalThresholdMicros ? approved : this.config.approvalThresholdMicros;
     if (micros > ceiling) {
       throw conflict(`a contract value (credits_per_period × periods) above the approved ${formatCredits(ceiling)} credits needs a new contract (and its approval)`);
@@ -355,21 +354,18 @@ export class FinanceService {
     const low = parseCredits(body.low_balance_credits);
     if (low === undefined) throw beyondAmountLimit('low_balance_credits');
     const recharge = body.auto_recharge_credits === undefined ? null : this.amount('auto_recharge_credits', body.auto_recharge_credits);
-    await this.ledger.query(
-      `INSERT INTO account_alerts (account_id, webhook_url, webhook_secret, low_balance_micros, auto_recharge_micros) VALUES ($1, $2, $3, $4, $5)
-       ON CONFLICT (account_id) DO UPDATE SET webhook_url = EXCLUDED.webhook_url, webhook_secret = EXCLUDED.webhook_secret,
-         low_balance_micros = EXCLUDED.low_balance_micros, auto_recharge_micros = EXCLUDED.auto_recharge_micros, updated_at = now()`,
-      [accountId, body.webhook_url ?? null, body.webhook_secret ?? null, low.toString(), recharge?.toString() ?? null],
-    );
+    await saveAlerts(this.ledger, accountId, {
+      webhookUrl: body.webhook_url ?? null,
+      webhookSecret: body.webhook_secret ?? null,
+      lowBalanceMicros: low,
+      autoRechargeMicros: recharge,
+    });
     return { account_id: accountId, webhook_url: body.webhook_url ?? null, low_balance_credits: formatCredits(low), auto_recharge_credits: recharge === null ? null : formatCredits(recharge) };
   }
 
   async notifications(accountId: string, principal: Principal | undefined) {
     await this.account(principal, accountId);
-    const rows = await this.ledger.query(
-      `SELECT id, kind, payload, status, attempts, last_error, created_at, delivered_at FROM notifications WHERE account_id = $1 ORDER BY created_at DESC LIMIT 100`,
-      [accountId],
-    );
+    const rows = await notificationsOf(this.ledger, accountId, 100);
     return { account_id: accountId, items: rows };
   }
 }

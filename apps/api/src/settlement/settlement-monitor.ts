@@ -3,6 +3,8 @@ import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
 import { SpillwayConfig } from '../../../../libs/config/src/config';
 import { streamKey } from '../../../../libs/engine/src/keys';
+import { partitionCursors } from '../../../../libs/ledger/src/queries';
+import { latestDiscrepancyCount } from '../../../../libs/ledger/src/reconciliation-reports';
 import { CONFIG, LEDGER, REDIS } from '../infra/tokens';
 import { Metrics } from '../metrics/metrics';
 
@@ -16,8 +18,6 @@ export interface PartitionLag {
 }
 
 const POLL_MS = 1000;
-/** Unsettled events a partition may hold before decisions on it are refused (a bound on Redis memory). */
-const BACKLOG_CAP = Number(process.env.SPILLWAY_SETTLEMENT_BACKLOG_CAP || 1_000_000);
 
 const streamIdMs = (id: string) => Number(id.split('-')[0]);
 
@@ -49,10 +49,7 @@ export class SettlementMonitor implements OnModuleInit, OnModuleDestroy {
   }
 
   async poll(): Promise<PartitionLag[]> {
-    const rows: { partition: number; last_stream_id: string; quarantined: number }[] = await this.ledger.query(
-      `SELECT c.partition, c.last_stream_id, coalesce(q.n, 0)::int AS quarantined FROM settlement_cursors c
-       LEFT JOIN (SELECT partition, count(*) AS n FROM settlement_quarantine GROUP BY partition) q ON q.partition = c.partition`,
-    );
+    const rows = await partitionCursors(this.ledger.manager);
     const cursors = new Map(rows.map((r) => [r.partition, r]));
     const now = Date.now();
     const lags: PartitionLag[] = [];
@@ -72,15 +69,13 @@ export class SettlementMonitor implements OnModuleInit, OnModuleDestroy {
       this.metrics.settlementLag.set({ partition: String(partition) }, lag);
     }
     this.lags = lags;
-    const [report]: { n: number }[] = await this.ledger.query(
-      `SELECT jsonb_array_length(discrepancies) AS n FROM reconciliation_reports WHERE status = 'completed' ORDER BY finished_at DESC LIMIT 1`,
-    );
-    if (report) this.metrics.reconciliationDiscrepancies.set(report.n);
+    const discrepancies = await latestDiscrepancyCount(this.ledger);
+    if (discrepancies !== undefined) this.metrics.reconciliationDiscrepancies.set(discrepancies);
     return lags;
   }
 
-  /** True when the partition's backlog is over its cap: new decisions there get a 503. */
+  /** True when the partition's backlog is at its cap (`SPILLWAY_SETTLEMENT_BACKLOG_CAP`): new decisions there get a 503. */
   overloaded(partition: number): boolean {
-    return (this.lags[partition]?.unsettled_events ?? 0) >= BACKLOG_CAP;
+    return (this.lags[partition]?.unsettled_events ?? 0) >= this.config.settlementBacklogCap;
   }
 }
