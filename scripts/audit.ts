@@ -25,6 +25,16 @@ const RULES: { name: string; sql: string }[] = [
           GROUP BY u.id HAVING count(m.id) <> 1`,
   },
   {
+    // No foreign keys on these columns (settlement's hot path): existence is checked here.
+    name: 'every monetization event and balance update names a usage event, monetization event and lot that exist',
+    sql: `SELECT m.id::text AS subject FROM monetization_events m LEFT JOIN usage_events u ON u.id = m.usage_event_id WHERE u.id IS NULL
+          UNION ALL
+          SELECT b.id::text FROM balance_updates b
+          WHERE NOT EXISTS (SELECT 1 FROM credit_lots l WHERE l.id = b.lot_id)
+             OR (b.usage_event_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM usage_events u WHERE u.id = b.usage_event_id))
+             OR (b.monetization_event_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM monetization_events m WHERE m.id = b.monetization_event_id))`,
+  },
+  {
     name: "a monetization event's debits sum to its amount",
     sql: `SELECT m.id::text AS subject FROM monetization_events m
           LEFT JOIN balance_updates b ON b.monetization_event_id = m.id AND b.cause_type = 'debit'

@@ -174,6 +174,15 @@ describe('reconciliation and the independent audit', () => {
     const inflated = (await stack.ledger.query(`SELECT id FROM credit_lots WHERE account_id = $1 AND kind = 'purchased' AND cause_type = 'grant'`, [planted]))[0].id;
     await stack.ledger.query('UPDATE credit_lots SET amount_micros = amount_micros + 1 WHERE id = $1', [inflated]);
 
+    // Linkage the ledger no longer enforces per row (no foreign keys on settlement's tables).
+    await stack.ledger.query(`INSERT INTO monetization_events (usage_event_id, account_id, credits_micros) VALUES ('dec_planted_orphan', $1, 0)`, [planted]);
+    const [orphan] = await stack.ledger.query(`SELECT id::text FROM monetization_events WHERE usage_event_id = 'dec_planted_orphan'`);
+    const [dangling] = await stack.ledger.query(
+      `INSERT INTO balance_updates (account_id, lot_id, delta_micros, cause_type, cause_id, usage_event_id, monetization_event_id)
+       VALUES ($1, 'lot_planted_gone', -1, 'debit', 'dec_planted_gone', 'dec_planted_gone', gen_random_uuid()) RETURNING id::text, monetization_event_id::text`,
+      [planted],
+    );
+
     const report = await run();
     const found = (kind: string) => report.discrepancies.filter((d: { kind: string }) => d.kind === kind);
     expect(found('missing_monetization_event').map((d: { subject: string }) => d.subject)).toEqual([gone.usage_event_id]);
@@ -191,6 +200,14 @@ describe('reconciliation and the independent audit', () => {
     expect(subjects('approval_invalid')).toEqual(['planted-self-approval']);
     expect(subjects('write_off_beyond_commit')).toEqual([consumed[0].id]);
     expect(subjects('lot_beyond_grant')).toEqual([inflated]);
+    const danglingFound = found('dangling_reference').map((d: { subject: string; detail: string }) => [d.subject, d.detail]);
+    expect(danglingFound).toHaveLength(2);
+    expect(danglingFound).toEqual(
+      expect.arrayContaining([
+        [orphan.id, 'monetization event names usage event dec_planted_orphan, which the ledger does not hold'],
+        [dangling.id, `balance update names lot lot_planted_gone, usage event dec_planted_gone, monetization event ${dangling.monetization_event_id}, which the ledger does not hold`],
+      ]),
+    );
     for (const d of report.discrepancies) expect(accounts).toContain(d.account_id);
 
     const result = await audit();
@@ -204,6 +221,7 @@ describe('reconciliation and the independent audit', () => {
         'above the threshold an approval names a second principal (four eyes)',
         'write-offs only on commits above the hold (sourced + written-off units = committed quantity)',
         'a lot is credited exactly its granted amount',
+        'every monetization event and balance update names a usage event, monetization event and lot that exist',
       ]),
     );
   });

@@ -41,6 +41,25 @@ const CHECKS: { kind: string; invariant: Discrepancy['invariant']; sql: string; 
     detail: (r) => `charged ${r.charged} micros, balance updates moved ${r.moved}`,
   },
   {
+    kind: 'dangling_reference',
+    invariant: 'I2',
+    // The ledger tables settlement writes carry no foreign keys (migration 1733500000000): the
+    // linkage they checked per row is checked here, set-based.
+    sql: `SELECT m.id::text AS subject, m.account_id, 'monetization event' AS row, 'usage event ' || m.usage_event_id AS missing
+          FROM monetization_events m WHERE NOT EXISTS (SELECT 1 FROM usage_events u WHERE u.id = m.usage_event_id)
+          UNION ALL
+          SELECT b.id::text, b.account_id, 'balance update', concat_ws(', ',
+                   CASE WHEN l.id IS NULL THEN 'lot ' || b.lot_id END,
+                   CASE WHEN b.usage_event_id IS NOT NULL AND u.id IS NULL THEN 'usage event ' || b.usage_event_id END,
+                   CASE WHEN b.monetization_event_id IS NOT NULL AND m.id IS NULL THEN 'monetization event ' || b.monetization_event_id END)
+          FROM balance_updates b
+          LEFT JOIN credit_lots l ON l.id = b.lot_id
+          LEFT JOIN usage_events u ON u.id = b.usage_event_id
+          LEFT JOIN monetization_events m ON m.id = b.monetization_event_id
+          WHERE l.id IS NULL OR (b.usage_event_id IS NOT NULL AND u.id IS NULL) OR (b.monetization_event_id IS NOT NULL AND m.id IS NULL)`,
+    detail: (r) => `${r.row} names ${r.missing}, which the ledger does not hold`,
+  },
+  {
     kind: 'lot_mismatch',
     invariant: 'I3',
     sql: `SELECT l.id AS subject, l.account_id, l.remaining_micros::text AS remaining, coalesce(b.total, 0)::text AS total

@@ -68,13 +68,15 @@ class Invalid extends Error {}
 
 /** A UTF-16 surrogate without its pair: PostgreSQL (UTF-8) cannot store it. */
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+/** The same pattern without the global flag: `test` keeps no state, so one instance serves every call. */
+const HAS_LONE_SURROGATE = new RegExp(LONE_SURROGATE.source);
 
 /** Text the ledger can store: a string of 1..max UTF-16 units, no NUL, no lone surrogate. */
 function text(value: unknown, field: string, max = MAX_TEXT): string {
   if (typeof value !== 'string' || value.length === 0) throw new Invalid(`${field}: not a non-empty string`);
   if (value.length > max) throw new Invalid(`${field}: longer than ${max} characters`);
   if (value.includes('\u0000')) throw new Invalid(`${field}: contains U+0000`);
-  if (new RegExp(LONE_SURROGATE.source).test(value)) throw new Invalid(`${field}: not well-formed UTF-16`);
+  if (HAS_LONE_SURROGATE.test(value)) throw new Invalid(`${field}: not well-formed UTF-16`);
   return value;
 }
 
