@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { ACCOUNT_ID } from '../workflows/src/search-attributes';
+import { ACCOUNT_ID } from '../libs/contracts/src/search-attributes';
 import { refundWorkflow } from '../workflows/src/refund.workflow';
 import { TestStack, eventually, startStack } from './harness';
 

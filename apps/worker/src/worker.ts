@@ -9,7 +9,7 @@ import { log } from '../../../libs/config/src/log';
 import { workflowIds } from '../../../libs/contracts/src/temporal';
 import { DecisionEngine } from '../../../libs/engine/src/engine';
 import { startWorkerHeartbeat } from '../../../libs/temporal/src/worker-liveness';
-import { ACCOUNT_ID, OPERATION } from '../../../workflows/src/search-attributes';
+import { ACCOUNT_ID, OPERATION } from '../../../libs/contracts/src/search-attributes';
 
 /** Marks settlement runs of the consumer shape (`{ consumer }` input, `settleConsumer` activity); carried across continue-as-new. */
 export const SETTLEMENT_LAYOUT = 'consumers-1';

@@ -19,7 +19,7 @@ import { amendSignal, cancelContractSignal, entitlementWorkflow } from '../../..
 import { cancelGrantSignal, grantWorkflow } from '../../../../workflows/src/grant.workflow';
 import { purchaseWorkflow } from '../../../../workflows/src/purchase.workflow';
 import { refundWorkflow } from '../../../../workflows/src/refund.workflow';
-import { ACCOUNT_ID, OPERATION } from '../../../../workflows/src/search-attributes';
+import { ACCOUNT_ID, OPERATION } from '../../../../libs/contracts/src/search-attributes';
 import { webhookUrlProblem } from '../../../../libs/activities/src/outbound';
 import { AccessScope } from '../auth/access-scope';
 import { DEFAULT_TENANT, Principal, TENANT_PATTERN } from '../auth/api-key';
