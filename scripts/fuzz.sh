@@ -6,5 +6,5 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 bash scripts/ensure-temporal.sh >/dev/null
 # The final checks run the independent audit from dist/.
-npx tsc -p tsconfig.json
+npm run --silent compile
 FUZZ_MINUTES="${FUZZ_MINUTES:-10}" exec npx jest --runInBand test/money.fuzz.e2e.ts "$@"

@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 bash scripts/ensure-temporal.sh >/dev/null
 # Type-checks everything and builds dist/: the fault tests run the compiled worker, as operators do.
-npx tsc -p tsconfig.json
+npm run --silent compile
 # The OpenAPI document the code generates passes Redocly's recommended rules (redocly.yaml).
 bash scripts/openapi.sh lint --built
 # The console's assets and a browser for its Playwright tests (Debian's chromium; no browser download).

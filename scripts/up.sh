@@ -4,6 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 bash scripts/ensure-temporal.sh >/dev/null
-npx tsc -p tsconfig.build.json
+npm run --silent build
 npm run --silent build:console
 exec node dist/scripts/stack.js

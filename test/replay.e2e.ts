@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DefaultLogger, Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
 import * as workflows from '../workflows/src';
+import { workflowWebpackConfigHook } from '../libs/temporal/src/workflow-bundle';
 import { historyFromFile } from './history-file';
 
 /**
@@ -29,7 +30,11 @@ describe('workflow replay against recorded histories', () => {
   beforeAll(async () => {
     // Replay workers log every state change at INFO; a failure is reported by the test itself.
     Runtime.install({ logger: new DefaultLogger('WARN') });
-    workflowBundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('ERROR') });
+    workflowBundle = await bundleWorkflowCode({
+      workflowsPath: WORKFLOWS_PATH,
+      webpackConfigHook: workflowWebpackConfigHook,
+      logger: new DefaultLogger('ERROR'),
+    });
   }, 120_000);
 
   it('has a recorded history for every exported workflow function', () => {

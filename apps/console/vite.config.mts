@@ -7,6 +7,8 @@ const here = fileURLToPath(new URL('.', import.meta.url));
 export default defineConfig({
   root: here,
   base: '/console/',
+  // tsconfig.json's paths (@spillway/client/…), should the console import a value from libs/.
+  resolve: { tsconfigPaths: true },
   oxc: { jsx: { runtime: 'automatic', importSource: 'preact' } },
   build: {
     outDir: fileURLToPath(new URL('../../dist/console', import.meta.url)),

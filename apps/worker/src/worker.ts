@@ -8,6 +8,7 @@ import { SpillwayConfig } from '../../../libs/config/src/config';
 import { log } from '../../../libs/config/src/log';
 import { workflowIds } from '../../../libs/contracts/src/temporal';
 import { DecisionEngine } from '../../../libs/engine/src/engine';
+import { workflowWebpackConfigHook } from '../../../libs/temporal/src/workflow-bundle';
 import { startWorkerHeartbeat } from '../../../libs/temporal/src/worker-liveness';
 import { ACCOUNT_ID, OPERATION } from '../../../libs/contracts/src/search-attributes';
 
@@ -57,6 +58,7 @@ export async function createSpillwayWorker(
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     workflowsPath: require.resolve('../../../workflows/src'),
+    bundlerOptions: { webpackConfigHook: workflowWebpackConfigHook },
     activities: createActivities({
       ...deps,
       temporal,
