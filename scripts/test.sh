@@ -4,7 +4,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 bash scripts/ensure-temporal.sh >/dev/null
-# Type-checks everything and builds dist/: the fault tests run the compiled worker, as operators do.
+# ESLint (eslint.config.mjs) and Prettier (.prettierrc.json) report nothing.
+npm run --silent lint
+# Type-checks everything and builds dist/ (tsc, then tsc-alias): the fault tests run the compiled worker, as operators do.
 npm run --silent compile
 # The OpenAPI document the code generates passes Redocly's recommended rules (redocly.yaml).
 bash scripts/openapi.sh lint --built
