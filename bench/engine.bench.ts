@@ -1,6 +1,7 @@
 import Redis from 'ioredis';
 import { RateLimiterRedis, RateLimiterUnion } from 'rate-limiter-flexible';
 import { randomUUID } from 'node:crypto';
+import { loadavg } from 'node:os';
 import { DecisionEngine } from '../libs/engine/src/engine';
 import { accountKeys } from '../libs/engine/src/keys';
 import { DecisionPolicy, LotKind } from '../libs/engine/src/policy';
@@ -131,7 +132,7 @@ async function redisCost(redis: Redis, engine: DecisionEngine, policy: DecisionP
     const keys = accountKeys(id(i), engine.partitionOf(id(i)));
     accountBytes += Number(await redis.memory('USAGE', keys.lots));
   }
-  const load = require('node:os').loadavg()[0].toFixed(1);
+  const load = loadavg()[0].toFixed(1);
   return [
     `### (E) Redis cost of one decide: 2 windows + 3 lots, ${calls} calls, ${concurrency} in flight (load average ${load})`,
     '| measure | decide | empty function (floor) |',

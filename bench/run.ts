@@ -1,3 +1,4 @@
+import { cpus } from 'node:os';
 import { engineBench } from './engine.bench';
 import { httpBench } from './http.bench';
 import { reconciliationBench } from './reconciliation.bench';
@@ -16,7 +17,7 @@ async function main(): Promise<void> {
   const only = process.argv.slice(2);
   const wants = (name: string) => (only.length === 0 && name !== 'stack') || only.includes(name);
   const seconds = Number(process.env.BENCH_SECONDS || 5);
-  const out: string[] = [`_${new Date().toISOString()}, node ${process.version}, ${require('node:os').cpus().length} cores_`, ''];
+  const out: string[] = [`_${new Date().toISOString()}, node ${process.version}, ${cpus().length} cores_`, ''];
   if (wants('engine')) out.push(await engineBench(redisUrl, 64, seconds * 1000), '');
   if (wants('http')) {
     const { openLedger } = await import('../libs/ledger/src/data-source');

@@ -5,7 +5,6 @@ import { openLedger } from '../libs/ledger/src/data-source';
 import { TEST_ENV } from './environment';
 
 declare global {
-  // eslint-disable-next-line no-var
   var __SPILLWAY_SERVICES__: import('../libs/devstack/src/services').ManagedProcess[];
 }
 

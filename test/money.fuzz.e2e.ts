@@ -230,7 +230,9 @@ describe('money invariants under random interleavings (model-based, real HTTP AP
         const message = (error as Error).message;
         const path = /path: "([^"]*)"/.exec(message)?.[1] ?? '';
         const cause = (error as { cause?: Error }).cause;
-        throw new Error(`${cause ? `${cause.name}: ${cause.message}\n\n` : ''}${message}\n\nreplay: FUZZ_SEED=${seed} FUZZ_PATH=${path} npx jest --runInBand test/money.fuzz.e2e.ts`);
+        throw new Error(`${cause ? `${cause.name}: ${cause.message}\n\n` : ''}${message}\n\nreplay: FUZZ_SEED=${seed} FUZZ_PATH=${path} npx jest --runInBand test/money.fuzz.e2e.ts`, {
+          cause: error,
+        });
       }
     },
     (minutes > 0 ? minutes * 60 : Math.max(1, runs) * 300) * 1000 + 180_000,

@@ -65,7 +65,7 @@ export async function api<T>(method: string, path: string, body?: unknown, optio
     throw new ApiError(0, 'The Spillway API could not be reached. Check that it is running.');
   }
   const text = await response.text();
-  let parsed: unknown = null;
+  let parsed: unknown;
   try {
     parsed = text ? JSON.parse(text) : null;
   } catch {

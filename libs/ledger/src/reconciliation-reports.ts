@@ -49,7 +49,7 @@ export async function failReport(ledger: DataSource, id: string, reason: string)
   await ledger.query(
     `INSERT INTO reconciliation_reports (id, status, finished_at, failure) VALUES ($1, 'failed', now(), $2)
      ON CONFLICT (id) DO UPDATE SET status = 'failed', finished_at = now(), failure = EXCLUDED.failure`,
-    [id, reason.replace(/\u0000/g, '').slice(0, 2000)],
+    [id, reason.replaceAll('\u0000', '').slice(0, 2000)],
   );
 }
 

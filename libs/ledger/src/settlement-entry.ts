@@ -159,7 +159,7 @@ function hold(streamId: string, json: string): HoldEntry {
 
 /** A JSON-safe, bounded copy of an entry's fields for the quarantine row (NUL and lone surrogates replaced). */
 export function quarantinePayload(fields: string[]): unknown {
-  const clean = (s: string) => s.replace(LONE_SURROGATE, '\uFFFD').replace(/\u0000/g, '\uFFFD');
+  const clean = (s: string) => s.replace(LONE_SURROGATE, '\uFFFD').replaceAll('\u0000', '\uFFFD');
   const pairs: Record<string, string> = {};
   let budget = MAX_QUARANTINED_PAYLOAD;
   for (let i = 0; i < fields.length && budget > 0; i += 2) {

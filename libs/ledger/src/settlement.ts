@@ -312,7 +312,7 @@ async function quarantine(m: EntityManager, rejected: Rejected[]): Promise<void>
       rejected.map((r) => r.partition),
       rejected.map((r) => r.streamId),
       rejected.map((r) => asJson(r.payload)),
-      rejected.map((r) => r.reason.replace(/\u0000/g, '\uFFFD').slice(0, MAX_REASON)),
+      rejected.map((r) => r.reason.replaceAll('\u0000', '\uFFFD').slice(0, MAX_REASON)),
     ],
   );
 }

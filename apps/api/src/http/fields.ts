@@ -25,6 +25,7 @@ export const IdempotencyKeyField = (options: { required: boolean } = { required:
 export const OptionalField = () => ValidateIf((_object: unknown, value: unknown) => value !== undefined);
 
 /** Text PostgreSQL can store: no U+0000. */
+// eslint-disable-next-line no-control-regex -- U+0000 is exactly the character this pattern exists to refuse.
 export const NO_NUL = /^[^\u0000]*$/;
 
 export const ReasonField = () =>
