@@ -1,3 +1,4 @@
+import './global-aliases';
 import { Client } from 'pg';
 import Redis from 'ioredis';
 import { ensurePostgres, ensureRedis, ensureTemporal } from '../libs/devstack/src/services';

@@ -1,3 +1,4 @@
+import './global-aliases';
 import { stopProcesses } from '../libs/devstack/src/services';
 
 export default async function globalTeardown(): Promise<void> {
