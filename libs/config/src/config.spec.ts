@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, cronProblem, loadCliConfig, loadConfig } from './config';
@@ -140,7 +140,7 @@ describe('loadConfig', () => {
 
   it('checks every variable it reads', () => {
     // A setting added to loadConfig without a bad case above fails here.
-    const source: string = require('node:fs').readFileSync(join(__dirname, 'config.ts'), 'utf8');
+    const source = readFileSync(join(__dirname, 'config.ts'), 'utf8');
     const read = new Set([...source.matchAll(/\(\s*'([A-Z][A-Z0-9_]+)'/g)].map((m) => m[1]));
     const checked = new Set([...BAD.map(([name]) => name), 'SPILLWAY_DATA_DIR', 'SPILLWAY_API_URL', 'SPILLWAY_API_KEY']);
     expect([...read].filter((name) => !checked.has(name))).toEqual([]);
