@@ -1,13 +1,13 @@
 import Fastify from 'fastify';
 import { randomUUID } from 'node:crypto';
-import { loadConfig } from '../libs/config/src/config';
-import { openLedger } from '../libs/ledger/src/data-source';
-import { createRedis } from '../libs/engine/src/redis';
-import { DecisionEngine } from '../libs/engine/src/engine';
-import { CatalogueRepository } from '../apps/api/src/catalogue/catalogue.repository';
-import { PolicyCache } from '../apps/api/src/catalogue/policy-cache';
-import { presentDecision } from '../apps/api/src/decisions/decision.presenter';
-import { engineOptions } from '../libs/engine/src/options';
+import { loadConfig } from '@spillway/config/config';
+import { openLedger } from '@spillway/ledger/data-source';
+import { createRedis } from '@spillway/engine/redis';
+import { DecisionEngine } from '@spillway/engine/engine';
+import { CatalogueRepository } from '@spillway/api/catalogue/catalogue.repository';
+import { PolicyCache } from '@spillway/api/catalogue/policy-cache';
+import { presentDecision } from '@spillway/api/decisions/decision.presenter';
+import { engineOptions } from '@spillway/engine/options';
 
 /** The ceiling for (C): a bare Fastify route calling the same engine and policy cache, nothing else. */
 async function main(): Promise<void> {

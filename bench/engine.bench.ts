@@ -2,9 +2,9 @@ import Redis from 'ioredis';
 import { RateLimiterRedis, RateLimiterUnion } from 'rate-limiter-flexible';
 import { randomUUID } from 'node:crypto';
 import { loadavg } from 'node:os';
-import { DecisionEngine } from '../libs/engine/src/engine';
-import { accountKeys } from '../libs/engine/src/keys';
-import { DecisionPolicy, LotKind } from '../libs/engine/src/policy';
+import { DecisionEngine } from '@spillway/engine/engine';
+import { accountKeys } from '@spillway/engine/keys';
+import { DecisionPolicy, LotKind } from '@spillway/engine/policy';
 import { Measurement, measure, table } from './measure';
 
 const ACCOUNTS = 1000;

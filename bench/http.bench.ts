@@ -4,8 +4,8 @@ import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import Redis from 'ioredis';
-import { DecisionEngine } from '../libs/engine/src/engine';
-import { waitFor, portOpen } from '../libs/devstack/src/services';
+import { DecisionEngine } from '@spillway/engine/engine';
+import { waitFor, portOpen } from '@spillway/devstack/services';
 
 const ADMIN = 'sw_bench_admin';
 const ACCOUNTS = 200;

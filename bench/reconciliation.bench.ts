@@ -1,8 +1,8 @@
 import Redis from 'ioredis';
-import { reconciliationActivities } from '../libs/activities/src/reconciliation.activities';
-import { DecisionEngine } from '../libs/engine/src/engine';
-import { partitionOf } from '../libs/engine/src/keys';
-import { openLedger } from '../libs/ledger/src/data-source';
+import { reconciliationActivities } from '@spillway/activities/reconciliation.activities';
+import { DecisionEngine } from '@spillway/engine/engine';
+import { partitionOf } from '@spillway/engine/keys';
+import { openLedger } from '@spillway/ledger/data-source';
 
 /** Reconciliation of a ledger with `events` usage events (generated in SQL) and its Redis. */
 export async function reconciliationBench(env: { DATABASE_URL: string; REDIS_URL: string }, events: number, accounts: number): Promise<string> {

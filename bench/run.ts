@@ -20,7 +20,7 @@ async function main(): Promise<void> {
   const out: string[] = [`_${new Date().toISOString()}, node ${process.version}, ${cpus().length} cores_`, ''];
   if (wants('engine')) out.push(await engineBench(redisUrl, 64, seconds * 1000), '');
   if (wants('http')) {
-    const { openLedger } = await import('../libs/ledger/src/data-source');
+    const { openLedger } = await import('@spillway/ledger/data-source');
     await (await openLedger(databaseUrl, { migrate: true })).destroy();
     out.push(await httpBench({ DATABASE_URL: databaseUrl, REDIS_URL: redisUrl }, 64, seconds * 2), '');
   }

@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import Redis from 'ioredis';
-import { LIBRARY_SOURCE, functionName } from '../libs/engine/src/lua';
-import { DecisionEngine } from '../libs/engine/src/engine';
-import { accountKeys, holdKey, streamKey } from '../libs/engine/src/keys';
+import { LIBRARY_SOURCE, functionName } from '@spillway/engine/lua';
+import { DecisionEngine } from '@spillway/engine/engine';
+import { accountKeys, holdKey, streamKey } from '@spillway/engine/keys';
 
 /** (D) the ceiling: redis-benchmark calling the decide script directly (no Node in the loop). */
 export async function scriptBench(redisUrl: string, connections: number, requests: number): Promise<string> {

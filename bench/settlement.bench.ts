@@ -4,13 +4,13 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { Client as PgClient } from 'pg';
 import { Client, Connection } from '@temporalio/client';
-import { grantActivities } from '../libs/activities/src/grant.activities';
-import { settlementActivities } from '../libs/activities/src/settlement.activities';
-import { DecisionEngine } from '../libs/engine/src/engine';
-import { streamKey } from '../libs/engine/src/keys';
-import { DecisionPolicy } from '../libs/engine/src/policy';
-import { openLedger } from '../libs/ledger/src/data-source';
-import { SettlementHotPath1733500000000 } from '../libs/ledger/src/migrations/1733500000000-settlement-hot-path';
+import { grantActivities } from '@spillway/activities/grant.activities';
+import { settlementActivities } from '@spillway/activities/settlement.activities';
+import { DecisionEngine } from '@spillway/engine/engine';
+import { streamKey } from '@spillway/engine/keys';
+import { DecisionPolicy } from '@spillway/engine/policy';
+import { openLedger } from '@spillway/ledger/data-source';
+import { SettlementHotPath1733500000000 } from '@spillway/ledger/migrations/1733500000000-settlement-hot-path';
 import { DataSource } from 'typeorm';
 
 const policy: DecisionPolicy = {

@@ -7,8 +7,8 @@ import { join, resolve } from 'node:path';
 import Redis from 'ioredis';
 import { Client as PgClient } from 'pg';
 import { Client as TemporalClient, Connection } from '@temporalio/client';
-import { freePorts } from '../libs/devstack/src/services';
-import type { ProcessStatus } from '../libs/devstack/src/supervisor';
+import { freePorts } from '@spillway/devstack/services';
+import type { ProcessStatus } from '@spillway/devstack/supervisor';
 
 /**
  * `npm run bench -- stack`: the whole stack as `npm start` runs it (dist/scripts/stack.js: API,

@@ -1,5 +1,5 @@
 import { Client } from 'pg';
-import { loadConfig } from '../libs/config/src/config';
+import { loadConfig } from '@spillway/config/config';
 
 /**
  * `npm run audit`: re-derives every balance from the raw tables with its own SQL — none of the

@@ -5,7 +5,7 @@
  * `npm start` prints an admin key, which also works).
  */
 import { randomUUID } from 'node:crypto';
-import { loadCliConfig } from '../libs/config/src/config';
+import { loadCliConfig } from '@spillway/config/config';
 
 const USAGE = `usage: npm run spillway -- <command> [options]
   purchase  --account ID --credits N [--key K]

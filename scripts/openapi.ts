@@ -2,9 +2,9 @@ import 'reflect-metadata';
 import { writeFileSync } from 'node:fs';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
-import { AppModule } from '../apps/api/src/app.module';
-import { buildOpenApiDocument } from '../apps/api/src/http/openapi';
-import { loadConfig } from '../libs/config/src/config';
+import { AppModule } from '@spillway/api/app.module';
+import { buildOpenApiDocument } from '@spillway/api/http/openapi';
+import { loadConfig } from '@spillway/config/config';
 
 /**
  * Writes the OpenAPI document without any network: the application is created in Nest's preview

@@ -1,9 +1,9 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { loadConfig } from '../libs/config/src/config';
-import { ManagedProcess, dataDir, ensurePostgres, ensureRedis, ensureTemporal, startProcess, waitFor } from '../libs/devstack/src/services';
-import { ProcessStatus, Supervisor } from '../libs/devstack/src/supervisor';
+import { loadConfig } from '@spillway/config/config';
+import { ManagedProcess, dataDir, ensurePostgres, ensureRedis, ensureTemporal, startProcess, waitFor } from '@spillway/devstack/services';
+import { ProcessStatus, Supervisor } from '@spillway/devstack/supervisor';
 import { seedDemoCatalogue } from './seed';
 
 /**

@@ -6,12 +6,12 @@ import { promisify } from 'node:util';
 import { createServer, Server } from 'node:http';
 import { AddressInfo, connect } from 'node:net';
 import { DataSource } from 'typeorm';
-import { createApp } from '../apps/api/src/app';
-import { LEDGER } from '../apps/api/src/infra/tokens';
-import { ApiKeysService } from '../apps/api/src/auth/api-keys.service';
-import { notificationActivities } from '../libs/activities/src/notification.activities';
-import { OutboundPolicy, OutboundRefused, addressRefusal, postWebhook } from '../libs/activities/src/outbound';
-import { workflowIds } from '../libs/contracts/src/temporal';
+import { createApp } from '@spillway/api/app';
+import { LEDGER } from '@spillway/api/infra/tokens';
+import { ApiKeysService } from '@spillway/api/auth/api-keys.service';
+import { notificationActivities } from '@spillway/activities/notification.activities';
+import { OutboundPolicy, OutboundRefused, addressRefusal, postWebhook } from '@spillway/activities/outbound';
+import { workflowIds } from '@spillway/contracts/temporal';
 import { ADMIN, TestStack, callApi, eventually, startStack } from './harness';
 
 type Reply = { status: number; body: any; headers: Headers };

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { IncomingMessage, Server, ServerResponse, createServer } from 'node:http';
-import { ReplayProblem, SpillwayApiError, SpillwayClient, SpillwayClientOptions, SpillwayUnavailableError } from '../libs/client/src';
+import { ReplayProblem, SpillwayApiError, SpillwayClient, SpillwayClientOptions, SpillwayUnavailableError } from '@spillway/client';
 import { ContractChecker } from './contract';
 import { TestStack, eventually, startStack } from './harness';
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Cluster } from 'ioredis';
-import { DecisionEngine } from '../libs/engine/src/engine';
-import { DecisionPolicy } from '../libs/engine/src/policy';
+import { DecisionEngine } from '@spillway/engine/engine';
+import { DecisionPolicy } from '@spillway/engine/policy';
 import { RedisProcess, startCluster } from './redis-processes';
 
 const PORTS = [7311, 7312, 7313];

@@ -2,7 +2,7 @@ import Fastify from 'fastify';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { registerConsole } from '../apps/api/src/console/console-assets';
+import { registerConsole } from '@spillway/api/console/console-assets';
 
 describe('console assets', () => {
   it('never serves a source map, even one a build left behind', async () => {

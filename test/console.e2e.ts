@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Browser, Page, chromium } from 'playwright-core';
-import { consoleAssetsDir } from '../apps/api/src/console/console-assets';
+import { consoleAssetsDir } from '@spillway/api/console/console-assets';
 import { ADMIN, TestStack, eventually, startStack } from './harness';
 
 /** Screenshots of every page, kept as test artifacts (gitignored). */

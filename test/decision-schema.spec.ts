@@ -1,8 +1,8 @@
 import Ajv2020 from 'ajv/dist/2020';
 import fc from 'fast-check';
-import { DECISION_REQUEST_SCHEMA } from '../apps/api/src/decisions/decision.schema';
-import { parseDecisionRequest } from '../apps/api/src/decisions/decision.request';
-import { LIMITS } from '../libs/engine/src/policy';
+import { DECISION_REQUEST_SCHEMA } from '@spillway/api/decisions/decision.schema';
+import { parseDecisionRequest } from '@spillway/api/decisions/decision.request';
+import { LIMITS } from '@spillway/engine/policy';
 
 /**
  * The hot path checks decision bodies by hand (parseDecisionRequest); the OpenAPI document (and any

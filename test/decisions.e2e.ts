@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { DecisionEngine } from '../libs/engine/src/engine';
-import { reconciliationActivities } from '../libs/activities/src/reconciliation.activities';
-import { MAX_MICROS, formatCredits } from '../libs/contracts/src/money';
-import { LotLimitError } from '../libs/engine/src/engine';
-import { accountKeys, holdKey, streamKey } from '../libs/engine/src/keys';
-import { LIMITS, LotKind } from '../libs/engine/src/policy';
+import { DecisionEngine } from '@spillway/engine/engine';
+import { reconciliationActivities } from '@spillway/activities/reconciliation.activities';
+import { MAX_MICROS, formatCredits } from '@spillway/contracts/money';
+import { LotLimitError } from '@spillway/engine/engine';
+import { accountKeys, holdKey, streamKey } from '@spillway/engine/keys';
+import { LIMITS, LotKind } from '@spillway/engine/policy';
 import { TestStack, eventually, startStack } from './harness';
 
 const HOUR = 3600;

@@ -3,9 +3,9 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { randomUUID } from 'node:crypto';
 import { Server, Socket, createServer } from 'node:net';
-import type { SpillwayClientOptions } from '../libs/client/src';
-import { Metered, MeteredRequestState, SpillwayModule } from '../libs/client/src/nest';
-import { createProductApp } from '../examples/product-api/src/app';
+import type { SpillwayClientOptions } from '@spillway/client';
+import { Metered, MeteredRequestState, SpillwayModule } from '@spillway/client/nest';
+import { createProductApp } from '@spillway/product-api/app';
 import { TestStack, startStack } from './harness';
 
 /** The example product API (examples/product-api) metered through @Metered against the real stack. */

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { ACCOUNT_ID } from '../libs/contracts/src/search-attributes';
-import { refundWorkflow } from '../workflows/src/refund.workflow';
+import { ACCOUNT_ID } from '@spillway/contracts/search-attributes';
+import { refundWorkflow } from '@spillway/workflows/refund.workflow';
 import { TestStack, eventually, startStack } from './harness';
 
 /**

@@ -4,7 +4,7 @@ import { createServer } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
-import { workflowIds } from '../libs/contracts/src/temporal';
+import { workflowIds } from '@spillway/contracts/temporal';
 import { TestStack, eventually, startStack } from './harness';
 
 describe('finance workflows: purchases and grants (ledger first, then Redis, exactly once)', () => {

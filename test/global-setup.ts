@@ -1,12 +1,12 @@
 import './global-aliases';
 import { Client } from 'pg';
 import Redis from 'ioredis';
-import { ensurePostgres, ensureRedis, ensureTemporal } from '../libs/devstack/src/services';
-import { openLedger } from '../libs/ledger/src/data-source';
+import { ensurePostgres, ensureRedis, ensureTemporal } from '@spillway/devstack/services';
+import { openLedger } from '@spillway/ledger/data-source';
 import { TEST_ENV } from './environment';
 
 declare global {
-  var __SPILLWAY_SERVICES__: import('../libs/devstack/src/services').ManagedProcess[];
+  var __SPILLWAY_SERVICES__: import('@spillway/devstack/services').ManagedProcess[];
 }
 
 /** Fresh test database and Redis, and a Temporal dev server for the run. */

@@ -1,5 +1,5 @@
 import './global-aliases';
-import { stopProcesses } from '../libs/devstack/src/services';
+import { stopProcesses } from '@spillway/devstack/services';
 
 export default async function globalTeardown(): Promise<void> {
   await stopProcesses(globalThis.__SPILLWAY_SERVICES__ ?? []);

@@ -2,16 +2,16 @@ import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
 import { Client, Connection } from '@temporalio/client';
-import { createApp } from '../apps/api/src/app';
-import { createSpillwayWorker } from '../apps/worker/src/worker';
-import { SpillwayConfig, loadConfig } from '../libs/config/src/config';
-import { openLedger } from '../libs/ledger/src/data-source';
-import { createRedis } from '../libs/engine/src/redis';
+import { createApp } from '@spillway/api/app';
+import { createSpillwayWorker } from '@spillway/worker/worker';
+import { SpillwayConfig, loadConfig } from '@spillway/config/config';
+import { openLedger } from '@spillway/ledger/data-source';
+import { createRedis } from '@spillway/engine/redis';
 import { TEST_ENV } from './environment';
 import { randomUUID } from 'node:crypto';
-import { DecisionEngine } from '../libs/engine/src/engine';
-import { LotKind } from '../libs/engine/src/policy';
-import { grantActivities } from '../libs/activities/src/grant.activities';
+import { DecisionEngine } from '@spillway/engine/engine';
+import { LotKind } from '@spillway/engine/policy';
+import { grantActivities } from '@spillway/activities/grant.activities';
 
 export const ADMIN = TEST_ENV.SPILLWAY_BOOTSTRAP_ADMIN_KEY;
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { MAX_MICROS, formatCredits } from '../libs/contracts/src/money';
-import { accountKeys, holdKey } from '../libs/engine/src/keys';
-import { checkLedger } from '../libs/ledger/src/reconciliation';
+import { MAX_MICROS, formatCredits } from '@spillway/contracts/money';
+import { accountKeys, holdKey } from '@spillway/engine/keys';
+import { checkLedger } from '@spillway/ledger/reconciliation';
 import { TestStack, eventually, startStack } from './harness';
 
 /**

@@ -2,8 +2,8 @@ import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, openSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { SpillwayConfig } from '../libs/config/src/config';
-import { asPostgresUser, portOpen, temporalBinary, waitFor } from '../libs/devstack/src/services';
+import { SpillwayConfig } from '@spillway/config/config';
+import { asPostgresUser, portOpen, temporalBinary, waitFor } from '@spillway/devstack/services';
 
 const ROOT = resolve(__dirname, '..');
 

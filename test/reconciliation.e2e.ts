@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import { Client } from 'pg';
 import Redis from 'ioredis';
-import { accountKeys, restoredKey } from '../libs/engine/src/keys';
+import { accountKeys, restoredKey } from '@spillway/engine/keys';
 import { TEST_ENV } from './environment';
 import { TestStack, eventually, startStack } from './harness';
 

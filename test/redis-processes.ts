@@ -2,7 +2,7 @@ import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { portOpen, waitFor } from '../libs/devstack/src/services';
+import { portOpen, waitFor } from '@spillway/devstack/services';
 
 /** Private redis-server processes for tests that stop, restart or cluster Redis. */
 export class RedisProcess {

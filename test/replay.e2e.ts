@@ -1,8 +1,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DefaultLogger, Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
-import * as workflows from '../workflows/src';
-import { workflowWebpackConfigHook } from '../libs/temporal/src/workflow-bundle';
+import * as workflows from '@spillway/workflows';
+import { workflowWebpackConfigHook } from '@spillway/temporal/workflow-bundle';
 import { historyFromFile } from './history-file';
 
 /**

@@ -3,12 +3,12 @@ import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { Cluster } from 'ioredis';
 import { DataSource } from 'typeorm';
-import { grantActivities } from '../libs/activities/src/grant.activities';
-import { settlementActivities } from '../libs/activities/src/settlement.activities';
-import { DecisionEngine } from '../libs/engine/src/engine';
-import { streamKey } from '../libs/engine/src/keys';
-import { DecisionPolicy } from '../libs/engine/src/policy';
-import { openLedger } from '../libs/ledger/src/data-source';
+import { grantActivities } from '@spillway/activities/grant.activities';
+import { settlementActivities } from '@spillway/activities/settlement.activities';
+import { DecisionEngine } from '@spillway/engine/engine';
+import { streamKey } from '@spillway/engine/keys';
+import { DecisionPolicy } from '@spillway/engine/policy';
+import { openLedger } from '@spillway/ledger/data-source';
 import { TEST_ENV } from './environment';
 import { RedisProcess, startCluster } from './redis-processes';
 

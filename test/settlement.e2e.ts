@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { accountKeys, streamKey } from '../libs/engine/src/keys';
-import { checkLedger } from '../libs/ledger/src/reconciliation';
-import { CursorMoved, readCursor, writeSettlementBatch } from '../libs/ledger/src/settlement';
-import { UsageEvent, parseStreamEntry } from '../libs/ledger/src/settlement-entry';
-import { SETTLEMENT_LAYOUT, createSpillwayWorker } from '../apps/worker/src/worker';
+import { accountKeys, streamKey } from '@spillway/engine/keys';
+import { checkLedger } from '@spillway/ledger/reconciliation';
+import { CursorMoved, readCursor, writeSettlementBatch } from '@spillway/ledger/settlement';
+import { UsageEvent, parseStreamEntry } from '@spillway/ledger/settlement-entry';
+import { SETTLEMENT_LAYOUT, createSpillwayWorker } from '@spillway/worker/worker';
 import { TestStack, eventually, startStack } from './harness';
 
 describe('settlement: every decision settled exactly once into the ledger', () => {

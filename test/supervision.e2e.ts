@@ -3,8 +3,8 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client } from 'pg';
-import { freePorts, portOpen } from '../libs/devstack/src/services';
-import type { ProcessStatus } from '../libs/devstack/src/supervisor';
+import { freePorts, portOpen } from '@spillway/devstack/services';
+import type { ProcessStatus } from '@spillway/devstack/supervisor';
 import { eventually } from './harness';
 
 /**

@@ -1,4 +1,4 @@
-import { LOT_PRIORITY, LotKind, PlanFeaturePolicy } from '../libs/engine/src/policy';
+import { LOT_PRIORITY, LotKind, PlanFeaturePolicy } from '@spillway/engine/policy';
 
 /**
  * A deliberately simple reference model of the waterfall, for property tests of the Redis script:

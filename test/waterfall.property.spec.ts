@@ -1,10 +1,10 @@
 import fc from 'fast-check';
 import { randomUUID } from 'node:crypto';
 import Redis from 'ioredis';
-import { MAX_MICROS } from '../libs/contracts/src/money';
-import { AmountRangeError, DecisionEngine } from '../libs/engine/src/engine';
-import { accountKeys, counterField } from '../libs/engine/src/keys';
-import { LOT_KINDS, LotKind, PlanFeaturePolicy } from '../libs/engine/src/policy';
+import { MAX_MICROS } from '@spillway/contracts/money';
+import { AmountRangeError, DecisionEngine } from '@spillway/engine/engine';
+import { accountKeys, counterField } from '@spillway/engine/keys';
+import { LOT_KINDS, LotKind, PlanFeaturePolicy } from '@spillway/engine/policy';
 import { TEST_ENV } from './environment';
 import { ModelLot, ModelState, modelDecide } from './waterfall.model';
 

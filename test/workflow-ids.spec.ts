@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { MAX_READABLE_WORKFLOW_ID, workflowIds } from '../libs/contracts/src/temporal';
+import { MAX_READABLE_WORKFLOW_ID, workflowIds } from '@spillway/contracts/temporal';
 
 /** User text over the whole legal alphabet of ids and keys, at every length the contract allows. */
 const text = (max: number) => fc.stringMatching(new RegExp(`^[A-Za-z0-9._:@-]{1,${max}}$`));

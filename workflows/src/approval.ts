@@ -1,5 +1,5 @@
 import { ApplicationFailure, condition, defineQuery, defineUpdate, proxyActivities, setHandler, upsertMemo, workflowInfo } from '@temporalio/workflow';
-import type { Activities } from '../../libs/activities/src';
+import type { Activities } from '@spillway/activities';
 import { FINANCE_ACTIVITY } from './retry';
 
 const { recordApproval } = proxyActivities<Activities>(FINANCE_ACTIVITY);

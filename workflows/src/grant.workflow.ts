@@ -1,5 +1,5 @@
 import { ParentClosePolicy, condition, defineSignal, proxyActivities, setHandler, startChild, workflowInfo } from '@temporalio/workflow';
-import type { Activities } from '../../libs/activities/src';
+import type { Activities } from '@spillway/activities';
 import { Actor, ApprovalTerms, approvedChange, stateQuery } from './approval';
 import { FINANCE_ACTIVITY } from './retry';
 

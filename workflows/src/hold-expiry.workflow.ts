@@ -1,5 +1,5 @@
 import { proxyActivities, sleep } from '@temporalio/workflow';
-import type { Activities } from '../../libs/activities/src';
+import type { Activities } from '@spillway/activities';
 import { MUST_FINISH_ACTIVITY } from './retry';
 
 const { releaseExpiredHold } = proxyActivities<Activities>(MUST_FINISH_ACTIVITY);

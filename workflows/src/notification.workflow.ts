@@ -1,6 +1,6 @@
 import { ActivityFailure, proxyActivities } from '@temporalio/workflow';
-import type { Activities } from '../../libs/activities/src';
-import type { Notification } from '../../libs/activities/src/notification.activities';
+import type { Activities } from '@spillway/activities';
+import type { Notification } from '@spillway/activities/notification.activities';
 
 const { deliverWebhook } = proxyActivities<Activities>({
   startToCloseTimeout: '10 seconds',

@@ -1,5 +1,5 @@
 import { proxyActivities } from '@temporalio/workflow';
-import type { Activities } from '../../libs/activities/src';
+import type { Activities } from '@spillway/activities';
 import { MUST_FINISH_ACTIVITY, FINANCE_ACTIVITY } from './retry';
 
 const { chargePayment, checkCreditRoom } = proxyActivities<Activities>({

@@ -1,5 +1,5 @@
 import { ActivityFailure, proxyActivities, workflowInfo } from '@temporalio/workflow';
-import type { Activities } from '../../libs/activities/src';
+import type { Activities } from '@spillway/activities';
 
 const { runReconciliation } = proxyActivities<Activities>({
   startToCloseTimeout: '15 minutes',

@@ -1,5 +1,5 @@
 import { makeContinueAsNewFunc, proxyActivities, workflowInfo } from '@temporalio/workflow';
-import type { Activities } from '../../libs/activities/src';
+import type { Activities } from '@spillway/activities';
 
 /** How long one settling activity runs before it returns and the workflow starts the next. */
 const RUN_MS = 60_000;

@@ -1,5 +1,5 @@
 import { proxyActivities } from '@temporalio/workflow';
-import type { Activities } from '../../libs/activities/src';
+import type { Activities } from '@spillway/activities';
 
 const { checkDependencies } = proxyActivities<Activities>({
   startToCloseTimeout: '10 seconds',

@@ -1,5 +1,5 @@
-import { loadConfig } from '../../../libs/config/src/config';
-import { log } from '../../../libs/config/src/log';
+import { loadConfig } from '@spillway/config/config';
+import { log } from '@spillway/config/log';
 import { createApp } from './app';
 
 async function main(): Promise<void> {

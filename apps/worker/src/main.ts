@@ -1,10 +1,10 @@
-import { loadConfig } from '../../../libs/config/src/config';
-import { log } from '../../../libs/config/src/log';
-import { DecisionEngine } from '../../../libs/engine/src/engine';
-import { createRedis } from '../../../libs/engine/src/redis';
-import { engineOptions } from '../../../libs/engine/src/options';
-import { openLedger } from '../../../libs/ledger/src/data-source';
-import { registerSearchAttributes } from '../../../libs/temporal/src/search-attributes';
+import { loadConfig } from '@spillway/config/config';
+import { log } from '@spillway/config/log';
+import { DecisionEngine } from '@spillway/engine/engine';
+import { createRedis } from '@spillway/engine/redis';
+import { engineOptions } from '@spillway/engine/options';
+import { openLedger } from '@spillway/ledger/data-source';
+import { registerSearchAttributes } from '@spillway/temporal/search-attributes';
 import { createSpillwayWorker } from './worker';
 
 const ENSURE_SETTLEMENT_EVERY_MS = 30_000;

@@ -2,15 +2,15 @@ import { Client, Connection, ScheduleAlreadyRunning, WorkflowNotFoundError } fro
 import { DefaultLogger, LogLevel, NativeConnection, Runtime, Worker, makeTelemetryFilterString } from '@temporalio/worker';
 import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
-import { createActivities } from '../../../libs/activities/src';
-import { LocalPaymentProvider } from '../../../libs/activities/src/payment';
-import { SpillwayConfig } from '../../../libs/config/src/config';
-import { log } from '../../../libs/config/src/log';
-import { workflowIds } from '../../../libs/contracts/src/temporal';
-import { DecisionEngine } from '../../../libs/engine/src/engine';
-import { workflowWebpackConfigHook } from '../../../libs/temporal/src/workflow-bundle';
-import { startWorkerHeartbeat } from '../../../libs/temporal/src/worker-liveness';
-import { ACCOUNT_ID, OPERATION } from '../../../libs/contracts/src/search-attributes';
+import { createActivities } from '@spillway/activities';
+import { LocalPaymentProvider } from '@spillway/activities/payment';
+import { SpillwayConfig } from '@spillway/config/config';
+import { log } from '@spillway/config/log';
+import { workflowIds } from '@spillway/contracts/temporal';
+import { DecisionEngine } from '@spillway/engine/engine';
+import { workflowWebpackConfigHook } from '@spillway/temporal/workflow-bundle';
+import { startWorkerHeartbeat } from '@spillway/temporal/worker-liveness';
+import { ACCOUNT_ID, OPERATION } from '@spillway/contracts/search-attributes';
 
 /** Marks settlement runs of the consumer shape (`{ consumer }` input, `settleConsumer` activity); carried across continue-as-new. */
 export const SETTLEMENT_LAYOUT = 'consumers-1';

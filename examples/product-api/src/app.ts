@@ -1,8 +1,8 @@
 import { BadRequestException, Body, Controller, Get, Module, Post, Req } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
-import type { SpillwayClientOptions } from '../../../libs/client/src';
-import { Metered, MeteredRequestState, SpillwayModule } from '../../../libs/client/src/nest';
+import type { SpillwayClientOptions } from '@spillway/client';
+import { Metered, MeteredRequestState, SpillwayModule } from '@spillway/client/nest';
 
 /**
  * An example product API metered by Spillway: a code agent (`codex.task`, decided per request,

@@ -1,12 +1,12 @@
 import { ApplicationFailure } from '@temporalio/common';
 import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
-import { DecisionEngine } from '../../engine/src/engine';
-import { holdKey, partitionOfDecision } from '../../engine/src/keys';
-import { ApprovalRecord, recordApproval } from '../../ledger/src/approvals';
-import { LotRow, recordDebitAdjustment, recordLot } from '../../ledger/src/lots';
-import { decisionInLedger } from '../../ledger/src/queries';
-import { recordRefund, refundRoom } from '../../ledger/src/refunds';
+import { DecisionEngine } from '@spillway/engine/engine';
+import { holdKey, partitionOfDecision } from '@spillway/engine/keys';
+import { ApprovalRecord, recordApproval } from '@spillway/ledger/approvals';
+import { LotRow, recordDebitAdjustment, recordLot } from '@spillway/ledger/lots';
+import { decisionInLedger } from '@spillway/ledger/queries';
+import { recordRefund, refundRoom } from '@spillway/ledger/refunds';
 import { assertStorableText, failPermanentlyOnInvalid } from './failures';
 import { applyLotToRedis } from './grant.activities';
 

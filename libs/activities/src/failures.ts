@@ -1,6 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
-import { BalanceLimitExceeded } from '../../ledger/src/lots';
-import { RefundBoundExceeded } from '../../ledger/src/refunds';
+import { BalanceLimitExceeded } from '@spillway/ledger/lots';
+import { RefundBoundExceeded } from '@spillway/ledger/refunds';
 
 /**
  * PostgreSQL error classes no retry can fix: 22 data exception (e.g. 22021, a NUL byte in text;

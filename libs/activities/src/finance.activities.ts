@@ -1,6 +1,6 @@
 import { DataSource } from 'typeorm';
-import { DecisionEngine } from '../../engine/src/engine';
-import { recordExpiry } from '../../ledger/src/lots';
+import { DecisionEngine } from '@spillway/engine/engine';
+import { recordExpiry } from '@spillway/ledger/lots';
 import { failPermanentlyOnInvalid } from './failures';
 import { PaymentPort } from './payment';
 

@@ -1,9 +1,9 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { DataSource } from 'typeorm';
-import { DecisionEngine, LotLimitError } from '../../engine/src/engine';
-import { LotKind } from '../../engine/src/policy';
-import { MAX_MICROS } from '../../contracts/src/money';
-import { BalanceLimitExceeded, LotCause, LotRow, heldMicros, recordLot } from '../../ledger/src/lots';
+import { DecisionEngine, LotLimitError } from '@spillway/engine/engine';
+import { LotKind } from '@spillway/engine/policy';
+import { MAX_MICROS } from '@spillway/contracts/money';
+import { BalanceLimitExceeded, LotCause, LotRow, heldMicros, recordLot } from '@spillway/ledger/lots';
 import { failPermanentlyOnInvalid } from './failures';
 
 export interface GrantInput {

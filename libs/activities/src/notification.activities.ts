@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { createHmac } from 'node:crypto';
 import { DataSource } from 'typeorm';
-import { markNotificationFailed, recordDeliveryAttempt, recordNotification, webhookOf } from '../../ledger/src/alerts';
+import { markNotificationFailed, recordDeliveryAttempt, recordNotification, webhookOf } from '@spillway/ledger/alerts';
 import { OutboundPolicy, OutboundRefused, postWebhook } from './outbound';
 
 export interface Notification {

@@ -1,14 +1,14 @@
 import { ApplicationFailure } from '@temporalio/common';
 import Redis, { ReplyError } from 'ioredis';
 import { DataSource } from 'typeorm';
-import { DecisionEngine } from '../../engine/src/engine';
-import { remainingByLot } from '../../engine/src/engine';
-import { accountKeys, accountOfLotsKey, holdKeyPattern, lotsKeyPattern, streamKey } from '../../engine/src/keys';
-import { Discrepancy, checkLedger, partitionLots } from '../../ledger/src/reconciliation';
-import { lotFacts } from '../../ledger/src/lots';
-import { completeReport, failReport, openReport } from '../../ledger/src/reconciliation-reports';
-import { readCursor } from '../../ledger/src/settlement';
-import { parseStreamEntry } from '../../ledger/src/settlement-entry';
+import { DecisionEngine } from '@spillway/engine/engine';
+import { remainingByLot } from '@spillway/engine/engine';
+import { accountKeys, accountOfLotsKey, holdKeyPattern, lotsKeyPattern, streamKey } from '@spillway/engine/keys';
+import { Discrepancy, checkLedger, partitionLots } from '@spillway/ledger/reconciliation';
+import { lotFacts } from '@spillway/ledger/lots';
+import { completeReport, failReport, openReport } from '@spillway/ledger/reconciliation-reports';
+import { readCursor } from '@spillway/ledger/settlement';
+import { parseStreamEntry } from '@spillway/ledger/settlement-entry';
 
 export interface ReconciliationDeps {
   ledger: DataSource;

@@ -2,15 +2,15 @@ import { Context } from '@temporalio/activity';
 import { Client } from '@temporalio/client';
 import Redis, { Cluster } from 'ioredis';
 import { DataSource } from 'typeorm';
-import { workflowIds } from '../../contracts/src/temporal';
-import { DecisionEngine } from '../../engine/src/engine';
-import { restoredKey, streamKey } from '../../engine/src/keys';
-import { lowBalanceRules } from '../../ledger/src/alerts';
-import { restorableLots } from '../../ledger/src/lots';
-import { BatchOutcome, CursorMoved, MAX_BATCH, PartitionSlice, UsageEvent, readCursors, writeSettlementBatch } from '../../ledger/src/settlement';
-import { HoldEntry, parseStreamEntry } from '../../ledger/src/settlement-entry';
-import { ownedPartitions } from '../../ledger/src/settlement-plan';
-import { startOnce } from '../../temporal/src/start';
+import { workflowIds } from '@spillway/contracts/temporal';
+import { DecisionEngine } from '@spillway/engine/engine';
+import { restoredKey, streamKey } from '@spillway/engine/keys';
+import { lowBalanceRules } from '@spillway/ledger/alerts';
+import { restorableLots } from '@spillway/ledger/lots';
+import { BatchOutcome, CursorMoved, MAX_BATCH, PartitionSlice, UsageEvent, readCursors, writeSettlementBatch } from '@spillway/ledger/settlement';
+import { HoldEntry, parseStreamEntry } from '@spillway/ledger/settlement-entry';
+import { ownedPartitions } from '@spillway/ledger/settlement-plan';
+import { startOnce } from '@spillway/temporal/start';
 
 export interface SettlementDeps {
   ledger: DataSource;

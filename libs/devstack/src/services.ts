@@ -5,8 +5,8 @@ import { dirname, join, resolve } from 'node:path';
 import { Client } from 'pg';
 import Redis from 'ioredis';
 import { Connection } from '@temporalio/client';
-import { loadConfig } from '../../config/src/config';
-import { registerSearchAttributes } from '../../temporal/src/search-attributes';
+import { loadConfig } from '@spillway/config/config';
+import { registerSearchAttributes } from '@spillway/temporal/search-attributes';
 
 /**
  * Brings up the dependencies of Spillway for `npm start` and for the test suite: PostgreSQL and

@@ -1,4 +1,4 @@
-import { log as rootLog } from '../../config/src/log';
+import { log as rootLog } from '@spillway/config/log';
 import { ManagedProcess, launch, signalGroup, stopProcesses } from './services';
 
 const log = rootLog.child({ component: 'supervisor' });

@@ -1,6 +1,6 @@
 import type { Cluster, Redis } from 'ioredis';
 import { createHash } from 'node:crypto';
-import { MAX_MICROS } from '../../contracts/src/money';
+import { MAX_MICROS } from '@spillway/contracts/money';
 import { accountKeys, counterField, decisionIdFor, holdKey, partitionOf, partitionOfDecision, streamKey } from './keys';
 import { EngineFunction, LIBRARY_SOURCE, functionName } from './lua';
 import { DecisionPolicy, LIMITS, LOT_ID_PATTERN, LOT_PRIORITY, Layer, LotKind, MARKER_TTL_SECONDS, PlanFeaturePolicy } from './policy';

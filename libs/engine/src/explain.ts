@@ -1,4 +1,4 @@
-import { formatCredits } from '../../contracts/src/money';
+import { formatCredits } from '@spillway/contracts/money';
 import type { EngineSource } from './engine';
 
 /** What is known of one decision (from its idempotency record, its usage event, or both). */

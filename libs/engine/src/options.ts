@@ -1,4 +1,4 @@
-import type { SpillwayConfig } from '../../config/src/config';
+import type { SpillwayConfig } from '@spillway/config/config';
 import type { EngineOptions } from './engine';
 
 /** Engine settings shared by the API and the worker, from the one configuration. */

@@ -1,4 +1,4 @@
-import { ErrorDetail } from '../../contracts/src/errors';
+import { ErrorDetail } from '@spillway/contracts/errors';
 import { LIMITS, Overage, PlanFeaturePolicy, WindowPolicy } from './policy';
 
 /** A plan as stored and served: per feature, its windows, free tier and overage rule. */

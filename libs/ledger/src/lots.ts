@@ -1,6 +1,6 @@
 import { EntityManager } from 'typeorm';
-import { MAX_MICROS } from '../../contracts/src/money';
-import { LotKind } from '../../engine/src/policy';
+import { MAX_MICROS } from '@spillway/contracts/money';
+import { LotKind } from '@spillway/engine/policy';
 
 /**
  * Why a lot exists. `finance_grant` is a grant asked for through POST /v1/grants (four-eyes gated,

@@ -1,4 +1,4 @@
-import { loadConfig } from '../../config/src/config';
+import { loadConfig } from '@spillway/config/config';
 import { openLedger } from './data-source';
 
 /** `npm run migrate`: applies pending TypeORM migrations and exits. */

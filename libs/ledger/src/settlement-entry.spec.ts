@@ -1,4 +1,4 @@
-import { MAX_MICROS } from '../../contracts/src/money';
+import { MAX_MICROS } from '@spillway/contracts/money';
 import { MAX_QUARANTINED_PAYLOAD, parseStreamEntry } from './settlement-entry';
 
 const good = {

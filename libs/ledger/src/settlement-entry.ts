@@ -1,5 +1,5 @@
-import { MAX_MICROS } from '../../contracts/src/money';
-import type { HoldStreamEvent, UsageStreamEvent } from '../../engine/src/events';
+import { MAX_MICROS } from '@spillway/contracts/money';
+import type { HoldStreamEvent, UsageStreamEvent } from '@spillway/engine/events';
 
 /**
  * Parsing and validation of one partition-stream entry, before anything touches PostgreSQL.

@@ -1,5 +1,5 @@
 import { Connection } from '@temporalio/client';
-import { SEARCH_ATTRIBUTES } from '../../contracts/src/temporal';
+import { SEARCH_ATTRIBUTES } from '@spillway/contracts/temporal';
 
 /** Idempotent: attributes that already exist are left as they are. */
 export async function registerSearchAttributes(address: string, namespace: string): Promise<void> {

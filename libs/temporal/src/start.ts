@@ -1,6 +1,6 @@
 import { Client, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowStartOptions } from '@temporalio/client';
 import { SearchAttributePair, Workflow } from '@temporalio/common';
-import { ACCOUNT_ID, OPERATION } from '../../contracts/src/search-attributes';
+import { ACCOUNT_ID, OPERATION } from '@spillway/contracts/search-attributes';
 
 /** A workflow start; pass the workflow function (typed arguments), or its name for untyped callers. */
 export interface StartRequest<T extends Workflow = Workflow> {

@@ -1,5 +1,5 @@
 import type { Cluster, Redis } from 'ioredis';
-import { workerHeartbeatKey } from '../../engine/src/keys';
+import { workerHeartbeatKey } from '@spillway/engine/keys';
 
 /**
  * Worker liveness for /health: a running worker refreshes one Redis key per task queue every

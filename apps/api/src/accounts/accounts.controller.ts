@@ -1,7 +1,7 @@
 import { Controller, Get, Param, Query, Req } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
-import { formatCredits } from '../../../../libs/contracts/src/money';
-import { DecisionEngine } from '../../../../libs/engine/src/engine';
+import { formatCredits } from '@spillway/contracts/money';
+import { DecisionEngine } from '@spillway/engine/engine';
 import { AccessScope } from '../auth/access-scope';
 import { AuthenticatedRequest, RequireScope } from '../auth/auth.guard';
 import { ApiErrors } from '../http/openapi';

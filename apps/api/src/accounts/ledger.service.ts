@@ -1,12 +1,12 @@
 import { Inject, Injectable } from '@nestjs/common';
 import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
-import { invalidField } from '../../../../libs/contracts/src/errors';
-import { formatCredits } from '../../../../libs/contracts/src/money';
-import { DecisionEngine } from '../../../../libs/engine/src/engine';
-import { streamKey } from '../../../../libs/engine/src/keys';
-import { LEDGER_PAGE, LedgerQueries, streamIdAfter } from '../../../../libs/ledger/src/queries';
-import { parseStreamEntry } from '../../../../libs/ledger/src/settlement-entry';
+import { invalidField } from '@spillway/contracts/errors';
+import { formatCredits } from '@spillway/contracts/money';
+import { DecisionEngine } from '@spillway/engine/engine';
+import { streamKey } from '@spillway/engine/keys';
+import { LEDGER_PAGE, LedgerQueries, streamIdAfter } from '@spillway/ledger/queries';
+import { parseStreamEntry } from '@spillway/ledger/settlement-entry';
 import { LEDGER, REDIS } from '../infra/tokens';
 
 /** How far the unsettled count looks into a partition's stream; beyond it the count is a floor. */

@@ -1,9 +1,9 @@
 import { Controller, Get, Inject, Param, Query, Req } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
 import { DataSource } from 'typeorm';
-import { invalidField } from '../../../../libs/contracts/src/errors';
-import { formatCredits } from '../../../../libs/contracts/src/money';
-import { USAGE_BUCKETS, UsageBucket, usageSeries } from '../../../../libs/ledger/src/console-queries';
+import { invalidField } from '@spillway/contracts/errors';
+import { formatCredits } from '@spillway/contracts/money';
+import { USAGE_BUCKETS, UsageBucket, usageSeries } from '@spillway/ledger/console-queries';
 import { AccessScope } from '../auth/access-scope';
 import { AuthenticatedRequest, RequireScope } from '../auth/auth.guard';
 import { LEDGER } from '../infra/tokens';

@@ -1,6 +1,6 @@
 import { Controller, Get, Query } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
-import { invalidField } from '../../../../libs/contracts/src/errors';
+import { invalidField } from '@spillway/contracts/errors';
 import { RequireScope } from '../auth/auth.guard';
 import { AuditLog } from './audit-log';
 import { AuditPageView } from './audit.response';

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Client, WorkflowExecutionDescription, WorkflowHandle, WorkflowNotFoundError } from '@temporalio/client';
-import { notFound } from '../../../../libs/contracts/src/errors';
-import { ACCOUNT_ID } from '../../../../libs/contracts/src/search-attributes';
+import { notFound } from '@spillway/contracts/errors';
+import { ACCOUNT_ID } from '@spillway/contracts/search-attributes';
 import { AccountEntry, PolicyCache } from '../catalogue/policy-cache';
 import { TEMPORAL } from '../infra/tokens';
 import { Principal, grants, sees } from './api-key';

@@ -1,8 +1,8 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
 import { ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiProperty, ApiQuery, ApiTags } from '@nestjs/swagger';
 import { ArrayMaxSize, ArrayNotEmpty, IsArray, IsIn, IsISO8601, IsOptional, IsString, Length, Matches } from 'class-validator';
-import { invalidField, notFound } from '../../../../libs/contracts/src/errors';
-import { KEY_PATTERN } from '../../../../libs/engine/src/plan-definition';
+import { invalidField, notFound } from '@spillway/contracts/errors';
+import { KEY_PATTERN } from '@spillway/engine/plan-definition';
 import { ApiErrors } from '../http/openapi';
 import { DEFAULT_TENANT, SCOPES, Scope, TENANT_PATTERN } from './api-key';
 import { ApiKeyView, ApiKeysService } from './api-keys.service';

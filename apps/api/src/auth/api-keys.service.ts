@@ -2,8 +2,8 @@ import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nest
 import { LRUCache } from 'lru-cache';
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
-import { SpillwayConfig } from '../../../../libs/config/src/config';
-import { SpillwayError } from '../../../../libs/contracts/src/errors';
+import { SpillwayConfig } from '@spillway/config/config';
+import { SpillwayError } from '@spillway/contracts/errors';
 import { CONFIG, LEDGER } from '../infra/tokens';
 import { Metrics } from '../metrics/metrics';
 import { Principal, Scope, hashApiKey, newApiKeySecret, sameHash } from './api-key';

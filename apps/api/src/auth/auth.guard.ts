@@ -1,7 +1,7 @@
 import { CanActivate, ExecutionContext, Injectable, SetMetadata, applyDecorators } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { FastifyRequest } from 'fastify';
-import { SpillwayError } from '../../../../libs/contracts/src/errors';
+import { SpillwayError } from '@spillway/contracts/errors';
 import { documentScope } from '../http/openapi';
 import { Principal, Scope, grants } from './api-key';
 import { ApiKeysService } from './api-keys.service';

@@ -1,9 +1,9 @@
 import { Body, Controller, Param, Put } from '@nestjs/common';
 import { ApiBody, ApiOkResponse, ApiOperation, ApiProperty, ApiTags } from '@nestjs/swagger';
 import { IsOptional, IsString, Length, Matches } from 'class-validator';
-import { SpillwayError, beyondAmountLimit, invalidField, unprocessable } from '../../../../libs/contracts/src/errors';
-import { formatCredits, parseCredits } from '../../../../libs/contracts/src/money';
-import { ACCOUNT_ID_PATTERN, KEY_PATTERN, parsePlanDefinition, planToJson } from '../../../../libs/engine/src/plan-definition';
+import { SpillwayError, beyondAmountLimit, invalidField, unprocessable } from '@spillway/contracts/errors';
+import { formatCredits, parseCredits } from '@spillway/contracts/money';
+import { ACCOUNT_ID_PATTERN, KEY_PATTERN, parsePlanDefinition, planToJson } from '@spillway/engine/plan-definition';
 import { DEFAULT_TENANT, TENANT_PATTERN } from '../auth/api-key';
 import { RequireScope } from '../auth/auth.guard';
 import { ApiErrors } from '../http/openapi';

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
-import { PlanDefinition, planToJson } from '../../../../libs/engine/src/plan-definition';
+import { PlanDefinition, planToJson } from '@spillway/engine/plan-definition';
 import { LEDGER } from '../infra/tokens';
 
 /** Catalogue writes serialize on this lock so versions commit in order (the cache relies on it). */

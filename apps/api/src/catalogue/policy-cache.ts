@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
-import { SpillwayConfig } from '../../../../libs/config/src/config';
-import { PlanDefinition, parsePlanDefinition } from '../../../../libs/engine/src/plan-definition';
-import { DecisionPolicy, FeaturePolicy } from '../../../../libs/engine/src/policy';
+import { SpillwayConfig } from '@spillway/config/config';
+import { PlanDefinition, parsePlanDefinition } from '@spillway/engine/plan-definition';
+import { DecisionPolicy, FeaturePolicy } from '@spillway/engine/policy';
 import { CONFIG } from '../infra/tokens';
 import { CatalogueRepository } from './catalogue.repository';
 

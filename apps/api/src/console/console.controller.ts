@@ -1,7 +1,7 @@
 import { Controller, Get, Inject, Req } from '@nestjs/common';
 import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
-import { SpillwayConfig } from '../../../../libs/config/src/config';
-import { SpillwayError } from '../../../../libs/contracts/src/errors';
+import { SpillwayConfig } from '@spillway/config/config';
+import { SpillwayError } from '@spillway/contracts/errors';
 import { ApiKeysService } from '../auth/api-keys.service';
 import { AuthenticatedRequest } from '../auth/auth.guard';
 import { CONFIG } from '../infra/tokens';

@@ -1,7 +1,7 @@
 import { Controller, Get, Param, Query, Req } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
-import { SpillwayError, invalidField, notFound } from '../../../../libs/contracts/src/errors';
-import { ACCOUNT_ID_PATTERN } from '../../../../libs/engine/src/plan-definition';
+import { SpillwayError, invalidField, notFound } from '@spillway/contracts/errors';
+import { ACCOUNT_ID_PATTERN } from '@spillway/engine/plan-definition';
 import { AccessScope } from '../auth/access-scope';
 import { AuthenticatedRequest, RequireScope } from '../auth/auth.guard';
 import { IDEMPOTENCY_KEY } from '../http/fields';

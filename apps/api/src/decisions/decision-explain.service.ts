@@ -1,15 +1,15 @@
 import { Inject, Injectable } from '@nestjs/common';
 import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
-import { SpillwayConfig } from '../../../../libs/config/src/config';
-import { formatCredits } from '../../../../libs/contracts/src/money';
-import { DecisionRecord, readDecisionRecord } from '../../../../libs/engine/src/decision-record';
-import { EngineSource } from '../../../../libs/engine/src/engine';
-import { explainWaterfall } from '../../../../libs/engine/src/explain';
-import { holdKey, partitionOfDecision, streamKey } from '../../../../libs/engine/src/keys';
-import { DecisionLedgerView, decisionLedger } from '../../../../libs/ledger/src/console-queries';
-import { readCursor } from '../../../../libs/ledger/src/settlement';
-import { UsageEvent, parseStreamEntry } from '../../../../libs/ledger/src/settlement-entry';
+import { SpillwayConfig } from '@spillway/config/config';
+import { formatCredits } from '@spillway/contracts/money';
+import { DecisionRecord, readDecisionRecord } from '@spillway/engine/decision-record';
+import { EngineSource } from '@spillway/engine/engine';
+import { explainWaterfall } from '@spillway/engine/explain';
+import { holdKey, partitionOfDecision, streamKey } from '@spillway/engine/keys';
+import { DecisionLedgerView, decisionLedger } from '@spillway/ledger/console-queries';
+import { readCursor } from '@spillway/ledger/settlement';
+import { UsageEvent, parseStreamEntry } from '@spillway/ledger/settlement-entry';
 import { PolicyCache } from '../catalogue/policy-cache';
 import { CONFIG, LEDGER, REDIS } from '../infra/tokens';
 

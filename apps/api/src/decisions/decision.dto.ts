@@ -1,6 +1,6 @@
 import { ApiProperty } from '@nestjs/swagger';
 import { IsInt, Max, Min } from 'class-validator';
-import { LIMITS } from '../../../../libs/engine/src/policy';
+import { LIMITS } from '@spillway/engine/policy';
 
 /** The body of commit: the quantity actually used (may differ from the hold). */
 export class CommitDto {

@@ -1,5 +1,5 @@
-import { formatCredits } from '../../../../libs/contracts/src/money';
-import { EngineDecision, EngineSource, EngineWindow, HoldSettlement } from '../../../../libs/engine/src/engine';
+import { formatCredits } from '@spillway/contracts/money';
+import { EngineDecision, EngineSource, EngineWindow, HoldSettlement } from '@spillway/engine/engine';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 

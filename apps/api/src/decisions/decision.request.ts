@@ -1,7 +1,7 @@
-import { ErrorDetail, SpillwayError } from '../../../../libs/contracts/src/errors';
-import type { DecideInput, Mode } from '../../../../libs/engine/src/engine';
-import { ACCOUNT_ID_PATTERN, KEY_PATTERN } from '../../../../libs/engine/src/plan-definition';
-import { LIMITS } from '../../../../libs/engine/src/policy';
+import { ErrorDetail, SpillwayError } from '@spillway/contracts/errors';
+import type { DecideInput, Mode } from '@spillway/engine/engine';
+import { ACCOUNT_ID_PATTERN, KEY_PATTERN } from '@spillway/engine/plan-definition';
+import { LIMITS } from '@spillway/engine/policy';
 import { IDEMPOTENCY_KEY } from '../http/fields';
 
 /** A valid decision request; only a preview may come without an idempotency key. */

@@ -1,4 +1,4 @@
-import { LIMITS } from '../../../../libs/engine/src/policy';
+import { LIMITS } from '@spillway/engine/policy';
 
 /**
  * The JSON Schemas of the decision endpoints — the ONE place they are written. Both the HTTP route

@@ -1,8 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import { SpillwayError, conflict, notFound, unprocessable } from '../../../../libs/contracts/src/errors';
-import { MAX_MICROS, formatCredits } from '../../../../libs/contracts/src/money';
-import { AmountRangeError, DecideInput, DecisionEngine, EngineDecision, HoldSettlement } from '../../../../libs/engine/src/engine';
+import { SpillwayError, conflict, notFound, unprocessable } from '@spillway/contracts/errors';
+import { MAX_MICROS, formatCredits } from '@spillway/contracts/money';
+import { AmountRangeError, DecideInput, DecisionEngine, EngineDecision, HoldSettlement } from '@spillway/engine/engine';
 import { PolicyCache } from '../catalogue/policy-cache';
 import { Metrics } from '../metrics/metrics';
 import { SettlementMonitor } from '../settlement/settlement-monitor';

@@ -1,8 +1,8 @@
 import { Provider } from '@nestjs/common';
 import Redis from 'ioredis';
-import { SpillwayConfig } from '../../../../libs/config/src/config';
-import { DecisionEngine } from '../../../../libs/engine/src/engine';
-import { engineOptions } from '../../../../libs/engine/src/options';
+import { SpillwayConfig } from '@spillway/config/config';
+import { DecisionEngine } from '@spillway/engine/engine';
+import { engineOptions } from '@spillway/engine/options';
 import { CONFIG, REDIS } from '../infra/tokens';
 
 export const engineProvider: Provider = {

@@ -1,11 +1,11 @@
 import { Inject, Injectable } from '@nestjs/common';
 import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
-import { DecisionEngine } from '../../../../libs/engine/src/engine';
-import { holdKey, partitionOfDecision, streamKey } from '../../../../libs/engine/src/keys';
-import { decisionInLedger } from '../../../../libs/ledger/src/queries';
-import { readCursor } from '../../../../libs/ledger/src/settlement';
-import { parseStreamEntry } from '../../../../libs/ledger/src/settlement-entry';
+import { DecisionEngine } from '@spillway/engine/engine';
+import { holdKey, partitionOfDecision, streamKey } from '@spillway/engine/keys';
+import { decisionInLedger } from '@spillway/ledger/queries';
+import { readCursor } from '@spillway/ledger/settlement';
+import { parseStreamEntry } from '@spillway/ledger/settlement-entry';
 import { LEDGER, REDIS } from '../infra/tokens';
 
 /** How far past the settlement cursor a refund looks for a decision not yet settled. */

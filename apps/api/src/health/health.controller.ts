@@ -4,8 +4,8 @@ import { Client } from '@temporalio/client';
 import type { FastifyReply } from 'fastify';
 import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
-import { SpillwayConfig } from '../../../../libs/config/src/config';
-import { WORKER_HEARTBEAT_TTL_MS, workerAlive } from '../../../../libs/temporal/src/worker-liveness';
+import { SpillwayConfig } from '@spillway/config/config';
+import { WORKER_HEARTBEAT_TTL_MS, workerAlive } from '@spillway/temporal/worker-liveness';
 import { CONFIG, LEDGER, REDIS, TEMPORAL } from '../infra/tokens';
 import { HealthView } from './health.response';
 

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ErrorDetail, SpillwayError } from '../../../../libs/contracts/src/errors';
+import { ErrorDetail, SpillwayError } from '@spillway/contracts/errors';
 import { sendError } from './error.filter';
 
 /** Deepest nesting of a JSON body (objects and arrays): enough for any Spillway body, far below a stack overflow. */

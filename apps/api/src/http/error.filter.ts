@@ -1,6 +1,6 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
-import { ErrorDetail, SpillwayError } from '../../../../libs/contracts/src/errors';
+import { ErrorDetail, SpillwayError } from '@spillway/contracts/errors';
 
 interface ErrorBody {
   error: { code: string; message: string; details: ErrorDetail[] };

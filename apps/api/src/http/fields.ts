@@ -1,7 +1,7 @@
 import { applyDecorators } from '@nestjs/common';
 import { ApiProperty } from '@nestjs/swagger';
 import { IsString, Length, Matches, ValidateIf } from 'class-validator';
-import { ACCOUNT_ID_PATTERN } from '../../../../libs/engine/src/plan-definition';
+import { ACCOUNT_ID_PATTERN } from '@spillway/engine/plan-definition';
 
 /** Field rules shared by the request bodies, each validated at the edge and named in a 400. */
 export const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:@-]{1,200}$/;

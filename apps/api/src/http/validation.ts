@@ -1,5 +1,5 @@
 import { ValidationError, ValidationPipe } from '@nestjs/common';
-import { ErrorDetail, SpillwayError } from '../../../../libs/contracts/src/errors';
+import { ErrorDetail, SpillwayError } from '@spillway/contracts/errors';
 
 function flatten(errors: ValidationError[], parent = ''): ErrorDetail[] {
   return errors.flatMap((error) => {

@@ -2,9 +2,9 @@ import { Global, Inject, Module, OnApplicationShutdown } from '@nestjs/common';
 import { Client, Connection } from '@temporalio/client';
 import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
-import { SpillwayConfig } from '../../../../libs/config/src/config';
-import { openLedger } from '../../../../libs/ledger/src/data-source';
-import { createRedis } from '../../../../libs/engine/src/redis';
+import { SpillwayConfig } from '@spillway/config/config';
+import { openLedger } from '@spillway/ledger/data-source';
+import { createRedis } from '@spillway/engine/redis';
 import { CONFIG, LEDGER, REDIS, TEMPORAL } from './tokens';
 
 /**

@@ -2,9 +2,9 @@ import { Inject, Injectable } from '@nestjs/common';
 import { Client, WorkflowNotFoundError } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
-import { notFound } from '../../../../libs/contracts/src/errors';
-import { workflowIds } from '../../../../libs/contracts/src/temporal';
-import { findReport, listReports } from '../../../../libs/ledger/src/reconciliation-reports';
+import { notFound } from '@spillway/contracts/errors';
+import { workflowIds } from '@spillway/contracts/temporal';
+import { findReport, listReports } from '@spillway/ledger/reconciliation-reports';
 import { LEDGER, TEMPORAL } from '../infra/tokens';
 import { WorkflowStarter } from '../workflows/workflow-starter';
 

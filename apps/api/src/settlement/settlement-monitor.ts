@@ -1,10 +1,10 @@
 import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
-import { SpillwayConfig } from '../../../../libs/config/src/config';
-import { streamKey } from '../../../../libs/engine/src/keys';
-import { partitionCursors } from '../../../../libs/ledger/src/queries';
-import { latestDiscrepancyCount } from '../../../../libs/ledger/src/reconciliation-reports';
+import { SpillwayConfig } from '@spillway/config/config';
+import { streamKey } from '@spillway/engine/keys';
+import { partitionCursors } from '@spillway/ledger/queries';
+import { latestDiscrepancyCount } from '@spillway/ledger/reconciliation-reports';
 import { CONFIG, LEDGER, REDIS } from '../infra/tokens';
 import { Metrics } from '../metrics/metrics';
 

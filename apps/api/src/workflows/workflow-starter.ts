@@ -1,8 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Client } from '@temporalio/client';
 import { Workflow } from '@temporalio/common';
-import { SpillwayConfig } from '../../../../libs/config/src/config';
-import { StartRequest, StartedWorkflow, findStarted, startOnce } from '../../../../libs/temporal/src/start';
+import { SpillwayConfig } from '@spillway/config/config';
+import { StartRequest, StartedWorkflow, findStarted, startOnce } from '@spillway/temporal/start';
 import { CONFIG, TEMPORAL } from '../infra/tokens';
 
 export type { StartedWorkflow };

@@ -2,11 +2,11 @@ import { Body, Controller, Get, HttpCode, Inject, Param, Post, Req } from '@nest
 import { ApiAcceptedResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { Client, WorkflowFailedError, WorkflowHandle, WorkflowNotFoundError } from '@temporalio/client';
 import { ApplicationFailure, TemporalFailure } from '@temporalio/common';
-import { stateQuery } from '../../../../workflows/src/approval';
+import { stateQuery } from '@spillway/workflows/approval';
 import { IsOptional } from 'class-validator';
-import { invalidField, notFound } from '../../../../libs/contracts/src/errors';
-import { ACCOUNT_ID_PATTERN } from '../../../../libs/engine/src/plan-definition';
-import { workflowIds } from '../../../../libs/contracts/src/temporal';
+import { invalidField, notFound } from '@spillway/contracts/errors';
+import { ACCOUNT_ID_PATTERN } from '@spillway/engine/plan-definition';
+import { workflowIds } from '@spillway/contracts/temporal';
 import { AccessScope } from '../auth/access-scope';
 import { AuthenticatedRequest, RequireScope } from '../auth/auth.guard';
 import { IdempotencyKeyField } from '../http/fields';

@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import type { components } from '../../../../libs/client/src/generated/openapi';
+import type { components } from '@spillway/client/generated/openapi';
 import { ApiError, api, can, enc, temporalLinks } from '../api';
 import { Credits, ErrorNote, Loading, Time, toApiError, useLoad, useWho } from '../ui';
 
