@@ -21,7 +21,15 @@ async function main(): Promise<void> {
     const body = request.body as { account_id: string; feature: string; quantity: number; idempotency_key: string };
     const resolution = cache.resolve(body.account_id, body.feature);
     if (!('policy' in resolution)) throw new Error('unknown account');
-    const input = { accountId: body.account_id, feature: body.feature, quantity: body.quantity, idempotencyKey: body.idempotency_key, allowPartial: true, mode: 'consume' as const, holdTtlSeconds: 900 };
+    const input = {
+      accountId: body.account_id,
+      feature: body.feature,
+      quantity: body.quantity,
+      idempotencyKey: body.idempotency_key,
+      allowPartial: true,
+      mode: 'consume' as const,
+      holdTtlSeconds: 900,
+    };
     const result = await engine.decide(input, resolution.policy, randomUUID());
     if (result.kind !== 'decided') throw new Error(result.kind);
     return presentDecision(result.decision, result.replayed);

@@ -29,14 +29,36 @@ export async function engineBench(redisUrl: string, concurrency: number, duratio
   const twoWindows: DecisionPolicy = {
     version: 1,
     feature: { key: 'f', unit: 'u', creditsPerUnitMicros: 1_000n },
-    plan: { windows: [{ name: '5h', limit: 5, seconds: 18000 }, { name: 'week', limit: 10, seconds: 604800 }], freeTierUnitsPerMonth: 0, overage: 'credits' },
+    plan: {
+      windows: [
+        { name: '5h', limit: 5, seconds: 18000 },
+        { name: 'week', limit: 10, seconds: 604800 },
+      ],
+      freeTierUnitsPerMonth: 0,
+      overage: 'credits',
+    },
   };
   for (let i = 0; i < ACCOUNTS; i++) {
-    await engine.grant({ accountId: account(i), lotId: 'bench-lot', kind: 'purchased', micros: 9_000_000_000_000n, expiresAt: null, createdAt: new Date() });
+    await engine.grant({
+      accountId: account(i),
+      lotId: 'bench-lot',
+      kind: 'purchased',
+      micros: 9_000_000_000_000n,
+      expiresAt: null,
+      createdAt: new Date(),
+    });
   }
   const decide = (policy: DecisionPolicy) => (i: number) =>
     engine.decide(
-      { accountId: account(i), feature: 'f', quantity: 1, idempotencyKey: `${i}-${randomUUID()}`, allowPartial: true, mode: 'consume', holdTtlSeconds: 60 },
+      {
+        accountId: account(i),
+        feature: 'f',
+        quantity: 1,
+        idempotencyKey: `${i}-${randomUUID()}`,
+        allowPartial: true,
+        mode: 'consume',
+        holdTtlSeconds: 60,
+      },
       policy,
       randomUUID(),
     );
@@ -49,7 +71,9 @@ export async function engineBench(redisUrl: string, concurrency: number, duratio
   const a: Measurement[] = [];
   const b: Measurement[] = [];
   for (let round = 0; round < 2; round++) {
-    a.push(await measure(`rate-limiter-flexible consume (round ${round + 1})`, (i) => hourly.consume(account(i), 1), concurrency, durationMs));
+    a.push(
+      await measure(`rate-limiter-flexible consume (round ${round + 1})`, (i) => hourly.consume(account(i), 1), concurrency, durationMs),
+    );
     a.push(await measure(`engine, 1 window (round ${round + 1})`, decide(oneWindow), concurrency, durationMs));
     b.push(
       await measure(
@@ -67,7 +91,8 @@ export async function engineBench(redisUrl: string, concurrency: number, duratio
   }
   const cost = await redisCost(redis, engine, twoWindows, concurrency);
   redis.disconnect();
-  const best = (rows: Measurement[], prefix: string) => rows.filter((r) => r.name.startsWith(prefix)).sort((x, y) => y.opsPerSecond - x.opsPerSecond)[0];
+  const best = (rows: Measurement[], prefix: string) =>
+    rows.filter((r) => r.name.startsWith(prefix)).sort((x, y) => y.opsPerSecond - x.opsPerSecond)[0];
   return [
     `### (A) one window, ${concurrency} in flight, ${durationMs / 1000} s per run`,
     table(a, best(a, 'rate-limiter-flexible')),
@@ -82,7 +107,8 @@ export async function engineBench(redisUrl: string, concurrency: number, duratio
 const LOTS: readonly LotKind[] = ['promo', 'enterprise', 'purchased'];
 const cmdstats = async (redis: Redis) => {
   const stats = new Map<string, { calls: number; usecPerCall: number }>();
-  for (const m of (await redis.info('commandstats')).matchAll(/cmdstat_(\S+?):calls=(\d+),usec=\d+,usec_per_call=([\d.]+)/g)) stats.set(m[1], { calls: Number(m[2]), usecPerCall: Number(m[3]) });
+  for (const m of (await redis.info('commandstats')).matchAll(/cmdstat_(\S+?):calls=(\d+),usec=\d+,usec_per_call=([\d.]+)/g))
+    stats.set(m[1], { calls: Number(m[2]), usecPerCall: Number(m[3]) });
   return stats;
 };
 /** CPU seconds of Redis' main thread (user + sys): unlike usec_per_call, immune to waiting for a core. */
@@ -104,17 +130,31 @@ async function redisCost(redis: Redis, engine: DecisionEngine, policy: DecisionP
   for (let i = 0; i < accounts; i++) {
     for (const [j, kind] of LOTS.entries()) {
       const expiresAt = kind === 'promo' ? new Date(Date.now() + 86_400_000) : null;
-      await engine.grant({ accountId: id(i), lotId: `lot_grant_cost-${i}-${j}`, kind, micros: 9_000_000_000_000n, expiresAt, createdAt: new Date() });
+      await engine.grant({
+        accountId: id(i),
+        lotId: `lot_grant_cost-${i}-${j}`,
+        kind,
+        micros: 9_000_000_000_000n,
+        expiresAt,
+        createdAt: new Date(),
+      });
     }
   }
-  await redis.call('FUNCTION', 'LOAD', 'REPLACE', "#!lua name=bench_floor\nredis.register_function('bench_noop', function(KEYS, ARGV) return 1 end)");
+  await redis.call(
+    'FUNCTION',
+    'LOAD',
+    'REPLACE',
+    "#!lua name=bench_floor\nredis.register_function('bench_noop', function(KEYS, ARGV) return 1 end)",
+  );
   const run = async (op: (i: number) => Promise<unknown>) => {
     await redis.config('RESETSTAT');
     const cpu = await mainThreadCpu(redis);
     let next = 0;
-    await Promise.all(Array.from({ length: concurrency }, async () => {
-      while (next < calls) await op(next++);
-    }));
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (next < calls) await op(next++);
+      }),
+    );
     return { stats: await cmdstats(redis), cpuUs: (((await mainThreadCpu(redis)) - cpu) * 1e6) / calls };
   };
   const floor = await run(() => redis.call('FCALL', 'bench_noop', 0));
@@ -122,9 +162,15 @@ async function redisCost(redis: Redis, engine: DecisionEngine, policy: DecisionP
   const decide = await run((i) => {
     const key = `cost-${i}-${randomUUID()}`;
     if (idempotencyKeys.length < 1000) idempotencyKeys.push(accountKeys(id(i), engine.partitionOf(id(i))).idempotency(key));
-    return engine.decide({ accountId: id(i), feature: 'f', quantity: 1, idempotencyKey: key, allowPartial: true, mode: 'consume', holdTtlSeconds: 60 }, policy, randomUUID());
+    return engine.decide(
+      { accountId: id(i), feature: 'f', quantity: 1, idempotencyKey: key, allowPartial: true, mode: 'consume', holdTtlSeconds: 60 },
+      policy,
+      randomUUID(),
+    );
   });
-  const inner = [...decide.stats].filter(([name]) => !['fcall', 'config|resetstat', 'info'].includes(name)).reduce((sum, [, s]) => sum + s.calls, 0) / calls;
+  const inner =
+    [...decide.stats].filter(([name]) => !['fcall', 'config|resetstat', 'info'].includes(name)).reduce((sum, [, s]) => sum + s.calls, 0) /
+    calls;
   let recordBytes = 0;
   for (const key of idempotencyKeys) recordBytes += Number(await redis.memory('USAGE', key));
   let accountBytes = 0;

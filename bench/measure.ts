@@ -7,7 +7,12 @@ export interface Measurement {
   p99Ms: number;
 }
 
-export async function measure(name: string, op: (i: number) => Promise<unknown>, concurrency: number, durationMs: number): Promise<Measurement> {
+export async function measure(
+  name: string,
+  op: (i: number) => Promise<unknown>,
+  concurrency: number,
+  durationMs: number,
+): Promise<Measurement> {
   const latencies: number[] = [];
   let counter = 0;
   const started = performance.now();
@@ -29,7 +34,9 @@ export async function measure(name: string, op: (i: number) => Promise<unknown>,
 export function table(rows: Measurement[], baseline: Measurement): string {
   const lines = ['| run | ops | ops/s | p50 ms | p99 ms | ratio vs baseline |', '| --- | ---: | ---: | ---: | ---: | ---: |'];
   for (const r of rows) {
-    lines.push(`| ${r.name} | ${r.ops} | ${r.opsPerSecond.toFixed(0)} | ${r.p50Ms.toFixed(2)} | ${r.p99Ms.toFixed(2)} | ${(r.opsPerSecond / baseline.opsPerSecond).toFixed(2)}× |`);
+    lines.push(
+      `| ${r.name} | ${r.ops} | ${r.opsPerSecond.toFixed(0)} | ${r.p50Ms.toFixed(2)} | ${r.p99Ms.toFixed(2)} | ${(r.opsPerSecond / baseline.opsPerSecond).toFixed(2)}× |`,
+    );
   }
   return lines.join('\n');
 }

@@ -33,7 +33,15 @@ async function main(): Promise<void> {
   if (wants('stack')) {
     const stackSeconds = Number(process.env.BENCH_STACK_SECONDS || 20);
     const fixedRate = Number(process.env.BENCH_FIXED_RATE || 2000);
-    out.push(await stackBench({ seconds: stackSeconds, connections: [1, 16, 64], fixedRate, fixedSeconds: Number(process.env.BENCH_FIXED_SECONDS || 30) }), '');
+    out.push(
+      await stackBench({
+        seconds: stackSeconds,
+        connections: [1, 16, 64],
+        fixedRate,
+        fixedSeconds: Number(process.env.BENCH_FIXED_SECONDS || 30),
+      }),
+      '',
+    );
   }
   process.stdout.write(`${out.join('\n')}\n`);
 }

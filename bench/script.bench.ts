@@ -10,7 +10,12 @@ export async function scriptBench(redisUrl: string, connections: number, request
   await redis.call('FUNCTION', 'LOAD', 'REPLACE', LIBRARY_SOURCE);
   const keys = accountKeys('script-bench', 0);
   await new DecisionEngine(redis, { partitions: 1, idempotencyTtlSeconds: 60 }).grant({
-    accountId: 'script-bench', lotId: 'lot', kind: 'purchased', micros: 9_000_000_000_000n, expiresAt: null, createdAt: new Date(),
+    accountId: 'script-bench',
+    lotId: 'lot',
+    kind: 'purchased',
+    micros: 9_000_000_000_000n,
+    expiresAt: null,
+    createdAt: new Date(),
   });
   // redis-benchmark substitutes __rand_int__ in the key's hashed part: one fresh key per call.
   const idempotencyKey = keys.idempotency('x').replace(/[^:]+$/, '__rand_int__');
@@ -18,15 +23,56 @@ export async function scriptBench(redisUrl: string, connections: number, request
   const url = new URL(redisUrl);
   const db = url.pathname.slice(1) || '0';
   const args = [
-    '-h', url.hostname, '-p', url.port || '6379', '--dbnum', db, '-c', String(connections), '-n', String(requests), '-r', '1000000000', '--csv',
-    'FCALL', functionName('decide'), '4',
-    idempotencyKey, keys.lots, streamKey(0), holdKey(0, decisionId),
-    'script-bench', 'f', '1', '__rand_int__', 'fp', 'consume', '1', decisionId, '1000', 'credits', '0', '60', '60', '2', '5h', '5', '18000', 'week', '10', '604800',
+    '-h',
+    url.hostname,
+    '-p',
+    url.port || '6379',
+    '--dbnum',
+    db,
+    '-c',
+    String(connections),
+    '-n',
+    String(requests),
+    '-r',
+    '1000000000',
+    '--csv',
+    'FCALL',
+    functionName('decide'),
+    '4',
+    idempotencyKey,
+    keys.lots,
+    streamKey(0),
+    holdKey(0, decisionId),
+    'script-bench',
+    'f',
+    '1',
+    '__rand_int__',
+    'fp',
+    'consume',
+    '1',
+    decisionId,
+    '1000',
+    'credits',
+    '0',
+    '60',
+    '60',
+    '2',
+    '5h',
+    '5',
+    '18000',
+    'week',
+    '10',
+    '604800',
   ];
   const csv = execFileSync('redis-benchmark', args, { encoding: 'utf8' });
   await redis.del(streamKey(0));
   redis.disconnect();
-  const last = csv.trim().split('\n').pop()!.split(',').map((c) => c.replace(/"/g, ''));
+  const last = csv
+    .trim()
+    .split('\n')
+    .pop()!
+    .split(',')
+    .map((c) => c.replace(/"/g, ''));
   // "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
   return [
     `### (D) ceiling: redis-benchmark FCALL of the decide function (2 windows + credits), ${connections} connections, ${requests} calls`,

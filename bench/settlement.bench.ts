@@ -35,19 +35,38 @@ interface Setup {
 
 async function setup(ledger: DataSource, redis: Redis, temporal: Client, partitions: number, consumers: number): Promise<Setup> {
   await redis.flushdb();
-  await ledger.query('TRUNCATE settlement_cursors, settlement_quarantine, balance_updates, monetization_events, usage_events, credit_lots CASCADE');
+  await ledger.query(
+    'TRUNCATE settlement_cursors, settlement_quarantine, balance_updates, monetization_events, usage_events, credit_lots CASCADE',
+  );
   const engine = new DecisionEngine(redis, { partitions, idempotencyTtlSeconds: 600 });
   const settlement = settlementActivities({ ledger, redis, engine, temporal, taskQueue: 'bench', partitions, consumers });
   const { grantLot } = grantActivities({ ledger, engine });
   const accounts = Array.from({ length: 200 }, (_, i) => `settle-bench-${i}`);
   await ledger.query(`INSERT INTO plans (key, definition, version) VALUES ('settle-bench', '{}', 0) ON CONFLICT DO NOTHING`);
-  await ledger.query(`INSERT INTO accounts (id, plan_key, version) SELECT unnest($1::text[]), 'settle-bench', 0 ON CONFLICT DO NOTHING`, [accounts]);
+  await ledger.query(`INSERT INTO accounts (id, plan_key, version) SELECT unnest($1::text[]), 'settle-bench', 0 ON CONFLICT DO NOTHING`, [
+    accounts,
+  ]);
   for (const accountId of accounts) {
-    await grantLot({ accountId, kind: 'purchased', micros: '9000000000000', expiresAt: null, causeType: 'grant', causeId: `bench-${accountId}-${randomUUID()}` });
+    await grantLot({
+      accountId,
+      kind: 'purchased',
+      micros: '9000000000000',
+      expiresAt: null,
+      causeType: 'grant',
+      causeId: `bench-${accountId}-${randomUUID()}`,
+    });
   }
   const decide = (i: number) =>
     engine.decide(
-      { accountId: accounts[i % accounts.length], feature: 'f', quantity: 1, idempotencyKey: `${i}-${randomUUID()}`, allowPartial: true, mode: 'consume', holdTtlSeconds: 60 },
+      {
+        accountId: accounts[i % accounts.length],
+        feature: 'f',
+        quantity: 1,
+        idempotencyKey: `${i}-${randomUUID()}`,
+        allowPartial: true,
+        mode: 'consume',
+        holdTtlSeconds: 60,
+      },
       policy,
       randomUUID(),
     );
@@ -154,12 +173,23 @@ async function drainSideBySide(databaseUrl: string, redis: Redis, temporal: Clie
   ] as const) {
     const partition = contenders.length;
     const ledger = await contenderLedger(`${databaseUrl}${suffix}`, foreignKeys);
-    await ledger.query('TRUNCATE settlement_cursors, settlement_quarantine, balance_updates, monetization_events, usage_events, credit_lots CASCADE');
+    await ledger.query(
+      'TRUNCATE settlement_cursors, settlement_quarantine, balance_updates, monetization_events, usage_events, credit_lots CASCADE',
+    );
     await ledger.query(`INSERT INTO plans (key, definition, version) VALUES ('settle-bench', '{}', 0) ON CONFLICT DO NOTHING`);
-    await ledger.query(`INSERT INTO accounts (id, plan_key, version) SELECT unnest($1::text[]), 'settle-bench', 0 ON CONFLICT DO NOTHING`, [accounts[partition]]);
+    await ledger.query(`INSERT INTO accounts (id, plan_key, version) SELECT unnest($1::text[]), 'settle-bench', 0 ON CONFLICT DO NOTHING`, [
+      accounts[partition],
+    ]);
     const { grantLot } = grantActivities({ ledger, engine });
     for (const accountId of accounts[partition]) {
-      await grantLot({ accountId, kind: 'purchased', micros: '9000000000000', expiresAt: null, causeType: 'grant', causeId: `bench-${accountId}-${randomUUID()}` });
+      await grantLot({
+        accountId,
+        kind: 'purchased',
+        micros: '9000000000000',
+        expiresAt: null,
+        causeType: 'grant',
+        causeId: `bench-${accountId}-${randomUUID()}`,
+      });
     }
     const settlement = settlementActivities({ ledger, redis, engine, temporal, taskQueue: 'bench', partitions: 2, consumers: 2 });
     const database = `${new URL(databaseUrl).pathname.slice(1)}${suffix}`;
@@ -170,7 +200,15 @@ async function drainSideBySide(databaseUrl: string, redis: Redis, temporal: Clie
     await Promise.all(
       Array.from({ length: Math.min(500, 2 * events - i) }, (_, j) =>
         engine.decide(
-          { accountId: all[(i + j) % all.length], feature: 'f', quantity: 1, idempotencyKey: `${i + j}-${randomUUID()}`, allowPartial: true, mode: 'consume', holdTtlSeconds: 60 },
+          {
+            accountId: all[(i + j) % all.length],
+            feature: 'f',
+            quantity: 1,
+            idempotencyKey: `${i + j}-${randomUUID()}`,
+            allowPartial: true,
+            mode: 'consume',
+            holdTtlSeconds: 60,
+          },
           policy,
           randomUUID(),
         ),
@@ -191,7 +229,8 @@ async function drainSideBySide(databaseUrl: string, redis: Redis, temporal: Clie
       settled[c.partition] += run.settled;
       c.rates.push(run.settled / seconds);
       c.nodeMicros.push((node.user + node.system) / run.settled);
-      if (databaseBefore !== undefined && databaseAfter !== undefined) c.databaseMicros.push(((databaseAfter - databaseBefore) * 1e6) / run.settled);
+      if (databaseBefore !== undefined && databaseAfter !== undefined)
+        c.databaseMicros.push(((databaseAfter - databaseBefore) * 1e6) / run.settled);
     }
   }
   const median = (values: number[]) => (values.length === 0 ? NaN : [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]);
@@ -218,7 +257,12 @@ async function drainSideBySide(databaseUrl: string, redis: Redis, temporal: Clie
  * 1733500000000, side by side. Lag and Redis commands per decision: decisions at a fixed rate while
  * the loops settle alongside, on one partition and on 64 partitions settled by 4 consumers.
  */
-export async function settlementBench(env: { DATABASE_URL: string; REDIS_URL: string; TEMPORAL_ADDRESS: string }, events: number, rate: number, seconds: number): Promise<string> {
+export async function settlementBench(
+  env: { DATABASE_URL: string; REDIS_URL: string; TEMPORAL_ADDRESS: string },
+  events: number,
+  rate: number,
+  seconds: number,
+): Promise<string> {
   const redis = new Redis(env.REDIS_URL, { enableOfflineQueue: true });
   const temporal = new Client({ connection: Connection.lazy({ address: env.TEMPORAL_ADDRESS }) });
   const drain = await drainSideBySide(env.DATABASE_URL, redis, temporal, events);

@@ -108,7 +108,11 @@ async function redisCounters(redis: Redis): Promise<{ calls: number; byCommand: 
   const byCommand = new Map<string, number>();
   for (const match of stats.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) byCommand.set(match[1], Number(match[2]));
   const memory = await redis.info('memory');
-  return { calls: [...byCommand.values()].reduce((a, b) => a + b, 0), byCommand, bytes: Number(/^used_memory:(\d+)/m.exec(memory)?.[1] ?? 0) };
+  return {
+    calls: [...byCommand.values()].reduce((a, b) => a + b, 0),
+    byCommand,
+    bytes: Number(/^used_memory:(\d+)/m.exec(memory)?.[1] ?? 0),
+  };
 }
 
 /** Σ history length over every workflow execution (each run of a continue-as-new chain) in the namespace. */
@@ -131,7 +135,11 @@ async function historyEvents(temporal: TemporalClient): Promise<number> {
  * counts both alike, MONITOR tells them apart (source "lua"). MONITOR costs Redis time, so it is
  * attached only to a separate sample run, never to the measured ones.
  */
-async function classifyCommands(redisUrl: string, drive: () => Promise<Load>, settle: () => Promise<void>): Promise<{ decisions: number; client: Map<string, number>; inside: number }> {
+async function classifyCommands(
+  redisUrl: string,
+  drive: () => Promise<Load>,
+  settle: () => Promise<void>,
+): Promise<{ decisions: number; client: Map<string, number>; inside: number }> {
   // A plain socket, not ioredis's monitor mode (which can lose track of its command queue under load):
   // MONITOR answers +OK, then one simple-string line per command: +<time> [<db> <source>] "<command>" ...
   const { hostname, port } = new URL(redisUrl);
@@ -168,7 +176,19 @@ async function classifyCommands(redisUrl: string, drive: () => Promise<Load>, se
 
 function runWrk(url: string, connections: number, seconds: number, env: NodeJS.ProcessEnv, onPid: (pid: number) => void): Promise<Load> {
   const threads = Math.min(connections, 2);
-  const args = ['-t', String(threads), '-c', String(connections), '-d', `${seconds}s`, '--timeout', '10s', '-s', join(ROOT, 'bench', 'wrk', 'decisions.lua'), `${url}/v1/decisions`];
+  const args = [
+    '-t',
+    String(threads),
+    '-c',
+    String(connections),
+    '-d',
+    `${seconds}s`,
+    '--timeout',
+    '10s',
+    '-s',
+    join(ROOT, 'bench', 'wrk', 'decisions.lua'),
+    `${url}/v1/decisions`,
+  ];
   return new Promise((done, fail) => {
     const wrk = spawn('wrk', args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
     onPid(wrk.pid!);
@@ -180,17 +200,45 @@ function runWrk(url: string, connections: number, seconds: number, env: NodeJS.P
       if (code !== 0 || !line) return fail(new Error(`wrk exited with ${code}: ${out}`));
       const r = JSON.parse(line.slice(RESULT_LINE.length));
       const failures = r.connect_errors + r.read_errors + r.write_errors + r.status_errors + r.timeouts;
-      done({ decisions: r.requests - r.status_errors, seconds: r.duration_us / 1e6, p50Ms: r.p50_us / 1000, p99Ms: r.p99_us / 1000, failures });
+      done({
+        decisions: r.requests - r.status_errors,
+        seconds: r.duration_us / 1e6,
+        p50Ms: r.p50_us / 1000,
+        p99Ms: r.p99_us / 1000,
+        failures,
+      });
     });
   });
 }
 
-function runFixedRate(driver: string, url: string, rate: number, seconds: number, env: NodeJS.ProcessEnv, onPid: (pid: number) => void): Promise<Load> {
+function runFixedRate(
+  driver: string,
+  url: string,
+  rate: number,
+  seconds: number,
+  env: NodeJS.ProcessEnv,
+  onPid: (pid: number) => void,
+): Promise<Load> {
   return new Promise((done, fail) => {
-    const child = spawn(driver, ['-url', `${url}/v1/decisions`, '-rate', String(rate), '-duration', `${seconds}s`, '-accounts', String(ACCOUNTS), '-key-prefix', `fixed-${Date.now()}`], {
-      env,
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const child = spawn(
+      driver,
+      [
+        '-url',
+        `${url}/v1/decisions`,
+        '-rate',
+        String(rate),
+        '-duration',
+        `${seconds}s`,
+        '-accounts',
+        String(ACCOUNTS),
+        '-key-prefix',
+        `fixed-${Date.now()}`,
+      ],
+      {
+        env,
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     onPid(child.pid!);
     let out = '';
     child.stdout.on('data', (chunk) => (out += chunk));
@@ -204,15 +252,32 @@ function runFixedRate(driver: string, url: string, rate: number, seconds: number
         p50Ms: r.p50_ms,
         p99Ms: r.p99_ms,
         failures: r.non_2xx + r.errors + r.missed,
-        extra: { missed: r.missed, target: r.target_rate, achieved: r.achieved_rate, p90: r.p90_ms, p999: r.p999_ms, max: r.max_ms, serviceP50: r.service_p50_ms, serviceP99: r.service_p99_ms },
+        extra: {
+          missed: r.missed,
+          target: r.target_rate,
+          achieved: r.achieved_rate,
+          p90: r.p90_ms,
+          p999: r.p999_ms,
+          max: r.max_ms,
+          serviceP50: r.service_p50_ms,
+          serviceP99: r.service_p99_ms,
+        },
       });
     });
   });
 }
 
 /** Runs the stack bench and returns its Markdown tables. */
-export async function stackBench(options: { seconds: number; connections: number[]; fixedRate: number; fixedSeconds: number }): Promise<string> {
-  const driver = execFileSync('bash', [join(ROOT, 'scripts', 'install-bench-deps.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+export async function stackBench(options: {
+  seconds: number;
+  connections: number[];
+  fixedRate: number;
+  fixedSeconds: number;
+}): Promise<string> {
+  const driver = execFileSync('bash', [join(ROOT, 'scripts', 'install-bench-deps.sh')], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  }).trim();
   const dir = mkdtempSync(join(tmpdir(), 'spillway-stack-bench-'));
   chmodSync(dir, 0o755); // the private PostgreSQL runs as its own user below it
   const [port, temporalPort, uiPort, pgPort, redisPort] = await freePorts(5);
@@ -262,18 +327,30 @@ export async function stackBench(options: { seconds: number; connections: number
         body: body === undefined ? undefined : JSON.stringify(body),
       });
       const parsed = (await response.json()) as any;
-      if (response.status >= 300 && response.status !== 202) throw new Error(`${method} ${path} → ${response.status} ${JSON.stringify(parsed)}`);
+      if (response.status >= 300 && response.status !== 202)
+        throw new Error(`${method} ${path} → ${response.status} ${JSON.stringify(parsed)}`);
       return parsed;
     };
     log('seeding 64 accounts (two windows, then purchased credits)');
     await call('PUT', '/v1/features/bench.task', { unit: 'task', credits_per_unit: '0.001' });
     await call('PUT', '/v1/plans/bench', {
-      features: { 'bench.task': { windows: [{ name: '5h', limit: 5, seconds: 18000 }, { name: 'weekly', limit: 10, seconds: 604800 }], overage: 'credits' } },
+      features: {
+        'bench.task': {
+          windows: [
+            { name: '5h', limit: 5, seconds: 18000 },
+            { name: 'weekly', limit: 10, seconds: 604800 },
+          ],
+          overage: 'credits',
+        },
+      },
     });
     const purchases = [];
     for (let i = 0; i < ACCOUNTS; i++) {
       await call('PUT', `/v1/accounts/bench-${i}`, { plan: 'bench' });
-      purchases.push((await call('POST', '/v1/purchases', { account_id: `bench-${i}`, credits: '1000000', idempotency_key: `bench-buy-${i}` })).status_url as string);
+      purchases.push(
+        (await call('POST', '/v1/purchases', { account_id: `bench-${i}`, credits: '1000000', idempotency_key: `bench-buy-${i}` }))
+          .status_url as string,
+      );
     }
     for (const url of purchases) {
       const deadline = Date.now() + 120_000;
@@ -307,7 +384,14 @@ export async function stackBench(options: { seconds: number; connections: number
       const endTicks = edge === 'end' ? treeTicks(groups) : undefined;
       const events = await historyEvents(temporal!);
       const { calls, byCommand, bytes } = await redisCounters(redis!);
-      return { at: Date.now(), cpuTicks: endTicks ?? treeTicks(groups), redisCalls: calls, redisByCommand: byCommand, redisBytes: bytes, historyEvents: events };
+      return {
+        at: Date.now(),
+        cpuTicks: endTicks ?? treeTicks(groups),
+        redisCalls: calls,
+        redisByCommand: byCommand,
+        redisBytes: bytes,
+        historyEvents: events,
+      };
     };
     const measureRun = async (run: string, drive: (onPid: (pid: number) => void) => Promise<Load>): Promise<Row> => {
       await settled();
@@ -330,8 +414,12 @@ export async function stackBench(options: { seconds: number; connections: number
           [startedAt, loadEnded],
         )
       ).rows;
-      const cpuPercent = new Map(PROCESSES.map((name) => [name, ((ticksAtLoadEnd.get(name)! - before.cpuTicks.get(name)!) / CLK_TCK / load.seconds) * 100]));
-      const cpuSecondsToSettled = new Map(PROCESSES.map((name) => [name, (after.cpuTicks.get(name)! - before.cpuTicks.get(name)!) / CLK_TCK]));
+      const cpuPercent = new Map(
+        PROCESSES.map((name) => [name, ((ticksAtLoadEnd.get(name)! - before.cpuTicks.get(name)!) / CLK_TCK / load.seconds) * 100]),
+      );
+      const cpuSecondsToSettled = new Map(
+        PROCESSES.map((name) => [name, (after.cpuTicks.get(name)! - before.cpuTicks.get(name)!) / CLK_TCK]),
+      );
       const row: Row = {
         run,
         load,
@@ -357,9 +445,15 @@ export async function stackBench(options: { seconds: number; connections: number
     const machineLoad = loadavg()[0];
     const rows: Row[] = [];
     for (const connections of options.connections) {
-      rows.push(await measureRun(`wrk, ${connections} connection${connections === 1 ? '' : 's'}`, (onPid) => runWrk(api, connections, options.seconds, { ...loadEnv, WRK_KEY_PREFIX: `c${connections}-${Date.now()}` }, onPid)));
+      rows.push(
+        await measureRun(`wrk, ${connections} connection${connections === 1 ? '' : 's'}`, (onPid) =>
+          runWrk(api, connections, options.seconds, { ...loadEnv, WRK_KEY_PREFIX: `c${connections}-${Date.now()}` }, onPid),
+        ),
+      );
     }
-    const fixed = await measureRun(`fixed rate ${options.fixedRate}/s`, (onPid) => runFixedRate(driver, api, options.fixedRate, options.fixedSeconds, loadEnv, onPid));
+    const fixed = await measureRun(`fixed rate ${options.fixedRate}/s`, (onPid) =>
+      runFixedRate(driver, api, options.fixedRate, options.fixedSeconds, loadEnv, onPid),
+    );
     rows.push(fixed);
     log('sampling which Redis commands clients send (MONITOR attached; wrk, 16 connections, 5 s; not measured otherwise)');
     await settled();
@@ -385,7 +479,13 @@ export async function stackBench(options: { seconds: number; connections: number
 function render(
   rows: Row[],
   fixed: Row,
-  options: { seconds: number; fixedRate: number; fixedSeconds: number; machineLoad: number; sample: { decisions: number; client: Map<string, number>; inside: number } },
+  options: {
+    seconds: number;
+    fixedRate: number;
+    fixedSeconds: number;
+    machineLoad: number;
+    sample: { decisions: number; client: Map<string, number>; inside: number };
+  },
 ): string {
   const { sample } = options;
   const clientTotal = [...sample.client.values()].reduce((a, b) => a + b, 0);
@@ -422,8 +522,8 @@ function render(
     '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     `| ${fixed.load.extra!.target} | ${fixed.load.extra!.achieved.toFixed(0)} | ${fixed.load.p50Ms.toFixed(2)} | ${fixed.load.extra!.p90.toFixed(2)} | ${fixed.load.p99Ms.toFixed(2)} | ${fixed.load.extra!.p999.toFixed(2)} | ${fixed.load.extra!.max.toFixed(2)} | ${fixed.load.extra!.serviceP50.toFixed(2)} / ${fixed.load.extra!.serviceP99.toFixed(2)} | ${fixed.load.failures} | ${fixed.load.extra!.missed} |`,
     '',
-    '**CPU % during load**: CPU seconds (user + system) of each process and its descendants between load start and load end, divided by the load\'s seconds: 100 % = one core busy for the whole run (2 cores = 200 %). ' +
-      '**API CPU µs / decision** and **(Temporal + worker) CPU / API CPU** count CPU seconds from load start until settlement caught up, so the settling of the run\'s decisions after the load ended is included; the share is (Temporal CPU s + worker CPU s) / API CPU s over that window. ' +
+    "**CPU % during load**: CPU seconds (user + system) of each process and its descendants between load start and load end, divided by the load's seconds: 100 % = one core busy for the whole run (2 cores = 200 %). " +
+      "**API CPU µs / decision** and **(Temporal + worker) CPU / API CPU** count CPU seconds from load start until settlement caught up, so the settling of the run's decisions after the load ended is included; the share is (Temporal CPU s + worker CPU s) / API CPU s over that window. " +
       'Redis commands, Redis bytes and Temporal events are deltas over the same window divided by the decisions answered. ' +
       'Budgets (one 2-core machine): ≥ 4,000 decisions/s at 16 connections with p99 ≤ 15 ms; (Temporal + worker) ≤ 15 % of the API; ≤ 1.5 Redis commands per decision (sent by clients, background included).',
   ];

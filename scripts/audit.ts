@@ -47,7 +47,7 @@ const RULES: { name: string; sql: string }[] = [
               > coalesce((SELECT credits_micros FROM monetization_events m WHERE m.usage_event_id = d.decision_id AND m.account_id = d.account_id), 0)`,
   },
   {
-    name: "refunds of an account never exceed its charges (I9)",
+    name: 'refunds of an account never exceed its charges (I9)',
     sql: `SELECT a.account_id AS subject FROM (SELECT DISTINCT account_id FROM refunds) a
           WHERE (SELECT sum(micros) FROM refunds r WHERE r.account_id = a.account_id)
               > coalesce((SELECT sum(credits_micros) FROM monetization_events m WHERE m.account_id = a.account_id), 0)`,
@@ -120,7 +120,9 @@ async function main(): Promise<void> {
   );
   await client.end();
   if (process.argv.includes('--json')) {
-    process.stdout.write(`${JSON.stringify({ failures, failed, balances: Object.fromEntries(balances.map((b) => [b.account_id, b.micros ?? '0'])) })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ failures, failed, balances: Object.fromEntries(balances.map((b) => [b.account_id, b.micros ?? '0'])) })}\n`,
+    );
   } else {
     process.stdout.write(`${lines.join('\n')}\n${balances.length} accounts audited, ${failures} mismatches\n`);
   }

@@ -62,15 +62,32 @@ async function main(): Promise<void> {
         reason: need(f, 'reason'),
         idempotency_key: key,
       }),
-    refund: () => call('POST', '/v1/refunds', { account_id: need(f, 'account'), decision_id: f.decision, credits: f.credits, reason: need(f, 'reason'), idempotency_key: key }),
-    adjust: () => call('POST', '/v1/adjustments', { account_id: need(f, 'account'), credits: need(f, 'credits'), reason: need(f, 'reason'), idempotency_key: key }),
+    refund: () =>
+      call('POST', '/v1/refunds', {
+        account_id: need(f, 'account'),
+        decision_id: f.decision,
+        credits: f.credits,
+        reason: need(f, 'reason'),
+        idempotency_key: key,
+      }),
+    adjust: () =>
+      call('POST', '/v1/adjustments', {
+        account_id: need(f, 'account'),
+        credits: need(f, 'credits'),
+        reason: need(f, 'reason'),
+        idempotency_key: key,
+      }),
     approve: () => call('POST', `/v1/approvals/${encodeURIComponent(need(f, 'workflow'))}`, { approve: true, note: f.note }),
     reject: () => call('POST', `/v1/approvals/${encodeURIComponent(need(f, 'workflow'))}`, { approve: false, note: f.note }),
     workflows: () => call('GET', `/v1/accounts/${encodeURIComponent(need(f, 'account'))}/workflows`),
     status: () => call('GET', `/v1/workflows/${encodeURIComponent(need(f, 'workflow'))}`),
     keys: () => call('GET', `/v1/api-keys${f.tenant ? `?tenant=${encodeURIComponent(f.tenant)}` : ''}`),
     revoke: () => call('DELETE', `/v1/api-keys/${encodeURIComponent(need(f, 'id'))}`),
-    audit: () => call('GET', `/v1/audit-log?${new URLSearchParams({ ...(f.cursor ? { cursor: f.cursor } : {}), ...(f['key-id'] ? { key_id: f['key-id'] } : {}) })}`),
+    audit: () =>
+      call(
+        'GET',
+        `/v1/audit-log?${new URLSearchParams({ ...(f.cursor ? { cursor: f.cursor } : {}), ...(f['key-id'] ? { key_id: f['key-id'] } : {}) })}`,
+      ),
   };
   // The command is user text: it must not resolve through Object.prototype (`constructor`).
   const run = Object.hasOwn(commands, command) ? commands[command] : undefined;

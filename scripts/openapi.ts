@@ -12,7 +12,10 @@ import { loadConfig } from '@spillway/config/config';
  * PostgreSQL, Redis or Temporal). Usage: `node dist/scripts/openapi.js [out.json]` (stdout without).
  */
 async function main(): Promise<void> {
-  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forConfig(loadConfig()), new FastifyAdapter(), { preview: true, logger: false });
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forConfig(loadConfig()), new FastifyAdapter(), {
+    preview: true,
+    logger: false,
+  });
   const text = `${JSON.stringify(buildOpenApiDocument(app), null, 2)}\n`;
   const out = process.argv[2];
   if (out) writeFileSync(out, text);

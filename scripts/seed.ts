@@ -13,12 +13,18 @@ export const DEMO_FEATURES = {
 const plan = (codex: [number, number, number], sora: [number, number, number], overage: 'credits' | 'deny') => ({
   features: {
     'codex.task': {
-      windows: [{ name: '5h', limit: codex[0], seconds: 5 * HOUR }, { name: 'weekly', limit: codex[1], seconds: WEEK }],
+      windows: [
+        { name: '5h', limit: codex[0], seconds: 5 * HOUR },
+        { name: 'weekly', limit: codex[1], seconds: WEEK },
+      ],
       free_tier: { units_per_month: codex[2] },
       overage,
     },
     'sora.video.seconds': {
-      windows: [{ name: '1h', limit: sora[0], seconds: HOUR }, { name: 'weekly', limit: sora[1], seconds: WEEK }],
+      windows: [
+        { name: '1h', limit: sora[0], seconds: HOUR },
+        { name: 'weekly', limit: sora[1], seconds: WEEK },
+      ],
       free_tier: { units_per_month: sora[2] },
       overage,
     },

@@ -38,8 +38,9 @@ async function main(): Promise<void> {
   mkdirSync(dir, { recursive: true });
   const api = `http://127.0.0.1:${config.port}`;
   const { restartInitialMs, restartMaxMs, restartLimit, restartStableMs } = config.stack;
-  const supervisor = new Supervisor({ initialMs: restartInitialMs, maxMs: restartMaxMs, limit: restartLimit, stableMs: restartStableMs }, (states) =>
-    recordStates(dir, api, states),
+  const supervisor = new Supervisor(
+    { initialMs: restartInitialMs, maxMs: restartMaxMs, limit: restartLimit, stableMs: restartStableMs },
+    (states) => recordStates(dir, api, states),
   );
   let stopping = false;
   const stop = async (code: number) => {
@@ -69,7 +70,9 @@ async function main(): Promise<void> {
 
     const key = adminKey(dir, config.bootstrapAdminKey);
     const env = { ...process.env, SPILLWAY_BOOTSTRAP_ADMIN_KEY: key };
-    supervisor.supervise(startProcess('worker', process.execPath, ['dist/apps/worker/src/main.js'], { ...env, SPILLWAY_SERVICE: 'worker' }));
+    supervisor.supervise(
+      startProcess('worker', process.execPath, ['dist/apps/worker/src/main.js'], { ...env, SPILLWAY_SERVICE: 'worker' }),
+    );
     supervisor.supervise(startProcess('api', process.execPath, ['dist/apps/api/src/main.js'], { ...env, SPILLWAY_SERVICE: 'api' }));
     await waitFor('the API', async () => (await fetch(`${api}/health`)).status === 200, 180_000);
 

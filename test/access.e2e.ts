@@ -17,8 +17,14 @@ import { ADMIN, TestStack, callApi, eventually, startStack } from './harness';
 type Reply = { status: number; body: any; headers: Headers };
 
 /** Calls one API (`url`) with a key and optional extra headers; a string body is sent as is. */
-const request = (url: string, method: string, path: string, body?: unknown, key = ADMIN, headers: Record<string, string> = {}): Promise<Reply> =>
-  callApi(url, method, path, { body, raw: typeof body === 'string', key, headers });
+const request = (
+  url: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  key = ADMIN,
+  headers: Record<string, string> = {},
+): Promise<Reply> => callApi(url, method, path, { body, raw: typeof body === 'string', key, headers });
 
 const STRICT: OutboundPolicy = { allowHttp: false, allowedCidrs: [] };
 const HTTP_ONLY: OutboundPolicy = { allowHttp: true, allowedCidrs: [] };
@@ -70,29 +76,47 @@ describe('access: tenants, key lifecycle, audit, outbound safety, edge input', (
   describe('tenants', () => {
     it("answers 404 to another tenant's key on every endpoint, and changes nothing", async () => {
       // Alpha's objects: a hold, a finished purchase, a running promo grant, a contract, alert settings.
-      const hold = await call('POST', '/v1/decisions', { account_id: acctA, feature: 'access.task', quantity: 2, mode: 'reserve', idempotency_key: `h-${run}` }, alpha.key);
+      const hold = await call(
+        'POST',
+        '/v1/decisions',
+        { account_id: acctA, feature: 'access.task', quantity: 2, mode: 'reserve', idempotency_key: `h-${run}` },
+        alpha.key,
+      );
       expect(hold.status).toBe(200);
       const purchase = await call('POST', '/v1/purchases', { account_id: acctA, credits: '5', idempotency_key: `p-${run}` }, alpha.key);
       expect(purchase.status).toBe(202);
       await workflowStatus(purchase.body.workflow_id, alpha.key);
       const expires = new Date(Date.now() + 3_600_000).toISOString();
-      const promo = await call('POST', '/v1/grants', { account_id: acctA, kind: 'promo', credits: '1', expires_at: expires, reason: 'r', idempotency_key: `g-${run}` }, alpha.key);
+      const promo = await call(
+        'POST',
+        '/v1/grants',
+        { account_id: acctA, kind: 'promo', credits: '1', expires_at: expires, reason: 'r', idempotency_key: `g-${run}` },
+        alpha.key,
+      );
       expect(promo.status).toBe(202);
       const later = Date.now() + 86_400_000;
-      const terms = { account_id: acctA, credits_per_period: '1', period_seconds: 3600, starts_at: new Date(later).toISOString(), ends_at: new Date(later + 7_200_000).toISOString(), rollover_percent: 0 };
+      const terms = {
+        account_id: acctA,
+        credits_per_period: '1',
+        period_seconds: 3600,
+        starts_at: new Date(later).toISOString(),
+        ends_at: new Date(later + 7_200_000).toISOString(),
+        rollover_percent: 0,
+      };
       const contract = `c-${run}`;
       expect((await call('PUT', `/v1/entitlements/${contract}`, terms, alpha.key)).status).toBe(202);
       const alerts = { webhook_url: 'https://hooks.example.com/a', webhook_secret: 'whsec_0123456789abcdef', low_balance_credits: '1' };
       expect((await call('PUT', `/v1/accounts/${acctA}/alerts`, alerts, alpha.key)).status).toBe(200);
 
       // 100 granted − 2 held + 5 purchased + 1 promo (once its workflow has applied it).
-      await eventually(async () => ((await call('GET', `/v1/accounts/${acctA}`, undefined, alpha.key)).body.balance === '104.000000' ? true : undefined));
+      await eventually(async () =>
+        (await call('GET', `/v1/accounts/${acctA}`, undefined, alpha.key)).body.balance === '104.000000' ? true : undefined,
+      );
       const before = {
         account: (await call('GET', `/v1/accounts/${acctA}`, undefined, alpha.key)).body,
         ledger: (await call('GET', `/v1/accounts/${acctA}/ledger`, undefined, alpha.key)).body,
         alerts: await stack.ledger.query('SELECT webhook_url, low_balance_micros FROM account_alerts WHERE account_id = $1', [acctA]),
       };
-
 
       const holdId = hold.body.decision_id;
       const attempts: [string, string, unknown?][] = [
@@ -126,7 +150,9 @@ describe('access: tenants, key lifecycle, audit, outbound safety, edge input', (
       // Nothing changed: the hold is still held, balances, ledger and alert settings are as before.
       expect((await call('GET', `/v1/accounts/${acctA}`, undefined, alpha.key)).body.balance).toBe(before.account.balance);
       expect((await call('GET', `/v1/accounts/${acctA}/ledger`, undefined, alpha.key)).body.items).toEqual(before.ledger.items);
-      expect(await stack.ledger.query('SELECT webhook_url, low_balance_micros FROM account_alerts WHERE account_id = $1', [acctA])).toEqual(before.alerts);
+      expect(await stack.ledger.query('SELECT webhook_url, low_balance_micros FROM account_alerts WHERE account_id = $1', [acctA])).toEqual(
+        before.alerts,
+      );
       const grantState = await call('GET', `/v1/workflows/${encodeURIComponent(promo.body.workflow_id)}`, undefined, alpha.key);
       expect(grantState.body.status).toBe('running');
       const released = await call('POST', `/v1/decisions/${holdId}/release`, undefined, alpha.key);
@@ -145,28 +171,58 @@ describe('access: tenants, key lifecycle, audit, outbound safety, edge input', (
       expect(b.body.workflow_id).not.toBe(a.body.workflow_id);
       expect((await workflowStatus(a.body.workflow_id, alpha.key)).status).toBe('completed');
       expect((await workflowStatus(b.body.workflow_id, beta.key)).status).toBe('completed');
-      const lots = await stack.ledger.query(`SELECT account_id, amount_micros::text FROM credit_lots WHERE cause_type = 'purchase' AND cause_id = ANY($1)`, [[a.body.workflow_id, b.body.workflow_id]]);
+      const lots = await stack.ledger.query(
+        `SELECT account_id, amount_micros::text FROM credit_lots WHERE cause_type = 'purchase' AND cause_id = ANY($1)`,
+        [[a.body.workflow_id, b.body.workflow_id]],
+      );
       expect(lots.sort((x: any, y: any) => x.account_id.localeCompare(y.account_id))).toEqual([
         { account_id: acctA, amount_micros: '2000000' },
         { account_id: acctB, amount_micros: '3000000' },
       ]);
 
       // A grant of kind adjustment and an adjustment under the same key are two workflows.
-      const grant = await call('POST', '/v1/grants', { account_id: acctA, kind: 'adjustment', credits: '1', reason: 'r', idempotency_key: 'same-key' }, alpha.key);
-      const adjustment = await call('POST', '/v1/adjustments', { account_id: acctA, credits: '1', reason: 'r', idempotency_key: 'same-key' }, alpha.key);
+      const grant = await call(
+        'POST',
+        '/v1/grants',
+        { account_id: acctA, kind: 'adjustment', credits: '1', reason: 'r', idempotency_key: 'same-key' },
+        alpha.key,
+      );
+      const adjustment = await call(
+        'POST',
+        '/v1/adjustments',
+        { account_id: acctA, credits: '1', reason: 'r', idempotency_key: 'same-key' },
+        alpha.key,
+      );
       expect([grant.status, adjustment.status]).toEqual([202, 202]);
       expect(grant.body.workflow_id).not.toBe(adjustment.body.workflow_id);
       // User text cannot pose as another's: ':' and '-' in ids and keys stay inside their length-prefixed part.
-      expect(workflowIds.refund({ tenant: 't', accountId: 'a-1' }, 'k')).not.toBe(workflowIds.refund({ tenant: 't', accountId: 'a' }, '1-k'));
+      expect(workflowIds.refund({ tenant: 't', accountId: 'a-1' }, 'k')).not.toBe(
+        workflowIds.refund({ tenant: 't', accountId: 'a' }, '1-k'),
+      );
     });
 
     it('narrows a key to its features and keeps a decide key to its tenant', async () => {
       const narrow = await newKey({ scopes: ['decide'], tenant: 'alpha', features: ['access.task'] });
-      const ok = await call('POST', '/v1/decisions', { account_id: acctA, feature: 'access.task', quantity: 1, mode: 'preview' }, narrow.key);
+      const ok = await call(
+        'POST',
+        '/v1/decisions',
+        { account_id: acctA, feature: 'access.task', quantity: 1, mode: 'preview' },
+        narrow.key,
+      );
       expect(ok.status).toBe(200);
-      const other = await call('POST', '/v1/decisions', { account_id: acctA, feature: 'access.other', quantity: 1, mode: 'preview' }, narrow.key);
+      const other = await call(
+        'POST',
+        '/v1/decisions',
+        { account_id: acctA, feature: 'access.other', quantity: 1, mode: 'preview' },
+        narrow.key,
+      );
       expect([other.status, other.body.error.details[0].field]).toEqual([404, 'feature']);
-      const foreign = await call('POST', '/v1/decisions', { account_id: acctB, feature: 'access.task', quantity: 1, mode: 'preview' }, narrow.key);
+      const foreign = await call(
+        'POST',
+        '/v1/decisions',
+        { account_id: acctB, feature: 'access.task', quantity: 1, mode: 'preview' },
+        narrow.key,
+      );
       expect([foreign.status, foreign.body.error.details[0].field]).toEqual([404, 'account_id']);
       // An admin key is platform-wide: it cannot be bound to a tenant.
       const bad = await call('POST', '/v1/api-keys', { name: 'x', scopes: ['admin'], tenant: 'alpha' });
@@ -185,7 +241,17 @@ describe('access: tenants, key lifecycle, audit, outbound safety, edge input', (
       const listed = await call('GET', '/v1/api-keys?tenant=alpha');
       expect(listed.status).toBe(200);
       const view = listed.body.items.find((k: { id: string }) => k.id === key.id);
-      expect(Object.keys(view).sort()).toEqual(['created_at', 'expires_at', 'features', 'id', 'last_used_at', 'name', 'revoked_at', 'scopes', 'tenant']);
+      expect(Object.keys(view).sort()).toEqual([
+        'created_at',
+        'expires_at',
+        'features',
+        'id',
+        'last_used_at',
+        'name',
+        'revoked_at',
+        'scopes',
+        'tenant',
+      ]);
       expect(view).toMatchObject({ tenant: 'alpha', scopes: ['read'], revoked_at: null, expires_at: null });
       expect(Date.parse(view.last_used_at)).toBeGreaterThan(Date.now() - 60_000);
       expect(JSON.stringify(listed.body)).not.toContain(key.key);
@@ -207,7 +273,11 @@ describe('access: tenants, key lifecycle, audit, outbound safety, edge input', (
       expect(revoked.status).toBe(200);
       const at = Date.now();
       expect((await request(stack.url, 'GET', `/v1/accounts/${acctA}`, undefined, key.key)).status).toBe(401);
-      await eventually(async () => ((await request(secondUrl, 'GET', `/v1/accounts/${acctA}`, undefined, key.key)).status === 401 ? true : undefined), 1_000, 20);
+      await eventually(
+        async () => ((await request(secondUrl, 'GET', `/v1/accounts/${acctA}`, undefined, key.key)).status === 401 ? true : undefined),
+        1_000,
+        20,
+      );
       expect(Date.now() - at).toBeLessThan(1_000);
       const listed = (await call('GET', '/v1/api-keys?tenant=alpha')).body.items.find((k: { id: string }) => k.id === key.id);
       expect(listed.revoked_at).not.toBeNull();
@@ -218,7 +288,10 @@ describe('access: tenants, key lifecycle, audit, outbound safety, edge input', (
     it('refuses an expired key, and counts failed authentications without letting unknown keys evict known ones', async () => {
       const expiring = await newKey({ scopes: ['read'], tenant: 'alpha', expires_at: new Date(Date.now() + 1_500).toISOString() });
       expect((await call('GET', `/v1/accounts/${acctA}`, undefined, expiring.key)).status).toBe(200);
-      await eventually(async () => ((await call('GET', `/v1/accounts/${acctA}`, undefined, expiring.key)).status === 401 ? true : undefined), 10_000);
+      await eventually(
+        async () => ((await call('GET', `/v1/accounts/${acctA}`, undefined, expiring.key)).status === 401 ? true : undefined),
+        10_000,
+      );
       const past = await call('POST', '/v1/api-keys', { name: 'old', scopes: ['read'], expires_at: '2020-01-01T00:00:00Z' });
       expect([past.status, past.body.error.details[0].field]).toEqual([400, 'expires_at']);
 
@@ -247,7 +320,8 @@ describe('access: tenants, key lifecycle, audit, outbound safety, edge input', (
   describe('key cache through a PostgreSQL outage (I6)', () => {
     it('keeps answering a cached key after its refresh is due, and answers 503 for an unknown key', async () => {
       const key = await newKey({ scopes: ['decide'], tenant: 'alpha' });
-      const preview = () => call('POST', '/v1/decisions', { account_id: acctA, feature: 'access.task', quantity: 1, mode: 'preview' }, key.key);
+      const preview = () =>
+        call('POST', '/v1/decisions', { account_id: acctA, feature: 'access.task', quantity: 1, mode: 'preview' }, key.key);
       expect((await preview()).status).toBe(200);
       // Age the cached entry past its refresh, then make every key read fail as in an outage.
       type Entry = { principal: { keyId: string }; readAt: number };
@@ -256,12 +330,18 @@ describe('access: tenants, key lifecycle, audit, outbound safety, edge input', (
       const ledger = stack.app.get<DataSource>(LEDGER);
       const original = ledger.query.bind(ledger);
       const spy = jest.spyOn(ledger, 'query').mockImplementation(((sql: string, params?: unknown[]) => {
-        if (String(sql).includes('FROM api_keys WHERE key_hash')) return Promise.reject(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }));
+        if (String(sql).includes('FROM api_keys WHERE key_hash'))
+          return Promise.reject(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }));
         return original(sql, params);
       }) as typeof ledger.query);
       try {
         expect((await preview()).status).toBe(200);
-        const unknown = await call('POST', '/v1/decisions', { account_id: acctA, feature: 'access.task', quantity: 1, mode: 'preview' }, `sw_${randomUUID()}`);
+        const unknown = await call(
+          'POST',
+          '/v1/decisions',
+          { account_id: acctA, feature: 'access.task', quantity: 1, mode: 'preview' },
+          `sw_${randomUUID()}`,
+        );
         expect([unknown.status, unknown.headers.get('retry-after')]).toEqual([503, '1']);
         expect(spy.mock.calls.some(([sql]) => String(sql).includes('FROM api_keys WHERE key_hash'))).toBe(true);
       } finally {
@@ -273,17 +353,36 @@ describe('access: tenants, key lifecycle, audit, outbound safety, edge input', (
   describe('audit log', () => {
     it('records who, what, when and the request id of finance and admin actions, paged by cursor', async () => {
       const requestId = `req-${randomUUID()}`;
-      const started = await request(stack.url, 'POST', '/v1/purchases', { account_id: acctA, credits: '1', idempotency_key: `audit-${run}` }, alpha.key, { 'x-request-id': requestId });
+      const started = await request(
+        stack.url,
+        'POST',
+        '/v1/purchases',
+        { account_id: acctA, credits: '1', idempotency_key: `audit-${run}` },
+        alpha.key,
+        { 'x-request-id': requestId },
+      );
       expect(started.status).toBe(202);
       expect(started.headers.get('x-request-id')).toBe(requestId);
-      await call('PUT', `/v1/accounts/${acctA}/alerts`, { webhook_url: 'https://hooks.example.com/b', webhook_secret: 'whsec_secret_never_logged', low_balance_credits: '1' }, alpha.key);
+      await call(
+        'PUT',
+        `/v1/accounts/${acctA}/alerts`,
+        { webhook_url: 'https://hooks.example.com/b', webhook_secret: 'whsec_secret_never_logged', low_balance_credits: '1' },
+        alpha.key,
+      );
 
       const page = await call('GET', `/v1/audit-log?limit=50&key_id=${alpha.id}`);
       expect(page.status).toBe(200);
       expect(page.body.items.every((i: { key_id: string }) => i.key_id === alpha.id)).toBe(true);
       const entry = page.body.items.find((i: { request_id: string }) => i.request_id === requestId);
       if (!entry) throw new Error(`no audit row for ${requestId}: ${JSON.stringify(page.body.items.slice(0, 3))}`);
-      expect(entry).toMatchObject({ key_id: alpha.id, tenant: 'alpha', action: 'finance.purchase', method: 'POST', path: '/v1/purchases', status: 202 });
+      expect(entry).toMatchObject({
+        key_id: alpha.id,
+        tenant: 'alpha',
+        action: 'finance.purchase',
+        method: 'POST',
+        path: '/v1/purchases',
+        status: 202,
+      });
       expect(entry.target.workflow_id).toBe(started.body.workflow_id);
       expect(Date.parse(entry.at)).toBeGreaterThan(Date.now() - 60_000);
       expect(JSON.stringify(page.body)).not.toContain('whsec_secret_never_logged');
@@ -315,7 +414,13 @@ describe('access: tenants, key lifecycle, audit, outbound safety, edge input', (
 
     it('refuses non-https and non-public webhook URLs at the API with a 400 naming the field', async () => {
       const put = (url: string) =>
-        request(secondUrl, 'PUT', `/v1/accounts/${acctA}/alerts`, { webhook_url: url, webhook_secret: 'whsec_0123456789abcdef', low_balance_credits: '1' }, alpha.key);
+        request(
+          secondUrl,
+          'PUT',
+          `/v1/accounts/${acctA}/alerts`,
+          { webhook_url: url, webhook_secret: 'whsec_0123456789abcdef', low_balance_credits: '1' },
+          alpha.key,
+        );
       for (const url of [
         'http://hooks.example.com/x',
         'https://127.0.0.1/x',
@@ -334,7 +439,14 @@ describe('access: tenants, key lifecycle, audit, outbound safety, edge input', (
     });
 
     it('refuses loopback, private, link-local and metadata targets after resolution, before connecting', async () => {
-      for (const target of [`http://127.0.0.1:${port}/h`, `http://localhost:${port}/h`, `http://[::1]:${port}/h`, 'http://10.0.0.1/h', 'http://169.254.169.254/latest', 'http://0.0.0.0/h']) {
+      for (const target of [
+        `http://127.0.0.1:${port}/h`,
+        `http://localhost:${port}/h`,
+        `http://[::1]:${port}/h`,
+        'http://10.0.0.1/h',
+        'http://169.254.169.254/latest',
+        'http://0.0.0.0/h',
+      ]) {
         await expect(postWebhook(target, {}, '{}', HTTP_ONLY, 2_000)).rejects.toBeInstanceOf(OutboundRefused);
       }
       expect(hits).toBe(0);
@@ -343,7 +455,9 @@ describe('access: tenants, key lifecycle, audit, outbound safety, edge input', (
       expect(addressRefusal('192.168.1.1', STRICT)).toMatch(/private/);
       expect(addressRefusal('8.8.8.8', STRICT)).toBeUndefined();
       // Allow-listed (tests, private deployments), the pinned address is reached.
-      expect(await postWebhook(`http://localhost:${port}/h`, {}, '{}', { allowHttp: true, allowedCidrs: ['127.0.0.0/8', '::1/128'] }, 2_000)).toBe(204);
+      expect(
+        await postWebhook(`http://localhost:${port}/h`, {}, '{}', { allowHttp: true, allowedCidrs: ['127.0.0.0/8', '::1/128'] }, 2_000),
+      ).toBe(204);
       expect(hits).toBe(1);
     });
 
@@ -370,12 +484,22 @@ describe('access: tenants, key lifecycle, audit, outbound safety, edge input', (
       const cases: [string, string, unknown, string][] = [
         ['POST', '/v1/api-keys', { name: 'a\u0000b', scopes: ['read'] }, 'name'],
         ['PUT', '/v1/features/nul.feature', { unit: 't\u0000', credits_per_unit: '1' }, 'unit'],
-        ['PUT', `/v1/accounts/${acctA}/alerts`, { webhook_url: 'https://hooks.example.com/c', webhook_secret: 'whsec_0123456789\u0000abcdef', low_balance_credits: '1' }, 'webhook_secret'],
+        [
+          'PUT',
+          `/v1/accounts/${acctA}/alerts`,
+          { webhook_url: 'https://hooks.example.com/c', webhook_secret: 'whsec_0123456789\u0000abcdef', low_balance_credits: '1' },
+          'webhook_secret',
+        ],
         ['PUT', '/v1/plans/nul', { features: { 'a\u0000': {} } }, 'features.a\u0000'],
         ['GET', '/v1/accounts/a%00b', undefined, 'id'],
         ['GET', `/v1/accounts/${acctA}/ledger?cursor=1%00`, undefined, 'cursor'],
         ['GET', '/v1/workflows/x%00y', undefined, 'workflowId'],
-        ['POST', '/v1/decisions', { account_id: acctA, feature: 'access.task', quantity: 1, idempotency_key: 'k\u0000' }, 'idempotency_key'],
+        [
+          'POST',
+          '/v1/decisions',
+          { account_id: acctA, feature: 'access.task', quantity: 1, idempotency_key: 'k\u0000' },
+          'idempotency_key',
+        ],
       ];
       for (const [method, path, body, field] of cases) {
         const answer = await call(method, path, body);
@@ -395,7 +519,12 @@ describe('access: tenants, key lifecycle, audit, outbound safety, edge input', (
 
     it('never resolves a user key through Object.prototype', async () => {
       expect((await call('PUT', '/v1/features/constructor', { unit: 'task', credits_per_unit: '1' })).status).toBe(200);
-      const answer = await call('POST', '/v1/decisions', { account_id: acctA, feature: 'constructor', quantity: 1, idempotency_key: `c-${run}` });
+      const answer = await call('POST', '/v1/decisions', {
+        account_id: acctA,
+        feature: 'constructor',
+        quantity: 1,
+        idempotency_key: `c-${run}`,
+      });
       expect([answer.status, answer.body.error.details[0].field]).toEqual([422, 'feature']);
       const plan = await call('PUT', `/v1/accounts/${acctA}`, { plan: 'constructor' });
       expect(plan.status).toBe(422);

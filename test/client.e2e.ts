@@ -56,7 +56,11 @@ describe('typed client (libs/client) against the real stack', () => {
       });
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, seen: () => seen, close: () => new Promise((r) => server.close(r)) };
+    return {
+      url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+      seen: () => seen,
+      close: () => new Promise((r) => server.close(r)),
+    };
   };
 
   /** A server that answers every request 200 with `state.body` (JSON content type, whatever the body is). */
@@ -110,14 +114,25 @@ describe('typed client (libs/client) against the real stack', () => {
     expect(allowed.decision_id).not.toMatch(/^degraded:/);
 
     const key = `cl-${randomUUID()}`;
-    const partial = await product.decide({ account_id: account, feature: 'codex.task', quantity: 10, allow_partial: true, idempotency_key: key });
+    const partial = await product.decide({
+      account_id: account,
+      feature: 'codex.task',
+      quantity: 10,
+      allow_partial: true,
+      idempotency_key: key,
+    });
     expect(partial).toMatchObject({ outcome: 'partial', granted: 5, credits_charged: '10.000000', balance: '0.000000', replayed: false });
-    expect(await product.decide({ account_id: account, feature: 'codex.task', quantity: 10, allow_partial: true, idempotency_key: key })).toMatchObject({ replayed: true, granted: 5 });
+    expect(
+      await product.decide({ account_id: account, feature: 'codex.task', quantity: 10, allow_partial: true, idempotency_key: key }),
+    ).toMatchObject({ replayed: true, granted: 5 });
     const denied = await product.decide({ account_id: account, feature: 'codex.task', quantity: 1 });
     expect(denied).toMatchObject({ outcome: 'denied', granted: 0 });
     expect(denied.retry_after_seconds).toBeGreaterThan(0);
 
-    await expect(product.decide({ account_id: 'nobody-here', feature: 'codex.task', quantity: 1 })).rejects.toMatchObject({ status: 404, code: 'not_found' });
+    await expect(product.decide({ account_id: 'nobody-here', feature: 'codex.task', quantity: 1 })).rejects.toMatchObject({
+      status: 404,
+      code: 'not_found',
+    });
     await expect(product.decide({ account_id: account, feature: 'codex.task', quantity: 0 })).rejects.toBeInstanceOf(SpillwayApiError);
 
     const other = await newAccount();
@@ -150,8 +165,12 @@ describe('typed client (libs/client) against the real stack', () => {
     await stack.grant(charged, 10n);
     const decision = await product.decide({ account_id: charged, feature: 'codex.task', quantity: 4 });
     expect(decision.credits_charged).toBe('2.500000');
-    expect(await finance.refund({ account_id: charged, decision_id: decision.decision_id, credits: '2.5', reason: 'goodwill' })).toHaveProperty('status_url');
-    await expect(finance.refund({ account_id: charged, decision_id: decision.decision_id, credits: '3', reason: 'too much' })).rejects.toMatchObject({ status: 422 });
+    expect(
+      await finance.refund({ account_id: charged, decision_id: decision.decision_id, credits: '2.5', reason: 'goodwill' }),
+    ).toHaveProperty('status_url');
+    await expect(
+      finance.refund({ account_id: charged, decision_id: decision.decision_id, credits: '3', reason: 'too much' }),
+    ).rejects.toMatchObject({ status: 422 });
 
     const adjustment = await finance.adjustment({ account_id: account, credits: '-150', reason: 'correction' });
     await eventually(async () => ((await finance.workflow(adjustment.workflow_id)).state === 'awaiting_approval' ? true : undefined));
@@ -172,7 +191,12 @@ describe('typed client (libs/client) against the real stack', () => {
     const account = await newAccount();
     const proxy = await flakyProxy(2);
     try {
-      const flaky = new SpillwayClient({ baseUrl: proxy.url, apiKey: decideKey, decideDeadlineMs: 10_000, retry: { retries: 3, baseDelayMs: 10, maxDelayMs: 50 } });
+      const flaky = new SpillwayClient({
+        baseUrl: proxy.url,
+        apiKey: decideKey,
+        decideDeadlineMs: 10_000,
+        retry: { retries: 3, baseDelayMs: 10, maxDelayMs: 50 },
+      });
       const started = Date.now();
       const decision = await flaky.decide({ account_id: account, feature: 'codex.task', quantity: 1 });
       expect(decision).toMatchObject({ outcome: 'allowed', degraded: null });
@@ -183,7 +207,11 @@ describe('typed client (libs/client) against the real stack', () => {
     }
     const once = await flakyProxy(1);
     try {
-      const flaky = new SpillwayClient({ baseUrl: once.url, apiKey: stack.config.bootstrapAdminKey!, retry: { retries: 3, baseDelayMs: 10 } });
+      const flaky = new SpillwayClient({
+        baseUrl: once.url,
+        apiKey: stack.config.bootstrapAdminKey!,
+        retry: { retries: 3, baseDelayMs: 10 },
+      });
       await expect(flaky.approve('refund-x', { approve: true, note: 'checked' })).rejects.toBeInstanceOf(SpillwayUnavailableError);
       expect(once.seen()).toBe(1);
     } finally {
@@ -213,18 +241,27 @@ describe('typed client (libs/client) against the real stack', () => {
       });
     }
     // The replay queue is bounded (2 here): beyond it the answer fails closed.
-    expect(await partitioned.decide({ account_id: account, feature: 'codex.task', quantity: 1 })).toMatchObject({ outcome: 'denied', degraded: 'fail_closed' });
+    expect(await partitioned.decide({ account_id: account, feature: 'codex.task', quantity: 1 })).toMatchObject({
+      outcome: 'denied',
+      degraded: 'fail_closed',
+    });
     expect(partitioned.pendingReplays).toBe(2);
     // What Spillway would refuse is refused locally too, before anything is recorded: never allowed unmetered.
     const invalid: [Record<string, unknown>, string][] = [
       ...[0, 1.5, 1_000_001, Number.NaN, '2'].map((quantity): [Record<string, unknown>, string] => [{ quantity }, 'quantity']),
-      ...[undefined, '', 'a'.repeat(129), 'no spaces', 7].map((account_id): [Record<string, unknown>, string] => [{ account_id }, 'account_id']),
+      ...[undefined, '', 'a'.repeat(129), 'no spaces', 7].map((account_id): [Record<string, unknown>, string] => [
+        { account_id },
+        'account_id',
+      ]),
       [{ feature: undefined }, 'feature'],
       [{ idempotency_key: '' }, 'idempotency_key'],
     ];
     for (const [change, field] of invalid) {
       const request = { account_id: account, feature: 'codex.task', quantity: 1, idempotency_key: `cl-${randomUUID()}`, ...change };
-      const refused = await partitioned.decide(request as never).then(() => undefined, (error: unknown) => error);
+      const refused = await partitioned.decide(request as never).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
       expect(refused).toBeInstanceOf(SpillwayApiError);
       expect(refused).toMatchObject({ status: 400, code: 'invalid_request', details: [expect.objectContaining({ field })] });
     }
@@ -249,7 +286,11 @@ describe('typed client (libs/client) against the real stack', () => {
       degradation: { default: { mode: 'allowance', units: 2, periodMs: 60_000 } },
       fetch: (request) => (reachable ? fetch(request) : Promise.reject(new TypeError('fetch failed'))),
     });
-    expect(await allowance.decide({ account_id: other, feature: 'codex.task', quantity: 3, allow_partial: true })).toMatchObject({ outcome: 'partial', granted: 2, degraded: 'allowance' });
+    expect(await allowance.decide({ account_id: other, feature: 'codex.task', quantity: 3, allow_partial: true })).toMatchObject({
+      outcome: 'partial',
+      granted: 2,
+      degraded: 'allowance',
+    });
     reachable = true;
     expect(await allowance.replayDegraded()).toMatchObject({ replayed: 1, remaining: 0 });
     expect((await product.account(other)).features['codex.task'].windows[0].remaining).toBe(1);
@@ -265,7 +306,11 @@ describe('typed client (libs/client) against the real stack', () => {
     expect(first.decision_id).toMatch(/^degraded:/);
     expect(await degraded.decide(request)).toEqual({ ...first, replayed: true });
     for (const other of [{ quantity: 1 }, { quantity: 12 }, { allow_partial: true }, { mode: 'reserve' as const }]) {
-      await expect(degraded.decide({ ...request, ...other })).rejects.toMatchObject({ status: 409, code: 'conflict', details: [expect.objectContaining({ field: 'idempotency_key' })] });
+      await expect(degraded.decide({ ...request, ...other })).rejects.toMatchObject({
+        status: 409,
+        code: 'conflict',
+        details: [expect.objectContaining({ field: 'idempotency_key' })],
+      });
     }
     // The key belongs to the account, as on Spillway: another account's decision under it is its own.
     const neighbour = await newAccount();
@@ -300,9 +345,17 @@ describe('typed client (libs/client) against the real stack', () => {
     state.up = true;
     await eventually(async () => (Date.now() > Date.parse(hold.hold_expires_at!) ? true : undefined));
     const report = await degraded.replayDegraded();
-    expect(report).toEqual({ replayed: 3, dropped: 2, remaining: 0, outcomes: { settled: 1, partial: 1, denied: 1, rejected: 1, exhausted: 0, hold_expired: 1 } });
+    expect(report).toEqual({
+      replayed: 3,
+      dropped: 2,
+      remaining: 0,
+      outcomes: { settled: 1, partial: 1, denied: 1, rejected: 1, exhausted: 0, hold_expired: 1 },
+    });
     expect(problems.map((p) => p.reason)).toEqual(['partial', 'denied', 'rejected', 'hold_expired']);
-    expect(problems[0]).toMatchObject({ entry: { request: { account_id: account, quantity: 2 } }, decision: { outcome: 'partial', granted: 1 } });
+    expect(problems[0]).toMatchObject({
+      entry: { request: { account_id: account, quantity: 2 } },
+      decision: { outcome: 'partial', granted: 1 },
+    });
     expect(problems[1]).toMatchObject({ decision: { outcome: 'denied', granted: 0 } });
     expect(problems[2].error).toMatchObject({ status: 404, code: 'not_found' });
     expect(degraded.replayOutcomes).toEqual(report.outcomes);
@@ -313,7 +366,13 @@ describe('typed client (libs/client) against the real stack', () => {
     const garbage = await garbageServer(state);
     try {
       const problems: ReplayProblem[] = [];
-      const options = { baseUrl: garbage.url, apiKey: decideKey, decideDeadlineMs: 2000, autoReplay: false, onReplayProblem: (p: ReplayProblem) => problems.push(p) };
+      const options = {
+        baseUrl: garbage.url,
+        apiKey: decideKey,
+        decideDeadlineMs: 2000,
+        autoReplay: false,
+        onReplayProblem: (p: ReplayProblem) => problems.push(p),
+      };
       const closed = new SpillwayClient(options);
       const open = new SpillwayClient({ ...options, degradation: { default: { mode: 'fail_open' }, maxReplayAttempts: 2 } });
       const request = { account_id: 'acct-1', feature: 'codex.task', quantity: 1 };
@@ -333,7 +392,9 @@ describe('typed client (libs/client) against the real stack', () => {
       expect(await open.decide(request)).toMatchObject({ outcome: 'allowed', degraded: 'fail_open' });
       await expect(open.commit('dec_p0_x', 1)).rejects.toThrow(/not a HoldSettlement/);
       state.body = '{"id": "acct-1", "bala';
-      await expect(open.account('acct-1')).rejects.toThrow(expect.objectContaining({ name: 'SpillwayUnavailableError', message: expect.stringMatching(/could not be read/) }));
+      await expect(open.account('acct-1')).rejects.toThrow(
+        expect.objectContaining({ name: 'SpillwayUnavailableError', message: expect.stringMatching(/could not be read/) }),
+      );
       // A replay that never gets a valid answer is given up after maxReplayAttempts, and reported.
       expect(await open.replayDegraded()).toMatchObject({ replayed: 0, dropped: 0, remaining: 1 });
       expect(await open.replayDegraded()).toMatchObject({ dropped: 1, remaining: 0, outcomes: { exhausted: 1 } });

@@ -13,7 +13,14 @@ describe('the same scripts on a 3-node Redis Cluster', () => {
   const policy: DecisionPolicy = {
     version: 1,
     feature: { key: 'codex.task', unit: 'task', creditsPerUnitMicros: 2_500_000n },
-    plan: { windows: [{ name: '5h', limit: 2, seconds: 18000 }, { name: 'weekly', limit: 4, seconds: 604800 }], freeTierUnitsPerMonth: 1, overage: 'credits' },
+    plan: {
+      windows: [
+        { name: '5h', limit: 2, seconds: 18000 },
+        { name: 'weekly', limit: 4, seconds: 604800 },
+      ],
+      freeTierUnitsPerMonth: 1,
+      overage: 'credits',
+    },
   };
 
   beforeAll(async () => {
@@ -29,8 +36,23 @@ describe('the same scripts on a 3-node Redis Cluster', () => {
   it('decides, replays, holds and commits for accounts spread over every node', async () => {
     const accounts = Array.from({ length: 24 }, () => `acct-${randomUUID().slice(0, 8)}`);
     for (const accountId of accounts) {
-      await engine.grant({ accountId, lotId: `lot-${accountId}`, kind: 'purchased', micros: 10_000_000n, expiresAt: null, createdAt: new Date() });
-      const input = { accountId, feature: 'codex.task', quantity: 4, idempotencyKey: 'k1', allowPartial: true, mode: 'consume' as const, holdTtlSeconds: 60 };
+      await engine.grant({
+        accountId,
+        lotId: `lot-${accountId}`,
+        kind: 'purchased',
+        micros: 10_000_000n,
+        expiresAt: null,
+        createdAt: new Date(),
+      });
+      const input = {
+        accountId,
+        feature: 'codex.task',
+        quantity: 4,
+        idempotencyKey: 'k1',
+        allowPartial: true,
+        mode: 'consume' as const,
+        holdTtlSeconds: 60,
+      };
       const first = await engine.decide(input, policy, randomUUID());
       const again = await engine.decide(input, policy, randomUUID());
       if (first.kind !== 'decided' || again.kind !== 'decided') throw new Error('not decided');
@@ -48,9 +70,7 @@ describe('the same scripts on a 3-node Redis Cluster', () => {
     }
     const partitions = new Set(accounts.map((a) => engine.partitionOf(a)));
     expect(partitions.size).toBeGreaterThan(3);
-    const nodesWithStreams = await Promise.all(
-      cluster.nodes('master').map(async (node) => (await node.keys('sw:*:events')).length > 0),
-    );
+    const nodesWithStreams = await Promise.all(cluster.nodes('master').map(async (node) => (await node.keys('sw:*:events')).length > 0));
     expect(nodesWithStreams.filter(Boolean).length).toBeGreaterThanOrEqual(2);
   });
 });

@@ -60,7 +60,9 @@ describe('console: the browser app at /console, driven by Playwright against the
 
     await stack.call('PUT', '/v1/features/video.seconds', { unit: 'second', credits_per_unit: '50' });
     await stack.call('PUT', '/v1/plans/console', {
-      features: { 'video.seconds': { windows: [{ name: '5h', limit: 3, seconds: 18000 }], free_tier: { units_per_month: 2 }, overage: 'credits' } },
+      features: {
+        'video.seconds': { windows: [{ name: '5h', limit: 3, seconds: 18000 }], free_tier: { units_per_month: 2 }, overage: 'credits' },
+      },
     });
     account = `console-${randomUUID().slice(0, 8)}`;
     expect((await stack.call('PUT', `/v1/accounts/${account}`, { plan: 'console' })).status).toBeLessThan(300);
@@ -69,13 +71,28 @@ describe('console: the browser app at /console, driven by Playwright against the
 
     const purchase = await stack.call('POST', '/v1/purchases', { account_id: account, credits: '500', idempotency_key: `p-${account}` });
     expect(purchase.status).toBe(202);
-    await eventually(async () => ((await stack.call('GET', `/v1/accounts/${account}`)).body.balance === '500.000000' ? true : undefined), 30_000);
+    await eventually(
+      async () => ((await stack.call('GET', `/v1/accounts/${account}`)).body.balance === '500.000000' ? true : undefined),
+      30_000,
+    );
     // 8 units: 3 from the window, 2 free, 3 × 50 credits = 150 (above the approval threshold of 100).
-    const first = await stack.call('POST', '/v1/decisions', { account_id: account, feature: 'video.seconds', quantity: 8, idempotency_key: 'render-1', allow_partial: true });
+    const first = await stack.call('POST', '/v1/decisions', {
+      account_id: account,
+      feature: 'video.seconds',
+      quantity: 8,
+      idempotency_key: 'render-1',
+      allow_partial: true,
+    });
     expect(first.body).toMatchObject({ outcome: 'allowed', credits_charged: '150.000000', balance: '350.000000' });
     charged = first.body.decision_id;
     // 100 more: the window and free tier are spent, 350 credits buy 7 units, 93 are denied.
-    const second = await stack.call('POST', '/v1/decisions', { account_id: account, feature: 'video.seconds', quantity: 100, idempotency_key: 'render-2', allow_partial: true });
+    const second = await stack.call('POST', '/v1/decisions', {
+      account_id: account,
+      feature: 'video.seconds',
+      quantity: 100,
+      idempotency_key: 'render-2',
+      allow_partial: true,
+    });
     expect(second.body).toMatchObject({ outcome: 'partial', granted: 7, denied: 93, balance: '0.000000' });
     denied = second.body.decision_id;
     await eventually(async () => {
@@ -92,7 +109,13 @@ describe('console: the browser app at /console, driven by Playwright against the
   it('explains a decision over HTTP: each layer, what it had and gave, why the rest was denied, and its settlement', async () => {
     const { status, body } = await stack.call('GET', `/v1/decisions/${denied}`, undefined, financeKey);
     expect(status).toBe(200);
-    expect(body).toMatchObject({ account_id: account, outcome: 'partial', credits_charged: '350.000000', balance_after: '0.000000', settlement: { state: 'settled', usage_event_id: denied } });
+    expect(body).toMatchObject({
+      account_id: account,
+      outcome: 'partial',
+      credits_charged: '350.000000',
+      balance_after: '0.000000',
+      settlement: { state: 'settled', usage_event_id: denied },
+    });
     expect(body.waterfall.layers).toEqual([
       expect.objectContaining({ layer: 'rate_limit', asked: 100, had: 0, had_exact: true, gave: 0 }),
       expect.objectContaining({ layer: 'free_tier', asked: 100, had: 0, had_exact: true, gave: 0 }),
@@ -112,23 +135,49 @@ describe('console: the browser app at /console, driven by Playwright against the
     expect(usage.points.reduce((sum: number, p: { credits: string }) => sum + Number(p.credits), 0)).toBe(500);
     expect((await stack.call('GET', '/v1/accounts/nobody-here/usage')).status).toBe(404);
     expect((await stack.call('GET', '/v1/whoami', undefined, 'sw_not_a_key')).status).toBe(401);
-    expect((await stack.call('GET', '/v1/whoami', undefined, financeKey)).body).toMatchObject({ name: 'alice (finance)', tenant: 'default', scopes: ['read', 'finance'] });
+    expect((await stack.call('GET', '/v1/whoami', undefined, financeKey)).body).toMatchObject({
+      name: 'alice (finance)',
+      tenant: 'default',
+      scopes: ['read', 'finance'],
+    });
   });
 
-  it('keeps every console endpoint within the key\'s tenant: another tenant gets 404 and an empty queue', async () => {
-    const other = (await stack.call('POST', '/v1/api-keys', { name: 'other team', scopes: ['read', 'finance', 'approve'], tenant: 'other-team' })).body.key;
+  it("keeps every console endpoint within the key's tenant: another tenant gets 404 and an empty queue", async () => {
+    const other = (
+      await stack.call('POST', '/v1/api-keys', { name: 'other team', scopes: ['read', 'finance', 'approve'], tenant: 'other-team' })
+    ).body.key;
     expect((await stack.call('GET', `/v1/decisions/${charged}`, undefined, other)).status).toBe(404);
     expect((await stack.call('GET', `/v1/decisions?account_id=${account}&idempotency_key=render-1`, undefined, other)).status).toBe(404);
     expect((await stack.call('GET', `/v1/accounts/${account}/usage`, undefined, other)).status).toBe(404);
-    const waiting = await stack.call('POST', '/v1/adjustments', { account_id: account, credits: '-200', reason: 'tenant check', idempotency_key: `t-${account}` }, financeKey);
+    const waiting = await stack.call(
+      'POST',
+      '/v1/adjustments',
+      { account_id: account, credits: '-200', reason: 'tenant check', idempotency_key: `t-${account}` },
+      financeKey,
+    );
     expect(waiting.status).toBe(202);
     const mine = await eventually(async () => {
       const { body } = await stack.call('GET', '/v1/approvals', undefined, financeKey);
       return body.items.find((i: { workflow_id: string }) => i.workflow_id === waiting.body.workflow_id);
     });
-    expect(mine).toMatchObject({ account_id: account, credits: '-200.000000', reason: 'tenant check', requested_by: 'alice (finance)', operation: 'adjustment' });
+    expect(mine).toMatchObject({
+      account_id: account,
+      credits: '-200.000000',
+      reason: 'tenant check',
+      requested_by: 'alice (finance)',
+      operation: 'adjustment',
+    });
     expect((await stack.call('GET', '/v1/approvals', undefined, other)).body.items).toEqual([]);
-    expect((await stack.call('POST', `/v1/approvals/${encodeURIComponent(waiting.body.workflow_id)}`, { approve: false, note: 'test done' }, approverKey)).status).toBe(202);
+    expect(
+      (
+        await stack.call(
+          'POST',
+          `/v1/approvals/${encodeURIComponent(waiting.body.workflow_id)}`,
+          { approve: false, note: 'test done' },
+          approverKey,
+        )
+      ).status,
+    ).toBe(202);
     const decideKey = (await stack.call('POST', '/v1/api-keys', { name: 'decide only', scopes: ['decide'] })).body.key;
     expect((await stack.call('GET', '/v1/approvals', undefined, decideKey)).status).toBe(403);
   });
@@ -136,22 +185,45 @@ describe('console: the browser app at /console, driven by Playwright against the
   it('explains a hold while it is held, and an all-or-nothing denial found by its idempotency key', async () => {
     const other = `console-${randomUUID().slice(0, 8)}`;
     await stack.call('PUT', `/v1/accounts/${other}`, { plan: 'console' });
-    const hold = await stack.call('POST', '/v1/decisions', { account_id: other, feature: 'video.seconds', quantity: 1, idempotency_key: 'h-1', mode: 'reserve' });
+    const hold = await stack.call('POST', '/v1/decisions', {
+      account_id: other,
+      feature: 'video.seconds',
+      quantity: 1,
+      idempotency_key: 'h-1',
+      mode: 'reserve',
+    });
     expect(hold.body.outcome).toBe('allowed');
     const held = (await stack.call('GET', `/v1/decisions/${hold.body.decision_id}`, undefined, financeKey)).body;
     expect(held).toMatchObject({ mode: 'reserve', hold: { state: 'held', units: 1 }, settlement: { state: 'held' } });
     // 2 window units and 2 free units are left, no credits: 10 all-or-nothing is denied whole.
-    const none = await stack.call('POST', '/v1/decisions', { account_id: other, feature: 'video.seconds', quantity: 10, idempotency_key: 'big-1', allow_partial: false });
+    const none = await stack.call('POST', '/v1/decisions', {
+      account_id: other,
+      feature: 'video.seconds',
+      quantity: 10,
+      idempotency_key: 'big-1',
+      allow_partial: false,
+    });
     expect(none.body).toMatchObject({ outcome: 'denied', granted: 0 });
     const explained = (await stack.call('GET', `/v1/decisions?account_id=${other}&idempotency_key=big-1`, undefined, financeKey)).body;
     expect(explained).toMatchObject({ decision_id: none.body.decision_id, outcome: 'denied', settlement: { state: 'nothing_to_settle' } });
     expect(explained.waterfall).toMatchObject({ requested: 10, allow_partial: false, granted: 0 });
-    expect(explained.waterfall.layers[0]).toMatchObject({ layer: 'rate_limit', asked: 10, had: null, gave: 0, note: 'not used: the request was all-or-nothing' });
+    expect(explained.waterfall.layers[0]).toMatchObject({
+      layer: 'rate_limit',
+      asked: 10,
+      had: null,
+      gave: 0,
+      note: 'not used: the request was all-or-nothing',
+    });
     expect(explained.waterfall.layers[2]).toMatchObject({ layer: 'credits', had: 0, had_credits: '0.000000' });
     expect(explained.waterfall.denied_because).toMatch(/allow_partial was false/);
     expect((await stack.call('GET', `/v1/decisions?account_id=${other}&idempotency_key=never-used`)).status).toBe(404);
     // Found right after it is decided, settled or not yet (then from the stream past the cursor).
-    const fresh = await stack.call('POST', '/v1/decisions', { account_id: other, feature: 'video.seconds', quantity: 1, idempotency_key: 'fresh-1' });
+    const fresh = await stack.call('POST', '/v1/decisions', {
+      account_id: other,
+      feature: 'video.seconds',
+      quantity: 1,
+      idempotency_key: 'fresh-1',
+    });
     const found = (await stack.call('GET', `/v1/decisions/${fresh.body.decision_id}`, undefined, financeKey)).body;
     expect(found).toMatchObject({ decision_id: fresh.body.decision_id, outcome: 'allowed', waterfall: { requested: 1, granted: 1 } });
     expect(['pending', 'settled']).toContain(found.settlement.state);
@@ -199,11 +271,15 @@ describe('console: the browser app at /console, driven by Playwright against the
     await item.getByText('Approved.').waitFor();
 
     await alice.goto(`${stack.url}/console/accounts/${account}`);
-    await eventually(async () => {
-      await alice.getByRole('button', { name: 'Refresh' }).first().click();
-      const text = await alice.getByTestId('balance').textContent();
-      return text?.includes('150 credits') ? true : undefined;
-    }, 30_000, 500);
+    await eventually(
+      async () => {
+        await alice.getByRole('button', { name: 'Refresh' }).first().click();
+        const text = await alice.getByTestId('balance').textContent();
+        return text?.includes('150 credits') ? true : undefined;
+      },
+      30_000,
+      500,
+    );
     await alice.getByTestId('ledger').getByRole('cell', { name: 'Refund', exact: true }).waitFor();
     await expect(alice.getByTestId('ledger').textContent()).resolves.toContain('+150');
     await shot(alice, 'account-after-refund');
@@ -211,8 +287,15 @@ describe('console: the browser app at /console, driven by Playwright against the
     // Finance forms: a purchase goes through; bad input is refused in plain words, before or by the API.
     await alice.locator('#purchase-credits').fill('25');
     await alice.getByRole('button', { name: 'Buy credits' }).click();
-    await alice.locator('form[aria-labelledby="purchase-title"]').getByText(/: done/).waitFor({ timeout: 20_000 });
-    await eventually(async () => ((await alice.getByTestId('balance').textContent())?.includes('175 credits') ? true : undefined), 20_000, 250);
+    await alice
+      .locator('form[aria-labelledby="purchase-title"]')
+      .getByText(/: done/)
+      .waitFor({ timeout: 20_000 });
+    await eventually(
+      async () => ((await alice.getByTestId('balance').textContent())?.includes('175 credits') ? true : undefined),
+      20_000,
+      250,
+    );
     await alice.locator('#adjustment-credits').fill('abc');
     await alice.locator('#adjustment-reason').fill('typo');
     await alice.getByRole('button', { name: 'Adjust balance' }).click();
@@ -231,7 +314,9 @@ describe('console: the browser app at /console, driven by Playwright against the
 
     // Plain words for API errors, never raw JSON.
     await alice.goto(`${stack.url}/console/accounts/not-an-account`);
-    await expect(alice.getByRole('alert').textContent()).resolves.toBe('Not found, or not visible to this API key. Account not-an-account not found.');
+    await expect(alice.getByRole('alert').textContent()).resolves.toBe(
+      'Not found, or not visible to this API key. Account not-an-account not found.',
+    );
     await alice.close();
     await bob.close();
   }, 120_000);
@@ -263,10 +348,16 @@ describe('console: the browser app at /console, driven by Playwright against the
     await admin.getByRole('link', { name: 'Reconciliation' }).click();
     await admin.getByRole('button', { name: 'Start a run now' }).click();
     await admin.waitForURL('**/console/reconciliation/reconciliation-*');
-    await eventually(async () => {
-      await admin.getByRole('button', { name: 'Refresh' }).first().click();
-      return (await admin.locator('#report-heading').count()) > 0 && (await admin.getByText('Status completed').count()) > 0 ? true : undefined;
-    }, 60_000, 1000);
+    await eventually(
+      async () => {
+        await admin.getByRole('button', { name: 'Refresh' }).first().click();
+        return (await admin.locator('#report-heading').count()) > 0 && (await admin.getByText('Status completed').count()) > 0
+          ? true
+          : undefined;
+      },
+      60_000,
+      1000,
+    );
     await admin.locator('table a[href^="/console/reconciliation/reconciliation-"]').first().waitFor();
     await shot(admin, 'reconciliation');
     await admin.close();

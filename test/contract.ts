@@ -51,14 +51,20 @@ export class ContractChecker {
   check(method: string, path: string, status: number, body: unknown, contentType: string | null = 'application/json'): void {
     const { template, operation } = this.operationFor(method, path);
     const response = operation.responses[String(status)];
-    if (!response) throw new Error(`${method} ${template} answered ${status}, which the document does not declare (declared: ${Object.keys(operation.responses).join(', ')})`);
+    if (!response)
+      throw new Error(
+        `${method} ${template} answered ${status}, which the document does not declare (declared: ${Object.keys(operation.responses).join(', ')})`,
+      );
     const media = (contentType ?? '').split(';')[0].trim();
     if (!response.content) throw new Error(`${method} ${template} ${status}: the document declares no body`);
     if (!response.content[media]) throw new Error(`${method} ${template} ${status}: content type ${media} is not declared`);
     const id = `spillway-openapi#/${pointer('paths', template, method.toLowerCase(), 'responses', String(status), 'content', media, 'schema')}`;
     const validate = this.ajv.getSchema(id);
     if (!validate) throw new Error(`no schema at ${id}`);
-    if (!validate(body)) throw new Error(`${method} ${template} ${status} does not match its schema: ${this.ajv.errorsText(validate.errors)}\n${JSON.stringify(body).slice(0, 2000)}`);
+    if (!validate(body))
+      throw new Error(
+        `${method} ${template} ${status} does not match its schema: ${this.ajv.errorsText(validate.errors)}\n${JSON.stringify(body).slice(0, 2000)}`,
+      );
     if (status < 400) this.exercised.add(`${method.toUpperCase()} ${template}`);
   }
 

@@ -14,7 +14,8 @@ describe('decisions over HTTP (real Redis and PostgreSQL)', () => {
   let engine: DecisionEngine;
   let decider: string;
 
-  const grant = (accountId: string, credits: bigint, kind: LotKind = 'promo', expiresAt: Date | null = null) => stack.grant(accountId, credits, kind, expiresAt);
+  const grant = (accountId: string, credits: bigint, kind: LotKind = 'promo', expiresAt: Date | null = null) =>
+    stack.grant(accountId, credits, kind, expiresAt);
 
   const newAccount = async (plan: string) => {
     const id = `acct-${randomUUID().slice(0, 8)}`;
@@ -22,7 +23,8 @@ describe('decisions over HTTP (real Redis and PostgreSQL)', () => {
     return id;
   };
 
-  const decide = (body: Record<string, unknown>) => stack.call('POST', '/v1/decisions', { idempotency_key: randomUUID(), ...body }, decider);
+  const decide = (body: Record<string, unknown>) =>
+    stack.call('POST', '/v1/decisions', { idempotency_key: randomUUID(), ...body }, decider);
 
   beforeAll(async () => {
     stack = await startStack({ worker: false });
@@ -56,7 +58,14 @@ describe('decisions over HTTP (real Redis and PostgreSQL)', () => {
   it('answers the API.md example: windows, then lots; replays the same body', async () => {
     const account = await newAccount('basic');
     await grant(account, 100n);
-    const body = { account_id: account, feature: 'codex.task', quantity: 5, idempotency_key: 'req-123', allow_partial: true, mode: 'consume' };
+    const body = {
+      account_id: account,
+      feature: 'codex.task',
+      quantity: 5,
+      idempotency_key: 'req-123',
+      allow_partial: true,
+      mode: 'consume',
+    };
     const first = await stack.call('POST', '/v1/decisions', body, decider);
     expect(first.status).toBe(200);
     expect(first.body).toMatchObject({
@@ -152,16 +161,29 @@ describe('decisions over HTTP (real Redis and PostgreSQL)', () => {
   it('previews without side effects', async () => {
     const account = await newAccount('basic');
     await grant(account, 10n);
-    const preview = await stack.call('POST', '/v1/decisions', { account_id: account, feature: 'codex.task', quantity: 4, mode: 'preview' }, decider);
+    const preview = await stack.call(
+      'POST',
+      '/v1/decisions',
+      { account_id: account, feature: 'codex.task', quantity: 4, mode: 'preview' },
+      decider,
+    );
     expect(preview.status).toBe(200);
-    expect(preview.body).toMatchObject({ outcome: 'allowed', granted: 4, credits_charged: '2.500000', balance: '7.500000', mode: 'preview' });
+    expect(preview.body).toMatchObject({
+      outcome: 'allowed',
+      granted: 4,
+      credits_charged: '2.500000',
+      balance: '7.500000',
+      mode: 'preview',
+    });
     const view = await stack.call('GET', `/v1/accounts/${account}`, undefined, decider);
     expect(view.body.balance).toBe('10.000000');
     expect(view.body.features['codex.task'].windows[0].remaining).toBe(3);
   });
 
   it('ends holds of a plan that no longer has the feature: a retried commit replays, units above the hold are written off', async () => {
-    expect((await stack.call('PUT', '/v1/plans/video-only', { features: { 'sora.video.seconds': { overage: 'credits' } } })).status).toBe(200);
+    expect((await stack.call('PUT', '/v1/plans/video-only', { features: { 'sora.video.seconds': { overage: 'credits' } } })).status).toBe(
+      200,
+    );
     const account = await newAccount('basic');
     await grant(account, 10n);
     const first = await decide({ account_id: account, feature: 'codex.task', quantity: 5, mode: 'reserve' });
@@ -171,12 +193,23 @@ describe('decisions over HTTP (real Redis and PostgreSQL)', () => {
     expect(second.body).toMatchObject({ granted: 2, credits_charged: '5.000000', balance: '2.500000' });
 
     expect((await stack.call('PUT', `/v1/accounts/${account}`, { plan: 'video-only' })).status).toBe(200);
-    await eventually(async () => ((await decide({ account_id: account, feature: 'codex.task', quantity: 1, mode: 'preview' })).status !== 200 ? true : undefined));
+    await eventually(async () =>
+      (await decide({ account_id: account, feature: 'codex.task', quantity: 1, mode: 'preview' })).status !== 200 ? true : undefined,
+    );
 
     const replay = await stack.call('POST', `/v1/decisions/${first.body.decision_id}/commit`, { quantity: 4 }, decider);
     expect([replay.status, replay.body]).toEqual([200, { ...committed.body, replayed: true }]);
     const over = await stack.call('POST', `/v1/decisions/${second.body.decision_id}/commit`, { quantity: 3 }, decider);
-    expect([over.status, over.body]).toEqual([200, expect.objectContaining({ quantity: 3, credits_charged: '5.000000', written_off_units: 1, credits_written_off: '2.500000', balance: '2.500000' })]);
+    expect([over.status, over.body]).toEqual([
+      200,
+      expect.objectContaining({
+        quantity: 3,
+        credits_charged: '5.000000',
+        written_off_units: 1,
+        credits_written_off: '2.500000',
+        balance: '2.500000',
+      }),
+    ]);
   });
 
   it('holds in reserve mode, commits at the actual quantity, and releases', async () => {
@@ -188,7 +221,13 @@ describe('decisions over HTTP (real Redis and PostgreSQL)', () => {
 
     const committed = await stack.call('POST', `/v1/decisions/${held.body.decision_id}/commit`, { quantity: 4 }, decider);
     expect(committed.status).toBe(200);
-    expect(committed.body).toMatchObject({ status: 'committed', quantity: 4, credits_charged: '2.500000', balance: '7.500000', written_off_units: 0 });
+    expect(committed.body).toMatchObject({
+      status: 'committed',
+      quantity: 4,
+      credits_charged: '2.500000',
+      balance: '7.500000',
+      written_off_units: 0,
+    });
     const replay = await stack.call('POST', `/v1/decisions/${held.body.decision_id}/commit`, { quantity: 4 }, decider);
     expect(replay.body).toEqual({ ...committed.body, replayed: true });
     const changed = await stack.call('POST', `/v1/decisions/${held.body.decision_id}/commit`, { quantity: 3 }, decider);
@@ -197,7 +236,13 @@ describe('decisions over HTTP (real Redis and PostgreSQL)', () => {
     // More than held: charged as far as credits reach (7.5 → 3 units), the rest written off.
     const second = await decide({ account_id: account, feature: 'codex.task', quantity: 1, mode: 'reserve' });
     const over = await stack.call('POST', `/v1/decisions/${second.body.decision_id}/commit`, { quantity: 6 }, decider);
-    expect(over.body).toMatchObject({ quantity: 6, credits_charged: '7.500000', written_off_units: 3, credits_written_off: '7.500000', balance: '0.000000' });
+    expect(over.body).toMatchObject({
+      quantity: 6,
+      credits_charged: '7.500000',
+      written_off_units: 3,
+      credits_written_off: '7.500000',
+      balance: '0.000000',
+    });
 
     await grant(account, 10n);
     const third = await decide({ account_id: account, feature: 'codex.task', quantity: 2, mode: 'reserve' });
@@ -244,11 +289,18 @@ describe('decisions over HTTP (real Redis and PostgreSQL)', () => {
     expect((await decide({ account_id: 'nobody', feature: 'codex.task', quantity: 1 })).status).toBe(404);
     const notInPlan = await decide({ account_id: account, feature: 'sora.video.seconds', quantity: 1 });
     expect(notInPlan.status).toBe(422);
-    const badPlan = await stack.call('PUT', '/v1/plans/bad', { features: { 'codex.task': { windows: [{ name: '5h', limit: -1, seconds: 0 }] } } });
+    const badPlan = await stack.call('PUT', '/v1/plans/bad', {
+      features: { 'codex.task': { windows: [{ name: '5h', limit: -1, seconds: 0 }] } },
+    });
     expect(badPlan.status).toBe(400);
-    expect(badPlan.body.error.details.map((d: { field: string }) => d.field)).toEqual(['features.codex.task.windows[0].limit', 'features.codex.task.windows[0].seconds']);
+    expect(badPlan.body.error.details.map((d: { field: string }) => d.field)).toEqual([
+      'features.codex.task.windows[0].limit',
+      'features.codex.task.windows[0].seconds',
+    ]);
     expect((await stack.call('PUT', '/v1/features/x.y', { unit: 'u', credits_per_unit: '1.0000001' })).status).toBe(400);
-    expect((await stack.call('GET', `/v1/accounts/${account}`, undefined, decider)).body.features['codex.task'].windows[0].remaining).toBe(3);
+    expect((await stack.call('GET', `/v1/accounts/${account}`, undefined, decider)).body.features['codex.task'].windows[0].remaining).toBe(
+      3,
+    );
     expect((await decide({ account_id: account, feature: 'codex.task', quantity: 1 })).status).toBe(200);
   });
 
@@ -272,7 +324,9 @@ describe('decisions over HTTP (real Redis and PostgreSQL)', () => {
     const account = await newAccount('basic');
     await grant(account, 12n); // 4.8 units of credits at 2.5
     const responses = await Promise.all(
-      Array.from({ length: 60 }, (_, i) => decide({ account_id: account, feature: 'codex.task', quantity: 1 + (i % 3), allow_partial: i % 2 === 0 })),
+      Array.from({ length: 60 }, (_, i) =>
+        decide({ account_id: account, feature: 'codex.task', quantity: 1 + (i % 3), allow_partial: i % 2 === 0 }),
+      ),
     );
     expect(responses.every((r) => r.status === 200)).toBe(true);
     const granted = responses.reduce((sum, r) => sum + r.body.granted, 0);
@@ -295,12 +349,15 @@ describe('decisions over HTTP (real Redis and PostgreSQL)', () => {
     await stack.redis.call('CONFIG', 'RESETSTAT');
     const d = await decide({ account_id: account, feature: 'codex.task', quantity: 7 });
     expect(d.body.sources[0]).toEqual({ layer: 'rate_limit', units: 7 });
-    for (let i = 0; i < 9; i++) await decide({ account_id: account, feature: 'codex.task', quantity: 1, mode: i % 3 === 0 ? 'preview' : 'consume' });
+    for (let i = 0; i < 9; i++)
+      await decide({ account_id: account, feature: 'codex.task', quantity: 1, mode: i % 3 === 0 ? 'preview' : 'consume' });
     const stats = String(await stack.redis.info('commandstats'));
     const calls = (name: string) => Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(stats)?.[1] ?? 0);
     expect(calls('fcall')).toBe(10);
     expect(calls('evalsha') + calls('eval')).toBe(0);
-    const others = [...stats.matchAll(/cmdstat_([a-z|]+):calls=(\d+)/g)].map((m) => m[1]).filter((n) => !['fcall', 'info', 'config|resetstat'].includes(n));
+    const others = [...stats.matchAll(/cmdstat_([a-z|]+):calls=(\d+)/g)]
+      .map((m) => m[1])
+      .filter((n) => !['fcall', 'info', 'config|resetstat'].includes(n));
     // Commands inside the function count too; XLEN/XRANGE are the settlement monitor's (once a second).
     expect(others.filter((n) => !/^(get|hgetall|hset|hdel|pexpire|hincrby|set|xadd|time|pexpireat|xlen|xrange)$/.test(n))).toEqual([]);
     await stack.ledger.query(
@@ -330,7 +387,8 @@ describe('decisions over HTTP (real Redis and PostgreSQL)', () => {
     expect(first.body).toMatchObject({ outcome: 'allowed', granted: 1, replayed: false });
     expect(second.body).toMatchObject({ outcome: 'allowed', granted: 1, replayed: false });
     expect(second.body.decision_id).not.toBe(first.body.decision_id);
-    for (const id of [x, xi1]) expect((await stack.call('GET', `/v1/accounts/${id}`, undefined, decider)).body.features['codex.task'].windows[0].remaining).toBe(2);
+    for (const id of [x, xi1])
+      expect((await stack.call('GET', `/v1/accounts/${id}`, undefined, decider)).body.features['codex.task'].windows[0].remaining).toBe(2);
   });
 
   it('keeps user text out of key names: a key shaped like another account window leaves that window alone', async () => {
@@ -339,10 +397,19 @@ describe('decisions over HTTP (real Redis and PostgreSQL)', () => {
     await putAccount(s, 'basic');
     await putAccount(victim, 'basic');
     await grant(s, 100n);
-    expect((await decide({ account_id: s, feature: 'codex.task', quantity: 2, idempotency_key: 'u:w:codex.task:5h' })).body.granted).toBe(2);
+    expect((await decide({ account_id: s, feature: 'codex.task', quantity: 2, idempotency_key: 'u:w:codex.task:5h' })).body.granted).toBe(
+      2,
+    );
     const v = await decide({ account_id: victim, feature: 'codex.task', quantity: 1 });
     expect(v.status).toBe(200);
-    expect(v.body).toMatchObject({ outcome: 'allowed', granted: 1, sources: [{ layer: 'rate_limit', units: 1 }, { layer: 'free_tier', units: 0 }] });
+    expect(v.body).toMatchObject({
+      outcome: 'allowed',
+      granted: 1,
+      sources: [
+        { layer: 'rate_limit', units: 1 },
+        { layer: 'free_tier', units: 0 },
+      ],
+    });
     expect(v.body.windows[0].remaining).toBe(2);
   });
 
@@ -353,7 +420,10 @@ describe('decisions over HTTP (real Redis and PostgreSQL)', () => {
     await grant(account, 10n);
     const first = await decide({ account_id: account, feature: 'codex.task', quantity: 3, idempotency_key: 'lots' });
     expect(first.body).toMatchObject({ outcome: 'allowed', granted: 3, credits_charged: '2.500000', balance: '7.500000' });
-    expect((await decide({ account_id: account, feature: 'codex.task', quantity: 3, idempotency_key: 'lots' })).body).toMatchObject({ replayed: true, decision_id: first.body.decision_id });
+    expect((await decide({ account_id: account, feature: 'codex.task', quantity: 3, idempotency_key: 'lots' })).body).toMatchObject({
+      replayed: true,
+      decision_id: first.body.decision_id,
+    });
     const keys = accountKeys(account, engine.partitionOf(account));
     expect(await stack.redis.type(keys.lots)).toBe('hash');
     const recon = reconciliationActivities({ ledger: stack.ledger, redis: stack.redis, engine });
@@ -376,7 +446,14 @@ describe('decisions over HTTP (real Redis and PostgreSQL)', () => {
     expect(tooMany.body.error.details[0].field).toBe('quantity');
     // Nothing changed: the hold commits normally, with no write-off.
     const ok = await stack.call('POST', `/v1/decisions/${held.body.decision_id}/commit`, { quantity: 4 }, decider);
-    expect(ok.body).toMatchObject({ status: 'committed', quantity: 4, credits_charged: '4000000000.000000', written_off_units: 0, credits_written_off: '0.000000', balance: '1000000000.000000' });
+    expect(ok.body).toMatchObject({
+      status: 'committed',
+      quantity: 4,
+      credits_charged: '4000000000.000000',
+      written_off_units: 0,
+      credits_written_off: '0.000000',
+      balance: '1000000000.000000',
+    });
   });
 
   it('is exact at 2^53 − 1: charges, write-offs and a balance of lots summing past 2^53', async () => {
@@ -384,18 +461,44 @@ describe('decisions over HTTP (real Redis and PostgreSQL)', () => {
     expect((await stack.call('PUT', '/v1/features/edge', { unit: 'u', credits_per_unit: formatCredits(price) })).status).toBe(200);
     expect((await stack.call('PUT', '/v1/plans/edge', { features: { edge: { overage: 'credits' } } })).status).toBe(200);
     const rich = await newAccount('edge');
-    await engine.grant({ accountId: rich, lotId: `lot_edge_${randomUUID()}`, kind: 'purchased', micros: MAX_MICROS, expiresAt: null, createdAt: new Date() });
-    await engine.grant({ accountId: rich, lotId: `lot_edge_${randomUUID()}`, kind: 'promo', micros: 2n, expiresAt: null, createdAt: new Date() });
+    await engine.grant({
+      accountId: rich,
+      lotId: `lot_edge_${randomUUID()}`,
+      kind: 'purchased',
+      micros: MAX_MICROS,
+      expiresAt: null,
+      createdAt: new Date(),
+    });
+    await engine.grant({
+      accountId: rich,
+      lotId: `lot_edge_${randomUUID()}`,
+      kind: 'promo',
+      micros: 2n,
+      expiresAt: null,
+      createdAt: new Date(),
+    });
     const preview = await decide({ account_id: rich, feature: 'edge', quantity: 1, mode: 'preview' });
     // A preview reports the balance as it would be after the decision: (2^53 + 1) − price, exactly.
     expect(preview.body.balance).toBe(formatCredits(MAX_MICROS + 2n - price));
     const all = await decide({ account_id: rich, feature: 'edge', quantity: 6361 });
     expect(all.body).toMatchObject({ outcome: 'allowed', granted: 6361, credits_charged: formatCredits(MAX_MICROS), balance: '0.000002' });
     const poor = await newAccount('edge');
-    await engine.grant({ accountId: poor, lotId: `lot_edge_${randomUUID()}`, kind: 'purchased', micros: price, expiresAt: null, createdAt: new Date() });
+    await engine.grant({
+      accountId: poor,
+      lotId: `lot_edge_${randomUUID()}`,
+      kind: 'purchased',
+      micros: price,
+      expiresAt: null,
+      createdAt: new Date(),
+    });
     const held = await decide({ account_id: poor, feature: 'edge', quantity: 1, mode: 'reserve' });
     const committed = await stack.call('POST', `/v1/decisions/${held.body.decision_id}/commit`, { quantity: 6361 }, decider);
-    expect(committed.body).toMatchObject({ credits_charged: formatCredits(price), written_off_units: 6360, credits_written_off: formatCredits(6360n * price), balance: '0.000000' });
+    expect(committed.body).toMatchObject({
+      credits_charged: formatCredits(price),
+      written_off_units: 6360,
+      credits_written_off: formatCredits(6360n * price),
+      balance: '0.000000',
+    });
   });
 
   it('replays with the current RateLimit-Reset and Retry-After, and the same grant', async () => {
@@ -412,7 +515,12 @@ describe('decisions over HTTP (real Redis and PostgreSQL)', () => {
       const again = await stack.call('POST', '/v1/decisions', body, decider);
       return Number(again.headers.get('ratelimit-reset')) < firstReset ? again : undefined;
     });
-    expect(later.body).toMatchObject({ replayed: true, decision_id: first.body.decision_id, granted: 3, decided_at: first.body.decided_at });
+    expect(later.body).toMatchObject({
+      replayed: true,
+      decision_id: first.body.decision_id,
+      granted: 3,
+      decided_at: first.body.decided_at,
+    });
     const deniedAgain = await stack.call('POST', '/v1/decisions', deniedBody, decider);
     expect(deniedAgain.body).toMatchObject({ replayed: true, outcome: 'denied' });
     expect(Number(deniedAgain.headers.get('retry-after'))).toBeLessThan(firstRetry);
@@ -448,7 +556,12 @@ describe('decisions over HTTP (real Redis and PostgreSQL)', () => {
       [{ feature: { k: 1 } }, 'feature'],
     ];
     for (const [override, field] of cases) {
-      const response = await stack.call('POST', '/v1/decisions', { account_id: account, feature: 'codex.task', quantity: 1, idempotency_key: randomUUID(), ...override }, decider);
+      const response = await stack.call(
+        'POST',
+        '/v1/decisions',
+        { account_id: account, feature: 'codex.task', quantity: 1, idempotency_key: randomUUID(), ...override },
+        decider,
+      );
       expect([response.status, response.body.error?.details?.map((d: { field: string }) => d.field)]).toEqual([400, [field]]);
     }
     expect((await stack.call('GET', `/v1/accounts/${account}`, undefined, decider)).body.balance).toBe('10.000000');
@@ -460,9 +573,23 @@ describe('decisions over HTTP (real Redis and PostgreSQL)', () => {
     for (let i = 0; i < LIMITS.maxLotsPerAccount; i++) {
       const lotId = `lot_bound_${i}_${randomUUID()}`;
       lotIds.push(lotId);
-      await engine.grant({ accountId: account, lotId, kind: 'promo', micros: 1_000_000n, expiresAt: null, createdAt: new Date(Date.now() + i) });
+      await engine.grant({
+        accountId: account,
+        lotId,
+        kind: 'promo',
+        micros: 1_000_000n,
+        expiresAt: null,
+        createdAt: new Date(Date.now() + i),
+      });
     }
-    const extra = { accountId: account, lotId: `lot_bound_extra_${randomUUID()}`, kind: 'promo' as const, micros: 1_000_000n, expiresAt: null, createdAt: new Date() };
+    const extra = {
+      accountId: account,
+      lotId: `lot_bound_extra_${randomUUID()}`,
+      kind: 'promo' as const,
+      micros: 1_000_000n,
+      expiresAt: null,
+      createdAt: new Date(),
+    };
     await expect(engine.grant(extra)).rejects.toBeInstanceOf(LotLimitError);
     const lotsKey = accountKeys(account, engine.partitionOf(account)).lots;
     expect(await stack.redis.hlen(lotsKey)).toBe(2 * LIMITS.maxLotsPerAccount);
@@ -472,7 +599,9 @@ describe('decisions over HTTP (real Redis and PostgreSQL)', () => {
     expect(await stack.redis.hlen(lotsKey)).toBeLessThan(2 * LIMITS.maxLotsPerAccount);
     await expect(engine.grant(extra)).resolves.toBe(true);
     // A retried grant of a lot that was spent and pruned credits nothing.
-    await expect(engine.grant({ accountId: account, lotId: lotIds[0], kind: 'promo', micros: 1_000_000n, expiresAt: null, createdAt: new Date() })).resolves.toBe(false);
+    await expect(
+      engine.grant({ accountId: account, lotId: lotIds[0], kind: 'promo', micros: 1_000_000n, expiresAt: null, createdAt: new Date() }),
+    ).resolves.toBe(false);
   });
 
   it('keeps auth, scope checks and the error envelope on the decision fast path', async () => {
@@ -486,23 +615,33 @@ describe('decisions over HTTP (real Redis and PostgreSQL)', () => {
     const forbidden = await stack.call('POST', '/v1/decisions', body, reader);
     expect([forbidden.status, forbidden.body.error.code]).toEqual([403, 'forbidden']);
     const post = (payload: string, type: string) =>
-      fetch(`${stack.url}/v1/decisions`, { method: 'POST', headers: { authorization: `Bearer ${decider}`, 'content-type': type }, body: payload });
+      fetch(`${stack.url}/v1/decisions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${decider}`, 'content-type': type },
+        body: payload,
+      });
     const malformed = await post('{"account_id": ', 'application/json');
     expect(malformed.status).toBe(400);
     expect(((await malformed.json()) as any).error).toMatchObject({ code: 'invalid_request', details: [{ field: 'body' }] });
     const nested = await post(JSON.stringify({ ...body, quantity: JSON.parse('['.repeat(2000) + ']'.repeat(2000)) }), 'application/json');
     expect(nested.status).toBe(400);
     // The app's edge check (every route) names the deepest field it refused.
-    expect(((await nested.json()) as any).error.details).toEqual([{ field: expect.stringMatching(/^quantity\[0\]/), issue: expect.any(String) }]);
+    expect(((await nested.json()) as any).error.details).toEqual([
+      { field: expect.stringMatching(/^quantity\[0\]/), issue: expect.any(String) },
+    ]);
     const wrongType = await post('<decision/>', 'application/xml');
     expect(wrongType.status).toBe(415);
     expect(((await wrongType.json()) as any).error.code).toBe('unsupported_media_type');
     const docs = (await (await fetch(`${stack.url}/openapi.json`)).json()) as any;
     // The plain route is in the document, from the schemas its serializer uses (decision.schema.ts).
-    expect(docs.paths['/v1/decisions'].post.responses['200'].content['application/json'].schema).toEqual({ $ref: '#/components/schemas/Decision' });
+    expect(docs.paths['/v1/decisions'].post.responses['200'].content['application/json'].schema).toEqual({
+      $ref: '#/components/schemas/Decision',
+    });
     expect(docs.components.schemas.Decision.properties.retry_after_seconds.type).toEqual(['integer', 'null']);
     expect(docs.components.schemas.DecisionRequest.properties.account_id).toBeDefined();
-    expect((await stack.call('GET', `/v1/accounts/${account}`, undefined, decider)).body.features['codex.task'].windows[0].remaining).toBe(3);
+    expect((await stack.call('GET', `/v1/accounts/${account}`, undefined, decider)).body.features['codex.task'].windows[0].remaining).toBe(
+      3,
+    );
   });
 
   it('gives a released hold back to a lot that was spent and pruned meanwhile', async () => {
@@ -520,7 +659,10 @@ describe('decisions over HTTP (real Redis and PostgreSQL)', () => {
     const view = (await stack.call('GET', `/v1/accounts/${account}`, undefined, decider)).body;
     expect(view.balance).toBe('5.000000');
     expect(view.lots).toEqual([expect.objectContaining({ id: lotId, kind: 'promo', remaining: '5.000000' })]);
-    expect((await decide({ account_id: account, feature: 'codex.task', quantity: 2 })).body).toMatchObject({ outcome: 'allowed', credits_charged: '5.000000' });
+    expect((await decide({ account_id: account, feature: 'codex.task', quantity: 2 })).body).toMatchObject({
+      outcome: 'allowed',
+      credits_charged: '5.000000',
+    });
   });
 
   it('keeps held amounts exact past 14 significant digits (release and commit give back to the micro-credit)', async () => {

@@ -6,7 +6,12 @@ import { dirname, join, normalize, relative } from 'node:path';
  * exists, so a rename that would leave the docs pointing nowhere fails here.
  */
 const ROOT = join(__dirname, '..');
-const DOCS = ['README.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+const DOCS = [
+  'README.md',
+  ...readdirSync(join(ROOT, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => `docs/${f}`),
+];
 const TOP_DIRS = ['apps', 'libs', 'workflows', 'scripts', 'test', 'docs', 'bench', 'examples', 'docker'];
 
 /** `a/{b,c}.ts` → `a/b.ts`, `a/c.ts`; a trailing `*` means "some file starting so". */

@@ -23,7 +23,11 @@ describe('example product app with @Metered', () => {
     apps.push(app);
     const url = await app.getUrl();
     return async (path: string, account: string, body: unknown, headers: Record<string, string> = {}) => {
-      const response = await fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-account-id': account, ...headers }, body: JSON.stringify(body) });
+      const response = await fetch(`${url}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-account-id': account, ...headers },
+        body: JSON.stringify(body),
+      });
       return { status: response.status, headers: response.headers, body: (await response.json()) as any };
     };
   };
@@ -39,14 +43,21 @@ describe('example product app with @Metered', () => {
   }
 
   const uncheckedProduct = async (apiKey = decideKey) => {
-    @Module({ imports: [SpillwayModule.forRoot({ client: { baseUrl: stack.url, apiKey }, account: (req) => req.headers['x-account-id'] })], controllers: [UncheckedController] })
+    @Module({
+      imports: [SpillwayModule.forRoot({ client: { baseUrl: stack.url, apiKey }, account: (req) => req.headers['x-account-id'] })],
+      controllers: [UncheckedController],
+    })
     class UncheckedModule {}
     const app = await NestFactory.create<NestFastifyApplication>(UncheckedModule, new FastifyAdapter(), { logger: false });
     await app.listen(0, '127.0.0.1');
     apps.push(app);
     const url = await app.getUrl();
     return async (account: string, units: unknown, headers: Record<string, string> = {}) => {
-      const response = await fetch(`${url}/unchecked`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-account-id': account, ...headers }, body: JSON.stringify({ units }) });
+      const response = await fetch(`${url}/unchecked`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-account-id': account, ...headers },
+        body: JSON.stringify({ units }),
+      });
       return { status: response.status, body: (await response.json()) as any };
     };
   };
@@ -137,7 +148,10 @@ describe('example product app with @Metered', () => {
       decideDeadlineMs: 150,
       degradation: {
         default: { mode: 'fail_closed' as const },
-        features: { 'codex.task': { mode: 'allowance' as const, units: 3, periodMs: 60_000 }, 'sora.video.seconds': { mode: 'fail_open' as const } },
+        features: {
+          'codex.task': { mode: 'allowance' as const, units: 3, periodMs: 60_000 },
+          'sora.video.seconds': { mode: 'fail_open' as const },
+        },
       },
     };
     const call = await product(degraded);
@@ -204,6 +218,9 @@ describe('example product app with @Metered', () => {
     }
     // The example app, whose account comes from a header, answers an unknown account the same way.
     const example = await product();
-    expect((await example('/tasks', `prod-nobody-${randomUUID().slice(0, 8)}`, { tasks: 1 })).body.error).toMatchObject({ code: 'metering_misconfigured', spillway: { status: 404 } });
+    expect((await example('/tasks', `prod-nobody-${randomUUID().slice(0, 8)}`, { tasks: 1 })).body.error).toMatchObject({
+      code: 'metering_misconfigured',
+      spillway: { status: 404 },
+    });
   });
 });

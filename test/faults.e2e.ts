@@ -11,7 +11,12 @@ async function decideMany(stack: TestStack, account: string, count: number, conc
     while (sent < count) {
       const n = sent++;
       if (during) await during(n);
-      const r = await stack.call('POST', '/v1/decisions', { account_id: account, feature: 'codex.task', quantity: 1, idempotency_key: `fault-${n}-${randomUUID()}` });
+      const r = await stack.call('POST', '/v1/decisions', {
+        account_id: account,
+        feature: 'codex.task',
+        quantity: 1,
+        idempotency_key: `fault-${n}-${randomUUID()}`,
+      });
       expect(r.status).toBe(200);
       if (r.body.granted === 1) granted.push(r.body.decision_id);
     }
@@ -22,17 +27,24 @@ async function decideMany(stack: TestStack, account: string, count: number, conc
 
 /** After the storm: every granted decision settled exactly once, and Redis agrees with the ledger (I1–I4). */
 async function expectSettledExactlyOnce(stack: TestStack, account: string, granted: string[]) {
-  const page = await eventually(async () => {
-    const body = (await stack.call('GET', `/v1/accounts/${account}/ledger`)).body;
-    return body.unsettled_decisions === 0 ? body : undefined;
-  }, 90_000, 250);
+  const page = await eventually(
+    async () => {
+      const body = (await stack.call('GET', `/v1/accounts/${account}/ledger`)).body;
+      return body.unsettled_decisions === 0 ? body : undefined;
+    },
+    90_000,
+    250,
+  );
   const [{ count, distinct }] = await stack.ledger.query(
     'SELECT count(*)::int AS count, count(DISTINCT idempotency_key)::int AS distinct FROM usage_events WHERE account_id = $1',
     [account],
   );
   expect(count).toBe(granted.length);
   expect(distinct).toBe(granted.length);
-  const [{ missing }] = await stack.ledger.query('SELECT count(*)::int AS missing FROM usage_events WHERE id <> ALL($1::text[]) AND account_id = $2', [granted, account]);
+  const [{ missing }] = await stack.ledger.query(
+    'SELECT count(*)::int AS missing FROM usage_events WHERE id <> ALL($1::text[]) AND account_id = $2',
+    [granted, account],
+  );
   expect(missing).toBe(0);
   const view = await stack.call('GET', `/v1/accounts/${account}`);
   expect(view.body.balance).toBe(page.balance);
@@ -46,7 +58,9 @@ async function expectSettledExactlyOnce(stack: TestStack, account: string, grant
 
 async function seed(stack: TestStack) {
   await stack.call('PUT', '/v1/features/codex.task', { unit: 'task', credits_per_unit: '0.01' });
-  await stack.call('PUT', '/v1/plans/faults', { features: { 'codex.task': { windows: [{ name: 'h', limit: 50, seconds: 3600 }], overage: 'credits' } } });
+  await stack.call('PUT', '/v1/plans/faults', {
+    features: { 'codex.task': { windows: [{ name: 'h', limit: 50, seconds: 3600 }], overage: 'credits' } },
+  });
   const account = `fault-${randomUUID().slice(0, 8)}`;
   await stack.call('PUT', `/v1/accounts/${account}`, { plan: 'faults' });
   await stack.grant(account, 1000n, 'purchased');

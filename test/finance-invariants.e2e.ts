@@ -31,7 +31,8 @@ describe('finance invariants: refunds, approvals and bounds', () => {
     eventually(async () => ((await stack.call('GET', `/v1/accounts/${account}/ledger`)).body.unsettled_decisions === 0 ? true : undefined));
   const decide = (account: string, quantity: number, extra: Record<string, unknown> = {}) =>
     stack.call('POST', '/v1/decisions', { account_id: account, feature: 'inv.task', quantity, idempotency_key: randomUUID(), ...extra });
-  const post = (path: string, body: Record<string, unknown>, key = finance) => stack.call('POST', path, { idempotency_key: randomUUID(), ...body }, key);
+  const post = (path: string, body: Record<string, unknown>, key = finance) =>
+    stack.call('POST', path, { idempotency_key: randomUUID(), ...body }, key);
 
   beforeAll(async () => {
     stack = await startStack({ settlement: true });
@@ -95,7 +96,12 @@ describe('finance invariants: refunds, approvals and bounds', () => {
     await inState(partial.body.workflow_id, 'awaiting_settlement');
     await inState(full.body.workflow_id, 'awaiting_settlement');
     // More than the hold's charge can never be refunded: refused when booked, visibly.
-    const tooMuch = await post('/v1/refunds', { account_id: account, decision_id: held.body.decision_id, credits: '11', reason: 'too much' });
+    const tooMuch = await post('/v1/refunds', {
+      account_id: account,
+      decision_id: held.body.decision_id,
+      credits: '11',
+      reason: 'too much',
+    });
     expect(tooMuch.status).toBe(202);
     expect((await stack.call('POST', `/v1/decisions/${held.body.decision_id}/commit`, { quantity: 10 })).status).toBe(200);
     expect((await stack.call('POST', `/v1/decisions/${other.body.decision_id}/commit`, { quantity: 4 })).status).toBe(200);
@@ -117,7 +123,11 @@ describe('finance invariants: refunds, approvals and bounds', () => {
     const late = await decide(account, 2, { mode: 'reserve', hold_ttl_seconds: 600 });
     const patient = await post('/v1/refunds', { account_id: account, decision_id: late.body.decision_id, reason: 'late' });
     const handle = stack.temporal.workflow.getHandle(patient.body.workflow_id);
-    await eventually(async () => (((await handle.describe()).raw.pendingActivities?.[0]?.attempt ?? 0) >= 6 ? true : undefined), 60_000, 500);
+    await eventually(
+      async () => (((await handle.describe()).raw.pendingActivities?.[0]?.attempt ?? 0) >= 6 ? true : undefined),
+      60_000,
+      500,
+    );
     expect((await stack.call('POST', `/v1/decisions/${late.body.decision_id}/release`)).status).toBe(200);
     const ended = await eventually(async () => {
       const body = await workflow(patient.body.workflow_id);
@@ -160,7 +170,17 @@ describe('finance invariants: refunds, approvals and bounds', () => {
     await stack.temporal.workflow.start(refundWorkflow, {
       workflowId: id,
       taskQueue: stack.config.temporal.taskQueue,
-      args: [{ accountId: account, decisionId: null, micros: '1000000', reason: 'a\u0000b', requestedBy: { keyId: 'k', name: 'k' }, approvalThresholdMicros: '100000000', approvalDeadlineSeconds: 60 }],
+      args: [
+        {
+          accountId: account,
+          decisionId: null,
+          micros: '1000000',
+          reason: 'a\u0000b',
+          requestedBy: { keyId: 'k', name: 'k' },
+          approvalThresholdMicros: '100000000',
+          approvalDeadlineSeconds: 60,
+        },
+      ],
       typedSearchAttributes: [{ key: ACCOUNT_ID, value: account }],
     });
     const done = await closed(id);
@@ -215,7 +235,14 @@ describe('finance invariants: refunds, approvals and bounds', () => {
     expect(tooMany.body.error.details[0].field).toBe('period_seconds');
     const tooShort = await put(terms({ period_seconds: 0 }));
     expect(tooShort.status).toBe(400);
-    const tooValuable = await put(terms({ credits_per_period: '9007199254', period_seconds: 3600, starts_at: new Date(now).toISOString(), ends_at: new Date(now + 7200_000).toISOString() }));
+    const tooValuable = await put(
+      terms({
+        credits_per_period: '9007199254',
+        period_seconds: 3600,
+        starts_at: new Date(now).toISOString(),
+        ends_at: new Date(now + 7200_000).toISOString(),
+      }),
+    );
     expect(tooValuable.status).toBe(422);
     expect(tooValuable.body.error.details[0].field).toBe('credits_per_period');
     expect(await balance(account)).toBe('0.000000');
@@ -239,8 +266,18 @@ describe('finance invariants: refunds, approvals and bounds', () => {
   it('keeps workflow ids apart and refuses cancels and approvals of workflows that have none (404/409)', async () => {
     const account = await newAccount();
     const key = `same-${randomUUID()}`;
-    const grant = await stack.call('POST', '/v1/grants', { account_id: account, kind: 'adjustment', credits: '2', reason: 'g', idempotency_key: key }, finance);
-    const adjustment = await stack.call('POST', '/v1/adjustments', { account_id: account, credits: '3', reason: 'a', idempotency_key: key }, finance);
+    const grant = await stack.call(
+      'POST',
+      '/v1/grants',
+      { account_id: account, kind: 'adjustment', credits: '2', reason: 'g', idempotency_key: key },
+      finance,
+    );
+    const adjustment = await stack.call(
+      'POST',
+      '/v1/adjustments',
+      { account_id: account, credits: '3', reason: 'a', idempotency_key: key },
+      finance,
+    );
     expect([grant.status, adjustment.status]).toEqual([202, 202]);
     expect(grant.body.workflow_id).not.toBe(adjustment.body.workflow_id);
     expect((await closed(grant.body.workflow_id)).result).toMatchObject({ ended: 'open' });
@@ -259,10 +296,17 @@ describe('finance invariants: refunds, approvals and bounds', () => {
     expect((await stack.call('POST', `/v1/approvals/refund-${randomUUID()}`, { approve: true }, approver)).status).toBe(404);
     expect((await stack.call('GET', '/v1/workflows/settlement-0')).body.status).toBe('running');
     // U+0000 in a path id is refused at the edge, naming the field, before Temporal is asked.
-    expect((await stack.call('POST', `/v1/approvals/${encodeURIComponent('refund-\u0000x')}`, { approve: true }, approver)).status).toBe(400);
-    expect((await stack.call('POST', `/v1/grants/${encodeURIComponent('promo-\u0000x')}/cancel`, { reason: 'x' }, finance)).status).toBe(400);
+    expect((await stack.call('POST', `/v1/approvals/${encodeURIComponent('refund-\u0000x')}`, { approve: true }, approver)).status).toBe(
+      400,
+    );
+    expect((await stack.call('POST', `/v1/grants/${encodeURIComponent('promo-\u0000x')}/cancel`, { reason: 'x' }, finance)).status).toBe(
+      400,
+    );
     const nulNote = await stack.call('POST', `/v1/approvals/${grant.body.workflow_id}`, { approve: true, note: 'a\u0000b' }, approver);
-    expect([nulNote.status, nulNote.body.error.details[0]?.field ?? nulNote.body.error.message]).toEqual([400, expect.stringContaining('note')]);
+    expect([nulNote.status, nulNote.body.error.details[0]?.field ?? nulNote.body.error.message]).toEqual([
+      400,
+      expect.stringContaining('note'),
+    ]);
   });
 
   it('four eyes: large refunds, adjustments and grants of any kind wait for another principal with the approve scope', async () => {
@@ -289,10 +333,16 @@ describe('finance invariants: refunds, approvals and bounds', () => {
     const refund = await post('/v1/refunds', { account_id: account, credits: '150', reason: 'outage' });
     await inState(refund.body.workflow_id, 'awaiting_approval');
     expect((await stack.call('POST', `/v1/approvals/${refund.body.workflow_id}`, { approve: true }, approver)).status).toBe(202);
-    expect((await closed(refund.body.workflow_id)).result).toMatchObject({ status: 'refunded', approver: { keyId: approverId, name: 'cfo' } });
+    expect((await closed(refund.body.workflow_id)).result).toMatchObject({
+      status: 'refunded',
+      approver: { keyId: approverId, name: 'cfo' },
+    });
     const [row] = await stack.ledger.query('SELECT approver, approver_key_id FROM refunds WHERE id = $1', [refund.body.workflow_id]);
     expect(row).toEqual({ approver: 'cfo', approver_key_id: approverId });
-    const approvals = await stack.ledger.query('SELECT workflow_id, status, approver_key_id FROM approvals WHERE account_id = $1 ORDER BY workflow_id', [account]);
+    const approvals = await stack.ledger.query(
+      'SELECT workflow_id, status, approver_key_id FROM approvals WHERE account_id = $1 ORDER BY workflow_id',
+      [account],
+    );
     expect(approvals).toEqual(
       [
         { workflow_id: grant.body.workflow_id, status: 'approved', approver_key_id: approverId },
@@ -311,7 +361,14 @@ describe('finance invariants: refunds, approvals and bounds', () => {
     const account = await newAccount();
     const contract = `c-${randomUUID().slice(0, 8)}`;
     const now = Date.now();
-    const terms = { account_id: account, credits_per_period: '150', period_seconds: 3600, starts_at: new Date(now).toISOString(), ends_at: new Date(now + 7200_000).toISOString(), rollover_percent: 0 };
+    const terms = {
+      account_id: account,
+      credits_per_period: '150',
+      period_seconds: 3600,
+      starts_at: new Date(now).toISOString(),
+      ends_at: new Date(now + 7200_000).toISOString(),
+      rollover_percent: 0,
+    };
     const started = await stack.call('PUT', `/v1/entitlements/${contract}`, terms, finance);
     expect(started.status).toBe(202);
     await inState(started.body.workflow_id, 'awaiting_approval');
@@ -323,7 +380,9 @@ describe('finance invariants: refunds, approvals and bounds', () => {
     expect((await stack.call('PUT', `/v1/entitlements/${contract}`, { ...terms, credits_per_period: '120' }, finance)).status).toBe(202);
     expect((await stack.call('DELETE', `/v1/entitlements/${contract}`, undefined, finance)).status).toBe(202);
     expect((await closed(started.body.workflow_id)).result).toEqual({ status: 'cancelled', periods: 1 });
-    const [row] = await stack.ledger.query('SELECT status, approver_key_id, micros::text FROM approvals WHERE workflow_id = $1', [started.body.workflow_id]);
+    const [row] = await stack.ledger.query('SELECT status, approver_key_id, micros::text FROM approvals WHERE workflow_id = $1', [
+      started.body.workflow_id,
+    ]);
     // The approved amount is the contract's total value: 150 credits × 2 periods.
     expect(row).toEqual({ status: 'approved', approver_key_id: approverId, micros: '300000000' });
   });
@@ -336,7 +395,12 @@ describe('finance invariants: refunds, approvals and bounds', () => {
     else process.env.SPILLWAY_APPROVAL_DEADLINE_SECONDS = previous;
     try {
       const account = await newAccount();
-      const started = await shortDeadline.call('POST', '/v1/adjustments', { account_id: account, credits: '150', reason: 'late', idempotency_key: randomUUID() }, finance);
+      const started = await shortDeadline.call(
+        'POST',
+        '/v1/adjustments',
+        { account_id: account, credits: '150', reason: 'late', idempotency_key: randomUUID() },
+        finance,
+      );
       expect(started.status).toBe(202);
       const done = await closed(started.body.workflow_id);
       expect(done).toMatchObject({ status: 'completed', state: 'expired', result: { status: 'expired' } });

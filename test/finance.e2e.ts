@@ -46,7 +46,9 @@ describe('finance workflows: purchases and grants (ledger first, then Redis, exa
     expect(await balance(account)).toBe('25.500000');
     const ledger = (await stack.call('GET', `/v1/accounts/${account}/ledger`)).body;
     expect(ledger.balance).toBe('25.500000');
-    expect(ledger.items).toEqual([expect.objectContaining({ kind: 'purchase', credits: '25.500000', cause: { type: 'purchase', id: first.body.workflow_id } })]);
+    expect(ledger.items).toEqual([
+      expect.objectContaining({ kind: 'purchase', credits: '25.500000', cause: { type: 'purchase', id: first.body.workflow_id } }),
+    ]);
     const listed = await eventually(async () => {
       for await (const w of stack.temporal.workflow.list({ query: `AccountId = "${account}" AND Operation = "purchase"` })) return w;
       return undefined;
@@ -60,13 +62,25 @@ describe('finance workflows: purchases and grants (ledger first, then Redis, exa
     const started = await stack.call(
       'POST',
       '/v1/grants',
-      { account_id: account, kind: 'promo', credits: '8', expires_at: new Date(Date.now() + 3000).toISOString(), reason: 'launch', idempotency_key: randomUUID() },
+      {
+        account_id: account,
+        kind: 'promo',
+        credits: '8',
+        expires_at: new Date(Date.now() + 3000).toISOString(),
+        reason: 'launch',
+        idempotency_key: randomUUID(),
+      },
       finance,
     );
     expect(started.status).toBe(202);
     expect(started.body.workflow_id).toMatch(/^grant_promo-/);
     await eventually(async () => ((await balance(account)) === '18.000000' ? true : undefined));
-    const spent = await stack.call('POST', '/v1/decisions', { account_id: account, feature: 'codex.task', quantity: 3, idempotency_key: randomUUID() });
+    const spent = await stack.call('POST', '/v1/decisions', {
+      account_id: account,
+      feature: 'codex.task',
+      quantity: 3,
+      idempotency_key: randomUUID(),
+    });
     expect(spent.body.sources[2]).toMatchObject({ layer: 'promo', credits: '3.000000' });
     const done = await completed(started.body.workflow_id);
     expect(done.result).toMatchObject({ ended: 'expired', removedMicros: '5000000' });
@@ -77,7 +91,9 @@ describe('finance workflows: purchases and grants (ledger first, then Redis, exa
     });
     expect(ledger.balance).toBe('10.000000');
     expect(ledger.items.find((i: { kind: string }) => i.kind === 'expiry')).toMatchObject({ credits: '-5.000000' });
-    const [lot] = await stack.ledger.query(`SELECT remaining_micros::text AS r FROM credit_lots WHERE account_id = $1 AND kind = 'promo'`, [account]);
+    const [lot] = await stack.ledger.query(`SELECT remaining_micros::text AS r FROM credit_lots WHERE account_id = $1 AND kind = 'promo'`, [
+      account,
+    ]);
     expect(lot.r).toBe('0');
   });
 
@@ -86,7 +102,14 @@ describe('finance workflows: purchases and grants (ledger first, then Redis, exa
     const started = await stack.call(
       'POST',
       '/v1/grants',
-      { account_id: account, kind: 'promo', credits: '4', expires_at: new Date(Date.now() + 3_600_000).toISOString(), reason: 'oops', idempotency_key: randomUUID() },
+      {
+        account_id: account,
+        kind: 'promo',
+        credits: '4',
+        expires_at: new Date(Date.now() + 3_600_000).toISOString(),
+        reason: 'oops',
+        idempotency_key: randomUUID(),
+      },
       finance,
     );
     await eventually(async () => ((await balance(account)) === '4.000000' ? true : undefined));
@@ -100,16 +123,38 @@ describe('finance workflows: purchases and grants (ledger first, then Redis, exa
   it('refunds a decision at most once over, and an account within what it was charged', async () => {
     const account = await newAccount();
     await stack.grant(account, 20n, 'purchased');
-    const d = await stack.call('POST', '/v1/decisions', { account_id: account, feature: 'codex.task', quantity: 3, idempotency_key: randomUUID() });
-    await eventually(async () => ((await stack.call('GET', `/v1/accounts/${account}/ledger`)).body.unsettled_decisions === 0 ? true : undefined));
-    const first = await stack.call('POST', '/v1/refunds', { account_id: account, decision_id: d.body.decision_id, credits: '2', reason: 'slow', idempotency_key: randomUUID() }, finance);
+    const d = await stack.call('POST', '/v1/decisions', {
+      account_id: account,
+      feature: 'codex.task',
+      quantity: 3,
+      idempotency_key: randomUUID(),
+    });
+    await eventually(async () =>
+      (await stack.call('GET', `/v1/accounts/${account}/ledger`)).body.unsettled_decisions === 0 ? true : undefined,
+    );
+    const first = await stack.call(
+      'POST',
+      '/v1/refunds',
+      { account_id: account, decision_id: d.body.decision_id, credits: '2', reason: 'slow', idempotency_key: randomUUID() },
+      finance,
+    );
     expect(first.status).toBe(202);
     expect((await completed(first.body.workflow_id)).result).toMatchObject({ status: 'refunded', micros: '2000000' });
     expect(await balance(account)).toBe('19.000000');
-    const tooMuch = await stack.call('POST', '/v1/refunds', { account_id: account, decision_id: d.body.decision_id, credits: '2', reason: 'again', idempotency_key: randomUUID() }, finance);
+    const tooMuch = await stack.call(
+      'POST',
+      '/v1/refunds',
+      { account_id: account, decision_id: d.body.decision_id, credits: '2', reason: 'again', idempotency_key: randomUUID() },
+      finance,
+    );
     expect(tooMuch.status).toBe(422);
     expect(tooMuch.body.error.details[0].field).toBe('credits');
-    const rest = await stack.call('POST', '/v1/refunds', { account_id: account, decision_id: d.body.decision_id, reason: 'rest', idempotency_key: randomUUID() }, finance);
+    const rest = await stack.call(
+      'POST',
+      '/v1/refunds',
+      { account_id: account, decision_id: d.body.decision_id, reason: 'rest', idempotency_key: randomUUID() },
+      finance,
+    );
     expect((await completed(rest.body.workflow_id)).result).toMatchObject({ status: 'refunded', micros: '1000000' });
     expect(await balance(account)).toBe('20.000000');
     const ledger = (await stack.call('GET', `/v1/accounts/${account}/ledger`)).body;
@@ -120,7 +165,12 @@ describe('finance workflows: purchases and grants (ledger first, then Redis, exa
   it('makes large adjustments wait for approval by another key, and applies or rejects them', async () => {
     const account = await newAccount();
     const approver = (await stack.call('POST', '/v1/api-keys', { name: 'jane', scopes: ['approve'] })).body;
-    const big = await stack.call('POST', '/v1/adjustments', { account_id: account, credits: '150', reason: 'goodwill', idempotency_key: randomUUID() }, finance);
+    const big = await stack.call(
+      'POST',
+      '/v1/adjustments',
+      { account_id: account, credits: '150', reason: 'goodwill', idempotency_key: randomUUID() },
+      finance,
+    );
     expect(big.status).toBe(202);
     const waiting = await eventually(async () => {
       const { body } = await stack.call('GET', `/v1/workflows/${big.body.workflow_id}`, undefined, finance);
@@ -130,17 +180,34 @@ describe('finance workflows: purchases and grants (ledger first, then Redis, exa
     expect(await balance(account)).toBe('0.000000');
     const approved = await stack.call('POST', `/v1/approvals/${big.body.workflow_id}`, { approve: true }, approver.key);
     expect(approved.status).toBe(202);
-    expect((await completed(big.body.workflow_id)).result).toMatchObject({ status: 'applied', approver: { keyId: approver.id, name: 'jane' } });
+    expect((await completed(big.body.workflow_id)).result).toMatchObject({
+      status: 'applied',
+      approver: { keyId: approver.id, name: 'jane' },
+    });
     expect(await balance(account)).toBe('150.000000');
     expect((await stack.call('POST', `/v1/approvals/${big.body.workflow_id}`, { approve: true }, approver.key)).status).toBe(409);
 
-    const rejectedStart = await stack.call('POST', '/v1/adjustments', { account_id: account, credits: '-120', reason: 'clawback', idempotency_key: randomUUID() }, finance);
-    await eventually(async () => ((await stack.call('GET', `/v1/workflows/${rejectedStart.body.workflow_id}`, undefined, finance)).body.state === 'awaiting_approval' ? true : undefined));
+    const rejectedStart = await stack.call(
+      'POST',
+      '/v1/adjustments',
+      { account_id: account, credits: '-120', reason: 'clawback', idempotency_key: randomUUID() },
+      finance,
+    );
+    await eventually(async () =>
+      (await stack.call('GET', `/v1/workflows/${rejectedStart.body.workflow_id}`, undefined, finance)).body.state === 'awaiting_approval'
+        ? true
+        : undefined,
+    );
     await stack.call('POST', `/v1/approvals/${rejectedStart.body.workflow_id}`, { approve: false }, approver.key);
     expect((await completed(rejectedStart.body.workflow_id)).result).toMatchObject({ status: 'rejected' });
     expect(await balance(account)).toBe('150.000000');
 
-    const small = await stack.call('POST', '/v1/adjustments', { account_id: account, credits: '-7.5', reason: 'correction', idempotency_key: randomUUID() }, finance);
+    const small = await stack.call(
+      'POST',
+      '/v1/adjustments',
+      { account_id: account, credits: '-7.5', reason: 'correction', idempotency_key: randomUUID() },
+      finance,
+    );
     expect((await completed(small.body.workflow_id)).result).toMatchObject({ status: 'applied', debited: '7500000', approval: 'auto' });
     expect(await balance(account)).toBe('142.500000');
     expect((await stack.call('GET', `/v1/accounts/${account}/ledger`)).body.balance).toBe('142.500000');
@@ -172,7 +239,11 @@ describe('finance workflows: purchases and grants (ledger first, then Redis, exa
       const body = (await stack.call('GET', `/v1/accounts/${account}/ledger`)).body;
       return body.unsettled_decisions === 0 ? body : undefined;
     });
-    const credits = (kind: string) => ledger.items.filter((i: { kind: string }) => i.kind === kind).map((i: { credits: string }) => i.credits).sort();
+    const credits = (kind: string) =>
+      ledger.items
+        .filter((i: { kind: string }) => i.kind === kind)
+        .map((i: { credits: string }) => i.credits)
+        .sort();
     expect(credits('grant')).toEqual(['10.000000', '13.000000']);
     expect(credits('expiry')).toEqual(['-13.000000', '-6.000000']);
     expect(ledger.balance).toBe('0.000000');
@@ -184,7 +255,14 @@ describe('finance workflows: purchases and grants (ledger first, then Redis, exa
     const contract = `c-${randomUUID().slice(0, 8)}`;
     const now = Date.now();
     // 5 credits × 12 periods = 60 credits in total: under the approval threshold, so it starts at once.
-    const terms = { account_id: account, credits_per_period: '5', period_seconds: 3600, starts_at: new Date(now).toISOString(), ends_at: new Date(now + 12 * 3600_000).toISOString(), rollover_percent: 0 };
+    const terms = {
+      account_id: account,
+      credits_per_period: '5',
+      period_seconds: 3600,
+      starts_at: new Date(now).toISOString(),
+      ends_at: new Date(now + 12 * 3600_000).toISOString(),
+      rollover_percent: 0,
+    };
     const started = await stack.call('PUT', `/v1/entitlements/${contract}`, terms, finance);
     await eventually(async () => ((await balance(account)) === '5.000000' ? true : undefined));
     expect((await stack.call('DELETE', `/v1/entitlements/${contract}`, undefined, finance)).status).toBe(202);
@@ -209,7 +287,11 @@ describe('finance workflows: purchases and grants (ledger first, then Redis, exa
       return body.items.length > 0 ? body : undefined;
     });
     expect(listed.items[0]).toMatchObject({ workflow_id: started.workflow_id, type: 'purchaseWorkflow', status: 'completed' });
-    await expect(promisify(execFile)(process.execPath, ['dist/scripts/cli.js', 'purchase', '--account', account], { env: { ...process.env, SPILLWAY_API_KEY: finance } })).rejects.toMatchObject({ code: 1 });
+    await expect(
+      promisify(execFile)(process.execPath, ['dist/scripts/cli.js', 'purchase', '--account', account], {
+        env: { ...process.env, SPILLWAY_API_KEY: finance },
+      }),
+    ).rejects.toMatchObject({ code: 1 });
   });
 
   it('sends a signed low-balance webhook, retried until delivered, and recharges automatically', async () => {
@@ -229,7 +311,12 @@ describe('finance workflows: purchases and grants (ledger first, then Redis, exa
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     try {
       const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
-      const alerts = await stack.call('PUT', `/v1/accounts/${account}/alerts`, { webhook_url: url, webhook_secret: secret, low_balance_credits: '5', auto_recharge_credits: '50' }, finance);
+      const alerts = await stack.call(
+        'PUT',
+        `/v1/accounts/${account}/alerts`,
+        { webhook_url: url, webhook_secret: secret, low_balance_credits: '5', auto_recharge_credits: '50' },
+        finance,
+      );
       expect(alerts.status).toBe(200);
       await stack.grant(account, 10n, 'purchased');
       await stack.call('POST', '/v1/decisions', { account_id: account, feature: 'codex.task', quantity: 7, idempotency_key: randomUUID() });
@@ -248,7 +335,14 @@ describe('finance workflows: purchases and grants (ledger first, then Redis, exa
       const promo = await stack.call(
         'POST',
         '/v1/grants',
-        { account_id: account, kind: 'promo', credits: '1', expires_at: new Date(Date.now() + 2000).toISOString(), reason: 'trial', idempotency_key: randomUUID() },
+        {
+          account_id: account,
+          kind: 'promo',
+          credits: '1',
+          expires_at: new Date(Date.now() + 2000).toISOString(),
+          reason: 'trial',
+          idempotency_key: randomUUID(),
+        },
         finance,
       );
       const expiring = await eventually(async () => received.find((r) => JSON.parse(r.body).type === 'credits_expiring'), 20_000);
@@ -264,10 +358,19 @@ describe('finance workflows: purchases and grants (ledger first, then Redis, exa
     const bad = await stack.call('POST', '/v1/purchases', { account_id: account, credits: '1.1234567', idempotency_key: 'x' }, finance);
     expect(bad.status).toBe(400);
     expect(bad.body.error.details[0].field).toBe('credits');
-    const kind = await stack.call('POST', '/v1/grants', { account_id: account, kind: 'gift', credits: '1', reason: 'r', idempotency_key: 'y' }, finance);
+    const kind = await stack.call(
+      'POST',
+      '/v1/grants',
+      { account_id: account, kind: 'gift', credits: '1', reason: 'r', idempotency_key: 'y' },
+      finance,
+    );
     expect(kind.body.error.details.map((d: { field: string }) => d.field)).toContain('kind');
-    expect((await stack.call('POST', '/v1/purchases', { account_id: 'nobody', credits: '1', idempotency_key: 'z' }, finance)).status).toBe(404);
+    expect((await stack.call('POST', '/v1/purchases', { account_id: 'nobody', credits: '1', idempotency_key: 'z' }, finance)).status).toBe(
+      404,
+    );
     const reader = (await stack.call('POST', '/v1/api-keys', { name: 'r', scopes: ['read'] })).body.key;
-    expect((await stack.call('POST', '/v1/purchases', { account_id: account, credits: '1', idempotency_key: 'w' }, reader)).status).toBe(403);
+    expect((await stack.call('POST', '/v1/purchases', { account_id: account, credits: '1', idempotency_key: 'w' }, reader)).status).toBe(
+      403,
+    );
   });
 });

@@ -18,7 +18,11 @@ export default async function globalSetup(): Promise<void> {
   if (pg) managed.push(pg);
   const redis = await ensureRedis(TEST_ENV.REDIS_URL);
   if (redis) managed.push(redis);
-  const temporal = await ensureTemporal({ address: TEST_ENV.TEMPORAL_ADDRESS, namespace: TEST_ENV.TEMPORAL_NAMESPACE, extraNamespaces: ISOLATED_NAMESPACES });
+  const temporal = await ensureTemporal({
+    address: TEST_ENV.TEMPORAL_ADDRESS,
+    namespace: TEST_ENV.TEMPORAL_NAMESPACE,
+    extraNamespaces: ISOLATED_NAMESPACES,
+  });
   if (temporal) managed.push(temporal);
   globalThis.__SPILLWAY_SERVICES__ = managed;
 

@@ -23,7 +23,8 @@ describe('hardening: findings of the outside test', () => {
       const body = await workflow(id);
       return body.status !== 'running' ? body : undefined;
     }, 30_000);
-  const raw = (method: string, path: string, json: string, key = finance) => callApi(stack.url, method, path, { body: json, raw: true, key });
+  const raw = (method: string, path: string, json: string, key = finance) =>
+    callApi(stack.url, method, path, { body: json, raw: true, key });
   const hoursAgo = (h: number) => new Date(Date.now() - h * 3600_000).toISOString();
 
   beforeAll(async () => {
@@ -41,7 +42,14 @@ describe('hardening: findings of the outside test', () => {
     const put = await stack.call(
       'PUT',
       `/v1/entitlements/hard-${randomUUID().slice(0, 8)}`,
-      { account_id: account, credits_per_period: '100', period_seconds: 3600, starts_at: hoursAgo(31), ends_at: new Date(Date.now() + 3600_000).toISOString(), rollover_percent: 100 },
+      {
+        account_id: account,
+        credits_per_period: '100',
+        period_seconds: 3600,
+        starts_at: hoursAgo(31),
+        ends_at: new Date(Date.now() + 3600_000).toISOString(),
+        rollover_percent: 100,
+      },
       finance,
     );
     expect(put.status).toBe(202);
@@ -54,7 +62,14 @@ describe('hardening: findings of the outside test', () => {
     const small = await stack.call(
       'PUT',
       `/v1/entitlements/${smallContract}`,
-      { account_id: account, credits_per_period: '10', period_seconds: 3600, starts_at: hoursAgo(1.5), ends_at: new Date(Date.now() + 5 * 3600_000).toISOString(), rollover_percent: 100 },
+      {
+        account_id: account,
+        credits_per_period: '10',
+        period_seconds: 3600,
+        starts_at: hoursAgo(1.5),
+        ends_at: new Date(Date.now() + 5 * 3600_000).toISOString(),
+        rollover_percent: 100,
+      },
       finance,
     );
     expect(small.status).toBe(202);
@@ -66,7 +81,14 @@ describe('hardening: findings of the outside test', () => {
     const amend = await stack.call(
       'PUT',
       `/v1/entitlements/${smallContract}`,
-      { account_id: account, credits_per_period: '100', period_seconds: 3600, starts_at: new Date(ends.getTime() - 3600_000).toISOString(), ends_at: ends.toISOString(), rollover_percent: 100 },
+      {
+        account_id: account,
+        credits_per_period: '100',
+        period_seconds: 3600,
+        starts_at: new Date(ends.getTime() - 3600_000).toISOString(),
+        ends_at: ends.toISOString(),
+        rollover_percent: 100,
+      },
       finance,
     );
     expect(amend.status).toBe(409);
@@ -90,7 +112,10 @@ describe('hardening: findings of the outside test', () => {
       const ids: bigint[] = [];
       let cursor: string | null = null;
       for (let page = 0; page < 20; page++) {
-        const got: { body: { items: { id: string }[]; next_cursor: string | null } } = await stack.call('GET', `/v1/audit-log?limit=500${query}${cursor ? `&cursor=${cursor}` : ''}`);
+        const got: { body: { items: { id: string }[]; next_cursor: string | null } } = await stack.call(
+          'GET',
+          `/v1/audit-log?limit=500${query}${cursor ? `&cursor=${cursor}` : ''}`,
+        );
         ids.push(...got.body.items.map((i) => BigInt(i.id)));
         cursor = got.body.next_cursor;
         if (cursor === null) break;
@@ -111,10 +136,18 @@ describe('hardening: findings of the outside test', () => {
     await stack.grant(account, 50n, 'purchased');
     const before = (await stack.call('GET', `/v1/accounts/${account}`)).body.balance;
     const key = `sur-${randomUUID().slice(0, 8)}`;
-    const adjust = await raw('POST', '/v1/adjustments', `{"account_id":"${account}","credits":"5","reason":"x\\ud800y","idempotency_key":"${key}"}`);
+    const adjust = await raw(
+      'POST',
+      '/v1/adjustments',
+      `{"account_id":"${account}","credits":"5","reason":"x\\ud800y","idempotency_key":"${key}"}`,
+    );
     expect(adjust.status).toBe(400);
     expect(adjust.body.error.details[0].field).toBe('reason');
-    const grant = await raw('POST', '/v1/grants', `{"account_id":"${account}","kind":"promo","credits":"5","reason":"\\udfff","idempotency_key":"${key}"}`);
+    const grant = await raw(
+      'POST',
+      '/v1/grants',
+      `{"account_id":"${account}","kind":"promo","credits":"5","reason":"\\udfff","idempotency_key":"${key}"}`,
+    );
     expect(grant.status).toBe(400);
     expect(grant.body.error.details[0].field).toBe('reason');
     const named = await raw('POST', '/v1/api-keys', `{"name":"k\\ud800","scopes":["read"]}`, ADMIN);
@@ -134,23 +167,48 @@ describe('hardening: findings of the outside test', () => {
 
   it('answers null where an amount string is expected with a 400 naming the field', async () => {
     const account = await newAccount();
-    const refund = await stack.call('POST', '/v1/refunds', { account_id: account, credits: null, reason: 'x', idempotency_key: randomUUID() }, finance);
+    const refund = await stack.call(
+      'POST',
+      '/v1/refunds',
+      { account_id: account, credits: null, reason: 'x', idempotency_key: randomUUID() },
+      finance,
+    );
     expect(refund.status).toBe(400);
     expect(refund.body.error.details[0].field).toBe('credits');
-    const grant = await stack.call('POST', '/v1/grants', { account_id: account, kind: 'promo', credits: '1', expires_at: null, reason: 'x', idempotency_key: randomUUID() }, finance);
+    const grant = await stack.call(
+      'POST',
+      '/v1/grants',
+      { account_id: account, kind: 'promo', credits: '1', expires_at: null, reason: 'x', idempotency_key: randomUUID() },
+      finance,
+    );
     expect(grant.status).toBe(400);
     expect(grant.body.error.details[0].field).toBe('expires_at');
-    const alerts = await stack.call('PUT', `/v1/accounts/${account}/alerts`, { low_balance_credits: '1', auto_recharge_credits: null, webhook_url: null }, finance);
+    const alerts = await stack.call(
+      'PUT',
+      `/v1/accounts/${account}/alerts`,
+      { low_balance_credits: '1', auto_recharge_credits: null, webhook_url: null },
+      finance,
+    );
     expect(alerts.status).toBe(400);
-    expect([...new Set(alerts.body.error.details.map((d: { field: string }) => d.field))].sort()).toEqual(['auto_recharge_credits', 'webhook_url']);
+    expect([...new Set(alerts.body.error.details.map((d: { field: string }) => d.field))].sort()).toEqual([
+      'auto_recharge_credits',
+      'webhook_url',
+    ]);
   });
 
   it('answers a replayed refund (and adjustment) with the first workflow before the bound pre-check; another body is 409', async () => {
     const account = await newAccount();
     await stack.grant(account, 100n, 'purchased');
-    const d = await stack.call('POST', '/v1/decisions', { account_id: account, feature: 'hard.task', quantity: 10, idempotency_key: randomUUID() });
+    const d = await stack.call('POST', '/v1/decisions', {
+      account_id: account,
+      feature: 'hard.task',
+      quantity: 10,
+      idempotency_key: randomUUID(),
+    });
     expect(d.body.credits_charged).toBe('10.000000');
-    await eventually(async () => ((await stack.call('GET', `/v1/accounts/${account}/ledger`)).body.unsettled_decisions === 0 ? true : undefined));
+    await eventually(async () =>
+      (await stack.call('GET', `/v1/accounts/${account}/ledger`)).body.unsettled_decisions === 0 ? true : undefined,
+    );
     const body = { account_id: account, credits: '10', reason: 'goodwill', idempotency_key: randomUUID() };
     const first = await stack.call('POST', '/v1/refunds', body, finance);
     expect(first.status).toBe(202);
@@ -172,13 +230,23 @@ describe('hardening: findings of the outside test', () => {
     const atLimit = await stack.call('PUT', '/v1/features/hard.limit', { unit: 'u', credits_per_unit: '9007199254.740991' });
     expect([atLimit.status, atLimit.body.credits_per_unit]).toEqual([200, '9007199254.740991']);
     const past = await stack.call('PUT', '/v1/features/hard.limit', { unit: 'u', credits_per_unit: '9007199254.740992' });
-    expect([past.status, past.body.error.details[0].field, past.body.error.message]).toEqual([422, 'credits_per_unit', expect.stringContaining('MAX_MICROS')]);
+    expect([past.status, past.body.error.details[0].field, past.body.error.message]).toEqual([
+      422,
+      'credits_per_unit',
+      expect.stringContaining('MAX_MICROS'),
+    ]);
     const [row] = await stack.ledger.query(`SELECT credits_per_unit_micros::text AS micros FROM features WHERE key = 'hard.limit'`);
     expect(row.micros).toBe('9007199254740991');
   });
 
   it('keeps settlement state to platform keys', async () => {
-    const tenantKey = (await stack.call('POST', '/v1/api-keys', { name: 'tenant-read', scopes: ['read', 'finance', 'decide', 'approve'], tenant: 'hardening' })).body.key;
+    const tenantKey = (
+      await stack.call('POST', '/v1/api-keys', {
+        name: 'tenant-read',
+        scopes: ['read', 'finance', 'decide', 'approve'],
+        tenant: 'hardening',
+      })
+    ).body.key;
     expect([403, 404]).toContain((await stack.call('GET', '/v1/settlement', undefined, tenantKey)).status);
     expect((await stack.call('GET', '/v1/settlement')).status).toBe(200);
   });
@@ -187,7 +255,12 @@ describe('hardening: findings of the outside test', () => {
     const account = await newAccount();
     // (The test environment allow-lists 127.0.0.0/8 as IPv4; IPv6 forms of it are not allow-listed.)
     for (const host of ['[::127.0.0.1]', '[::ffff:10.0.0.1]', '[::a00:1]', '[64:ff9b::7f00:1]', '[2002:7f00:1::]']) {
-      const put = await stack.call('PUT', `/v1/accounts/${account}/alerts`, { low_balance_credits: '1', webhook_url: `https://${host}/h`, webhook_secret: 'x'.repeat(16) }, finance);
+      const put = await stack.call(
+        'PUT',
+        `/v1/accounts/${account}/alerts`,
+        { low_balance_credits: '1', webhook_url: `https://${host}/h`, webhook_secret: 'x'.repeat(16) },
+        finance,
+      );
       expect([host, put.status, put.body.error?.details?.[0]?.field]).toEqual([host, 400, 'webhook_url']);
     }
   });
@@ -198,7 +271,14 @@ describe('hardening: findings of the outside test', () => {
     const put = await stack.call(
       'PUT',
       `/v1/entitlements/${contract}`,
-      { account_id: account, credits_per_period: '1', period_seconds: 1, starts_at: new Date().toISOString(), ends_at: new Date(Date.now() + 60_000).toISOString(), rollover_percent: 0 },
+      {
+        account_id: account,
+        credits_per_period: '1',
+        period_seconds: 1,
+        starts_at: new Date().toISOString(),
+        ends_at: new Date(Date.now() + 60_000).toISOString(),
+        rollover_percent: 0,
+      },
       finance,
     );
     expect(put.status).toBe(202);

@@ -53,7 +53,11 @@ export function stackConfig(options: StackOptions = {}): SpillwayConfig {
     port: 0,
     redisUrl: options.redisUrl ?? base.redisUrl,
     databaseUrl: options.databaseUrl ?? base.databaseUrl,
-    temporal: { ...base.temporal, address: options.temporalAddress ?? base.temporal.address, namespace: options.temporalNamespace ?? base.temporal.namespace },
+    temporal: {
+      ...base.temporal,
+      address: options.temporalAddress ?? base.temporal.address,
+      namespace: options.temporalNamespace ?? base.temporal.namespace,
+    },
     ...options.overrides,
   };
 }
@@ -65,7 +69,10 @@ export async function startStack(options: StackOptions = {}): Promise<TestStack>
   const url = await app.getUrl();
   const ledger = await openLedger(config.databaseUrl, { migrate: false });
   const redis = createRedis(config.redisUrl);
-  const temporal = new Client({ connection: await Connection.connect({ address: config.temporal.address }), namespace: config.temporal.namespace });
+  const temporal = new Client({
+    connection: await Connection.connect({ address: config.temporal.address }),
+    namespace: config.temporal.namespace,
+  });
 
   const engine = app.get(DecisionEngine);
   let stopWorker = async () => undefined as void;
@@ -81,7 +88,16 @@ export async function startStack(options: StackOptions = {}): Promise<TestStack>
   }
   const { grantLot } = grantActivities({ ledger, engine });
   const grant: TestStack['grant'] = async (accountId, credits, kind = 'promo', expiresAt = null) =>
-    (await grantLot({ accountId, kind, micros: (credits * 1_000_000n).toString(), expiresAt: expiresAt?.toISOString() ?? null, causeType: 'grant', causeId: randomUUID() })).lotId;
+    (
+      await grantLot({
+        accountId,
+        kind,
+        micros: (credits * 1_000_000n).toString(),
+        expiresAt: expiresAt?.toISOString() ?? null,
+        causeType: 'grant',
+        causeId: randomUUID(),
+      })
+    ).lotId;
 
   const call: TestStack['call'] = (method, path, body, key = ADMIN) => callApi(url, method, path, { body, key });
 
@@ -119,7 +135,11 @@ export async function callApi(
   const headers: Record<string, string> = { ...options.headers };
   if (key) headers.authorization = `Bearer ${key}`;
   if (body !== undefined) headers['content-type'] = 'application/json';
-  const response = await fetch(`${url}${path}`, { method, headers, body: body === undefined ? undefined : raw ? String(body) : JSON.stringify(body) });
+  const response = await fetch(`${url}${path}`, {
+    method,
+    headers,
+    body: body === undefined ? undefined : raw ? String(body) : JSON.stringify(body),
+  });
   const text = await response.text();
   let parsed: unknown = text;
   try {

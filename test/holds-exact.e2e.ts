@@ -23,12 +23,19 @@ describe('large holds are exact (real Redis and PostgreSQL)', () => {
     return { feature, account };
   };
   const reserve = (account: string, feature: string, quantity: number, ttl = 3600) =>
-    stack.call('POST', '/v1/decisions', { idempotency_key: randomUUID(), account_id: account, feature, quantity, mode: 'reserve', hold_ttl_seconds: ttl }, decider);
+    stack.call(
+      'POST',
+      '/v1/decisions',
+      { idempotency_key: randomUUID(), account_id: account, feature, quantity, mode: 'reserve', hold_ttl_seconds: ttl },
+      decider,
+    );
   const balance = async (account: string) => (await stack.call('GET', `/v1/accounts/${account}`, undefined, decider)).body.balance;
   /** Every lot's remaining micros as Redis holds them (never negative). */
   const redisLots = async (account: string) => {
     const raw = await stack.redis.hgetall(accountKeys(account, stack.engine.partitionOf(account)).lots);
-    return Object.entries(raw).filter(([f]) => !f.startsWith('#') && !f.startsWith('~')).map(([, v]) => BigInt(v));
+    return Object.entries(raw)
+      .filter(([f]) => !f.startsWith('#') && !f.startsWith('~'))
+      .map(([, v]) => BigInt(v));
   };
   /** The monetization sources add up to the charge, and units sourced + written off = quantity. */
   const expectSourcesAddUp = (body: any) => {
@@ -70,7 +77,14 @@ describe('large holds are exact (real Redis and PostgreSQL)', () => {
     const held = await reserve(account, feature, 999_999);
     const committed = await stack.call('POST', `/v1/decisions/${held.body.decision_id}/commit`, { quantity: 1 }, decider);
     expect(committed.status).toBe(200);
-    expect(committed.body).toMatchObject({ status: 'committed', quantity: 1, credits_charged: '123.456789', written_off_units: 0, credits_written_off: '0.000000', balance: '199999876.543211' });
+    expect(committed.body).toMatchObject({
+      status: 'committed',
+      quantity: 1,
+      credits_charged: '123.456789',
+      written_off_units: 0,
+      credits_written_off: '0.000000',
+      balance: '199999876.543211',
+    });
     expect(committed.body.sources.find((s: any) => s.lot_id)).toMatchObject({ units: 1, credits: '123.456789' });
     expectSourcesAddUp(committed.body);
     expect(await balance(account)).toBe('199999876.543211');
@@ -82,15 +96,32 @@ describe('large holds are exact (real Redis and PostgreSQL)', () => {
     const held = await reserve(account, feature, 999_999);
     const committed = await stack.call('POST', `/v1/decisions/${held.body.decision_id}/commit`, { quantity: 1_000_000 }, decider);
     expect(committed.status).toBe(200);
-    expect(committed.body).toMatchObject({ status: 'committed', quantity: 1_000_000, credits_charged: '123456789.000000', written_off_units: 0, balance: '76543211.000000' });
-    expect(committed.body.sources.find((s: any) => s.lot_id)).toMatchObject({ layer: 'promo', units: 1_000_000, credits: '123456789.000000' });
+    expect(committed.body).toMatchObject({
+      status: 'committed',
+      quantity: 1_000_000,
+      credits_charged: '123456789.000000',
+      written_off_units: 0,
+      balance: '76543211.000000',
+    });
+    expect(committed.body.sources.find((s: any) => s.lot_id)).toMatchObject({
+      layer: 'promo',
+      units: 1_000_000,
+      credits: '123456789.000000',
+    });
     expectSourcesAddUp(committed.body);
   });
 
   it('holds exactly 2^53 − 1 micro-credits: the lot reads 0 while held, a release restores it all, a full commit charges it exactly', async () => {
     const price = formatCredits(MAX_MICROS);
     const { feature, account } = await setup(price);
-    await stack.engine.grant({ accountId: account, lotId: `lot_max_${randomUUID()}`, kind: 'purchased', micros: MAX_MICROS, expiresAt: null, createdAt: new Date() });
+    await stack.engine.grant({
+      accountId: account,
+      lotId: `lot_max_${randomUUID()}`,
+      kind: 'purchased',
+      micros: MAX_MICROS,
+      expiresAt: null,
+      createdAt: new Date(),
+    });
     const held = await reserve(account, feature, 1);
     expect(held.body).toMatchObject({ outcome: 'allowed', credits_charged: price, balance: '0.000000' });
     for (const v of await redisLots(account)) expect(v).toBeGreaterThanOrEqual(0n);
@@ -108,7 +139,14 @@ describe('large holds are exact (real Redis and PostgreSQL)', () => {
   it('gives an expired hold of 2^53 − 1 micro-credits back exactly', async () => {
     const price = formatCredits(MAX_MICROS);
     const { feature, account } = await setup(price);
-    await stack.engine.grant({ accountId: account, lotId: `lot_max_${randomUUID()}`, kind: 'purchased', micros: MAX_MICROS, expiresAt: null, createdAt: new Date() });
+    await stack.engine.grant({
+      accountId: account,
+      lotId: `lot_max_${randomUUID()}`,
+      kind: 'purchased',
+      micros: MAX_MICROS,
+      expiresAt: null,
+      createdAt: new Date(),
+    });
     const held = await reserve(account, feature, 1, 1);
     expect(held.body).toMatchObject({ outcome: 'allowed', credits_charged: price, balance: '0.000000' });
     // Wait (bounded) for the hold's expiry time to pass, then touch it.
@@ -145,7 +183,11 @@ describe('large holds are exact (real Redis and PostgreSQL)', () => {
     const account = `acct-${randomUUID().slice(0, 8)}`;
     const usageId = `dec_p0_${randomUUID().replace(/-/g, '')}`;
     const eventId = randomUUID();
-    const sources = [{ layer: 'rate_limit', units: 0 }, { layer: 'free_tier', units: 0 }, { layer: 'promo', lot_id: 'lot_x', units: 999_999, micros: '123456788999999' }];
+    const sources = [
+      { layer: 'rate_limit', units: 0 },
+      { layer: 'free_tier', units: 0 },
+      { layer: 'promo', lot_id: 'lot_x', units: 999_999, micros: '123456788999999' },
+    ];
     await stack.ledger.query(
       `INSERT INTO usage_events (id, account_id, feature, quantity, idempotency_key, sources, occurred_at, partition, stream_id, settled_at)
        VALUES ($1, $2, 'f', 1000000, $3, $4::jsonb, now(), 0, '0-1', now())`,

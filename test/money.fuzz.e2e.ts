@@ -64,7 +64,10 @@ describe('money invariants under random interleavings (model-based, real HTTP AP
       admin: stack.config.bootstrapAdminKey!,
       finance: await key('fuzz-finance', [['finance', 'read']]),
       // Four eyes: approvals come from a second key with the `approve` scope.
-      approver: await key('fuzz-approver', [['approve', 'finance', 'read'], ['finance', 'read']]),
+      approver: await key('fuzz-approver', [
+        ['approve', 'finance', 'read'],
+        ['finance', 'read'],
+      ]),
       decide: await key('fuzz-product', [['decide', 'read']]),
     });
   }, 120_000);
@@ -101,17 +104,26 @@ describe('money invariants under random interleavings (model-based, real HTTP AP
     const prices = [1_000_000n, 2_500_000n];
     for (const [i, raw] of world.features.entries()) {
       const feature = rename(raw, 100);
-      expectStatus('setup feature', await system.call('PUT', `/v1/features/${encodeURIComponent(feature)}`, { unit: 'u', credits_per_unit: credits(prices[i]) }), [200]);
+      expectStatus(
+        'setup feature',
+        await system.call('PUT', `/v1/features/${encodeURIComponent(feature)}`, { unit: 'u', credits_per_unit: credits(prices[i]) }),
+        [200],
+      );
       model.features[feature] = prices[i];
     }
     const [f0, f1] = Object.keys(model.features);
     const plans = [
-      { [f0]: { windows: [{ name: world.windows[0], limit: 3, seconds: 3600 }], free: 1, overage: 'credits' as const }, [f1]: { windows: [], free: 0, overage: 'credits' as const } },
+      {
+        [f0]: { windows: [{ name: world.windows[0], limit: 3, seconds: 3600 }], free: 1, overage: 'credits' as const },
+        [f1]: { windows: [], free: 0, overage: 'credits' as const },
+      },
       { [f0]: { windows: [], free: 0, overage: 'credits' as const } },
     ];
     for (const [i, raw] of world.plans.entries()) {
       const plan = rename(raw, 100);
-      const body = Object.fromEntries(Object.entries(plans[i]).map(([f, p]) => [f, { windows: p.windows, free_tier: { units_per_month: p.free }, overage: p.overage }]));
+      const body = Object.fromEntries(
+        Object.entries(plans[i]).map(([f, p]) => [f, { windows: p.windows, free_tier: { units_per_month: p.free }, overage: p.overage }]),
+      );
       expectStatus('setup plan', await system.call('PUT', `/v1/plans/${encodeURIComponent(plan)}`, { features: body }), [200]);
       model.plans[plan] = plans[i];
     }
@@ -119,11 +131,27 @@ describe('money invariants under random interleavings (model-based, real HTTP AP
     for (const raw of world.accounts) {
       const id = rename(raw, 128);
       expectStatus(`setup account ${id}`, await system.call('PUT', `/v1/accounts/${encodeURIComponent(id)}`, { plan: plan0 }), [200]);
-      model.accounts.push({ id, plan: plan0, lots: [], windows: {}, free: {}, idempotency: {}, holds: {}, charges: {}, refundedByDecision: {}, refundedTotal: 0n });
+      model.accounts.push({
+        id,
+        plan: plan0,
+        lots: [],
+        windows: {},
+        free: {},
+        idempotency: {},
+        holds: {},
+        charges: {},
+        refundedByDecision: {},
+        refundedTotal: 0n,
+      });
     }
     // Some credits to spend from the start (purchases of any amount are commands too).
     for (const [i, account] of model.accounts.entries()) {
-      const started = await system.call('POST', '/v1/purchases', { account_id: account.id, credits: '50', idempotency_key: `${nonce}-setup-${i}` }, system.keys.finance);
+      const started = await system.call(
+        'POST',
+        '/v1/purchases',
+        { account_id: account.id, credits: '50', idempotency_key: `${nonce}-setup-${i}` },
+        system.keys.finance,
+      );
       expectStatus('setup purchase', started, [202]);
       const { status } = await system.finish(started, true);
       expectEq('setup purchase', status.status, 'completed');
@@ -137,7 +165,13 @@ describe('money invariants under random interleavings (model-based, real HTTP AP
     for (const account of model.accounts) {
       for (const hold of Object.values(account.holds).filter((h) => h.state === 'held')) {
         const sent = Date.now();
-        stepSettle(model, hold.decisionId, undefined, await system.call('POST', `/v1/decisions/${encodeURIComponent(hold.decisionId)}/release`, undefined, system.keys.decide), sent);
+        stepSettle(
+          model,
+          hold.decisionId,
+          undefined,
+          await system.call('POST', `/v1/decisions/${encodeURIComponent(hold.decisionId)}/release`, undefined, system.keys.decide),
+          sent,
+        );
       }
     }
     for (const contract of model.contracts) {
@@ -145,7 +179,8 @@ describe('money invariants under random interleavings (model-based, real HTTP AP
       expectStatus(`cancel contract ${contract}`, r, [202]);
       const { status } = await system.finish(r, true);
       const lotId = status.result?.lotId;
-      for (const account of model.accounts) for (const lot of account.lots) if (lot.kind === 'enterprise' && lot.id === lotId) lot.remaining = 0n;
+      for (const account of model.accounts)
+        for (const lot of account.lots) if (lot.kind === 'enterprise' && lot.id === lotId) lot.remaining = 0n;
       // The current period's lot expires now: the model learns its id from the account's lots.
       for (const account of model.accounts) {
         const live = await system.call('GET', `/v1/accounts/${encodeURIComponent(account.id)}`, undefined, system.keys.finance);
@@ -172,7 +207,11 @@ describe('money invariants under random interleavings (model-based, real HTTP AP
       await system.checkAccount(model, account, 'after the run');
       // I4: Redis (real-time) = the ledger once nothing is unsettled.
       const ledger = await system.call('GET', `/v1/accounts/${encodeURIComponent(account.id)}/ledger`, undefined, system.keys.finance);
-      expectEq(`ledger balance of ${account.id}`, { balance: ledger.body.balance, unsettled: ledger.body.unsettled_decisions }, { balance: credits(balanceAt(account, Date.now())), unsettled: 0 });
+      expectEq(
+        `ledger balance of ${account.id}`,
+        { balance: ledger.body.balance, unsettled: ledger.body.unsettled_decisions },
+        { balance: credits(balanceAt(account, Date.now())), unsettled: 0 },
+      );
     }
     // I1/I2: exactly one monetization event per charged decision, at the model's amount; refunds as booked.
     const ids = model.accounts.map((a) => a.id);
@@ -181,7 +220,11 @@ describe('money invariants under random interleavings (model-based, real HTTP AP
       [ids],
     );
     const charges = model.accounts.flatMap((a) => Object.entries(a.charges)).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
-    expectEq('monetization events of the run', monetized.map((r) => [r.usage_event_id, r.micros]), charges.map(([id, c]) => [id, c.toString()]));
+    expectEq(
+      'monetization events of the run',
+      monetized.map((r) => [r.usage_event_id, r.micros]),
+      charges.map(([id, c]) => [id, c.toString()]),
+    );
     const refunds: { account_id: string; micros: string }[] = await stack.ledger.query(
       'SELECT account_id, sum(micros)::text AS micros FROM refunds WHERE account_id = ANY($1::text[]) GROUP BY account_id ORDER BY account_id',
       [ids],
@@ -189,7 +232,10 @@ describe('money invariants under random interleavings (model-based, real HTTP AP
     expectEq(
       'refunds of the run',
       refunds.map((r) => [r.account_id, r.micros]),
-      model.accounts.filter((a) => a.refundedTotal > 0n).map((a) => [a.id, a.refundedTotal.toString()]).sort(([x], [y]) => (x < y ? -1 : 1)),
+      model.accounts
+        .filter((a) => a.refundedTotal > 0n)
+        .map((a) => [a.id, a.refundedTotal.toString()])
+        .sort(([x], [y]) => (x < y ? -1 : 1)),
     );
     const report = await system.reconcile();
     const fresh = [...report.discrepancies, ...report.repaired].map((d) => JSON.stringify(d)).filter((d) => !baseline.includes(d));
@@ -210,12 +256,16 @@ describe('money invariants under random interleavings (model-based, real HTTP AP
   it(
     'matches the reference model, and the ledger proves itself after every run',
     async () => {
-      const property = fc.asyncProperty(worldArb, fc.array(fc.oneof(...commandArbs()), { minLength: Math.ceil(maxCommands / 2), maxLength: maxCommands }), async (world, commands) => {
-        const model = await setup(world);
-        stats.runs++;
-        await fc.asyncModelRun(() => ({ model, real: system }), commands);
-        await finalChecks(model);
-      });
+      const property = fc.asyncProperty(
+        worldArb,
+        fc.array(fc.oneof(...commandArbs()), { minLength: Math.ceil(maxCommands / 2), maxLength: maxCommands }),
+        async (world, commands) => {
+          const model = await setup(world);
+          stats.runs++;
+          await fc.asyncModelRun(() => ({ model, real: system }), commands);
+          await finalChecks(model);
+        },
+      );
       try {
         await fc.assert(property, {
           seed,
@@ -230,9 +280,12 @@ describe('money invariants under random interleavings (model-based, real HTTP AP
         const message = (error as Error).message;
         const path = /path: "([^"]*)"/.exec(message)?.[1] ?? '';
         const cause = (error as { cause?: Error }).cause;
-        throw new Error(`${cause ? `${cause.name}: ${cause.message}\n\n` : ''}${message}\n\nreplay: FUZZ_SEED=${seed} FUZZ_PATH=${path} npx jest --runInBand test/money.fuzz.e2e.ts`, {
-          cause: error,
-        });
+        throw new Error(
+          `${cause ? `${cause.name}: ${cause.message}\n\n` : ''}${message}\n\nreplay: FUZZ_SEED=${seed} FUZZ_PATH=${path} npx jest --runInBand test/money.fuzz.e2e.ts`,
+          {
+            cause: error,
+          },
+        );
       }
     },
     (minutes > 0 ? minutes * 60 : Math.max(1, runs) * 300) * 1000 + 180_000,

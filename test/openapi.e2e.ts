@@ -39,7 +39,11 @@ describe('OpenAPI contract', () => {
     document = served.body;
     contract = new ContractChecker(document);
     expect((await api('PUT', '/v1/features/codex.task', { unit: 'task', credits_per_unit: '2.5' })).status).toBe(200);
-    const plan = { features: { 'codex.task': { windows: [{ name: '1h', limit: 3, seconds: 3600 }], free_tier: { units_per_month: 1 }, overage: 'credits' } } };
+    const plan = {
+      features: {
+        'codex.task': { windows: [{ name: '1h', limit: 3, seconds: 3600 }], free_tier: { units_per_month: 1 }, overage: 'credits' },
+      },
+    };
     expect((await api('PUT', '/v1/plans/oa-plan', plan)).status).toBe(200);
     decideKey = (await api('POST', '/v1/api-keys', { name: 'oa-product', scopes: ['decide', 'read'] })).body.key;
     financeKey = (await api('POST', '/v1/api-keys', { name: 'oa-finance', scopes: ['finance', 'read'] })).body.key;
@@ -52,10 +56,16 @@ describe('OpenAPI contract', () => {
     expect(document).toEqual(JSON.parse(readFileSync(join(ROOT, 'libs/client/openapi.json'), 'utf8')));
     const dir = mkdtempSync(join(tmpdir(), 'spillway-types-'));
     try {
-      execFileSync('bash', ['scripts/openapi.sh', 'types', 'libs/client/openapi.json', join(dir, 'openapi.ts')], { cwd: ROOT, stdio: 'pipe' });
+      execFileSync('bash', ['scripts/openapi.sh', 'types', 'libs/client/openapi.json', join(dir, 'openapi.ts')], {
+        cwd: ROOT,
+        stdio: 'pipe',
+      });
       expect(readFileSync(join(dir, 'openapi.ts'), 'utf8')).toBe(readFileSync(join(ROOT, 'libs/client/src/generated/openapi.ts'), 'utf8'));
       // The schemas the client checks decisions against at run time, too.
-      execFileSync('bash', ['scripts/openapi.sh', 'schemas', 'libs/client/openapi.json', join(dir, 'schemas.ts')], { cwd: ROOT, stdio: 'pipe' });
+      execFileSync('bash', ['scripts/openapi.sh', 'schemas', 'libs/client/openapi.json', join(dir, 'schemas.ts')], {
+        cwd: ROOT,
+        stdio: 'pipe',
+      });
       expect(readFileSync(join(dir, 'schemas.ts'), 'utf8')).toBe(readFileSync(join(ROOT, 'libs/client/src/generated/schemas.ts'), 'utf8'));
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -75,7 +85,8 @@ describe('OpenAPI contract', () => {
         if (success.length === 0) problems.push(`${name}: no success response`);
         for (const [status, response] of success) {
           const schemas = Object.values(response.content ?? {}).map((m) => m.schema);
-          if (schemas.length === 0 || schemas.some((s) => !s)) problems.push(`${name} ${status}: no schema (openapi-typescript would say unknown)`);
+          if (schemas.length === 0 || schemas.some((s) => !s))
+            problems.push(`${name} ${status}: no schema (openapi-typescript would say unknown)`);
         }
         if (op.security === undefined) problems.push(`${name}: security not declared`);
         if (op['x-spillway-scope']) {
@@ -103,21 +114,47 @@ describe('OpenAPI contract', () => {
     expect(() => contract.check('POST', '/v1/decisions', 418, allowed.body)).toThrow(/does not declare/);
     expect((await api('POST', '/v1/decisions', body, decideKey)).body.replayed).toBe(true);
     expect((await api('GET', `/v1/decisions/${allowed.body.decision_id}`, undefined, decideKey)).body.account_id).toBe(account);
-    expect((await api('GET', `/v1/decisions?account_id=${account}&idempotency_key=${body.idempotency_key}`, undefined, decideKey)).body.decision_id).toBe(allowed.body.decision_id);
+    expect(
+      (await api('GET', `/v1/decisions?account_id=${account}&idempotency_key=${body.idempotency_key}`, undefined, decideKey)).body
+        .decision_id,
+    ).toBe(allowed.body.decision_id);
     expect((await api('GET', `/v1/decisions/no-such-decision`, undefined, decideKey)).status).toBe(404);
     expect((await api('POST', '/v1/decisions', { ...body, quantity: 3 }, decideKey)).status).toBe(409);
-    const hold = await api('POST', '/v1/decisions', { account_id: account, feature: 'codex.task', quantity: 2, mode: 'reserve', idempotency_key: randomUUID() }, decideKey);
+    const hold = await api(
+      'POST',
+      '/v1/decisions',
+      { account_id: account, feature: 'codex.task', quantity: 2, mode: 'reserve', idempotency_key: randomUUID() },
+      decideKey,
+    );
     expect(hold.body.hold_expires_at).toBeDefined();
     expect((await api('POST', `/v1/decisions/${hold.body.decision_id}/commit`, { quantity: 1 }, decideKey)).body.status).toBe('committed');
     expect((await api('POST', `/v1/decisions/${hold.body.decision_id}/release`, undefined, decideKey)).status).toBe(409);
-    const hold2 = await api('POST', '/v1/decisions', { account_id: account, feature: 'codex.task', quantity: 1, mode: 'reserve', idempotency_key: randomUUID() }, decideKey);
+    const hold2 = await api(
+      'POST',
+      '/v1/decisions',
+      { account_id: account, feature: 'codex.task', quantity: 1, mode: 'reserve', idempotency_key: randomUUID() },
+      decideKey,
+    );
     expect((await api('POST', `/v1/decisions/${hold2.body.decision_id}/release`, undefined, decideKey)).body.status).toBe('released');
-    const partial = await api('POST', '/v1/decisions', { account_id: account, feature: 'codex.task', quantity: 100, allow_partial: true, idempotency_key: randomUUID() }, decideKey);
+    const partial = await api(
+      'POST',
+      '/v1/decisions',
+      { account_id: account, feature: 'codex.task', quantity: 100, allow_partial: true, idempotency_key: randomUUID() },
+      decideKey,
+    );
     expect(partial.body.outcome).toBe('partial');
     expect(partial.body.sources.some((s: { lot_id?: string }) => s.lot_id)).toBe(true);
-    const denied = await api('POST', '/v1/decisions', { account_id: account, feature: 'codex.task', quantity: 100, idempotency_key: randomUUID() }, decideKey);
+    const denied = await api(
+      'POST',
+      '/v1/decisions',
+      { account_id: account, feature: 'codex.task', quantity: 100, idempotency_key: randomUUID() },
+      decideKey,
+    );
     expect(denied.body.outcome).toBe('denied');
-    expect((await api('POST', '/v1/decisions', { account_id: account, feature: 'codex.task', quantity: 1, mode: 'preview' }, decideKey)).body.mode).toBe('preview');
+    expect(
+      (await api('POST', '/v1/decisions', { account_id: account, feature: 'codex.task', quantity: 1, mode: 'preview' }, decideKey)).body
+        .mode,
+    ).toBe('preview');
 
     expect((await api('POST', `/v1/decisions/${randomUUID()}/commit`, { quantity: 1 }, decideKey)).status).toBe(404);
     expect((await api('POST', `/v1/decisions/${randomUUID()}/commit`, { quantity: -1 }, decideKey)).status).toBe(400);
@@ -126,13 +163,20 @@ describe('OpenAPI contract', () => {
     expect((await api('POST', '/v1/decisions', body, '')).status).toBe(401);
     expect((await api('POST', '/v1/decisions', body, 'sw_not-a-key')).status).toBe(401);
     expect((await api('POST', '/v1/decisions', { ...body, account_id: 'nobody-here' }, decideKey)).status).toBe(404);
-    expect((await api('POST', '/v1/purchases', { account_id: account, credits: '1', idempotency_key: randomUUID() }, decideKey)).status).toBe(403);
+    expect(
+      (await api('POST', '/v1/purchases', { account_id: account, credits: '1', idempotency_key: randomUUID() }, decideKey)).status,
+    ).toBe(403);
   });
 
   it('catalogue, accounts, ledger, settlement and operations answer as documented', async () => {
     const account = await newAccount();
     await stack.grant(account, 10n);
-    await api('POST', '/v1/decisions', { account_id: account, feature: 'codex.task', quantity: 5, idempotency_key: randomUUID() }, decideKey);
+    await api(
+      'POST',
+      '/v1/decisions',
+      { account_id: account, feature: 'codex.task', quantity: 5, idempotency_key: randomUUID() },
+      decideKey,
+    );
     const view = await api('GET', `/v1/accounts/${account}`, undefined, decideKey);
     expect(view.body.features['codex.task'].windows[0].name).toBe('1h');
     const ledger = await api('GET', `/v1/accounts/${account}/ledger`, undefined, decideKey);
@@ -166,33 +210,103 @@ describe('OpenAPI contract', () => {
 
   it('finance 202s, workflows, approvals and reconciliation answer as documented', async () => {
     const account = await newAccount();
-    const purchase = await api('POST', '/v1/purchases', { account_id: account, credits: '500', idempotency_key: `oa-${randomUUID()}` }, financeKey);
+    const purchase = await api(
+      'POST',
+      '/v1/purchases',
+      { account_id: account, credits: '500', idempotency_key: `oa-${randomUUID()}` },
+      financeKey,
+    );
     expect(purchase.status).toBe(202);
-    await eventually(async () => ((await api('GET', purchase.body.status_url, undefined, financeKey)).body.status === 'completed' ? true : undefined));
-    expect((await api('POST', '/v1/purchases', { account_id: account, credits: '-1', idempotency_key: randomUUID() }, financeKey)).status).toBe(400);
-    expect((await api('POST', '/v1/purchases', { account_id: 'nobody-here', credits: '1', idempotency_key: randomUUID() }, financeKey)).status).toBe(404);
+    await eventually(async () =>
+      (await api('GET', purchase.body.status_url, undefined, financeKey)).body.status === 'completed' ? true : undefined,
+    );
+    expect(
+      (await api('POST', '/v1/purchases', { account_id: account, credits: '-1', idempotency_key: randomUUID() }, financeKey)).status,
+    ).toBe(400);
+    expect(
+      (await api('POST', '/v1/purchases', { account_id: 'nobody-here', credits: '1', idempotency_key: randomUUID() }, financeKey)).status,
+    ).toBe(404);
 
     const promoKey = `oa-${randomUUID()}`;
-    const grant = await api('POST', '/v1/grants', { account_id: account, kind: 'promo', credits: '5', expires_at: new Date(Date.now() + 3600_000).toISOString(), reason: 'contract test', idempotency_key: promoKey }, financeKey);
+    const grant = await api(
+      'POST',
+      '/v1/grants',
+      {
+        account_id: account,
+        kind: 'promo',
+        credits: '5',
+        expires_at: new Date(Date.now() + 3600_000).toISOString(),
+        reason: 'contract test',
+        idempotency_key: promoKey,
+      },
+      financeKey,
+    );
     expect(grant.status).toBe(202);
-    expect((await api('POST', '/v1/grants', { account_id: account, kind: 'promo', credits: '6', reason: 'contract test', idempotency_key: promoKey }, financeKey)).status).toBe(409);
-    await eventually(async () => ((await api('GET', grant.body.status_url, undefined, financeKey)).body.status === 'running' ? true : undefined));
+    expect(
+      (
+        await api(
+          'POST',
+          '/v1/grants',
+          { account_id: account, kind: 'promo', credits: '6', reason: 'contract test', idempotency_key: promoKey },
+          financeKey,
+        )
+      ).status,
+    ).toBe(409);
+    await eventually(async () =>
+      (await api('GET', grant.body.status_url, undefined, financeKey)).body.status === 'running' ? true : undefined,
+    );
     expect((await api('POST', `/v1/grants/${grant.body.workflow_id}/cancel`, { reason: 'contract test' }, financeKey)).status).toBe(202);
 
-    expect((await api('POST', '/v1/refunds', { account_id: account, credits: '1', reason: 'nothing charged', idempotency_key: randomUUID() }, financeKey)).status).toBe(422);
+    expect(
+      (
+        await api(
+          'POST',
+          '/v1/refunds',
+          { account_id: account, credits: '1', reason: 'nothing charged', idempotency_key: randomUUID() },
+          financeKey,
+        )
+      ).status,
+    ).toBe(422);
     // 3 units from the window, 1 from the free tier, 1 charged (2.5 credits): refundable.
-    const charged = await api('POST', '/v1/decisions', { account_id: account, feature: 'codex.task', quantity: 5, idempotency_key: randomUUID() }, decideKey);
+    const charged = await api(
+      'POST',
+      '/v1/decisions',
+      { account_id: account, feature: 'codex.task', quantity: 5, idempotency_key: randomUUID() },
+      decideKey,
+    );
     expect(charged.body.credits_charged).toBe('2.500000');
-    expect((await api('POST', '/v1/refunds', { account_id: account, decision_id: charged.body.decision_id, credits: '2.5', reason: 'goodwill', idempotency_key: randomUUID() }, financeKey)).status).toBe(202);
+    expect(
+      (
+        await api(
+          'POST',
+          '/v1/refunds',
+          { account_id: account, decision_id: charged.body.decision_id, credits: '2.5', reason: 'goodwill', idempotency_key: randomUUID() },
+          financeKey,
+        )
+      ).status,
+    ).toBe(202);
 
     // Above the approval threshold (100 credits): the adjustment waits for an approval.
-    const adjustment = await api('POST', '/v1/adjustments', { account_id: account, credits: '-150', reason: 'contract test', idempotency_key: `oa-${randomUUID()}` }, financeKey);
+    const adjustment = await api(
+      'POST',
+      '/v1/adjustments',
+      { account_id: account, credits: '-150', reason: 'contract test', idempotency_key: `oa-${randomUUID()}` },
+      financeKey,
+    );
     expect(adjustment.status).toBe(202);
-    await eventually(async () => ((await api('GET', adjustment.body.status_url, undefined, financeKey)).body.state === 'awaiting_approval' ? true : undefined));
-    expect((await api('GET', '/v1/approvals', undefined, financeKey)).body.items.some((i: { workflow_id: string }) => i.workflow_id === adjustment.body.workflow_id)).toBe(true);
+    await eventually(async () =>
+      (await api('GET', adjustment.body.status_url, undefined, financeKey)).body.state === 'awaiting_approval' ? true : undefined,
+    );
+    expect(
+      (await api('GET', '/v1/approvals', undefined, financeKey)).body.items.some(
+        (i: { workflow_id: string }) => i.workflow_id === adjustment.body.workflow_id,
+      ),
+    ).toBe(true);
     const approval = await api('POST', `/v1/approvals/${adjustment.body.workflow_id}`, { approve: true, note: 'contract test' });
     expect(approval.body.approved).toBe(true);
-    await eventually(async () => ((await api('GET', adjustment.body.status_url, undefined, financeKey)).body.status === 'completed' ? true : undefined));
+    await eventually(async () =>
+      (await api('GET', adjustment.body.status_url, undefined, financeKey)).body.status === 'completed' ? true : undefined,
+    );
     expect((await api('POST', `/v1/approvals/${adjustment.body.workflow_id}`, { approve: true, note: 'contract test' })).status).toBe(409);
     expect((await api('GET', `/v1/workflows/no-such-${randomUUID()}`, undefined, financeKey)).status).toBe(404);
 
@@ -200,9 +314,18 @@ describe('OpenAPI contract', () => {
     expect((await api('PUT', `/v1/accounts/${account}/alerts`, { low_balance_credits: '10' }, financeKey)).body.webhook_url).toBeNull();
     expect((await api('GET', `/v1/accounts/${account}/notifications`, undefined, financeKey)).status).toBe(200);
     const contract1 = `oa-${randomUUID().slice(0, 8)}`;
-    const entitlement = { account_id: account, credits_per_period: '100', period_seconds: 3600, starts_at: new Date().toISOString(), ends_at: new Date(Date.now() + 7200_000).toISOString(), rollover_percent: 0 };
+    const entitlement = {
+      account_id: account,
+      credits_per_period: '100',
+      period_seconds: 3600,
+      starts_at: new Date().toISOString(),
+      ends_at: new Date(Date.now() + 7200_000).toISOString(),
+      rollover_percent: 0,
+    };
     expect((await api('PUT', `/v1/entitlements/${contract1}`, entitlement, financeKey)).status).toBe(202);
-    expect((await api('PUT', `/v1/entitlements/${contract1}`, { ...entitlement, ends_at: entitlement.starts_at }, financeKey)).status).toBe(400);
+    expect((await api('PUT', `/v1/entitlements/${contract1}`, { ...entitlement, ends_at: entitlement.starts_at }, financeKey)).status).toBe(
+      400,
+    );
     expect((await api('DELETE', `/v1/entitlements/${contract1}`, undefined, financeKey)).status).toBe(202);
 
     const smoke = await api('POST', '/v1/smoke-checks', { idempotency_key: `oa-${randomUUID()}` });

@@ -22,7 +22,9 @@ describe('platform: API, auth, Temporal, worker', () => {
   it('serves an OpenAPI document generated from the code, its UI, and Prometheus metrics', async () => {
     const openapi = await stack.call('GET', '/openapi.json', undefined, '');
     expect(openapi.status).toBe(200);
-    expect(Object.keys(openapi.body.paths)).toEqual(expect.arrayContaining(['/health', '/v1/api-keys', '/v1/api-keys/{id}', '/v1/audit-log', '/v1/workflows/{workflowId}']));
+    expect(Object.keys(openapi.body.paths)).toEqual(
+      expect.arrayContaining(['/health', '/v1/api-keys', '/v1/api-keys/{id}', '/v1/audit-log', '/v1/workflows/{workflowId}']),
+    );
     const docs = await stack.call('GET', '/docs', undefined, '');
     expect(docs.status).toBe(200);
     expect(String(docs.body)).toContain('swagger');

@@ -64,7 +64,26 @@ export function temporalProcess(port: number): ChildService {
   const dir = mkdtempSync(join(tmpdir(), 'spillway-temporal-'));
   return new ChildService(
     `temporal-${port}`,
-    () => [temporalBinary(), ['server', 'start-dev', '--headless', '--ip', '127.0.0.1', '--port', String(port), '--db-filename', join(dir, 'db.sqlite'), '--log-level', 'error', '--search-attribute', 'AccountId=Keyword', '--search-attribute', 'Operation=Keyword']],
+    () => [
+      temporalBinary(),
+      [
+        'server',
+        'start-dev',
+        '--headless',
+        '--ip',
+        '127.0.0.1',
+        '--port',
+        String(port),
+        '--db-filename',
+        join(dir, 'db.sqlite'),
+        '--log-level',
+        'error',
+        '--search-attribute',
+        'AccountId=Keyword',
+        '--search-attribute',
+        'Operation=Keyword',
+      ],
+    ],
     () => portOpen('127.0.0.1', port),
   );
 }
@@ -72,7 +91,8 @@ export function temporalProcess(port: number): ChildService {
 /** A private PostgreSQL cluster that the test can stop and start. */
 export function postgresProcess(port: number): ChildService {
   const dir = mkdtempSync(join(tmpdir(), 'spillway-pg-'));
-  const bin = (name: string) => execFileSync('bash', ['-c', `command -v ${name} || ls /usr/lib/postgresql/*/bin/${name} | tail -1`], { encoding: 'utf8' }).trim();
+  const bin = (name: string) =>
+    execFileSync('bash', ['-c', `command -v ${name} || ls /usr/lib/postgresql/*/bin/${name} | tail -1`], { encoding: 'utf8' }).trim();
   execFileSync(...asPostgresUser(bin('initdb'), ['-D', dir, '-U', 'postgres', '--auth=trust'], dir), { stdio: 'ignore' });
   return new ChildService(
     `postgres-${port}`,
@@ -80,4 +100,3 @@ export function postgresProcess(port: number): ChildService {
     () => portOpen('127.0.0.1', port),
   );
 }
-

@@ -22,7 +22,9 @@ const REDIS_URL = (() => {
 
 async function audit(): Promise<{ code: number; failures: number; failed: string[]; balances: Record<string, string> }> {
   try {
-    const { stdout } = await promisify(execFile)(process.execPath, ['dist/scripts/audit.js', '--json'], { env: { ...process.env, DATABASE_URL } });
+    const { stdout } = await promisify(execFile)(process.execPath, ['dist/scripts/audit.js', '--json'], {
+      env: { ...process.env, DATABASE_URL },
+    });
     return { code: 0, ...JSON.parse(stdout) };
   } catch (error) {
     const e = error as { code: number; stdout: string };
@@ -38,10 +40,14 @@ describe('reconciliation and the independent audit', () => {
   const run = async () => {
     const started = await stack.call('POST', '/v1/reconciliations');
     expect(started.status).toBe(202);
-    return eventually(async () => {
-      const { body } = await stack.call('GET', `/v1/reconciliations/${started.body.workflow_id}`);
-      return body.status === 'completed' ? body : undefined;
-    }, 60_000, 250);
+    return eventually(
+      async () => {
+        const { body } = await stack.call('GET', `/v1/reconciliations/${started.body.workflow_id}`);
+        return body.status === 'completed' ? body : undefined;
+      },
+      60_000,
+      250,
+    );
   };
 
   beforeAll(async () => {
@@ -59,7 +65,9 @@ describe('reconciliation and the independent audit', () => {
     const markers = Array.from({ length: stack.config.partitions }, (_, p) => restoredKey(p));
     await eventually(async () => ((await stack.redis.exists(...markers)) === markers.length ? true : undefined));
     await stack.call('PUT', '/v1/features/codex.task', { unit: 'task', credits_per_unit: '1.5' });
-    await stack.call('PUT', '/v1/plans/recon', { features: { 'codex.task': { windows: [{ name: 'h', limit: 1, seconds: 3600 }], overage: 'credits' } } });
+    await stack.call('PUT', '/v1/plans/recon', {
+      features: { 'codex.task': { windows: [{ name: 'h', limit: 1, seconds: 3600 }], overage: 'credits' } },
+    });
     for (let i = 0; i < 6; i++) {
       const account = `recon-${i}-${randomUUID().slice(0, 6)}`;
       accounts.push(account);
@@ -67,7 +75,12 @@ describe('reconciliation and the independent audit', () => {
       await stack.grant(account, 100n, 'purchased');
       await stack.grant(account, 10n, 'promo', new Date(Date.now() + 3_600_000));
       for (let d = 0; d < 4; d++) {
-        await stack.call('POST', '/v1/decisions', { account_id: account, feature: 'codex.task', quantity: 3, idempotency_key: randomUUID() });
+        await stack.call('POST', '/v1/decisions', {
+          account_id: account,
+          feature: 'codex.task',
+          quantity: 3,
+          idempotency_key: randomUUID(),
+        });
       }
     }
     // Finance flows the new checks must find clean: a commit above its hold with a write-off, a
@@ -75,27 +88,52 @@ describe('reconciliation and the independent audit', () => {
     writeOff = `recon-wo-${randomUUID().slice(0, 6)}`;
     await stack.call('PUT', `/v1/accounts/${writeOff}`, { plan: 'recon' });
     await stack.grant(writeOff, 3n, 'purchased');
-    const hold = await stack.call('POST', '/v1/decisions', { account_id: writeOff, feature: 'codex.task', quantity: 1, mode: 'reserve', idempotency_key: randomUUID() });
+    const hold = await stack.call('POST', '/v1/decisions', {
+      account_id: writeOff,
+      feature: 'codex.task',
+      quantity: 1,
+      mode: 'reserve',
+      idempotency_key: randomUUID(),
+    });
     const committed = await stack.call('POST', `/v1/decisions/${hold.body.decision_id}/commit`, { quantity: 5 });
     expect(committed.body.written_off_units).toBe(2);
     for (const account of [...accounts, writeOff]) {
-      await eventually(async () => ((await stack.call('GET', `/v1/accounts/${account}/ledger`)).body.unsettled_decisions === 0 ? true : undefined));
+      await eventually(async () =>
+        (await stack.call('GET', `/v1/accounts/${account}/ledger`)).body.unsettled_decisions === 0 ? true : undefined,
+      );
     }
     const finance = [
       await stack.call('POST', '/v1/refunds', { account_id: accounts[0], credits: '1', reason: 'r', idempotency_key: randomUUID() }),
       await stack.call('POST', '/v1/adjustments', { account_id: accounts[0], credits: '2', reason: 'a', idempotency_key: randomUUID() }),
-      await stack.call('POST', '/v1/grants', { account_id: accounts[0], kind: 'promo', credits: '1', reason: 'g', idempotency_key: randomUUID() }),
+      await stack.call('POST', '/v1/grants', {
+        account_id: accounts[0],
+        kind: 'promo',
+        credits: '1',
+        reason: 'g',
+        idempotency_key: randomUUID(),
+      }),
     ];
     for (const started of finance) {
       expect(started.status).toBe(202);
-      await eventually(async () => ((await stack.call('GET', `/v1/workflows/${started.body.workflow_id}`)).body.status === 'completed' ? true : undefined));
+      await eventually(async () =>
+        (await stack.call('GET', `/v1/workflows/${started.body.workflow_id}`)).body.status === 'completed' ? true : undefined,
+      );
     }
     const now = Date.now();
     const contract = await stack.call('PUT', `/v1/entitlements/recon-${randomUUID().slice(0, 8)}`, {
-      account_id: accounts[0], credits_per_period: '1', period_seconds: 3600, starts_at: new Date(now).toISOString(), ends_at: new Date(now + 7200_000).toISOString(), rollover_percent: 0,
+      account_id: accounts[0],
+      credits_per_period: '1',
+      period_seconds: 3600,
+      starts_at: new Date(now).toISOString(),
+      ends_at: new Date(now + 7200_000).toISOString(),
+      rollover_percent: 0,
     });
     expect(contract.status).toBe(202);
-    await eventually(async () => ((await stack.ledger.query(`SELECT 1 FROM credit_lots WHERE cause_type = 'entitlement' AND account_id = $1`, [accounts[0]])).length > 0 ? true : undefined));
+    await eventually(async () =>
+      (await stack.ledger.query(`SELECT 1 FROM credit_lots WHERE cause_type = 'entitlement' AND account_id = $1`, [accounts[0]])).length > 0
+        ? true
+        : undefined,
+    );
   }, 120_000);
   afterAll(() => stack.close());
 
@@ -152,30 +190,52 @@ describe('reconciliation and the independent audit', () => {
     // Money rules the API enforces, broken behind its back on the sixth account.
     const planted = accounts[5];
     const decision = await debitOf(planted);
-    await stack.ledger.query(`INSERT INTO refunds (id, account_id, decision_id, micros, reason) VALUES ('planted-decision-refund', $1, $2, 10000000, 'x')`, [
+    await stack.ledger.query(
+      `INSERT INTO refunds (id, account_id, decision_id, micros, reason) VALUES ('planted-decision-refund', $1, $2, 10000000, 'x')`,
+      [planted, decision.usage_event_id],
+    );
+    await stack.ledger.query(`INSERT INTO refunds (id, account_id, micros, reason) VALUES ('planted-account-refund', $1, 20000000, 'x')`, [
       planted,
-      decision.usage_event_id,
     ]);
-    await stack.ledger.query(`INSERT INTO refunds (id, account_id, micros, reason) VALUES ('planted-account-refund', $1, 20000000, 'x')`, [planted]);
     await stack.ledger.query(
       `INSERT INTO credit_lots (id, account_id, partition, kind, amount_micros, remaining_micros, created_at, cause_type, cause_id)
        VALUES ('lot_planted', $1, $2, 'purchased', 1000000, 1000000, now(), 'refund', 'planted-lot')`,
       [planted, partitionOf(planted)],
     );
-    await stack.ledger.query(`INSERT INTO balance_updates (account_id, lot_id, delta_micros, cause_type, cause_id) VALUES ($1, 'lot_planted', 1000000, 'refund', 'planted-lot')`, [planted]);
-    await stack.engine.grant({ accountId: planted, lotId: 'lot_planted', kind: 'purchased', micros: 1_000_000n, expiresAt: null, createdAt: new Date() });
+    await stack.ledger.query(
+      `INSERT INTO balance_updates (account_id, lot_id, delta_micros, cause_type, cause_id) VALUES ($1, 'lot_planted', 1000000, 'refund', 'planted-lot')`,
+      [planted],
+    );
+    await stack.engine.grant({
+      accountId: planted,
+      lotId: 'lot_planted',
+      kind: 'purchased',
+      micros: 1_000_000n,
+      expiresAt: null,
+      createdAt: new Date(),
+    });
     await stack.ledger.query(
       `INSERT INTO approvals (workflow_id, account_id, operation, micros, threshold_micros, requester_key_id, status, approver_key_id)
        VALUES ('planted-self-approval', $1, 'adjustment', 500000000, 100000000, 'k1', 'approved', 'k1')`,
       [planted],
     );
-    const consumed = await stack.ledger.query(`SELECT id::text FROM monetization_events WHERE account_id = $1 AND written_off_units = 0 LIMIT 1`, [planted]);
+    const consumed = await stack.ledger.query(
+      `SELECT id::text FROM monetization_events WHERE account_id = $1 AND written_off_units = 0 LIMIT 1`,
+      [planted],
+    );
     await stack.ledger.query('UPDATE monetization_events SET written_off_units = 5 WHERE id = $1', [consumed[0].id]);
-    const inflated = (await stack.ledger.query(`SELECT id FROM credit_lots WHERE account_id = $1 AND kind = 'purchased' AND cause_type = 'grant'`, [planted]))[0].id;
+    const inflated = (
+      await stack.ledger.query(`SELECT id FROM credit_lots WHERE account_id = $1 AND kind = 'purchased' AND cause_type = 'grant'`, [
+        planted,
+      ])
+    )[0].id;
     await stack.ledger.query('UPDATE credit_lots SET amount_micros = amount_micros + 1 WHERE id = $1', [inflated]);
 
     // Linkage the ledger no longer enforces per row (no foreign keys on settlement's tables).
-    await stack.ledger.query(`INSERT INTO monetization_events (usage_event_id, account_id, credits_micros) VALUES ('dec_planted_orphan', $1, 0)`, [planted]);
+    await stack.ledger.query(
+      `INSERT INTO monetization_events (usage_event_id, account_id, credits_micros) VALUES ('dec_planted_orphan', $1, 0)`,
+      [planted],
+    );
     const [orphan] = await stack.ledger.query(`SELECT id::text FROM monetization_events WHERE usage_event_id = 'dec_planted_orphan'`);
     const [dangling] = await stack.ledger.query(
       `INSERT INTO balance_updates (account_id, lot_id, delta_micros, cause_type, cause_id, usage_event_id, monetization_event_id)
@@ -205,7 +265,10 @@ describe('reconciliation and the independent audit', () => {
     expect(danglingFound).toEqual(
       expect.arrayContaining([
         [orphan.id, 'monetization event names usage event dec_planted_orphan, which the ledger does not hold'],
-        [dangling.id, `balance update names lot lot_planted_gone, usage event dec_planted_gone, monetization event ${dangling.monetization_event_id}, which the ledger does not hold`],
+        [
+          dangling.id,
+          `balance update names lot lot_planted_gone, usage event dec_planted_gone, monetization event ${dangling.monetization_event_id}, which the ledger does not hold`,
+        ],
       ]),
     );
     for (const d of report.discrepancies) expect(accounts).toContain(d.account_id);
@@ -231,10 +294,14 @@ describe('reconciliation and the independent audit', () => {
     await stack.redis.set(broken, 'not a hash');
     try {
       const started = await stack.call('POST', '/v1/reconciliations');
-      const report = await eventually(async () => {
-        const { body } = await stack.call('GET', `/v1/reconciliations/${started.body.workflow_id}`);
-        return body.status !== 'running' ? body : undefined;
-      }, 30_000, 250);
+      const report = await eventually(
+        async () => {
+          const { body } = await stack.call('GET', `/v1/reconciliations/${started.body.workflow_id}`);
+          return body.status !== 'running' ? body : undefined;
+        },
+        30_000,
+        250,
+      );
       expect(report.status).toBe('failed');
       expect(report.failure).toMatch(/WRONGTYPE/);
     } finally {

@@ -37,9 +37,15 @@ async function record(stack: TestStack) {
     return answer.body;
   };
   const state = (workflowId: string, wanted: string) =>
-    eventually(async () => ((await stack.call('GET', `/v1/workflows/${workflowId}`, undefined, finance)).body.state === wanted ? true : undefined), WAIT_MS);
+    eventually(
+      async () => ((await stack.call('GET', `/v1/workflows/${workflowId}`, undefined, finance)).body.state === wanted ? true : undefined),
+      WAIT_MS,
+    );
   const settled = (account: string) =>
-    eventually(async () => ((await stack.call('GET', `/v1/accounts/${account}/ledger`)).body.unsettled_decisions === 0 ? true : undefined), WAIT_MS);
+    eventually(
+      async () => ((await stack.call('GET', `/v1/accounts/${account}/ledger`)).body.unsettled_decisions === 0 ? true : undefined),
+      WAIT_MS,
+    );
 
   ok('feature', await stack.call('PUT', '/v1/features/replay.task', { unit: 'task', credits_per_unit: '1' }));
   ok('plan', await stack.call('PUT', '/v1/plans/replay', { features: { 'replay.task': { windows: [], overage: 'credits' } } }));
@@ -51,7 +57,10 @@ async function record(stack: TestStack) {
   const smoke = ok('smoke', await stack.call('POST', '/v1/smoke-checks', { idempotency_key: randomUUID() }));
   await save('smoke', await finished(smoke.workflow_id));
 
-  const purchase = ok('purchase', await stack.call('POST', '/v1/purchases', { account_id: account, credits: '300', idempotency_key: randomUUID() }, finance));
+  const purchase = ok(
+    'purchase',
+    await stack.call('POST', '/v1/purchases', { account_id: account, credits: '300', idempotency_key: randomUUID() }, finance),
+  );
   await save('purchase', await finished(purchase.workflow_id));
 
   // A promo that expires (and, on its way, starts the credits_expiring notification).
@@ -60,7 +69,14 @@ async function record(stack: TestStack) {
     await stack.call(
       'POST',
       '/v1/grants',
-      { account_id: account, kind: 'promo', credits: '8', expires_at: new Date(Date.now() + 3000).toISOString(), reason: 'launch', idempotency_key: randomUUID() },
+      {
+        account_id: account,
+        kind: 'promo',
+        credits: '8',
+        expires_at: new Date(Date.now() + 3000).toISOString(),
+        reason: 'launch',
+        idempotency_key: randomUUID(),
+      },
       finance,
     ),
   );
@@ -73,7 +89,14 @@ async function record(stack: TestStack) {
     await stack.call(
       'POST',
       '/v1/grants',
-      { account_id: account, kind: 'promo', credits: '4', expires_at: new Date(Date.now() + 3_600_000).toISOString(), reason: 'oops', idempotency_key: randomUUID() },
+      {
+        account_id: account,
+        kind: 'promo',
+        credits: '4',
+        expires_at: new Date(Date.now() + 3_600_000).toISOString(),
+        reason: 'oops',
+        idempotency_key: randomUUID(),
+      },
       finance,
     ),
   );
@@ -82,17 +105,38 @@ async function record(stack: TestStack) {
   await save('grant-promo-cancelled', await finished(cancelled.workflow_id));
 
   // Charges of 3 and 150 credits, settled; a small refund goes ahead, a large one waits for four eyes.
-  const small = ok('decision', await stack.call('POST', '/v1/decisions', { account_id: account, feature: 'replay.task', quantity: 3, idempotency_key: randomUUID() }));
-  const large = ok('decision', await stack.call('POST', '/v1/decisions', { account_id: account, feature: 'replay.task', quantity: 150, idempotency_key: randomUUID() }));
+  const small = ok(
+    'decision',
+    await stack.call('POST', '/v1/decisions', { account_id: account, feature: 'replay.task', quantity: 3, idempotency_key: randomUUID() }),
+  );
+  const large = ok(
+    'decision',
+    await stack.call('POST', '/v1/decisions', {
+      account_id: account,
+      feature: 'replay.task',
+      quantity: 150,
+      idempotency_key: randomUUID(),
+    }),
+  );
   await settled(account);
   const refund = ok(
     'refund',
-    await stack.call('POST', '/v1/refunds', { account_id: account, decision_id: small.decision_id, credits: '2', reason: 'slow', idempotency_key: randomUUID() }, finance),
+    await stack.call(
+      'POST',
+      '/v1/refunds',
+      { account_id: account, decision_id: small.decision_id, credits: '2', reason: 'slow', idempotency_key: randomUUID() },
+      finance,
+    ),
   );
   await save('refund', await finished(refund.workflow_id));
   const gated = ok(
     'refund',
-    await stack.call('POST', '/v1/refunds', { account_id: account, decision_id: large.decision_id, reason: 'outage', idempotency_key: randomUUID() }, finance),
+    await stack.call(
+      'POST',
+      '/v1/refunds',
+      { account_id: account, decision_id: large.decision_id, reason: 'outage', idempotency_key: randomUUID() },
+      finance,
+    ),
   );
   await state(gated.workflow_id, 'awaiting_approval');
   ok('approval', await stack.call('POST', `/v1/approvals/${gated.workflow_id}`, { approve: true }, approver));
@@ -100,7 +144,12 @@ async function record(stack: TestStack) {
 
   const adjustment = ok(
     'adjustment',
-    await stack.call('POST', '/v1/adjustments', { account_id: account, credits: '-7.5', reason: 'correction', idempotency_key: randomUUID() }, finance),
+    await stack.call(
+      'POST',
+      '/v1/adjustments',
+      { account_id: account, credits: '-7.5', reason: 'correction', idempotency_key: randomUUID() },
+      finance,
+    ),
   );
   await save('adjustment', await finished(adjustment.workflow_id));
 
@@ -111,7 +160,14 @@ async function record(stack: TestStack) {
     await stack.call(
       'PUT',
       `/v1/entitlements/replay-${randomUUID().slice(0, 8)}`,
-      { account_id: account, credits_per_period: '5', period_seconds: 2, starts_at: new Date(now).toISOString(), ends_at: new Date(now + 4000).toISOString(), rollover_percent: 50 },
+      {
+        account_id: account,
+        credits_per_period: '5',
+        period_seconds: 2,
+        starts_at: new Date(now).toISOString(),
+        ends_at: new Date(now + 4000).toISOString(),
+        rollover_percent: 50,
+      },
       finance,
     ),
   );
@@ -126,7 +182,14 @@ async function record(stack: TestStack) {
   // A hold nobody commits: settlement starts its expiry workflow, which releases it.
   const hold = ok(
     'hold',
-    await stack.call('POST', '/v1/decisions', { account_id: account, feature: 'replay.task', quantity: 2, mode: 'reserve', hold_ttl_seconds: 1, idempotency_key: randomUUID() }),
+    await stack.call('POST', '/v1/decisions', {
+      account_id: account,
+      feature: 'replay.task',
+      quantity: 2,
+      mode: 'reserve',
+      hold_ttl_seconds: 1,
+      idempotency_key: randomUUID(),
+    }),
   );
   const holdWorkflow = `hold-${hold.decision_id}`;
   await eventually(() => stack.temporal.workflow.getHandle(holdWorkflow).describe(), WAIT_MS);

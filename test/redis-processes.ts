@@ -19,9 +19,13 @@ export class RedisProcess {
   }
 
   async start(): Promise<void> {
-    this.child = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(this.port), '--dir', this.dir, '--save', '', '--appendonly', 'no', ...this.extraArgs], {
-      stdio: 'ignore',
-    });
+    this.child = spawn(
+      'redis-server',
+      ['--bind', '127.0.0.1', '--port', String(this.port), '--dir', this.dir, '--save', '', '--appendonly', 'no', ...this.extraArgs],
+      {
+        stdio: 'ignore',
+      },
+    );
     await waitFor(`redis on ${this.port}`, () => portOpen('127.0.0.1', this.port), 10_000);
   }
 
@@ -38,10 +42,15 @@ export class RedisProcess {
 export async function startCluster(ports: number[]): Promise<RedisProcess[]> {
   const nodes = ports.map((port) => new RedisProcess(port, ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`]));
   for (const node of nodes) await node.start();
-  execFileSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { stdio: 'ignore' });
+  execFileSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], {
+    stdio: 'ignore',
+  });
   await waitFor(
     'cluster_state:ok',
-    async () => ports.every((p) => execFileSync('redis-cli', ['-p', String(p), 'cluster', 'info'], { encoding: 'utf8' }).includes('cluster_state:ok')),
+    async () =>
+      ports.every((p) =>
+        execFileSync('redis-cli', ['-p', String(p), 'cluster', 'info'], { encoding: 'utf8' }).includes('cluster_state:ok'),
+      ),
     20_000,
   );
   return nodes;

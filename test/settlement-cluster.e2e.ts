@@ -19,7 +19,9 @@ const CONSUMERS = 4;
 /** Commands each node has executed so far (INFO commandstats; commands run inside functions included). */
 async function commandsPerNode(cluster: Cluster): Promise<number[]> {
   return Promise.all(
-    cluster.nodes('master').map(async (node) => [...(await node.info('commandstats')).matchAll(/calls=(\d+)/g)].reduce((sum, m) => sum + Number(m[1]), 0)),
+    cluster
+      .nodes('master')
+      .map(async (node) => [...(await node.info('commandstats')).matchAll(/calls=(\d+)/g)].reduce((sum, m) => sum + Number(m[1]), 0)),
   );
 }
 
@@ -62,7 +64,8 @@ describe('settlement scale-out: many cheap partitions on a 3-node Redis Cluster,
     await ledger.query(`INSERT INTO plans (key, definition, version) VALUES ('spread', '{}', 0) ON CONFLICT DO NOTHING`);
     await ledger.query(`INSERT INTO accounts (id, plan_key, version) SELECT unnest($1::text[]), 'spread', 0`, [accounts]);
     const { grantLot } = grantActivities({ ledger, engine });
-    for (const accountId of accounts) await grantLot({ accountId, kind: 'purchased', micros: '1000000000', expiresAt: null, causeType: 'grant', causeId: randomUUID() });
+    for (const accountId of accounts)
+      await grantLot({ accountId, kind: 'purchased', micros: '1000000000', expiresAt: null, causeType: 'grant', causeId: randomUUID() });
 
     const decisions = 4000;
     const before = await commandsPerNode(cluster);
@@ -70,7 +73,15 @@ describe('settlement scale-out: many cheap partitions on a 3-node Redis Cluster,
       await Promise.all(
         Array.from({ length: 200 }, (_, j) =>
           engine.decide(
-            { accountId: accounts[(i + j) % accounts.length], feature: 'codex.task', quantity: 2, idempotencyKey: `k-${i + j}`, allowPartial: true, mode: 'consume', holdTtlSeconds: 60 },
+            {
+              accountId: accounts[(i + j) % accounts.length],
+              feature: 'codex.task',
+              quantity: 2,
+              idempotencyKey: `k-${i + j}`,
+              allowPartial: true,
+              mode: 'consume',
+              holdTtlSeconds: 60,
+            },
             policy,
             randomUUID(),
           ),
@@ -87,8 +98,24 @@ describe('settlement scale-out: many cheap partitions on a 3-node Redis Cluster,
 
     // Four consumers settle the 64 partitions (16 each), concurrently, until the ledger has everything —
     // while two consumers of a layout with 2 consumers (a rolling change of the count) read the same streams.
-    const settlement = settlementActivities({ ledger, redis: cluster, engine, temporal, taskQueue: 'unused', partitions: PARTITIONS, consumers: CONSUMERS });
-    const overlapping = settlementActivities({ ledger, redis: cluster, engine, temporal, taskQueue: 'unused', partitions: PARTITIONS, consumers: 2 });
+    const settlement = settlementActivities({
+      ledger,
+      redis: cluster,
+      engine,
+      temporal,
+      taskQueue: 'unused',
+      partitions: PARTITIONS,
+      consumers: CONSUMERS,
+    });
+    const overlapping = settlementActivities({
+      ledger,
+      redis: cluster,
+      engine,
+      temporal,
+      taskQueue: 'unused',
+      partitions: PARTITIONS,
+      consumers: 2,
+    });
     const booked = async () => Number((await ledger.query('SELECT count(*)::int AS n FROM usage_events'))[0].n);
     let settled = 0;
     let batches = 0;
@@ -106,7 +133,9 @@ describe('settlement scale-out: many cheap partitions on a 3-node Redis Cluster,
     // Each event booked by exactly one of the six racing consumers.
     expect(settled).toBe(decisions);
     expect(await booked()).toBe(decisions);
-    const [{ debited }] = await ledger.query(`SELECT (-sum(delta_micros))::text AS debited FROM balance_updates WHERE cause_type = 'debit'`);
+    const [{ debited }] = await ledger.query(
+      `SELECT (-sum(delta_micros))::text AS debited FROM balance_updates WHERE cause_type = 'debit'`,
+    );
     // Two units each; each account's first unit came from its window (limit 1), the rest from credits.
     expect(debited).toBe(String((2 * decisions - accounts.length) * 1000));
     const [{ cursors }] = await ledger.query('SELECT count(*)::int AS cursors FROM settlement_cursors');

@@ -20,7 +20,9 @@ describe('settlement: every decision settled exactly once into the ledger', () =
     stack = await startStack({ settlement: true });
     await stack.call('PUT', '/v1/features/codex.task', { unit: 'task', credits_per_unit: '2.5' });
     await stack.call('PUT', '/v1/plans/settle', {
-      features: { 'codex.task': { windows: [{ name: '5h', limit: 2, seconds: 18000 }], free_tier: { units_per_month: 1 }, overage: 'credits' } },
+      features: {
+        'codex.task': { windows: [{ name: '5h', limit: 2, seconds: 18000 }], free_tier: { units_per_month: 1 }, overage: 'credits' },
+      },
     });
   });
   afterAll(() => stack.close());
@@ -72,7 +74,13 @@ describe('settlement: every decision settled exactly once into the ledger', () =
     const lot = await stack.grant(account, 10n);
     const decisionId = `dec_p0_${randomUUID().replace(/-/g, '')}`;
     const event = JSON.stringify({
-      decision_id: decisionId, account, feature: 'codex.task', key: `twice-${decisionId}`, quantity: 1, at: Date.now(), charged: '2500000',
+      decision_id: decisionId,
+      account,
+      feature: 'codex.task',
+      key: `twice-${decisionId}`,
+      quantity: 1,
+      at: Date.now(),
+      charged: '2500000',
       sources: [{ layer: 'purchased', units: 1, lot_id: lot, micros: '2500000' }],
     });
     const stream = streamKey(stack.engine.partitionOf(account));
@@ -96,7 +104,11 @@ describe('settlement: every decision settled exactly once into the ledger', () =
     const metrics = await stack.call('GET', '/metrics', undefined, '');
     expect(metrics.body).toContain('spillway_settlement_lag_seconds{partition="0"}');
     // Platform-wide figures: a tenant's key (even with read scope) does not see them.
-    const tenantKey = await stack.call('POST', '/v1/api-keys', { name: `settle-${randomUUID().slice(0, 6)}`, scopes: ['read', 'decide'], tenant: 'settle-tenant' });
+    const tenantKey = await stack.call('POST', '/v1/api-keys', {
+      name: `settle-${randomUUID().slice(0, 6)}`,
+      scopes: ['read', 'decide'],
+      tenant: 'settle-tenant',
+    });
     expect(tenantKey.status).toBe(201);
     expect((await stack.call('GET', '/v1/settlement', undefined, tenantKey.body.key)).status).toBe(403);
   });
@@ -113,8 +125,14 @@ describe('settlement: every decision settled exactly once into the ledger', () =
       [d.body.decision_id],
     );
     const event = JSON.stringify({
-      decision_id: row.id, account, feature: row.feature, key: row.idempotency_key, quantity: row.quantity,
-      sources: row.sources, charged: row.charged, at: row.occurred_at.getTime(),
+      decision_id: row.id,
+      account,
+      feature: row.feature,
+      key: row.idempotency_key,
+      quantity: row.quantity,
+      sources: row.sources,
+      charged: row.charged,
+      at: row.occurred_at.getTime(),
     });
     const stream = streamKey(stack.engine.partitionOf(account));
     await stack.redis.xadd(stream, '*', 'usage', event);
@@ -130,10 +148,21 @@ describe('settlement: every decision settled exactly once into the ledger', () =
     await stack.grant(account, 10n);
     const stream = streamKey(stack.engine.partitionOf(account));
     const bogus = `dec_p0_${randomUUID().replace(/-/g, '')}`;
-    await stack.redis.xadd(stream, '*', 'usage', JSON.stringify({
-      decision_id: bogus, account, feature: 'codex.task', key: 'bogus', quantity: 1, at: Date.now(), charged: '2500000',
-      sources: [{ layer: 'purchased', units: 1, lot_id: 'lot_that_does_not_exist', micros: '2500000' }],
-    }));
+    await stack.redis.xadd(
+      stream,
+      '*',
+      'usage',
+      JSON.stringify({
+        decision_id: bogus,
+        account,
+        feature: 'codex.task',
+        key: 'bogus',
+        quantity: 1,
+        at: Date.now(),
+        charged: '2500000',
+        sources: [{ layer: 'purchased', units: 1, lot_id: 'lot_that_does_not_exist', micros: '2500000' }],
+      }),
+    );
     await decide({ account_id: account, feature: 'codex.task', quantity: 4 });
     expect(await eventually(() => settledBalance(account))).toBe('7.500000');
     const quarantined = await stack.ledger.query('SELECT reason FROM settlement_quarantine WHERE decision_id = $1', [bogus]);
@@ -153,7 +182,9 @@ describe('settlement: every decision settled exactly once into the ledger', () =
     await eventually(async () => ((await ledgerOf(account)).unsettled_decisions === 0 ? true : undefined));
     const [{ count }] = await stack.ledger.query('SELECT count(*)::int AS count FROM usage_events WHERE account_id = $1', [account]);
     expect(count).toBe(1);
-    const quarantined = await stack.ledger.query('SELECT reason FROM settlement_quarantine WHERE decision_id = $1', [second.body.decision_id]);
+    const quarantined = await stack.ledger.query('SELECT reason FROM settlement_quarantine WHERE decision_id = $1', [
+      second.body.decision_id,
+    ]);
     expect(quarantined).toEqual([{ reason: 'idempotency key reused for another decision' }]);
   });
 
@@ -166,21 +197,40 @@ describe('settlement: every decision settled exactly once into the ledger', () =
     const stream = streamKey(partition);
     const usage = (over: Record<string, unknown>) =>
       JSON.stringify({
-        decision_id: `dec_p${partition}_${randomUUID().replace(/-/g, '')}`, account, feature: 'codex.task', key: `forged-${randomUUID()}`, quantity: 1,
-        at: Date.now(), charged: '1000000', sources: [{ layer: 'purchased', units: 1, lot_id: lot, micros: '1000000' }], ...over,
+        decision_id: `dec_p${partition}_${randomUUID().replace(/-/g, '')}`,
+        account,
+        feature: 'codex.task',
+        key: `forged-${randomUUID()}`,
+        quantity: 1,
+        at: Date.now(),
+        charged: '1000000',
+        sources: [{ layer: 'purchased', units: 1, lot_id: lot, micros: '1000000' }],
+        ...over,
       });
-    const debit = (lotId: string, micros: string) => ({ charged: micros, sources: [{ layer: 'purchased', units: 1, lot_id: lotId, micros }] });
+    const debit = (lotId: string, micros: string) => ({
+      charged: micros,
+      sources: [{ layer: 'purchased', units: 1, lot_id: lotId, micros }],
+    });
     const bad: { fields: string[]; reason: RegExp }[] = [
       { fields: ['usage', '{not json'], reason: /^malformed event: usage: not JSON$/ },
       { fields: ['usage', '[1,2]'], reason: /^malformed event: usage: not a JSON object$/ },
       { fields: ['surprise', 'x'], reason: /^malformed event: unknown field "surprise"$/ },
       { fields: ['usage', usage({}), 'usage', usage({})], reason: /^malformed event: entry has 2 fields, expected one$/ },
-      { fields: ['usage', usage({ ...debit(lot, '-9223372036854775808'), sources: [] })], reason: /^malformed event: charged: -9223372036854775808 micro-credits is outside/ },
-      { fields: ['usage', usage(debit(lot, '9007199254740992'))], reason: /^malformed event: sources\[0\]\.micros: 9007199254740992 micro-credits is outside \[0, 9007199254740991\]$/ },
+      {
+        fields: ['usage', usage({ ...debit(lot, '-9223372036854775808'), sources: [] })],
+        reason: /^malformed event: charged: -9223372036854775808 micro-credits is outside/,
+      },
+      {
+        fields: ['usage', usage(debit(lot, '9007199254740992'))],
+        reason: /^malformed event: sources\[0\]\.micros: 9007199254740992 micro-credits is outside \[0, 9007199254740991\]$/,
+      },
       { fields: ['usage', usage({ quantity: 2 ** 40 })], reason: /^malformed event: quantity: not an integer/ },
       { fields: ['usage', usage({ quantity: 1.5 })], reason: /^malformed event: quantity: not an integer/ },
       { fields: ['usage', usage({ feature: 'a\u0000b' })], reason: /^malformed event: feature: contains U\+0000$/ },
-      { fields: ['usage', usage({ charged: '2000000' })], reason: /^malformed event: sources sum to 1000000 micro-credits, charged 2000000$/ },
+      {
+        fields: ['usage', usage({ charged: '2000000' })],
+        reason: /^malformed event: sources sum to 1000000 micro-credits, charged 2000000$/,
+      },
       { fields: ['usage', usage({ at: 'yesterday' })], reason: /^malformed event: at: / },
       { fields: ['hold', '{"decision_id": 5}'], reason: /^malformed event: decision_id: / },
       { fields: ['usage', usage({ account: `nobody-${randomUUID()}` })], reason: /^account unknown to the ledger$/ },
@@ -201,7 +251,10 @@ describe('settlement: every decision settled exactly once into the ledger', () =
 
     const started = Date.now();
     const rows: { stream_id: string; reason: string }[] = await eventually(async () => {
-      const found = await stack.ledger.query('SELECT stream_id, reason FROM settlement_quarantine WHERE partition = $1 AND stream_id = ANY($2::text[])', [partition, streamIds]);
+      const found = await stack.ledger.query(
+        'SELECT stream_id, reason FROM settlement_quarantine WHERE partition = $1 AND stream_id = ANY($2::text[])',
+        [partition, streamIds],
+      );
       return found.length === bad.length && (await settledBalance(account)) === '2.500000' ? found : undefined;
     }, 15_000);
     expect(Date.now() - started).toBeLessThan(15_000);
@@ -211,8 +264,16 @@ describe('settlement: every decision settled exactly once into the ledger', () =
     // The good decisions settled exactly once; the lots the forged events named did not move.
     const booked = await stack.ledger.query('SELECT id FROM usage_events WHERE account_id = $1 ORDER BY id', [account]);
     expect(booked.map((r: { id: string }) => r.id).sort()).toEqual([good1.body.decision_id, good2.body.decision_id].sort());
-    const lots = await stack.ledger.query('SELECT id, remaining_micros::text AS remaining FROM credit_lots WHERE id = ANY($1::text[]) ORDER BY id', [[lot, otherLot]]);
-    expect(new Map(lots.map((l: { id: string; remaining: string }) => [l.id, l.remaining]))).toEqual(new Map([[lot, '2500000'], [otherLot, '10000000']]));
+    const lots = await stack.ledger.query(
+      'SELECT id, remaining_micros::text AS remaining FROM credit_lots WHERE id = ANY($1::text[]) ORDER BY id',
+      [[lot, otherLot]],
+    );
+    expect(new Map(lots.map((l: { id: string; remaining: string }) => [l.id, l.remaining]))).toEqual(
+      new Map([
+        [lot, '2500000'],
+        [otherLot, '10000000'],
+      ]),
+    );
     expect((await stack.call('GET', `/v1/accounts/${account}`)).body.balance).toBe('2.500000');
 
     // The metric, the settlement view and the reconciliation report show them.
@@ -223,7 +284,9 @@ describe('settlement: every decision settled exactly once into the ledger', () =
     expect(Number(gauge?.[1])).toBeGreaterThanOrEqual(bad.length);
     const report = await checkLedger(stack.ledger);
     expect(report.found.quarantined_event).toBeGreaterThanOrEqual(bad.length);
-    expect(report.discrepancies.filter((d) => d.kind === 'quarantined_event' && /sources sum to 1000000/.test(d.detail))).not.toHaveLength(0);
+    expect(report.discrepancies.filter((d) => d.kind === 'quarantined_event' && /sources sum to 1000000/.test(d.detail))).not.toHaveLength(
+      0,
+    );
   });
 
   it('isolates an event PostgreSQL refuses by bisection, booking the rest of the batch in the same transaction', async () => {
@@ -235,8 +298,14 @@ describe('settlement: every decision settled exactly once into the ledger', () =
     const events: UsageEvent[] = Array.from({ length: 21 }, (_, i) => {
       const micros = i === 13 ? '500000000' : '1000000'; // the 14th would take the lot below zero
       const json = JSON.stringify({
-        decision_id: `dec_p0_${randomUUID().replace(/-/g, '')}`, account, feature: 'codex.task', key: `bisect-${i}-${randomUUID()}`, quantity: 1, at: base,
-        charged: micros, sources: [{ layer: 'purchased', units: 1, lot_id: lot, micros }],
+        decision_id: `dec_p0_${randomUUID().replace(/-/g, '')}`,
+        account,
+        feature: 'codex.task',
+        key: `bisect-${i}-${randomUUID()}`,
+        quantity: 1,
+        at: base,
+        charged: micros,
+        sources: [{ layer: 'purchased', units: 1, lot_id: lot, micros }],
       });
       const entry = parseStreamEntry(`${base}-${i}`, ['usage', json]);
       if (entry.kind !== 'usage') throw new Error('not a usage event');
@@ -251,12 +320,17 @@ describe('settlement: every decision settled exactly once into the ledger', () =
     expect(q.reason).toMatch(/check constraint/);
     expect(await readCursor(stack.ledger.manager, partition)).toBe(last);
     // A second attempt of the same batch (a retry racing the first) writes nothing.
-    await expect(stack.ledger.transaction((m) => writeSettlementBatch(m, [{ partition, from, last, events, invalid: [] }]))).rejects.toBeInstanceOf(CursorMoved);
+    await expect(
+      stack.ledger.transaction((m) => writeSettlementBatch(m, [{ partition, from, last, events, invalid: [] }])),
+    ).rejects.toBeInstanceOf(CursorMoved);
   });
 
   it('keeps the Temporal history of settlement flat in traffic (one long-running activity per consumer)', async () => {
-    const handles = Array.from({ length: stack.config.settlementConsumers }, (_, k) => stack.temporal.workflow.getHandle(`settlement-${k}`));
-    const historyLength = async () => (await Promise.all(handles.map(async (h) => (await h.describe()).historyLength))).reduce((a, b) => a + b, 0);
+    const handles = Array.from({ length: stack.config.settlementConsumers }, (_, k) =>
+      stack.temporal.workflow.getHandle(`settlement-${k}`),
+    );
+    const historyLength = async () =>
+      (await Promise.all(handles.map(async (h) => (await h.describe()).historyLength))).reduce((a, b) => a + b, 0);
     const account = await newAccount();
     await stack.grant(account, 100_000n);
     const before = await historyLength();
@@ -333,7 +407,11 @@ describe('settlement: every decision settled exactly once into the ledger', () =
     const id = 'settlement-0';
     await stack.temporal.workflow.getHandle(id).terminate('test: simulate a run of an older release');
     // What an older release left running: no layout memo, another input, nobody polling its queue.
-    await stack.temporal.workflow.start('settlementWorkflow', { taskQueue: `old-${randomUUID()}`, workflowId: id, args: [{ partition: 0 }] });
+    await stack.temporal.workflow.start('settlementWorkflow', {
+      taskQueue: `old-${randomUUID()}`,
+      workflowId: id,
+      args: [{ partition: 0 }],
+    });
     // A second worker (of this release) on the stack's queue, as after a rolling upgrade.
     const spillway = await createSpillwayWorker(stack.config, { ledger: stack.ledger, redis: stack.redis, engine: stack.engine });
     const running = spillway.worker.run();

@@ -113,9 +113,17 @@ describe('supervised stack: one crashed process does not stop decisions', () => 
     expect((await call('PUT', '/v1/plans/sup', plan)).status).toBe(200);
     for (const account of ACCOUNTS) {
       expect((await call('PUT', `/v1/accounts/${account}`, { plan: 'sup' })).status).toBe(200);
-      const purchase = await call('POST', '/v1/purchases', { account_id: account, credits: (PURCHASED_MICROS / 1_000_000n).toString(), idempotency_key: `sup-buy-${account}` });
+      const purchase = await call('POST', '/v1/purchases', {
+        account_id: account,
+        credits: (PURCHASED_MICROS / 1_000_000n).toString(),
+        idempotency_key: `sup-buy-${account}`,
+      });
       expect(purchase.status).toBe(202);
-      await eventually(async () => ((await call('GET', purchase.body.status_url)).body.status === 'completed' ? true : undefined), 120_000, 250);
+      await eventually(
+        async () => ((await call('GET', purchase.body.status_url)).body.status === 'completed' ? true : undefined),
+        120_000,
+        250,
+      );
     }
   }, 600_000);
 
@@ -153,7 +161,13 @@ describe('supervised stack: one crashed process does not stop decisions', () => 
       while (running) {
         const n = sequence++;
         const key = `sup-${n}`;
-        await decide(key, { account_id: ACCOUNTS[n % ACCOUNTS.length], feature: 'sup.task', quantity: 1 + (n % 3), idempotency_key: key, allow_partial: true });
+        await decide(key, {
+          account_id: ACCOUNTS[n % ACCOUNTS.length],
+          feature: 'sup.task',
+          quantity: 1 + (n % 3),
+          idempotency_key: key,
+          allow_partial: true,
+        });
       }
     });
 
@@ -198,7 +212,11 @@ describe('supervised stack: one crashed process does not stop decisions', () => 
     const failed = attempts.filter((a) => a.status !== 200);
     const phases = { worker, temporal, postgres, api: apiOutage };
     const unexpected = failed.filter((a) => !(a.endedAt >= apiOutage.killedAt && a.startedAt <= apiOutage.recoveredAt));
-    expect({ phases, unexpected: unexpected.slice(0, 5).map((a) => `${a.status} ${a.error ?? ''} at ${a.startedAt}`), count: unexpected.length }).toEqual({ phases, unexpected: [], count: 0 });
+    expect({
+      phases,
+      unexpected: unexpected.slice(0, 5).map((a) => `${a.status} ${a.error ?? ''} at ${a.startedAt}`),
+      count: unexpected.length,
+    }).toEqual({ phases, unexpected: [], count: 0 });
     for (const o of [worker, temporal, postgres]) {
       const during = attempts.filter((a) => a.status === 200 && a.startedAt >= o.killedAt && a.endedAt <= o.recoveredAt).length;
       expect({ outage: o.name, answered: during > 0 }).toEqual({ outage: o.name, answered: true });
@@ -207,14 +225,23 @@ describe('supervised stack: one crashed process does not stop decisions', () => 
     // A product retries what failed with the same key: the answer is the original decision, if any.
     for (const a of failed) {
       if (answers.has(a.key)) continue;
-      await eventually(async () => {
-        await decide(a.key, a.body);
-        return answers.has(a.key) ? true : undefined;
-      }, 60_000, 250);
+      await eventually(
+        async () => {
+          await decide(a.key, a.body);
+          return answers.has(a.key) ? true : undefined;
+        },
+        60_000,
+        250,
+      );
     }
-    const lines = stackOutput.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+    const lines = stackOutput
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l));
     for (const name of ['worker', 'temporal', 'postgres', 'api']) {
-      expect(lines).toContainEqual(expect.objectContaining({ process: name, next_delay_ms: RESTART_DELAY_MS, msg: expect.stringContaining('restarting') }));
+      expect(lines).toContainEqual(
+        expect.objectContaining({ process: name, next_delay_ms: RESTART_DELAY_MS, msg: expect.stringContaining('restarting') }),
+      );
     }
     const killedBySignal = lines.filter((l) => l.signal === 'SIGKILL').map((l) => l.process);
     expect(killedBySignal).toEqual(expect.arrayContaining(['worker', 'temporal', 'api']));
@@ -224,7 +251,11 @@ describe('supervised stack: one crashed process does not stop decisions', () => 
     const granted = [...answers.values()].filter((a) => a.granted > 0);
     expect(granted.length).toBeGreaterThan(400);
     for (const account of ACCOUNTS) {
-      await eventually(async () => ((await call('GET', `/v1/accounts/${account}/ledger`)).body.unsettled_decisions === 0 ? true : undefined), 300_000, 500);
+      await eventually(
+        async () => ((await call('GET', `/v1/accounts/${account}/ledger`)).body.unsettled_decisions === 0 ? true : undefined),
+        300_000,
+        500,
+      );
     }
     const pg = new Client({ connectionString: databaseUrl });
     await pg.connect();
@@ -237,12 +268,17 @@ describe('supervised stack: one crashed process does not stop decisions', () => 
     }
     const charged = new Map<string, bigint>(ACCOUNTS.map((a) => [a, 0n]));
     const accountOf = new Map(attempts.map((a) => [a.key, a.body.account_id as string]));
-    for (const [key, answer] of answers) charged.set(accountOf.get(key)!, charged.get(accountOf.get(key)!)! + micros(answer.credits_charged));
+    for (const [key, answer] of answers)
+      charged.set(accountOf.get(key)!, charged.get(accountOf.get(key)!)! + micros(answer.credits_charged));
     for (const account of ACCOUNTS) {
       const expected = PURCHASED_MICROS - charged.get(account)!;
       const ledger = await call('GET', `/v1/accounts/${account}/ledger`);
       const live = await call('GET', `/v1/accounts/${account}`);
-      expect({ account, ledger: micros(ledger.body.balance), live: micros(live.body.balance) }).toEqual({ account, ledger: expected, live: expected });
+      expect({ account, ledger: micros(ledger.body.balance), live: micros(live.body.balance) }).toEqual({
+        account,
+        ledger: expected,
+        live: expected,
+      });
     }
 
     // SIGTERM stops every process the stack started: no pid survives, no port stays open.

@@ -26,7 +26,13 @@ export interface ModelDecision {
   lotDebits: Map<string, bigint>;
 }
 
-export function modelDecide(state: ModelState, plan: PlanFeaturePolicy, price: bigint, quantity: number, allowPartial: boolean): ModelDecision {
+export function modelDecide(
+  state: ModelState,
+  plan: PlanFeaturePolicy,
+  price: bigint,
+  quantity: number,
+  allowPartial: boolean,
+): ModelDecision {
   const rateRoom = plan.windows.length === 0 ? 0 : Math.min(...plan.windows.map((w, i) => Math.max(0, w.limit - state.windowUsed[i])));
   let need = quantity;
   const fromRate = Math.min(need, rateRoom);
@@ -35,7 +41,10 @@ export function modelDecide(state: ModelState, plan: PlanFeaturePolicy, price: b
   need -= fromFree;
   const spendable = state.lots
     .filter((l) => !l.expired && l.remaining > 0n)
-    .sort((a, b) => LOT_PRIORITY[a.kind] - LOT_PRIORITY[b.kind] || a.expiresAt - b.expiresAt || a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
+    .sort(
+      (a, b) =>
+        LOT_PRIORITY[a.kind] - LOT_PRIORITY[b.kind] || a.expiresAt - b.expiresAt || a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1),
+    );
   let fromCredits = 0;
   if (plan.overage === 'credits') {
     const balance = spendable.reduce((s, l) => s + l.remaining, 0n);

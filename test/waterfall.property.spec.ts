@@ -19,7 +19,11 @@ const planArb = fc.record({
 const MAX = MAX_MICROS;
 /** Ids over the whole legal alphabet, ':' included, up to the full length. */
 const ID_CHARS = [...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:@-'];
-const idArb = (max: number) => fc.oneof(fc.string({ unit: fc.constantFrom(...ID_CHARS), minLength: 1, maxLength: max }), fc.string({ unit: fc.constantFrom(...ID_CHARS), minLength: max, maxLength: max }));
+const idArb = (max: number) =>
+  fc.oneof(
+    fc.string({ unit: fc.constantFrom(...ID_CHARS), minLength: 1, maxLength: max }),
+    fc.string({ unit: fc.constantFrom(...ID_CHARS), minLength: max, maxLength: max }),
+  );
 
 const lotArb = fc.record({
   kind: fc.constantFrom<LotKind>(...LOT_KINDS),
@@ -29,7 +33,11 @@ const lotArb = fc.record({
 });
 
 /** A consume, or a reserve that is then committed at what it granted, or released. */
-const requestArb = fc.record({ quantity: fc.integer({ min: 1, max: 9 }), allowPartial: fc.boolean(), how: fc.constantFrom('consume', 'commit', 'release') });
+const requestArb = fc.record({
+  quantity: fc.integer({ min: 1, max: 9 }),
+  allowPartial: fc.boolean(),
+  how: fc.constantFrom('consume', 'commit', 'release'),
+});
 
 describe('the waterfall script agrees with a simple reference model (fast-check, real Redis)', () => {
   let redis: Redis;
@@ -45,7 +53,11 @@ describe('the waterfall script agrees with a simple reference model (fast-check,
       fc.asyncProperty(
         planArb,
         fc.array(lotArb, { maxLength: 5 }),
-        fc.oneof(fc.bigInt({ min: 1n, max: 5_000_000n }), fc.bigInt({ min: MAX / 9n - 1000n, max: MAX / 9n }), fc.bigInt({ min: MAX / 2n, max: MAX })),
+        fc.oneof(
+          fc.bigInt({ min: 1n, max: 5_000_000n }),
+          fc.bigInt({ min: MAX / 9n - 1000n, max: MAX / 9n }),
+          fc.bigInt({ min: MAX / 2n, max: MAX }),
+        ),
         fc.array(requestArb, { minLength: 1, maxLength: 8 }),
         idArb(128),
         idArb(200),
@@ -61,8 +73,22 @@ describe('the waterfall script agrees with a simple reference model (fast-check,
             const expiresAt = { none: null, past: now - HOUR, soon: now + HOUR + i, later: now + 10 * HOUR }[lot.expiry];
             const createdAt = now - lot.age * 1000;
             const id = `lot:${i}:${randomUUID()}`;
-            await engine.grant({ accountId, lotId: id, kind: lot.kind, micros: lot.micros, expiresAt: expiresAt ? new Date(expiresAt) : null, createdAt: new Date(createdAt) });
-            lots.push({ id, kind: lot.kind, remaining: lot.micros, expired: lot.expiry === 'past', expiresAt: expiresAt ?? Number.MAX_SAFE_INTEGER, createdAt });
+            await engine.grant({
+              accountId,
+              lotId: id,
+              kind: lot.kind,
+              micros: lot.micros,
+              expiresAt: expiresAt ? new Date(expiresAt) : null,
+              createdAt: new Date(createdAt),
+            });
+            lots.push({
+              id,
+              kind: lot.kind,
+              remaining: lot.micros,
+              expired: lot.expiry === 'past',
+              expiresAt: expiresAt ?? Number.MAX_SAFE_INTEGER,
+              createdAt,
+            });
           }
           const state: ModelState = { windowUsed: plan.windows.map(() => 0), freeUsed: 0, lots };
           const run = randomUUID();
@@ -75,7 +101,9 @@ describe('the waterfall script agrees with a simple reference model (fast-check,
               expect(actual >= 0n).toBe(true);
             }
             expect(snapshot.balance).toBe(state.lots.filter((l) => !l.expired).reduce((sum, l) => sum + l.remaining, 0n));
-            snapshot.features[0].windows.forEach((w, i) => expect(w.remaining).toBe(Math.max(0, plan.windows[i].limit - state.windowUsed[i])));
+            snapshot.features[0].windows.forEach((w, i) =>
+              expect(w.remaining).toBe(Math.max(0, plan.windows[i].limit - state.windowUsed[i])),
+            );
             expect(snapshot.features[0].freeTierRemaining).toBe(Math.max(0, plan.freeTierUnitsPerMonth - state.freeUsed));
           };
           for (const [n, request] of requests.entries()) {
@@ -114,14 +142,20 @@ describe('the waterfall script agrees with a simple reference model (fast-check,
             if (input.mode === 'reserve' && d.granted > 0) {
               if (request.how === 'release') {
                 // A release gives every unit back where it came from: the model as before the hold.
-                expect(await engine.release(d.decision_id)).toMatchObject({ kind: 'settled', settlement: { state: 'released', released_units: d.granted } });
+                expect(await engine.release(d.decision_id)).toMatchObject({
+                  kind: 'settled',
+                  settlement: { state: 'released', released_units: d.granted },
+                });
                 state.windowUsed = before.windowUsed;
                 state.freeUsed = before.freeUsed;
                 state.lots.forEach((l, i) => (l.remaining = before.remaining[i]));
               } else {
                 // A commit at what was held changes nothing more: the hold was the decision.
                 const settled = await engine.commit(d.decision_id, d.granted, () => policy);
-                expect(settled).toMatchObject({ kind: 'settled', settlement: { state: 'committed', quantity: d.granted, charged: d.charged, written_off_units: 0 } });
+                expect(settled).toMatchObject({
+                  kind: 'settled',
+                  settlement: { state: 'committed', quantity: d.granted, charged: d.charged, written_off_units: 0 },
+                });
               }
               await expectRedisMatchesModel();
             }

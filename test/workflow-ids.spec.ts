@@ -43,15 +43,22 @@ describe('workflow ids (idempotency keys of finance requests)', () => {
         const id = workflowIds.refund(r, r.key);
         expect(id).toBe(workflowIds.refund({ ...r }, r.key));
         expect(id.length).toBeLessThanOrEqual(MAX_READABLE_WORKFLOW_ID);
-        expect(id.startsWith('refund-h.')).toBe(`refund-${r.tenant.length}.${r.tenant}-${r.accountId.length}.${r.accountId}-${r.key.length}.${r.key}`.length > MAX_READABLE_WORKFLOW_ID);
+        expect(id.startsWith('refund-h.')).toBe(
+          `refund-${r.tenant.length}.${r.tenant}-${r.accountId.length}.${r.accountId}-${r.key.length}.${r.key}`.length >
+            MAX_READABLE_WORKFLOW_ID,
+        );
       }),
       { numRuns: 2_000 },
     );
   });
 
   it('keeps the examples of issue 10 apart: order-1 in two tenants, a grant of kind adjustment and an adjustment', () => {
-    expect(workflowIds.purchase({ tenant: 'a', accountId: 'x' }, 'order-1')).not.toBe(workflowIds.purchase({ tenant: 'b', accountId: 'x' }, 'order-1'));
-    expect(workflowIds.grant('adjustment', { tenant: 'a', accountId: 'x' }, 'k')).not.toBe(workflowIds.adjustment({ tenant: 'a', accountId: 'x' }, 'k'));
+    expect(workflowIds.purchase({ tenant: 'a', accountId: 'x' }, 'order-1')).not.toBe(
+      workflowIds.purchase({ tenant: 'b', accountId: 'x' }, 'order-1'),
+    );
+    expect(workflowIds.grant('adjustment', { tenant: 'a', accountId: 'x' }, 'k')).not.toBe(
+      workflowIds.adjustment({ tenant: 'a', accountId: 'x' }, 'k'),
+    );
     expect(workflowIds.refund({ tenant: 'default', accountId: 'acct_1' }, 'order-1')).toBe('refund-7.default-6.acct_1-7.order-1');
   });
 });

@@ -82,17 +82,35 @@ export const worldArb: fc.Arbitrary<World> = fc
 /** Idempotency keys: a few reused ones (replays, 409s) and ones that spell other keys' names. */
 function decisionKey(world: Model, choice: number, fresh: string): string {
   const [f0] = Object.keys(world.features);
-  const vocabulary = AVOID.has('alias-keys') ? ['k', 'k2', 'k3', fresh] : ['k', '1:i:k', 'lots', 'lotmeta', `1:w:${f0}:h`, `1:w:${f0}:lots`, `1:f:${f0}`, 'k2', fresh];
+  const vocabulary = AVOID.has('alias-keys')
+    ? ['k', 'k2', 'k3', fresh]
+    : ['k', '1:i:k', 'lots', 'lotmeta', `1:w:${f0}:h`, `1:w:${f0}:lots`, `1:f:${f0}`, 'k2', fresh];
   return vocabulary[choice % vocabulary.length];
 }
 
 const amountMicros = fc.oneof(
-  fc.constantFrom(1n, 999_999n, 1_000_000n, 2_500_000n, 10_000_000n, 99_999_999n, 100_000_000n, 100_000_001n, MAX_MICROS, MAX_MICROS - 1n, MAX_MICROS / 2n, 1_000_000_000_000n),
+  fc.constantFrom(
+    1n,
+    999_999n,
+    1_000_000n,
+    2_500_000n,
+    10_000_000n,
+    99_999_999n,
+    100_000_000n,
+    100_000_001n,
+    MAX_MICROS,
+    MAX_MICROS - 1n,
+    MAX_MICROS / 2n,
+    1_000_000_000_000n,
+  ),
   fc.bigInt({ min: 1n, max: 50_000_000n }),
 );
 const priceText = fc.oneof(
   { weight: 4, arbitrary: fc.constantFrom('1', '1.5', '2.5', '0.4', '0.000001', '3') },
-  { weight: 2, arbitrary: fc.constantFrom(credits(MAX_MICROS), credits(MAX_MICROS / 2n), credits(MAX_MICROS / 1000n), credits(MAX_MICROS - 1n)) },
+  {
+    weight: 2,
+    arbitrary: fc.constantFrom(credits(MAX_MICROS), credits(MAX_MICROS / 2n), credits(MAX_MICROS / 1000n), credits(MAX_MICROS - 1n)),
+  },
   { weight: 1, arbitrary: fc.constantFrom('0', credits(MAX_MICROS + 1n), '-1', '1e3', '0.0000001', ' 1') },
 );
 const quantity = fc.oneof(
@@ -119,7 +137,10 @@ const path = (id: string) => encodeURIComponent(id);
 // ---------------------------------------------------------------- catalogue
 
 class PutFeature implements Cmd {
-  constructor(readonly feature: number, readonly price: string) {}
+  constructor(
+    readonly feature: number,
+    readonly price: string,
+  ) {}
   check = () => true;
   async run(m: Model, s: System) {
     const key = Object.keys(m.features)[this.feature % Object.keys(m.features).length];
@@ -160,7 +181,10 @@ const planFeatureArb = fc.record({
 });
 
 class PutPlan implements Cmd {
-  constructor(readonly plan: number, readonly spec: PlanFeatureGen[]) {}
+  constructor(
+    readonly plan: number,
+    readonly spec: PlanFeatureGen[],
+  ) {}
   check = () => true;
   async run(m: Model, s: System) {
     const key = Object.keys(m.plans)[this.plan % Object.keys(m.plans).length];
@@ -188,7 +212,10 @@ class PutPlan implements Cmd {
 }
 
 class SetPlan implements Cmd {
-  constructor(readonly account: number, readonly plan: number) {}
+  constructor(
+    readonly account: number,
+    readonly plan: number,
+  ) {}
   check = () => true;
   async run(m: Model, s: System) {
     const a = account(m, this.account);
@@ -236,7 +263,10 @@ function decisionRequest(m: Model, a: Account, d: DecisionGen): DecisionRequest 
 }
 
 class Decide implements Cmd {
-  constructor(readonly account: number, readonly d: DecisionGen) {}
+  constructor(
+    readonly account: number,
+    readonly d: DecisionGen,
+  ) {}
   check = () => true;
   async run(m: Model, s: System) {
     const a = account(m, this.account);
@@ -249,7 +279,8 @@ class Decide implements Cmd {
 }
 
 /** One operation of a concurrent batch: a decision, or a commit/release of a known hold. */
-type ConcurrentOp = { kind: 'decide'; d: DecisionGen } | { kind: 'commit'; hold: number; quantity: number } | { kind: 'release'; hold: number };
+type ConcurrentOp =
+  { kind: 'decide'; d: DecisionGen } | { kind: 'commit'; hold: number; quantity: number } | { kind: 'release'; hold: number };
 
 function permutations<T>(items: T[]): T[][] {
   if (items.length <= 1) return [items];
@@ -261,7 +292,10 @@ function permutations<T>(items: T[]): T[][] {
  * answers must match the model for SOME order of the requests (linearizability).
  */
 class Concurrent implements Cmd {
-  constructor(readonly account: number, readonly ops: ConcurrentOp[]) {}
+  constructor(
+    readonly account: number,
+    readonly ops: ConcurrentOp[],
+  ) {}
   check = () => true;
   async run(m: Model, s: System) {
     const a = account(m, this.account);
@@ -303,7 +337,10 @@ class Concurrent implements Cmd {
 }
 
 class Settle implements Cmd {
-  constructor(readonly decision: number, readonly quantity: number | undefined) {}
+  constructor(
+    readonly decision: number,
+    readonly quantity: number | undefined,
+  ) {}
   check = (m: Readonly<Model>) => m.decisions.length > 0;
   async run(m: Model, s: System) {
     const expired = (id: string) => AVOID.has('expired-code') && m.accounts.some((a) => a.holds[id]?.state === 'expired');
@@ -327,7 +364,11 @@ class Settle implements Cmd {
  * timer released it), then wait for the timer; a commit afterwards is still `hold_expired`.
  */
 class ReserveAndExpire implements Cmd {
-  constructor(readonly account: number, readonly d: DecisionGen, readonly lateCommit: boolean) {}
+  constructor(
+    readonly account: number,
+    readonly d: DecisionGen,
+    readonly lateCommit: boolean,
+  ) {}
   check = () => true;
   async run(m: Model, s: System) {
     const a = account(m, this.account);
@@ -342,7 +383,11 @@ class ReserveAndExpire implements Cmd {
       const late = await s.call('POST', `/v1/decisions/${path(hold.decisionId)}/commit`, { quantity: 1 }, s.keys.decide);
       stepSettle(m, hold.decisionId, 1, late, Date.now());
     }
-    const timerStart = { status: 202, body: { workflow_id: `hold-${hold.decisionId}`, status_url: `/v1/workflows/${path(`hold-${hold.decisionId}`)}` }, headers: new Headers() };
+    const timerStart = {
+      status: 202,
+      body: { workflow_id: `hold-${hold.decisionId}`, status_url: `/v1/workflows/${path(`hold-${hold.decisionId}`)}` },
+      headers: new Headers(),
+    };
     const timer = await s.finish(timerStart, true, 60_000, { mayNotExistYet: true });
     if (timer.status.status !== 'completed') throw new Finding(`hold timer of ${hold.decisionId} ended ${timer.status.status}`);
     if (hold.state === 'held') {
@@ -363,7 +408,12 @@ class ReserveAndExpire implements Cmd {
 const financeKey = (m: Model, tail: string) => `${m.nonce}${tail}`.slice(0, idLength(200));
 
 class Purchase implements Cmd {
-  constructor(readonly account: number, readonly micros: bigint, readonly key: string, readonly reuse: boolean) {}
+  constructor(
+    readonly account: number,
+    readonly micros: bigint,
+    readonly key: string,
+    readonly reuse: boolean,
+  ) {}
   check = () => true;
   async run(m: Model, s: System) {
     const a = account(m, this.account);
@@ -382,10 +432,17 @@ class Purchase implements Cmd {
     const total = totalWith(a, this.micros);
     if (r.status !== 202 && total > MAX_MICROS && !known) return expectStatus(where, r, [422]); // the balance would pass the exact range
     expectStatus(where, r, [202]);
-    if (known && (known.result as { workflowId: string }).workflowId !== r.body.workflow_id) throw new Finding(`${where}: the same key started ${r.body.workflow_id}, first ${(known.result as { workflowId: string }).workflowId}`);
+    if (known && (known.result as { workflowId: string }).workflowId !== r.body.workflow_id)
+      throw new Finding(
+        `${where}: the same key started ${r.body.workflow_id}, first ${(known.result as { workflowId: string }).workflowId}`,
+      );
     const { status } = await s.finish(r, true);
     if (known) return expectEq(`${where}: replayed purchase`, status.result, (known.result as { result: unknown }).result);
-    m.workflows[`purchase:${key}`] = { fingerprint: `${a.id}|${this.micros}`, account: i, result: { workflowId: r.body.workflow_id, result: status.result } };
+    m.workflows[`purchase:${key}`] = {
+      fingerprint: `${a.id}|${this.micros}`,
+      account: i,
+      result: { workflowId: r.body.workflow_id, result: status.result },
+    };
     if (this.micros > 1_000_000_000_000n) {
       if (status.status !== 'failed') throw new Finding(`${where}: a declined payment ended ${status.status}`);
     } else if (status.status === 'failed' && total > MAX_MICROS) {
@@ -415,7 +472,14 @@ class Grant implements Cmd {
     await s.clearOfExpiry(a);
     const key = financeKey(m, `g${this.key}`);
     const expiresAt = { none: null, short: Date.now() + 4000, long: Date.now() + 3_600_000, past: Date.now() - 1000 }[this.expiry];
-    const body = { account_id: a.id, kind: this.kind, credits: credits(this.micros), reason: 'fuzz', idempotency_key: key, ...(expiresAt ? { expires_at: new Date(expiresAt).toISOString() } : {}) };
+    const body = {
+      account_id: a.id,
+      kind: this.kind,
+      credits: credits(this.micros),
+      reason: 'fuzz',
+      idempotency_key: key,
+      ...(expiresAt ? { expires_at: new Date(expiresAt).toISOString() } : {}),
+    };
     const where = this.toString();
     if (avoidHuge(a, this.micros) || (AVOID.has('grant-approval') && this.micros > m.approvalThreshold)) return;
     const r = await s.call('POST', '/v1/grants', body, s.keys.finance);
@@ -428,9 +492,16 @@ class Grant implements Cmd {
     const until = this.expiry === 'long' ? async () => (await newLot(s, a, this.kind)) !== undefined : undefined;
     const { status, approvalAsked } = await s.finish(r, this.approve, 60_000, { until });
     // Every grant above the threshold waits for a second person (four eyes).
-    if (approvalAsked !== needsApproval) throw new Finding(`${where}: approval ${approvalAsked ? 'asked' : 'not asked'} for ${credits(this.micros)} credits (threshold ${credits(m.approvalThreshold)})`);
+    if (approvalAsked !== needsApproval)
+      throw new Finding(
+        `${where}: approval ${approvalAsked ? 'asked' : 'not asked'} for ${credits(this.micros)} credits (threshold ${credits(m.approvalThreshold)})`,
+      );
     if (needsApproval && !this.approve) {
-      expectEq(`${where}: rejected`, { status: status.status, ...pick(status.result, ['lotId', 'ended']) }, { status: 'completed', lotId: null, ended: 'rejected' });
+      expectEq(
+        `${where}: rejected`,
+        { status: status.status, ...pick(status.result, ['lotId', 'ended']) },
+        { status: 'completed', lotId: null, ended: 'rejected' },
+      );
       return s.checkAccount(m, a, where);
     }
     if (status.status === 'failed' && total > MAX_MICROS) return s.checkAccount(m, a, where);
@@ -446,13 +517,18 @@ class Grant implements Cmd {
       addLot(m, a, { id: lotId, kind: this.kind, amount: this.micros, expiresAt });
       if (expiresAt !== null) {
         // The short promo ended while nothing spent it: exactly its whole remainder was removed.
-        expectEq(`${where}: expiry`, pick(status.result, ['lotId', 'ended', 'removedMicros']), { lotId, ended: 'expired', removedMicros: this.micros.toString() });
+        expectEq(`${where}: expiry`, pick(status.result, ['lotId', 'ended', 'removedMicros']), {
+          lotId,
+          ended: 'expired',
+          removedMicros: this.micros.toString(),
+        });
         lotById(a, lotId).remaining = 0n;
       }
     }
     await s.checkAccount(m, a, where);
   }
-  toString = () => `Grant(${this.account}, ${this.kind}, ${this.micros}n, ${this.expiry}, approve=${this.approve}, ${JSON.stringify(this.key)})`;
+  toString = () =>
+    `Grant(${this.account}, ${this.kind}, ${this.micros}n, ${this.expiry}, approve=${this.approve}, ${JSON.stringify(this.key)})`;
 }
 
 class CancelPromo implements Cmd {
@@ -474,7 +550,11 @@ class CancelPromo implements Cmd {
     const { status } = await s.finish(r, true);
     expectEq(`${this}: status`, status.status, 'completed');
     const lot = lotById(a, status.result.lotId);
-    expectEq(`${this}: removed`, pick(status.result, ['lotId', 'ended', 'removedMicros']), { lotId: lot.id, ended: 'cancelled', removedMicros: lot.remaining.toString() });
+    expectEq(`${this}: removed`, pick(status.result, ['lotId', 'ended', 'removedMicros']), {
+      lotId: lot.id,
+      ended: 'cancelled',
+      removedMicros: lot.remaining.toString(),
+    });
     lot.remaining = 0n;
     m.expiring = m.expiring.filter((e) => e !== g);
     await s.checkAccount(m, a, this.toString());
@@ -489,7 +569,14 @@ type RefundAmount = 'all' | 'exact' | 'over' | 'part' | 'micro';
  * decision's charge and the account's charges allow, together (422 at once when that is known).
  */
 class Refund implements Cmd {
-  constructor(readonly account: number, readonly decision: number | null, readonly amount: RefundAmount, readonly waitSettled: boolean, readonly approve: boolean, readonly key: string) {}
+  constructor(
+    readonly account: number,
+    readonly decision: number | null,
+    readonly amount: RefundAmount,
+    readonly waitSettled: boolean,
+    readonly approve: boolean,
+    readonly key: string,
+  ) {}
   check = () => true;
   async run(m: Model, s: System) {
     const a = account(m, this.account);
@@ -500,7 +587,14 @@ class Refund implements Cmd {
     // Mostly a decision that charged something; sometimes any (nothing to refund, a hold), or another account's.
     const charged = decisions.filter((d) => (a.charges[d.id] ?? 0n) > 0n);
     const pool = charged.length && (this.decision ?? 0) % 3 !== 0 ? charged : decisions;
-    const target = this.decision === null ? null : this.decision % 5 === 4 && other.length ? other[this.decision % other.length].id : pool.length ? pool[this.decision % pool.length].id : null;
+    const target =
+      this.decision === null
+        ? null
+        : this.decision % 5 === 4 && other.length
+          ? other[this.decision % other.length].id
+          : pool.length
+            ? pool[this.decision % pool.length].id
+            : null;
     const hold = target ? a.holds[target] : undefined;
     if (hold?.state === 'held') return this.refundHold(m, s, a, hold.decisionId);
     if (this.waitSettled || target === null) await s.settled(a);
@@ -508,7 +602,13 @@ class Refund implements Cmd {
     const left = refundable(a, target);
     if (AVOID.has('refund-nothing') && left === 0n) return;
     const ask = { all: undefined, exact: left, over: left + 1n, part: left / 2n, micro: 1n }[this.amount];
-    const body = { account_id: a.id, reason: 'fuzz', idempotency_key: financeKey(m, `r${this.key}`), ...(target ? { decision_id: target } : {}), ...(ask !== undefined ? { credits: credits(ask) } : {}) };
+    const body = {
+      account_id: a.id,
+      reason: 'fuzz',
+      idempotency_key: financeKey(m, `r${this.key}`),
+      ...(target ? { decision_id: target } : {}),
+      ...(ask !== undefined ? { credits: credits(ask) } : {}),
+    };
     const where = `${this}: ${target ?? 'account'}, refundable ${credits(left)}, asked ${ask === undefined ? 'all' : credits(ask)}`;
     const r = await s.call('POST', '/v1/refunds', body, s.keys.finance);
     if (ask === 0n) return expectStatus(where, r, [400, 422]);
@@ -524,25 +624,35 @@ class Refund implements Cmd {
       }
       // Not settled yet: 202, and the workflow must end failed (never retry forever), nothing booked.
       const { status } = await s.finish(r, this.approve, 60_000);
-      if (status.status === 'completed' && status.result?.status === 'refunded') throw new Finding(`${where}: refunded ${status.result.micros} micros beyond the bound`);
+      if (status.status === 'completed' && status.result?.status === 'refunded')
+        throw new Finding(`${where}: refunded ${status.result.micros} micros beyond the bound`);
       return s.checkAccount(m, a, where);
     }
     // Booked once the decision is settled: decisions of the account still unsettled then do not
     // count towards the account's bound yet, so only a refund within the settled part must succeed.
-    const pendingOthers = knownNow ? 0n : Object.entries(a.charges).filter(([id]) => id !== target && a.pending?.includes(id)).reduce((x, [, c]) => x + c, 0n);
+    const pendingOthers = knownNow
+      ? 0n
+      : Object.entries(a.charges)
+          .filter(([id]) => id !== target && a.pending?.includes(id))
+          .reduce((x, [, c]) => x + c, 0n);
     const surelyWithin = amount <= left - pendingOthers;
     if (r.status === 422 && ask === undefined && target !== null && decisionLeft > left) return s.checkAccount(m, a, where);
     expectStatus(where, r, [202]);
     const { status, approvalAsked } = await s.finish(r, this.approve, 90_000);
     if (!surelyWithin && status.status === 'failed') return s.checkAccount(m, a, where);
     const needsApproval = amount > m.approvalThreshold;
-    if (approvalAsked !== needsApproval) throw new Finding(`${where}: approval ${approvalAsked ? 'asked' : 'not asked'} for ${credits(amount)} credits`);
+    if (approvalAsked !== needsApproval)
+      throw new Finding(`${where}: approval ${approvalAsked ? 'asked' : 'not asked'} for ${credits(amount)} credits`);
     if (needsApproval && !this.approve) {
       expectEq(`${where}: rejected`, status.result?.status, 'rejected');
       return s.checkAccount(m, a, where);
     }
     expectEq(`${where}: status`, status.status, 'completed');
-    expectEq(`${where}: result`, { status: status.result.status, micros: status.result.micros }, { status: 'refunded', micros: amount.toString() });
+    expectEq(
+      `${where}: result`,
+      { status: status.result.status, micros: status.result.micros },
+      { status: 'refunded', micros: amount.toString() },
+    );
     addLot(m, a, { id: status.result.lotId, kind: 'purchased', amount, expiresAt: null });
     a.refundedTotal += amount;
     if (target) a.refundedByDecision[target] = (a.refundedByDecision[target] ?? 0n) + amount;
@@ -556,44 +666,81 @@ class Refund implements Cmd {
    */
   private async refundHold(m: Model, s: System, a: Account, decisionId: string) {
     const where = `${this}: hold ${decisionId}`;
-    const r = await s.call('POST', '/v1/refunds', { account_id: a.id, decision_id: decisionId, reason: 'fuzz', idempotency_key: financeKey(m, `r${this.key}`) }, s.keys.finance);
+    const r = await s.call(
+      'POST',
+      '/v1/refunds',
+      { account_id: a.id, decision_id: decisionId, reason: 'fuzz', idempotency_key: financeKey(m, `r${this.key}`) },
+      s.keys.finance,
+    );
     if (r.status !== 202) return expectStatus(where, r, [422]);
-    await poll(`${where}: refund waiting for settlement`, async () => {
-      const st = await s.call('GET', r.body.status_url, undefined, s.keys.finance);
-      expectStatus(where, st, [200]);
-      if (st.body.status !== 'running') throw new Finding(`${where}: the refund of a hold ended ${st.body.status} before the hold settled`);
-      return st.body.state === 'awaiting_settlement' ? true : undefined;
-    }, 30_000);
+    await poll(
+      `${where}: refund waiting for settlement`,
+      async () => {
+        const st = await s.call('GET', r.body.status_url, undefined, s.keys.finance);
+        expectStatus(where, st, [200]);
+        if (st.body.status !== 'running')
+          throw new Finding(`${where}: the refund of a hold ended ${st.body.status} before the hold settled`);
+        return st.body.state === 'awaiting_settlement' ? true : undefined;
+      },
+      30_000,
+    );
     const hold = a.holds[decisionId];
     const sent = Date.now();
     if (this.amount === 'micro') {
-      stepSettle(m, decisionId, undefined, await s.call('POST', `/v1/decisions/${path(decisionId)}/release`, undefined, s.keys.decide), sent);
+      stepSettle(
+        m,
+        decisionId,
+        undefined,
+        await s.call('POST', `/v1/decisions/${path(decisionId)}/release`, undefined, s.keys.decide),
+        sent,
+      );
       const { status } = await s.finish(r, this.approve, 60_000);
       if (status.status === 'completed' && status.result?.status === 'refunded') throw new Finding(`${where}: refunded a released hold`);
       return s.checkAccount(m, a, where);
     }
-    stepSettle(m, decisionId, hold.q, await s.call('POST', `/v1/decisions/${path(decisionId)}/commit`, { quantity: hold.q }, s.keys.decide), sent);
+    stepSettle(
+      m,
+      decisionId,
+      hold.q,
+      await s.call('POST', `/v1/decisions/${path(decisionId)}/commit`, { quantity: hold.q }, s.keys.decide),
+      sent,
+    );
     const amount = refundable(a, decisionId);
-    const pendingOthers = Object.entries(a.charges).filter(([id]) => id !== decisionId && a.pending?.includes(id)).reduce((x, [, c]) => x + c, 0n);
+    const pendingOthers = Object.entries(a.charges)
+      .filter(([id]) => id !== decisionId && a.pending?.includes(id))
+      .reduce((x, [, c]) => x + c, 0n);
     const { status, approvalAsked } = await s.finish(r, this.approve, 90_000);
     if (amount === 0n || (status.status === 'failed' && amount > refundable(a, null) - pendingOthers)) {
-      if (status.status === 'completed' && status.result?.status === 'refunded') throw new Finding(`${where}: refunded ${status.result.micros} of a hold that charged nothing refundable`);
+      if (status.status === 'completed' && status.result?.status === 'refunded')
+        throw new Finding(`${where}: refunded ${status.result.micros} of a hold that charged nothing refundable`);
       return s.checkAccount(m, a, where);
     }
-    if (approvalAsked !== amount > m.approvalThreshold) throw new Finding(`${where}: approval ${approvalAsked ? 'asked' : 'not asked'} for ${credits(amount)} credits`);
+    if (approvalAsked !== amount > m.approvalThreshold)
+      throw new Finding(`${where}: approval ${approvalAsked ? 'asked' : 'not asked'} for ${credits(amount)} credits`);
     if (approvalAsked && !this.approve) return s.checkAccount(m, a, where);
-    expectEq(`${where}: result`, { status: status.status, refund: status.result?.status, micros: status.result?.micros }, { status: 'completed', refund: 'refunded', micros: amount.toString() });
+    expectEq(
+      `${where}: result`,
+      { status: status.status, refund: status.result?.status, micros: status.result?.micros },
+      { status: 'completed', refund: 'refunded', micros: amount.toString() },
+    );
     addLot(m, a, { id: status.result.lotId, kind: 'purchased', amount, expiresAt: null });
     a.refundedTotal += amount;
     a.refundedByDecision[decisionId] = (a.refundedByDecision[decisionId] ?? 0n) + amount;
     await s.checkAccount(m, a, where);
   }
 
-  toString = () => `Refund(${this.account}, ${this.decision}, ${this.amount}, settled=${this.waitSettled}, approve=${this.approve}, ${JSON.stringify(this.key)})`;
+  toString = () =>
+    `Refund(${this.account}, ${this.decision}, ${this.amount}, settled=${this.waitSettled}, approve=${this.approve}, ${JSON.stringify(this.key)})`;
 }
 
 class Adjust implements Cmd {
-  constructor(readonly account: number, readonly micros: bigint, readonly negative: boolean, readonly approve: boolean, readonly key: string) {}
+  constructor(
+    readonly account: number,
+    readonly micros: bigint,
+    readonly negative: boolean,
+    readonly approve: boolean,
+    readonly key: string,
+  ) {}
   check = () => true;
   async run(m: Model, s: System) {
     const a = account(m, this.account);
@@ -602,7 +749,12 @@ class Adjust implements Cmd {
     const key = financeKey(m, `a${this.key}`);
     const where = this.toString();
     if (!this.negative && avoidHuge(a, this.micros)) return;
-    const r = await s.call('POST', '/v1/adjustments', { account_id: a.id, credits: credits(signed), reason: 'fuzz', idempotency_key: key }, s.keys.finance);
+    const r = await s.call(
+      'POST',
+      '/v1/adjustments',
+      { account_id: a.id, credits: credits(signed), reason: 'fuzz', idempotency_key: key },
+      s.keys.finance,
+    );
     const total = totalWith(a, this.micros);
     if (!this.negative && r.status !== 202 && total > MAX_MICROS) return expectStatus(where, r, [400, 422]);
     expectStatus(where, r, [202]);
@@ -623,7 +775,8 @@ class Adjust implements Cmd {
     }
     await s.checkAccount(m, a, where);
   }
-  toString = () => `Adjust(${this.account}, ${this.negative ? '-' : ''}${this.micros}n, approve=${this.approve}, ${JSON.stringify(this.key)})`;
+  toString = () =>
+    `Adjust(${this.account}, ${this.negative ? '-' : ''}${this.micros}n, approve=${this.approve}, ${JSON.stringify(this.key)})`;
 }
 
 /**
@@ -631,7 +784,13 @@ class Adjust implements Cmd {
  * that end during the command: net zero), `catchup` (starts long ago with 1-second periods: refused).
  */
 class Entitlement implements Cmd {
-  constructor(readonly account: number, readonly variant: 'long' | 'short' | 'catchup', readonly micros: bigint, readonly cancel: boolean, readonly id: string) {}
+  constructor(
+    readonly account: number,
+    readonly variant: 'long' | 'short' | 'catchup',
+    readonly micros: bigint,
+    readonly cancel: boolean,
+    readonly id: string,
+  ) {}
   check = () => true;
   async run(m: Model, s: System) {
     const a = account(m, this.account);
@@ -681,13 +840,18 @@ class Entitlement implements Cmd {
       const { status } = await s.finish(r, true, 60_000);
       m.contracts = m.contracts.filter((x) => x !== contract);
       if (status.status === 'failed' && total > MAX_MICROS) return s.checkAccount(m, a, where);
-      expectEq(`${where}: ended`, { status: status.status, result: pick(status.result, ['status', 'periods']) }, { status: 'completed', result: { status: 'ended', periods: 2 } });
+      expectEq(
+        `${where}: ended`,
+        { status: status.status, result: pick(status.result, ['status', 'periods']) },
+        { status: 'completed', result: { status: 'ended', periods: 2 } },
+      );
       const ledger = await s.call('GET', `/v1/accounts/${path(a.id)}/ledger`, undefined, s.keys.finance);
       const grants = ledger.body.items.filter((x: any) => x.kind === 'grant' && !a.lots.some((l) => l.id === x.lot_id));
       // Period 1 carries half of period 0's untouched lot.
       const amounts = [this.micros, this.micros + this.micros / 2n];
       expectEq(`${where}: period lots`, grants.map((g: any) => g.credits).sort(), amounts.map(credits).sort());
-      for (const g of grants) addLot(m, a, { id: g.lot_id, kind: 'enterprise', amount: BigInt(g.credits.replace('.', '')), expiresAt: 0 }).remaining = 0n;
+      for (const g of grants)
+        addLot(m, a, { id: g.lot_id, kind: 'enterprise', amount: BigInt(g.credits.replace('.', '')), expiresAt: 0 }).remaining = 0n;
       return s.checkAccount(m, a, where);
     }
     // Above the threshold the contract waits for the second key first; then its first lot appears.
@@ -755,7 +919,10 @@ type Hostile =
 
 /** Inputs an attacker would send: each is a 4xx with the error envelope and changes nothing. */
 class HostileInput implements Cmd {
-  constructor(readonly account: number, readonly kind: Hostile) {}
+  constructor(
+    readonly account: number,
+    readonly kind: Hostile,
+  ) {}
   check = () => true;
   async run(m: Model, s: System) {
     const a = account(m, this.account);
@@ -766,11 +933,21 @@ class HostileInput implements Cmd {
     if (AVOID.has(`hostile:${this.kind}`)) return;
     switch (this.kind) {
       case 'mode-null':
-        r = await s.call('POST', '/v1/decisions', { account_id: a.id, feature, quantity: 1, idempotency_key: key, mode: null }, s.keys.decide);
+        r = await s.call(
+          'POST',
+          '/v1/decisions',
+          { account_id: a.id, feature, quantity: 1, idempotency_key: key, mode: null },
+          s.keys.decide,
+        );
         expectStatus(where, r, [400]);
         break;
       case 'feature-constructor':
-        r = await s.call('POST', '/v1/decisions', { account_id: a.id, feature: 'constructor', quantity: 1, idempotency_key: key }, s.keys.decide);
+        r = await s.call(
+          'POST',
+          '/v1/decisions',
+          { account_id: a.id, feature: 'constructor', quantity: 1, idempotency_key: key },
+          s.keys.decide,
+        );
         expectStatus(where, r, [404, 422]);
         break;
       case 'nul-path':
@@ -780,13 +957,23 @@ class HostileInput implements Cmd {
         expectStatus(where, r, [400, 404]);
         break;
       case 'nul-reason':
-        r = await s.call('POST', '/v1/refunds', { account_id: a.id, credits: '0.000001', reason: 'a\u0000b', idempotency_key: key }, s.keys.finance);
+        r = await s.call(
+          'POST',
+          '/v1/refunds',
+          { account_id: a.id, credits: '0.000001', reason: 'a\u0000b', idempotency_key: key },
+          s.keys.finance,
+        );
         expectStatus(where, r, [400, 422]);
         break;
       case 'nested':
         r = await s.raw('POST', '/v1/purchases', `${'['.repeat(2000)}${']'.repeat(2000)}`, s.keys.finance);
         expectStatus(where, r, [400]);
-        r = await s.raw('POST', '/v1/refunds', `{"account_id":${JSON.stringify(a.id)},"reason":${'['.repeat(2000)}${']'.repeat(2000)},"idempotency_key":"${key}"}`, s.keys.finance);
+        r = await s.raw(
+          'POST',
+          '/v1/refunds',
+          `{"account_id":${JSON.stringify(a.id)},"reason":${'['.repeat(2000)}${']'.repeat(2000)},"idempotency_key":"${key}"}`,
+          s.keys.finance,
+        );
         expectStatus(where, r, [400]);
         break;
       case 'nul-key-name':
@@ -798,7 +985,9 @@ class HostileInput implements Cmd {
         expectStatus(where, r, [400]);
         break;
       case 'approve-purchase': {
-        const purchase = (Object.entries(m.workflows).find(([id]) => id.startsWith('purchase:'))?.[1].result as { workflowId?: string } | undefined)?.workflowId ?? 'settlement-0';
+        const purchase =
+          (Object.entries(m.workflows).find(([id]) => id.startsWith('purchase:'))?.[1].result as { workflowId?: string } | undefined)
+            ?.workflowId ?? 'settlement-0';
         r = await s.call('POST', `/v1/approvals/${path(purchase)}`, { approve: true, approver: 'x', note: 'x' }, s.keys.approver);
         expectStatus(where, r, [404, 409]);
         r = await s.call('POST', `/v1/approvals/settlement-0`, { approve: true, approver: 'x', note: 'x' }, s.keys.approver);
@@ -822,7 +1011,12 @@ class HostileInput implements Cmd {
         }
         break;
       case 'huge-body':
-        r = await s.raw('POST', '/v1/decisions', JSON.stringify({ account_id: a.id, feature, quantity: 1, idempotency_key: key, pad: 'x'.repeat(3_000_000) }), s.keys.decide);
+        r = await s.raw(
+          'POST',
+          '/v1/decisions',
+          JSON.stringify({ account_id: a.id, feature, quantity: 1, idempotency_key: key, pad: 'x'.repeat(3_000_000) }),
+          s.keys.decide,
+        );
         expectStatus(where, r, [400, 413]);
         break;
       case 'long-id':
@@ -833,11 +1027,17 @@ class HostileInput implements Cmd {
         expectStatus(where, r, [400, 404, 414]);
         break;
       case 'refund-missing-decision': {
-        r = await s.call('POST', '/v1/refunds', { account_id: a.id, decision_id: 'dec_p0_ffffffffffffffffffffffffffffffff', reason: 'x', idempotency_key: key }, s.keys.finance);
+        r = await s.call(
+          'POST',
+          '/v1/refunds',
+          { account_id: a.id, decision_id: 'dec_p0_ffffffffffffffffffffffffffffffff', reason: 'x', idempotency_key: key },
+          s.keys.finance,
+        );
         if (r.status === 202) {
           // Allowed only if the workflow ends (failed, visibly) instead of retrying forever.
           const { status } = await s.finish(r, true, 60_000);
-          if (status.status === 'completed' && status.result?.status === 'refunded') throw new Finding(`${where}: refunded a decision that never existed`);
+          if (status.status === 'completed' && status.result?.status === 'refunded')
+            throw new Finding(`${where}: refunded a decision that never existed`);
         } else expectStatus(where, r, [404, 422]);
         break;
       }
@@ -858,7 +1058,12 @@ const concurrentArb = (acct: fc.Arbitrary<number>) =>
       fc.array(
         fc.oneof(
           { weight: 3, arbitrary: decisionArb.map((d) => ({ kind: 'decide' as const, d })) },
-          { weight: 1, arbitrary: fc.tuple(fc.nat(), fc.integer({ min: 0, max: 6 })).map(([hold, q]) => ({ kind: 'commit' as const, hold, quantity: q })) },
+          {
+            weight: 1,
+            arbitrary: fc
+              .tuple(fc.nat(), fc.integer({ min: 0, max: 6 }))
+              .map(([hold, q]) => ({ kind: 'commit' as const, hold, quantity: q })),
+          },
           { weight: 1, arbitrary: fc.nat().map((hold) => ({ kind: 'release' as const, hold })) },
         ),
         { minLength: 2, maxLength: 4 },
@@ -870,51 +1075,114 @@ const concurrentArb = (acct: fc.Arbitrary<number>) =>
 export function commandArbs(): fc.WeightedArbitrary<Cmd>[] {
   const acct = fc.nat({ max: 2 });
   return [
-    weighted(1, fc.tuple(fc.nat(), priceText).map(([f, p]) => new PutFeature(f, p))),
-    weighted(1, fc.tuple(fc.nat(), fc.array(planFeatureArb, { minLength: 2, maxLength: 2 })).map(([p, spec]) => new PutPlan(p, spec))),
-    weighted(1, fc.tuple(acct, fc.nat()).map(([a, p]) => new SetPlan(a, p))),
-    weighted(14, fc.tuple(acct, decisionArb).map(([a, d]) => new Decide(a, d))),
+    weighted(
+      1,
+      fc.tuple(fc.nat(), priceText).map(([f, p]) => new PutFeature(f, p)),
+    ),
+    weighted(
+      1,
+      fc.tuple(fc.nat(), fc.array(planFeatureArb, { minLength: 2, maxLength: 2 })).map(([p, spec]) => new PutPlan(p, spec)),
+    ),
+    weighted(
+      1,
+      fc.tuple(acct, fc.nat()).map(([a, p]) => new SetPlan(a, p)),
+    ),
+    weighted(
+      14,
+      fc.tuple(acct, decisionArb).map(([a, d]) => new Decide(a, d)),
+    ),
     weighted(3, concurrentArb(acct)),
-    weighted(8, fc.tuple(fc.nat(), fc.oneof(fc.integer({ min: 0, max: 8 }), fc.constantFrom(MAX_QUANTITY, MAX_QUANTITY + 1, -1), fc.constant(undefined))).map(([d, q]) => new Settle(d, q))),
-    weighted(1, fc.tuple(acct, decisionArb, fc.boolean()).map(([a, d, late]) => new ReserveAndExpire(a, d, late))),
-    weighted(2, fc.tuple(acct, amountMicros, idTail, fc.boolean()).map(([a, x, k, reuse]) => new Purchase(a, x, k, reuse))),
-    weighted(2, fc
-      .tuple(acct, fc.constantFrom<'promo' | 'adjustment'>('promo', 'adjustment'), amountMicros, fc.constantFrom<'none' | 'short' | 'long' | 'past'>('none', 'short', 'long', 'long', 'past'), fc.boolean(), idTail)
-      .map(([a, kind, x, e, ok, k]) => new Grant(a, kind, x, e, ok, k))),
-    weighted(1, fc.nat().map((g) => new CancelPromo(g))),
+    weighted(
+      8,
+      fc
+        .tuple(
+          fc.nat(),
+          fc.oneof(fc.integer({ min: 0, max: 8 }), fc.constantFrom(MAX_QUANTITY, MAX_QUANTITY + 1, -1), fc.constant(undefined)),
+        )
+        .map(([d, q]) => new Settle(d, q)),
+    ),
+    weighted(
+      1,
+      fc.tuple(acct, decisionArb, fc.boolean()).map(([a, d, late]) => new ReserveAndExpire(a, d, late)),
+    ),
+    weighted(
+      2,
+      fc.tuple(acct, amountMicros, idTail, fc.boolean()).map(([a, x, k, reuse]) => new Purchase(a, x, k, reuse)),
+    ),
+    weighted(
+      2,
+      fc
+        .tuple(
+          acct,
+          fc.constantFrom<'promo' | 'adjustment'>('promo', 'adjustment'),
+          amountMicros,
+          fc.constantFrom<'none' | 'short' | 'long' | 'past'>('none', 'short', 'long', 'long', 'past'),
+          fc.boolean(),
+          idTail,
+        )
+        .map(([a, kind, x, e, ok, k]) => new Grant(a, kind, x, e, ok, k)),
+    ),
+    weighted(
+      1,
+      fc.nat().map((g) => new CancelPromo(g)),
+    ),
     weighted(
       3,
       fc
-        .tuple(acct, fc.option(fc.nat(), { nil: null, freq: 4 }), fc.constantFrom<RefundAmount>('all', 'exact', 'over', 'part', 'micro'), fc.boolean(), fc.boolean(), idTail)
+        .tuple(
+          acct,
+          fc.option(fc.nat(), { nil: null, freq: 4 }),
+          fc.constantFrom<RefundAmount>('all', 'exact', 'over', 'part', 'micro'),
+          fc.boolean(),
+          fc.boolean(),
+          idTail,
+        )
         .map(([a, d, amount, settled, ok, k]) => new Refund(a, d, amount, settled, ok, k)),
     ),
-    weighted(2, fc.tuple(acct, amountMicros, fc.boolean(), fc.boolean(), idTail).map(([a, x, neg, ok, k]) => new Adjust(a, x, neg, ok, k))),
-    weighted(1, fc
-      .tuple(acct, fc.constantFrom<'long' | 'short' | 'catchup'>('long', 'long', 'short', 'catchup'), fc.oneof(fc.bigInt({ min: 1n, max: 50_000_000n }), fc.constantFrom(MAX_MICROS / 4n)), fc.boolean(), sized(KEY_CHARS, 90))
-      .map(([a, v, x, c, id]) => new Entitlement(a, v, x, c, id))),
+    weighted(
+      2,
+      fc.tuple(acct, amountMicros, fc.boolean(), fc.boolean(), idTail).map(([a, x, neg, ok, k]) => new Adjust(a, x, neg, ok, k)),
+    ),
+    weighted(
+      1,
+      fc
+        .tuple(
+          acct,
+          fc.constantFrom<'long' | 'short' | 'catchup'>('long', 'long', 'short', 'catchup'),
+          fc.oneof(fc.bigInt({ min: 1n, max: 50_000_000n }), fc.constantFrom(MAX_MICROS / 4n)),
+          fc.boolean(),
+          sized(KEY_CHARS, 90),
+        )
+        .map(([a, v, x, c, id]) => new Entitlement(a, v, x, c, id)),
+    ),
     weighted(1, fc.constant(new Reconcile())),
-    weighted(1, fc.tuple(acct).map(([a]) => new CheckAccount(a))),
-    weighted(1, fc
-      .tuple(
-        acct,
-        fc.constantFrom<Hostile>(
-          'mode-null',
-          'feature-constructor',
-          'nul-path',
-          'nul-reason',
-          'nested',
-          'nul-key-name',
-          'nul-unit',
-          'approve-purchase',
-          'cancel-settlement',
-          'bad-quantity',
-          'bad-credits',
-          'huge-body',
-          'long-id',
-          'refund-missing-decision',
-        ),
-      )
-      .map(([a, h]) => new HostileInput(a, h))),
+    weighted(
+      1,
+      fc.tuple(acct).map(([a]) => new CheckAccount(a)),
+    ),
+    weighted(
+      1,
+      fc
+        .tuple(
+          acct,
+          fc.constantFrom<Hostile>(
+            'mode-null',
+            'feature-constructor',
+            'nul-path',
+            'nul-reason',
+            'nested',
+            'nul-key-name',
+            'nul-unit',
+            'approve-purchase',
+            'cancel-settlement',
+            'bad-quantity',
+            'bad-credits',
+            'huge-body',
+            'long-id',
+            'refund-missing-decision',
+          ),
+        )
+        .map(([a, h]) => new HostileInput(a, h)),
+    ),
   ];
 }
-

@@ -333,7 +333,11 @@ export function invalidDecision(r: DecisionRequest): boolean {
   if (!Number.isInteger(r.quantity) || r.quantity < 1 || r.quantity > MAX_QUANTITY) return true;
   const mode = r.mode ?? 'consume';
   if (r.idempotency_key === undefined ? mode !== 'preview' : !/^[A-Za-z0-9._:@-]{1,200}$/.test(r.idempotency_key)) return true;
-  if (r.hold_ttl_seconds !== undefined && (!Number.isInteger(r.hold_ttl_seconds) || r.hold_ttl_seconds < 1 || r.hold_ttl_seconds > MAX_HOLD_TTL_SECONDS)) return true;
+  if (
+    r.hold_ttl_seconds !== undefined &&
+    (!Number.isInteger(r.hold_ttl_seconds) || r.hold_ttl_seconds < 1 || r.hold_ttl_seconds > MAX_HOLD_TTL_SECONDS)
+  )
+    return true;
   return false;
 }
 
@@ -392,9 +396,11 @@ export function stepDecision(model: Model, accountIndex: number, r: DecisionRequ
     replayed: body.replayed,
   };
   expectEq(where, actual, expected);
-  if (outcome === 'allowed' && body.retry_after_seconds !== null) throw new Finding(`${where}: retry_after_seconds ${body.retry_after_seconds} on an allowed decision`);
+  if (outcome === 'allowed' && body.retry_after_seconds !== null)
+    throw new Finding(`${where}: retry_after_seconds ${body.retry_after_seconds} on an allowed decision`);
   const held = mode === 'reserve' && take.granted > 0;
-  if (held !== (body.hold_expires_at !== undefined)) throw new Finding(`${where}: hold_expires_at ${body.hold_expires_at} (model: ${held ? 'a hold' : 'no hold'})`);
+  if (held !== (body.hold_expires_at !== undefined))
+    throw new Finding(`${where}: hold_expires_at ${body.hold_expires_at} (model: ${held ? 'a hold' : 'no hold'})`);
   if (held) expectEq(`${where}: hold_expires_at`, Date.parse(body.hold_expires_at), now + (r.hold_ttl_seconds ?? 900) * 1000);
   model.decisions.push({ account: accountIndex, id: body.decision_id, mode });
   if (mode === 'preview') return;
@@ -426,7 +432,9 @@ export function stepDecision(model: Model, accountIndex: number, r: DecisionRequ
 
 export function expectStatus(where: string, response: { status: number; body: any }, allowed: number[]): void {
   if (!allowed.includes(response.status)) {
-    throw new Finding(`${where}: HTTP ${response.status} ${JSON.stringify(response.body)?.slice(0, 400)}, model expects ${allowed.join(' or ')}`);
+    throw new Finding(
+      `${where}: HTTP ${response.status} ${JSON.stringify(response.body)?.slice(0, 400)}, model expects ${allowed.join(' or ')}`,
+    );
   }
   if (response.status >= 400) {
     const e = response.body?.error;
@@ -479,9 +487,16 @@ function expireCounters(account: Account, now: number): void {
  * Commit (`quantity` given) or release of a hold. `response` is the API's answer; an answer of
  * the branch "the hold had expired" is accepted only when the server time allows it.
  */
-export function stepSettle(model: Model, decisionId: string, quantity: number | undefined, response: { status: number; body: any }, clientNow: number): void {
+export function stepSettle(
+  model: Model,
+  decisionId: string,
+  quantity: number | undefined,
+  response: { status: number; body: any },
+  clientNow: number,
+): void {
   const where = `${quantity === undefined ? 'release' : `commit ${quantity}`} of ${decisionId}`;
-  if (quantity !== undefined && (!Number.isInteger(quantity) || quantity < 0 || quantity > MAX_QUANTITY)) return expectStatus(where, response, [400]);
+  if (quantity !== undefined && (!Number.isInteger(quantity) || quantity < 0 || quantity > MAX_QUANTITY))
+    return expectStatus(where, response, [400]);
   const accountIndex = model.accounts.findIndex((a) => a.holds[decisionId]);
   if (accountIndex < 0) return expectStatus(where, response, [404]);
   const account = model.accounts[accountIndex];
@@ -491,7 +506,8 @@ export function stepSettle(model: Model, decisionId: string, quantity: number | 
     const outOfRange = quantity !== undefined && BigInt(quantity) * hold.price > MAX_MICROS;
     // A conflicting commit may be refused for its range or the plan that lost the feature first.
     const sameCommit = hold.state === 'committed' && hold.committedQuantity === quantity;
-    if (!sameCommit && (policyGone || outOfRange) && response.status !== 409) return expectStatus(where, response, outOfRange ? [422] : [404]);
+    if (!sameCommit && (policyGone || outOfRange) && response.status !== 409)
+      return expectStatus(where, response, outOfRange ? [422] : [404]);
     if (quantity === undefined && hold.state !== 'committed') {
       expectStatus(where, response, [200]);
       // When the model saw the expiry only as a 409, the release time is the server's to say.
@@ -528,18 +544,26 @@ export function stepSettle(model: Model, decisionId: string, quantity: number | 
   if (expired || quantity === undefined) {
     giveBack(account, hold, hold.q, Object.keys(hold.wexp));
     hold.state = expired ? 'expired' : 'released';
-    if (expired && quantity !== undefined) throw new Finding(`${where}: committed at ${body.at}, after the hold expired at ${new Date(hold.expiresAt).toISOString()}`);
+    if (expired && quantity !== undefined)
+      throw new Finding(`${where}: committed at ${body.at}, after the hold expired at ${new Date(hold.expiresAt).toISOString()}`);
     hold.result = { decision_id: decisionId, status: hold.state, released_units: hold.q, at: body.at };
     return expectEq(where, body, { ...hold.result, replayed: false });
   }
   // Every amount and product stays within the exact range: the commit's charge too.
   if (BigInt(quantity) * hold.price > MAX_MICROS) {
-    throw new Finding(`${where}: 200 for quantity ${quantity} × price ${credits(hold.price)} beyond the exact range ${MAX_MICROS} micros (model: 422 naming the limit)`);
+    throw new Finding(
+      `${where}: 200 for quantity ${quantity} × price ${credits(hold.price)} beyond the exact range ${MAX_MICROS} micros (model: 422 naming the limit)`,
+    );
   }
   const H = hold.q;
   let writtenOffUnits = 0;
   if (quantity <= H) {
-    giveBack(account, hold, H - quantity, commitPolicy(model, accountIndex, hold.feature).windows.map((w) => w.name));
+    giveBack(
+      account,
+      hold,
+      H - quantity,
+      commitPolicy(model, accountIndex, hold.feature).windows.map((w) => w.name),
+    );
   } else {
     const policy = commitPolicy(model, accountIndex, hold.feature);
     const rm = room(account, hold.feature, policy, now);
@@ -618,14 +642,23 @@ export function accountView(model: Model, account: Account, now: number) {
     balance: credits(balanceAt(account, now)),
     lots: account.lots
       .filter((l) => l.remaining > 0n && (l.expiresAt === null || l.expiresAt > now))
-      .map((l) => ({ id: l.id, kind: l.kind, remaining: credits(l.remaining), expires_at: l.expiresAt === null ? null : new Date(l.expiresAt).toISOString() }))
+      .map((l) => ({
+        id: l.id,
+        kind: l.kind,
+        remaining: credits(l.remaining),
+        expires_at: l.expiresAt === null ? null : new Date(l.expiresAt).toISOString(),
+      }))
       .sort((a, b) => (a.id < b.id ? -1 : 1)),
     features: Object.fromEntries(
       Object.entries(plan)
         .map(([feature, p]) => [
           feature,
           {
-            windows: p.windows.map((w) => ({ name: w.name, limit: w.limit, remaining: Math.max(0, w.limit - (live(account.windows[windowKey(feature, w.name)], now)?.used ?? 0)) })),
+            windows: p.windows.map((w) => ({
+              name: w.name,
+              limit: w.limit,
+              remaining: Math.max(0, w.limit - (live(account.windows[windowKey(feature, w.name)], now)?.used ?? 0)),
+            })),
             free_tier_remaining: Math.max(0, p.free - (live(account.free[feature], now)?.used ?? 0)),
           },
         ])
@@ -636,6 +669,8 @@ export function accountView(model: Model, account: Account, now: number) {
 
 /** Lots that expire within `marginMs` of `now`: time-sensitive steps wait until they have. */
 export function nextExpiry(account: Account, now: number, marginMs: number): number | undefined {
-  const soon = account.lots.filter((l) => l.remaining > 0n && l.expiresAt !== null && l.expiresAt > now - 500 && l.expiresAt <= now + marginMs);
+  const soon = account.lots.filter(
+    (l) => l.remaining > 0n && l.expiresAt !== null && l.expiresAt > now - 500 && l.expiresAt <= now + marginMs,
+  );
   return soon.length ? Math.max(...soon.map((l) => l.expiresAt!)) : undefined;
 }

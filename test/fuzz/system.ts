@@ -49,7 +49,13 @@ export class System {
   }
 
   /** A request with a body sent as is (hostile inputs: malformed JSON, deep nesting, huge). */
-  async raw(method: string, path: string, body: string | undefined, key: string = this.keys.admin, contentType = 'application/json'): Promise<Response> {
+  async raw(
+    method: string,
+    path: string,
+    body: string | undefined,
+    key: string = this.keys.admin,
+    contentType = 'application/json',
+  ): Promise<Response> {
     this.requests++;
     const headers: Record<string, string> = { authorization: `Bearer ${key}` };
     if (body !== undefined) headers['content-type'] = contentType;
@@ -61,7 +67,11 @@ export class System {
     } catch {
       /* not JSON */
     }
-    const route = path.split('?')[0].split('/').map((part, i, all) => (i >= 3 && !['commit', 'release', 'cancel', 'ledger'].includes(part) ? ':id' : all[i] && part)).join('/');
+    const route = path
+      .split('?')[0]
+      .split('/')
+      .map((part, i, all) => (i >= 3 && !['commit', 'release', 'cancel', 'ledger'].includes(part) ? ':id' : all[i] && part))
+      .join('/');
     const counted = `${method} ${route} ${response.status}`;
     this.counts[counted] = (this.counts[counted] ?? 0) + 1;
     if (response.status >= 500) throw new Finding(`${method} ${path.slice(0, 300)} → HTTP ${response.status} ${text.slice(0, 300)}`);
@@ -80,28 +90,34 @@ export class System {
     options: { until?: () => Promise<boolean>; mayNotExistYet?: boolean } = {},
   ): Promise<{ status: any; approvalAsked: boolean }> {
     const url: string = started.body.status_url;
-    if (typeof url !== 'string' || !url.startsWith('/v1/workflows/')) throw new Finding(`202 without a status_url: ${JSON.stringify(started.body)}`);
+    if (typeof url !== 'string' || !url.startsWith('/v1/workflows/'))
+      throw new Finding(`202 without a status_url: ${JSON.stringify(started.body)}`);
     let approvalAsked = false;
     let last = '';
-    const status = await poll(`workflow ${started.body.workflow_id} to end`, async () => {
-      const s = await this.call('GET', url, undefined, this.keys.finance);
-      last = `${s.body?.status}/${s.body?.state}`;
-      if (s.status === 404 && options.mayNotExistYet) return undefined;
-      if (s.status !== 200) throw new Finding(`GET ${url.slice(0, 200)} (the status_url of ${started.body.workflow_id}) → HTTP ${s.status}`);
-      if (s.body.status === 'running' && s.body.state === 'awaiting_approval' && !approvalAsked) {
-        approvalAsked = true;
-        const given = await this.call(
-          'POST',
-          `/v1/approvals/${encodeURIComponent(started.body.workflow_id)}`,
-          { approve, approver: 'fuzz-approver', note: 'fuzz' },
-          this.keys.approver,
-        );
-        expectStatus(`approval of ${started.body.workflow_id}`, given, [200, 202]);
-        return undefined;
-      }
-      if (s.body.status === 'running' && options.until && (await options.until())) return s.body;
-      return s.body.status === 'running' ? undefined : s.body;
-    }, timeoutMs).catch((error) => {
+    const status = await poll(
+      `workflow ${started.body.workflow_id} to end`,
+      async () => {
+        const s = await this.call('GET', url, undefined, this.keys.finance);
+        last = `${s.body?.status}/${s.body?.state}`;
+        if (s.status === 404 && options.mayNotExistYet) return undefined;
+        if (s.status !== 200)
+          throw new Finding(`GET ${url.slice(0, 200)} (the status_url of ${started.body.workflow_id}) → HTTP ${s.status}`);
+        if (s.body.status === 'running' && s.body.state === 'awaiting_approval' && !approvalAsked) {
+          approvalAsked = true;
+          const given = await this.call(
+            'POST',
+            `/v1/approvals/${encodeURIComponent(started.body.workflow_id)}`,
+            { approve, approver: 'fuzz-approver', note: 'fuzz' },
+            this.keys.approver,
+          );
+          expectStatus(`approval of ${started.body.workflow_id}`, given, [200, 202]);
+          return undefined;
+        }
+        if (s.body.status === 'running' && options.until && (await options.until())) return s.body;
+        return s.body.status === 'running' ? undefined : s.body;
+      },
+      timeoutMs,
+    ).catch((error) => {
       throw new Finding(`${(error as Error).message}; last seen ${last}`);
     });
     return { status, approvalAsked };
@@ -127,7 +143,13 @@ export class System {
       lots: [...got.body.lots].sort((a: { id: string }, b: { id: string }) => (a.id < b.id ? -1 : 1)),
       features: Object.fromEntries(
         Object.entries(got.body.features as Record<string, { windows: any[]; free_tier_remaining: number }>)
-          .map(([f, v]) => [f, { windows: v.windows.map((w) => ({ name: w.name, limit: w.limit, remaining: w.remaining })), free_tier_remaining: v.free_tier_remaining }])
+          .map(([f, v]) => [
+            f,
+            {
+              windows: v.windows.map((w) => ({ name: w.name, limit: w.limit, remaining: w.remaining })),
+              free_tier_remaining: v.free_tier_remaining,
+            },
+          ])
           .sort(([a], [b]) => ((a as string) < (b as string) ? -1 : 1)),
       ),
     };
@@ -136,11 +158,15 @@ export class System {
 
   /** Waits (bounded) until settlement has booked every decision of the account. */
   async settled(account: Account): Promise<any> {
-    return poll(`settlement of ${account.id} to drain`, async () => {
-      const ledger = await this.call('GET', `/v1/accounts/${encodeURIComponent(account.id)}/ledger`, undefined, this.keys.finance);
-      expectStatus(`ledger of ${account.id}`, ledger, [200]);
-      return ledger.body.unsettled_decisions === 0 ? ledger.body : undefined;
-    }, 60_000).then((body) => {
+    return poll(
+      `settlement of ${account.id} to drain`,
+      async () => {
+        const ledger = await this.call('GET', `/v1/accounts/${encodeURIComponent(account.id)}/ledger`, undefined, this.keys.finance);
+        expectStatus(`ledger of ${account.id}`, ledger, [200]);
+        return ledger.body.unsettled_decisions === 0 ? ledger.body : undefined;
+      },
+      60_000,
+    ).then((body) => {
       account.pending = [];
       return body;
     });
@@ -151,25 +177,35 @@ export class System {
     const started = await this.call('POST', '/v1/reconciliations');
     expectStatus('POST /v1/reconciliations', started, [202]);
     try {
-      return await poll(`reconciliation ${started.body.workflow_id} to complete`, async () => {
-        const r = await this.call('GET', `/v1/reconciliations/${encodeURIComponent(started.body.workflow_id)}`);
-        expectStatus('GET reconciliation', r, [200]);
-        if (r.body.status === 'failed') throw new Finding(`reconciliation failed: ${JSON.stringify(r.body).slice(0, 500)}`);
-        if (r.body.status === 'completed') return r.body;
-        const handle = this.stack.temporal.workflow.getHandle(started.body.workflow_id);
-        const description = await handle.describe();
-        if (description.status.name === 'FAILED') {
-          const cause = await handle.result().then(
-            () => '',
-            (e) => `${e?.cause?.cause?.message ?? e?.cause?.message ?? e?.message}`,
-          );
-          throw new Finding(`reconciliation workflow FAILED (${cause.slice(0, 300)}) while its report says ${JSON.stringify(r.body.status)}`);
-        }
-        return undefined;
-      }, 90_000, 250);
+      return await poll(
+        `reconciliation ${started.body.workflow_id} to complete`,
+        async () => {
+          const r = await this.call('GET', `/v1/reconciliations/${encodeURIComponent(started.body.workflow_id)}`);
+          expectStatus('GET reconciliation', r, [200]);
+          if (r.body.status === 'failed') throw new Finding(`reconciliation failed: ${JSON.stringify(r.body).slice(0, 500)}`);
+          if (r.body.status === 'completed') return r.body;
+          const handle = this.stack.temporal.workflow.getHandle(started.body.workflow_id);
+          const description = await handle.describe();
+          if (description.status.name === 'FAILED') {
+            const cause = await handle.result().then(
+              () => '',
+              (e) => `${e?.cause?.cause?.message ?? e?.cause?.message ?? e?.message}`,
+            );
+            throw new Finding(
+              `reconciliation workflow FAILED (${cause.slice(0, 300)}) while its report says ${JSON.stringify(r.body.status)}`,
+            );
+          }
+          return undefined;
+        },
+        90_000,
+        250,
+      );
     } catch (error) {
       // Say why: the last failure of its activity, as Temporal records it.
-      const description = await this.stack.temporal.workflow.getHandle(started.body.workflow_id).describe().catch(() => undefined);
+      const description = await this.stack.temporal.workflow
+        .getHandle(started.body.workflow_id)
+        .describe()
+        .catch(() => undefined);
       const failure = description?.raw.pendingActivities?.[0]?.lastFailure?.message;
       throw new Finding(`${(error as Error).message}; workflow ${description?.status.name}, last activity failure: ${failure}`);
     }

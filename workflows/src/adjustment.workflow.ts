@@ -22,7 +22,11 @@ export async function adjustmentWorkflow(request: AdjustmentRequest) {
   setHandler(stateQuery, () => state);
   const micros = BigInt(request.micros);
   const magnitude = micros < 0n ? -micros : micros;
-  const approval = await approvedChange({ operation: 'adjustment', accountId: request.accountId, micros: magnitude }, request, (s) => (state = s));
+  const approval = await approvedChange(
+    { operation: 'adjustment', accountId: request.accountId, micros: magnitude },
+    request,
+    (s) => (state = s),
+  );
   const key = workflowInfo().workflowId;
   if (approval.status === 'rejected' || approval.status === 'expired') {
     state = approval.status;
@@ -32,7 +36,14 @@ export async function adjustmentWorkflow(request: AdjustmentRequest) {
   // A credit is an adjustment lot (ledger first, then Redis); a debit takes from the lots.
   const booked =
     micros > 0n
-      ? await grantLot({ accountId: request.accountId, kind: 'adjustment', micros: magnitude.toString(), expiresAt: null, causeType: 'adjustment', causeId: key })
+      ? await grantLot({
+          accountId: request.accountId,
+          kind: 'adjustment',
+          micros: magnitude.toString(),
+          expiresAt: null,
+          causeType: 'adjustment',
+          causeId: key,
+        })
       : await debitAdjustment({ key, accountId: request.accountId, micros: magnitude.toString() });
   state = 'applied';
   return { status: 'applied', micros: request.micros, ...booked, approval: approval.status, approver: approval.approver };

@@ -1,4 +1,13 @@
-import { ApplicationFailure, condition, defineQuery, defineUpdate, proxyActivities, setHandler, upsertMemo, workflowInfo } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  condition,
+  defineQuery,
+  defineUpdate,
+  proxyActivities,
+  setHandler,
+  upsertMemo,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { Activities } from '@spillway/activities';
 import { FINANCE_ACTIVITY } from './retry';
 
@@ -90,7 +99,10 @@ export async function approvedChange(
 ): Promise<ApprovalOutcome> {
   const outcome = await approvalFor(change.micros, terms, setState);
   // Operators see who decided in the Temporal UI too.
-  upsertMemo({ approval: outcome.status, approver: outcome.approver ? { key_id: outcome.approver.keyId, name: outcome.approver.name } : null });
+  upsertMemo({
+    approval: outcome.status,
+    approver: outcome.approver ? { key_id: outcome.approver.keyId, name: outcome.approver.name } : null,
+  });
   await recordApproval({
     workflowId: workflowInfo().workflowId,
     accountId: change.accountId,

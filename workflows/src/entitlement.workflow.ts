@@ -46,7 +46,11 @@ export async function entitlementWorkflow(terms: EntitlementTerms, progress: Ent
   let state = 'waiting';
   // A contract already past its first period (started before approvals existed) counts as approved.
   let approvedMicros =
-    progress.approvedMicros !== undefined ? BigInt(progress.approvedMicros) : progress.period > 0 ? BigInt(terms.creditsPerPeriodMicros) : null;
+    progress.approvedMicros !== undefined
+      ? BigInt(progress.approvedMicros)
+      : progress.period > 0
+        ? BigInt(terms.creditsPerPeriodMicros)
+        : null;
   const thresholdOf = (t: EntitlementTerms) => BigInt(t.approval?.approvalThresholdMicros ?? '0');
   // An amendment takes effect only within what was approved (or the threshold): a larger one is a new contract.
   const allowed = (t: EntitlementTerms) =>
@@ -92,5 +96,10 @@ export async function entitlementWorkflow(terms: EntitlementTerms, progress: Ent
   const removed = BigInt(await expireLot({ accountId: current.accountId, lotId }));
   if (cancelled || periodEnd >= endsAt) return { status: cancelled ? 'cancelled' : 'ended', periods: progress.period + 1 };
   const carryMicros = ((removed * BigInt(current.rolloverPercent)) / 100n).toString();
-  return continueAsNew<typeof entitlementWorkflow>(current, { period: progress.period + 1, nextStartMs: periodEnd, carryMicros, approvedMicros: approvedMicros.toString() });
+  return continueAsNew<typeof entitlementWorkflow>(current, {
+    period: progress.period + 1,
+    nextStartMs: periodEnd,
+    carryMicros,
+    approvedMicros: approvedMicros.toString(),
+  });
 }

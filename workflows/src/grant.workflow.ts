@@ -36,11 +36,20 @@ export async function grantWorkflow(request: GrantRequest): Promise<GrantResult>
   setHandler(cancelGrantSignal, () => void (cancelled = true));
   setHandler(stateQuery, () => state);
   const key = workflowInfo().workflowId;
-  const approval = await approvedChange({ operation: 'grant', accountId: request.accountId, micros: BigInt(request.micros) }, request, (s) => (state = s));
+  const approval = await approvedChange(
+    { operation: 'grant', accountId: request.accountId, micros: BigInt(request.micros) },
+    request,
+    (s) => (state = s),
+  );
   const summary = { approval: approval.status, approver: approval.approver };
   if (approval.status === 'rejected' || approval.status === 'expired' || cancelled) {
     state = cancelled ? 'cancelled' : approval.status;
-    return { lotId: null, ended: cancelled ? 'cancelled' : approval.status === 'expired' ? 'approval_expired' : 'rejected', removedMicros: '0', ...summary };
+    return {
+      lotId: null,
+      ended: cancelled ? 'cancelled' : approval.status === 'expired' ? 'approval_expired' : 'rejected',
+      removedMicros: '0',
+      ...summary,
+    };
   }
   state = 'granting';
   const { lotId } = await grantLot({
@@ -62,7 +71,14 @@ export async function grantWorkflow(request: GrantRequest): Promise<GrantResult>
     await startChild('notificationWorkflow', {
       // workflowIds.notification (libs/contracts/src/temporal.ts), built here: that module imports node:crypto.
       workflowId: `notify-${id}`,
-      args: [{ id, accountId: request.accountId, kind: 'credits_expiring', payload: { lot_id: lotId, expires_at: request.expiresAt, granted_micros: request.micros } }],
+      args: [
+        {
+          id,
+          accountId: request.accountId,
+          kind: 'credits_expiring',
+          payload: { lot_id: lotId, expires_at: request.expiresAt, granted_micros: request.micros },
+        },
+      ],
       parentClosePolicy: ParentClosePolicy.ABANDON,
     });
   }

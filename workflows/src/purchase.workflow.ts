@@ -13,6 +13,13 @@ export async function purchaseWorkflow(request: { accountId: string; micros: str
   // Refused before the payment, not after it (the lot is re-checked under a lock when booked).
   await checkCreditRoom({ accountId: request.accountId, micros: request.micros });
   const { paymentId } = await chargePayment({ accountId: request.accountId, micros: request.micros, key: request.key });
-  const { lotId } = await grantLot({ accountId: request.accountId, kind: 'purchased', micros: request.micros, expiresAt: null, causeType: 'purchase', causeId: request.key });
+  const { lotId } = await grantLot({
+    accountId: request.accountId,
+    kind: 'purchased',
+    micros: request.micros,
+    expiresAt: null,
+    causeType: 'purchase',
+    causeId: request.key,
+  });
   return { paymentId, lotId };
 }

@@ -50,7 +50,10 @@ export async function refundWorkflow(request: RefundRequest): Promise<RefundResu
       await awaitDecisionSettled({ accountId: request.accountId, decisionId: request.decisionId });
     } catch (error) {
       if (error instanceof ActivityFailure && !(error.cause instanceof ApplicationFailure && error.cause.nonRetryable)) {
-        throw ApplicationFailure.nonRetryable(`decision ${request.decisionId} did not settle within ${SETTLEMENT_WAIT_SECONDS} s`, 'SettlementTimeout');
+        throw ApplicationFailure.nonRetryable(
+          `decision ${request.decisionId} did not settle within ${SETTLEMENT_WAIT_SECONDS} s`,
+          'SettlementTimeout',
+        );
       }
       throw error;
     }
@@ -59,14 +62,25 @@ export async function refundWorkflow(request: RefundRequest): Promise<RefundResu
   }
   if (!quote.settled) throw ApplicationFailure.nonRetryable('refund could not be quoted', 'RefundBoundExceeded');
   const micros = quote.micros;
-  const approval = await approvedChange({ operation: 'refund', accountId: request.accountId, micros: BigInt(micros) }, request, (s) => (state = s));
+  const approval = await approvedChange(
+    { operation: 'refund', accountId: request.accountId, micros: BigInt(micros) },
+    request,
+    (s) => (state = s),
+  );
   const key = workflowInfo().workflowId;
   if (approval.status === 'rejected' || approval.status === 'expired') {
     state = approval.status;
     return { status: approval.status, micros, approval: approval.status, approver: approval.approver };
   }
   state = 'booking';
-  const { lotId } = await bookRefund({ key, accountId: request.accountId, decisionId: request.decisionId, micros, reason: request.reason, approver: approval.approver });
+  const { lotId } = await bookRefund({
+    key,
+    accountId: request.accountId,
+    decisionId: request.decisionId,
+    micros,
+    reason: request.reason,
+    approver: approval.approver,
+  });
   state = 'refunded';
   return { status: 'refunded', micros, lotId, approval: approval.status, approver: approval.approver };
 }

@@ -54,7 +54,11 @@ export async function createApp(config: SpillwayConfig): Promise<NestFastifyAppl
   });
 
   registerDecisionRoute(fastify, { keys: app.get(ApiKeysService), decisions: app.get(DecisionsService) });
-  SwaggerModule.setup('docs', app, buildOpenApiDocument(app), { ui: false, jsonDocumentUrl: 'openapi.json', yamlDocumentUrl: 'openapi.yaml' });
+  SwaggerModule.setup('docs', app, buildOpenApiDocument(app), {
+    ui: false,
+    jsonDocumentUrl: 'openapi.json',
+    yamlDocumentUrl: 'openapi.yaml',
+  });
   registerDocsUi(fastify);
   await registerConsole(fastify, config.consoleDir);
   return app;

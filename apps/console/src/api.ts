@@ -41,11 +41,22 @@ function plainError(status: number, body: unknown, retryAfter: string | null): A
   const details = Array.isArray(error?.details) ? error!.details : [];
   const fields = details.map((d) => (typeof d.field === 'string' ? d.field : '')).filter(Boolean);
   const specifics = details
-    .map((d) => [typeof d.field === 'string' ? d.field.replace(/_/g, ' ') : '', typeof d.issue === 'string' ? d.issue : ''].filter(Boolean).join(': '))
+    .map((d) =>
+      [typeof d.field === 'string' ? d.field.replace(/_/g, ' ') : '', typeof d.issue === 'string' ? d.issue : '']
+        .filter(Boolean)
+        .join(': '),
+    )
     .filter(Boolean);
   const message = typeof error?.message === 'string' ? error.message : '';
   const general = PLAIN[status] ?? (status >= 500 ? 'Spillway had a problem answering; try again.' : 'The request was refused.');
-  let text = status === 401 || status === 403 || status === 503 ? general : specifics.length ? `${general} ${specifics.join('; ')}.` : message ? `${general} ${capitalize(message)}.` : general;
+  let text =
+    status === 401 || status === 403 || status === 503
+      ? general
+      : specifics.length
+        ? `${general} ${specifics.join('; ')}.`
+        : message
+          ? `${general} ${capitalize(message)}.`
+          : general;
   if (retryAfter && status === 503) text += ` (retry in ${retryAfter} s)`;
   return new ApiError(status, text.replace(/\.\.$/, '.'), fields);
 }
@@ -60,7 +71,13 @@ export async function api<T>(method: string, path: string, body?: unknown, optio
   if (body !== undefined) headers['content-type'] = 'application/json';
   let response: Response;
   try {
-    response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: 'no-store', credentials: 'omit' });
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      cache: 'no-store',
+      credentials: 'omit',
+    });
   } catch {
     throw new ApiError(0, 'The Spillway API could not be reached. Check that it is running.');
   }

@@ -41,7 +41,15 @@ async function follow(workflowId: string, onStatus: (text: string) => void): Pro
  * One finance action: a form whose submission starts a workflow with a generated idempotency key.
  * The key is kept until the action succeeds, so a retry after a lost answer cannot double it.
  */
-function ActionForm(props: { id: string; title: string; submitLabel: string; keyPrefix: string; build: (key: string) => { path: string; body: unknown } | string; onDone?: () => void; children: ComponentChildren }) {
+function ActionForm(props: {
+  id: string;
+  title: string;
+  submitLabel: string;
+  keyPrefix: string;
+  build: (key: string) => { path: string; body: unknown } | string;
+  onDone?: () => void;
+  children: ComponentChildren;
+}) {
   const who = useWho();
   const [key, setKey] = useState(() => newIdempotencyKey(props.keyPrefix));
   const [error, setError] = useState<ApiError | null>(null);
@@ -94,7 +102,23 @@ function ActionForm(props: { id: string; title: string; submitLabel: string; key
 
 const value = (form: string, name: string) => ((document.getElementById(`${form}-${name}`) as HTMLInputElement | null)?.value ?? '').trim();
 
-function Field({ form, name, label, hint, type = 'text', required = true, defaultValue }: { form: string; name: string; label: string; hint?: string; type?: 'text' | 'datetime-local'; required?: boolean; defaultValue?: string }) {
+function Field({
+  form,
+  name,
+  label,
+  hint,
+  type = 'text',
+  required = true,
+  defaultValue,
+}: {
+  form: string;
+  name: string;
+  label: string;
+  hint?: string;
+  type?: 'text' | 'datetime-local';
+  required?: boolean;
+  defaultValue?: string;
+}) {
   const id = `${form}-${name}`;
   return (
     <div class="field">
@@ -105,7 +129,14 @@ function Field({ form, name, label, hint, type = 'text', required = true, defaul
       {type === 'datetime-local' ? (
         <input id={id} name={name} type="datetime-local" required={required} aria-describedby={hint ? `${id}-hint` : undefined} />
       ) : (
-        <input id={id} name={name} type="text" required={required} defaultValue={defaultValue} aria-describedby={hint ? `${id}-hint` : undefined} />
+        <input
+          id={id}
+          name={name}
+          type="text"
+          required={required}
+          defaultValue={defaultValue}
+          aria-describedby={hint ? `${id}-hint` : undefined}
+        />
       )}
       {hint && (
         <p id={`${id}-hint`} class="muted small">
@@ -136,11 +167,38 @@ export function RefundForm({ accountId, decisionId, onDone }: { accountId: strin
         if (credits && !CREDITS.test(credits)) return 'Credits must be a positive number with up to 6 decimal places.';
         if (!credits && !decision) return 'Give a decision to refund, or an amount of credits.';
         if (!reason) return 'A reason is required.';
-        return { path: '/v1/refunds', body: { account_id: accountId, ...(decision ? { decision_id: decision } : {}), ...(credits ? { credits } : {}), reason, idempotency_key: key } };
+        return {
+          path: '/v1/refunds',
+          body: {
+            account_id: accountId,
+            ...(decision ? { decision_id: decision } : {}),
+            ...(credits ? { credits } : {}),
+            reason,
+            idempotency_key: key,
+          },
+        };
       }}
     >
-      {!decisionId && <Field form={f} name="decision" label="Decision id" required={false} hint="Refunds what that decision charged; leave empty to refund an amount." />}
-      <Field form={f} name="credits" label="Credits" required={false} hint={decisionId ? 'Leave empty to refund everything it charged that is not refunded yet.' : 'Up to what was charged and not yet refunded.'} />
+      {!decisionId && (
+        <Field
+          form={f}
+          name="decision"
+          label="Decision id"
+          required={false}
+          hint="Refunds what that decision charged; leave empty to refund an amount."
+        />
+      )}
+      <Field
+        form={f}
+        name="credits"
+        label="Credits"
+        required={false}
+        hint={
+          decisionId
+            ? 'Leave empty to refund everything it charged that is not refunded yet.'
+            : 'Up to what was charged and not yet refunded.'
+        }
+      />
       <Field form={f} name="reason" label="Reason" />
     </ActionForm>
   );
@@ -178,11 +236,28 @@ export function FinanceActions({ accountId, onDone }: { accountId: string; onDon
           if (!reason) return 'A reason is required.';
           const expiresAt = expires ? new Date(expires) : null;
           if (expiresAt && Number.isNaN(expiresAt.getTime())) return 'The expiry is not a valid date and time.';
-          return { path: '/v1/grants', body: { account_id: accountId, kind: 'promo', credits, reason, idempotency_key: key, ...(expiresAt ? { expires_at: expiresAt.toISOString() } : {}) } };
+          return {
+            path: '/v1/grants',
+            body: {
+              account_id: accountId,
+              kind: 'promo',
+              credits,
+              reason,
+              idempotency_key: key,
+              ...(expiresAt ? { expires_at: expiresAt.toISOString() } : {}),
+            },
+          };
         }}
       >
         <Field form="promo" name="credits" label="Credits" />
-        <Field form="promo" name="expires" label="Expires at" type="datetime-local" required={false} hint="In your local time; the remainder expires then." />
+        <Field
+          form="promo"
+          name="expires"
+          label="Expires at"
+          type="datetime-local"
+          required={false}
+          hint="In your local time; the remainder expires then."
+        />
         <Field form="promo" name="reason" label="Reason" />
       </ActionForm>
       <ActionForm
@@ -194,12 +269,18 @@ export function FinanceActions({ accountId, onDone }: { accountId: string; onDon
         build={(key) => {
           const credits = value('adjustment', 'credits');
           const reason = value('adjustment', 'reason');
-          if (!SIGNED.test(credits) || /^-?0*(\.0*)?$/.test(credits)) return 'Credits must be a non-zero signed number with up to 6 decimal places (negative takes credits away).';
+          if (!SIGNED.test(credits) || /^-?0*(\.0*)?$/.test(credits))
+            return 'Credits must be a non-zero signed number with up to 6 decimal places (negative takes credits away).';
           if (!reason) return 'A reason is required.';
           return { path: '/v1/adjustments', body: { account_id: accountId, credits, reason, idempotency_key: key } };
         }}
       >
-        <Field form="adjustment" name="credits" label="Credits (signed)" hint="Positive adds credits, negative takes them away (never below zero)." />
+        <Field
+          form="adjustment"
+          name="credits"
+          label="Credits (signed)"
+          hint="Positive adds credits, negative takes them away (never below zero)."
+        />
         <Field form="adjustment" name="reason" label="Reason" />
       </ActionForm>
       <RefundForm accountId={accountId} onDone={onDone} />

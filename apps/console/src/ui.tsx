@@ -24,7 +24,8 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[]) {
   return { ...state, reload: run };
 }
 
-export const toApiError = (error: unknown) => (error instanceof ApiError ? error : new ApiError(0, 'Something went wrong in the console; reload the page.'));
+export const toApiError = (error: unknown) =>
+  error instanceof ApiError ? error : new ApiError(0, 'Something went wrong in the console; reload the page.');
 
 /** An error said in plain words, announced to screen readers. */
 export function ErrorNote({ error }: { error?: ApiError | null }) {
@@ -70,5 +71,7 @@ export function Credits({ value, signed }: { value: string | null | undefined; s
   if (value === null || value === undefined) return <span class="muted">—</span>;
   const trimmed = value.includes('.') ? value.replace(/0+$/, '').replace(/\.$/, '') : value;
   const negative = trimmed.startsWith('-');
-  return <span class={`credits${signed ? (negative ? ' negative' : ' positive') : ''}`}>{signed && !negative ? `+${trimmed}` : trimmed}</span>;
+  return (
+    <span class={`credits${signed ? (negative ? ' negative' : ' positive') : ''}`}>{signed && !negative ? `+${trimmed}` : trimmed}</span>
+  );
 }

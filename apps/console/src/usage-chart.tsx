@@ -32,7 +32,11 @@ export function UsageChart({ points, bucket }: { points: UsagePoint[]; bucket: '
     const el = box.current;
     if (!el || points.length === 0) return;
     const series = dense(points, bucket);
-    const data: uPlot.AlignedData = [series.map((p) => Date.parse(p.at) / 1000), series.map((p) => p.units), series.map((p) => Number(p.credits))];
+    const data: uPlot.AlignedData = [
+      series.map((p) => Date.parse(p.at) / 1000),
+      series.map((p) => p.units),
+      series.map((p) => Number(p.credits)),
+    ];
     const size = () => ({ width: Math.max(280, el.clientWidth), height: 260 });
     const plot = new uPlot(
       {
@@ -60,7 +64,12 @@ export function UsageChart({ points, bucket }: { points: UsagePoint[]; bucket: '
   const total = points.reduce((sum, p) => sum + p.units, 0);
   return (
     <figure class="chart">
-      <div ref={box} role="img" aria-label={`Chart of units used and credits spent per ${bucket}: ${total} units in ${points.length} ${bucket}s`} data-testid="usage-chart" />
+      <div
+        ref={box}
+        role="img"
+        aria-label={`Chart of units used and credits spent per ${bucket}: ${total} units in ${points.length} ${bucket}s`}
+        data-testid="usage-chart"
+      />
       <details>
         <summary>Show the chart's data as a table</summary>
         <table>

@@ -20,7 +20,9 @@ async function main(): Promise<void> {
   const spillway = await createSpillwayWorker(config, { ledger, redis, engine });
   const running = spillway.worker.run(); // resolves after shutdown, which the SDK triggers on SIGINT/SIGTERM
   const ensure = () =>
-    Promise.all([spillway.ensureSettlement(), spillway.ensureSchedules()]).catch((error) => log.warn({ err: error }, 'could not ensure background workflows'));
+    Promise.all([spillway.ensureSettlement(), spillway.ensureSchedules()]).catch((error) =>
+      log.warn({ err: error }, 'could not ensure background workflows'),
+    );
   await ensure();
   const timer = setInterval(ensure, ENSURE_SETTLEMENT_EVERY_MS);
   log.info({ taskQueue: config.temporal.taskQueue, address: config.temporal.address, partitions: config.partitions }, 'worker started');

@@ -52,7 +52,10 @@ export async function createSpillwayWorker(
 ): Promise<SpillwayWorker> {
   installRuntime();
   const connection = await NativeConnection.connect({ address: config.temporal.address });
-  const temporal = new Client({ connection: await Connection.connect({ address: config.temporal.address }), namespace: config.temporal.namespace });
+  const temporal = new Client({
+    connection: await Connection.connect({ address: config.temporal.address }),
+    namespace: config.temporal.namespace,
+  });
   const worker = await Worker.create({
     connection,
     namespace: config.temporal.namespace,
@@ -109,7 +112,12 @@ export async function createSpillwayWorker(
 
   const ensureSchedules = async () => {
     const spec = { cronExpressions: [config.reconciliationCron] };
-    const action = { type: 'startWorkflow' as const, workflowType: 'reconciliationWorkflow', taskQueue: config.temporal.taskQueue, args: [] };
+    const action = {
+      type: 'startWorkflow' as const,
+      workflowType: 'reconciliationWorkflow',
+      taskQueue: config.temporal.taskQueue,
+      args: [],
+    };
     try {
       await temporal.schedule.create({ scheduleId: workflowIds.reconciliationSchedule, spec, action });
     } catch (error) {

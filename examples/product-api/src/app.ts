@@ -16,12 +16,14 @@ const ACCOUNT = /^[A-Za-z0-9._:@-]{1,128}$/;
 
 function accountOf(request: { headers: Record<string, string | string[] | undefined> }): string {
   const id = request.headers['x-account-id'];
-  if (typeof id !== 'string' || !ACCOUNT.test(id)) throw new BadRequestException('X-Account-Id header: 1-128 characters of [A-Za-z0-9._:@-]');
+  if (typeof id !== 'string' || !ACCOUNT.test(id))
+    throw new BadRequestException('X-Account-Id header: 1-128 characters of [A-Za-z0-9._:@-]');
   return id;
 }
 
 const positiveInt = (value: unknown, field: string, max: number): number => {
-  if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > max) throw new BadRequestException(`${field} must be an integer in [1, ${max}]`);
+  if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > max)
+    throw new BadRequestException(`${field} must be an integer in [1, ${max}]`);
   return value as number;
 };
 
@@ -45,7 +47,11 @@ class ProductController {
     // Stands in for the render: it uses at most the held seconds (here: 70% of them, rounded up).
     await new Promise((resolve) => setTimeout(resolve, 20));
     if (body.fail) throw new BadRequestException('render failed');
-    return { seconds: Math.ceil(request.spillway.granted * 0.7), held: request.spillway.granted, degraded: request.spillway.decision.degraded };
+    return {
+      seconds: Math.ceil(request.spillway.granted * 0.7),
+      held: request.spillway.granted,
+      degraded: request.spillway.decision.degraded,
+    };
   }
 
   @Get('health')

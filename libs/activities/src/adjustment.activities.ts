@@ -18,8 +18,10 @@ export function adjustmentActivities(deps: { ledger: DataSource; engine: Decisio
   /** A decision of another account, or one settlement quarantined, can never be refunded. */
   async function assertRefundableDecision(accountId: string, decisionId: string): Promise<boolean> {
     const found = await decisionInLedger(deps.ledger.manager, decisionId);
-    if (found.accountId !== null && found.accountId !== accountId) throw ApplicationFailure.nonRetryable(`decision ${decisionId} not found for account ${accountId}`, 'DecisionNotFound');
-    if (found.accountId === null && found.quarantined) throw ApplicationFailure.nonRetryable(`decision ${decisionId} was quarantined by settlement`, 'DecisionQuarantined');
+    if (found.accountId !== null && found.accountId !== accountId)
+      throw ApplicationFailure.nonRetryable(`decision ${decisionId} not found for account ${accountId}`, 'DecisionNotFound');
+    if (found.accountId === null && found.quarantined)
+      throw ApplicationFailure.nonRetryable(`decision ${decisionId} was quarantined by settlement`, 'DecisionQuarantined');
     return found.accountId !== null;
   }
 
@@ -34,7 +36,10 @@ export function adjustmentActivities(deps: { ledger: DataSource; engine: Decisio
         const room = await refundRoom(deps.ledger.manager, input.accountId, input.decisionId);
         const asked = input.micros === null ? room.refundable : BigInt(input.micros);
         if (asked <= 0n || asked > room.refundable) {
-          throw ApplicationFailure.nonRetryable(`refund of ${asked} micros exceeds the ${room.refundable} refundable`, 'RefundBoundExceeded');
+          throw ApplicationFailure.nonRetryable(
+            `refund of ${asked} micros exceeds the ${room.refundable} refundable`,
+            'RefundBoundExceeded',
+          );
         }
         return { settled: true, micros: asked.toString() };
       });
@@ -56,15 +61,26 @@ export function adjustmentActivities(deps: { ledger: DataSource; engine: Decisio
     },
 
     /** Records how the four-eyes gate ended, before any money moves. */
-    async recordApproval(input: Omit<ApprovalRecord, 'micros' | 'thresholdMicros'> & { micros: string; thresholdMicros: string }): Promise<void> {
+    async recordApproval(
+      input: Omit<ApprovalRecord, 'micros' | 'thresholdMicros'> & { micros: string; thresholdMicros: string },
+    ): Promise<void> {
       assertStorableText('note', input.note);
       await failPermanentlyOnInvalid(() =>
-        deps.ledger.transaction((m) => recordApproval(m, { ...input, micros: BigInt(input.micros), thresholdMicros: BigInt(input.thresholdMicros) })),
+        deps.ledger.transaction((m) =>
+          recordApproval(m, { ...input, micros: BigInt(input.micros), thresholdMicros: BigInt(input.thresholdMicros) }),
+        ),
       );
     },
 
     /** The refund and its credit lot in one transaction (bound re-checked under a lock), then Redis. */
-    async bookRefund(input: { key: string; accountId: string; decisionId: string | null; micros: string; reason: string; approver: { keyId: string; name: string } | null }) {
+    async bookRefund(input: {
+      key: string;
+      accountId: string;
+      decisionId: string | null;
+      micros: string;
+      reason: string;
+      approver: { keyId: string; name: string } | null;
+    }) {
       assertStorableText('reason', input.reason);
       return failPermanentlyOnInvalid(async () => {
         const micros = BigInt(input.micros);

@@ -28,7 +28,12 @@ export function notificationActivities(deps: { ledger: DataSource; outbound: Out
       const webhook = await webhookOf(deps.ledger, notification.accountId);
       if (!webhook) return 'no_webhook';
       await recordNotification(deps.ledger, notification);
-      const body = JSON.stringify({ id: notification.id, type: notification.kind, account_id: notification.accountId, data: notification.payload });
+      const body = JSON.stringify({
+        id: notification.id,
+        type: notification.kind,
+        account_id: notification.accountId,
+        data: notification.payload,
+      });
       const timestamp = Math.floor(Date.now() / 1000);
       let error: string | undefined;
       let refused = false;
@@ -49,6 +54,5 @@ export function notificationActivities(deps: { ledger: DataSource; outbound: Out
     async giveUpWebhook(input: { id: string }): Promise<void> {
       await markNotificationFailed(deps.ledger, input.id);
     },
-
   };
 }

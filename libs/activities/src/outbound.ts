@@ -71,7 +71,8 @@ export function webhookUrlProblem(url: string, policy: OutboundPolicy): string |
   } catch {
     return 'must be an absolute URL';
   }
-  if (target.protocol !== 'https:' && !(target.protocol === 'http:' && policy.allowHttp)) return policy.allowHttp ? 'must be an http(s) URL' : 'must be an https URL';
+  if (target.protocol !== 'https:' && !(target.protocol === 'http:' && policy.allowHttp))
+    return policy.allowHttp ? 'must be an http(s) URL' : 'must be an https URL';
   if (target.username || target.password) return 'must not carry credentials';
   const host = bareHost(target.hostname);
   if (!host) return 'must name a host';
@@ -109,7 +110,13 @@ export async function pinAddress(host: string, policy: OutboundPolicy): Promise<
  * Redirects are not followed. Resolves to the HTTP status; throws OutboundRefused for a refused
  * target, any other error for a network failure (worth retrying).
  */
-export async function postWebhook(url: string, headers: Record<string, string>, body: string, policy: OutboundPolicy, timeoutMs: number): Promise<number> {
+export async function postWebhook(
+  url: string,
+  headers: Record<string, string>,
+  body: string,
+  policy: OutboundPolicy,
+  timeoutMs: number,
+): Promise<number> {
   const problem = webhookUrlProblem(url, policy);
   if (problem) throw new OutboundRefused(`refused: webhook_url ${problem}`);
   const target = new URL(url);

@@ -81,15 +81,28 @@ async function compare(deps: ReconciliationDeps, partition: number) {
   for (const lot of ledgerLots) {
     const expected = BigInt(lot.remaining_micros) - (pending.get(lot.id) ?? 0n);
     const actual = lots.get(lot.id)?.remaining ?? null;
-    if (actual !== expected && !(actual === null && expected === 0n)) drifts.push({ accountId: lot.account_id, lotId: lot.id, expected, actual });
+    if (actual !== expected && !(actual === null && expected === 0n))
+      drifts.push({ accountId: lot.account_id, lotId: lot.id, expected, actual });
   }
   const known = new Set(ledgerLots.map((l) => l.id));
   for (const [lotId, lot] of lots) {
     if (!known.has(lotId)) {
-      discrepancies.push({ invariant: 'I4', kind: 'lot_unknown_to_ledger', account_id: lot.accountId, subject: lotId, detail: `Redis holds ${lot.remaining} micros` });
+      discrepancies.push({
+        invariant: 'I4',
+        kind: 'lot_unknown_to_ledger',
+        account_id: lot.accountId,
+        subject: lotId,
+        detail: `Redis holds ${lot.remaining} micros`,
+      });
     }
     if (lot.remaining < 0n) {
-      discrepancies.push({ invariant: 'I3', kind: 'redis_lot_below_zero', account_id: lot.accountId, subject: lotId, detail: `Redis holds ${lot.remaining} micros` });
+      discrepancies.push({
+        invariant: 'I3',
+        kind: 'redis_lot_below_zero',
+        account_id: lot.accountId,
+        subject: lotId,
+        detail: `Redis holds ${lot.remaining} micros`,
+      });
     }
   }
   return { drifts, discrepancies, lotsCompared: ledgerLots.length, unsettled: pending.size };
@@ -129,14 +142,22 @@ export function reconciliationActivities(deps: ReconciliationDeps) {
         });
         if (drift.actual === null) {
           const lot = (await lotFacts(deps.ledger.manager, drift.lotId))!;
-          await deps.engine.restore(drift.accountId, [{ lotId: drift.lotId, kind: lot.kind, remaining: drift.expected, expiresAt: lot.expires_at, createdAt: lot.created_at }]);
+          await deps.engine.restore(drift.accountId, [
+            { lotId: drift.lotId, kind: lot.kind, remaining: drift.expected, expiresAt: lot.expires_at, createdAt: lot.created_at },
+          ]);
         } else {
           await deps.redis.hincrby(accountKeys(drift.accountId, partition).lots, drift.lotId, delta.toString());
         }
         repaired.push({ account_id: drift.accountId, lot_id: drift.lotId, delta_micros: delta.toString() });
       }
     }
-    const checked = { ...ledgerCheck.counts, lots_compared_with_redis: lotsCompared, partitions: deps.engine.options.partitions, found: ledgerCheck.found, seconds: (Date.now() - started) / 1000 };
+    const checked = {
+      ...ledgerCheck.counts,
+      lots_compared_with_redis: lotsCompared,
+      partitions: deps.engine.options.partitions,
+      found: ledgerCheck.found,
+      seconds: (Date.now() - started) / 1000,
+    };
     await completeReport(deps.ledger, input.reportId, { checked, discrepancies, repaired });
     return { discrepancies: discrepancies.length, repaired: repaired.length };
   }

@@ -7,7 +7,15 @@ import { DecisionEngine } from '@spillway/engine/engine';
 import { restoredKey, streamKey } from '@spillway/engine/keys';
 import { lowBalanceRules } from '@spillway/ledger/alerts';
 import { restorableLots } from '@spillway/ledger/lots';
-import { BatchOutcome, CursorMoved, MAX_BATCH, PartitionSlice, UsageEvent, readCursors, writeSettlementBatch } from '@spillway/ledger/settlement';
+import {
+  BatchOutcome,
+  CursorMoved,
+  MAX_BATCH,
+  PartitionSlice,
+  UsageEvent,
+  readCursors,
+  writeSettlementBatch,
+} from '@spillway/ledger/settlement';
 import { HoldEntry, parseStreamEntry } from '@spillway/ledger/settlement-entry';
 import { ownedPartitions } from '@spillway/ledger/settlement-plan';
 import { startOnce } from '@spillway/temporal/start';
@@ -118,7 +126,13 @@ export function settlementActivities(deps: SettlementDeps) {
     for (const [accountId, accountLots] of byAccount) {
       await deps.engine.restore(
         accountId,
-        accountLots.map((l) => ({ lotId: l.id, kind: l.kind, remaining: BigInt(l.remaining_micros), expiresAt: l.expires_at, createdAt: l.created_at })),
+        accountLots.map((l) => ({
+          lotId: l.id,
+          kind: l.kind,
+          remaining: BigInt(l.remaining_micros),
+          expiresAt: l.expires_at,
+          createdAt: l.created_at,
+        })),
       );
     }
     await deps.redis.set(restoredKey(partition), new Date().toISOString());
@@ -142,7 +156,14 @@ export function settlementActivities(deps: SettlementDeps) {
         await startOnce(deps.temporal, deps.taskQueue, {
           workflowType: 'notificationWorkflow',
           workflowId: workflowIds.notification(id),
-          args: [{ id, accountId: s.accountId, kind: 'low_balance', payload: { balance_micros: event.balanceAfter!.toString(), threshold_micros: s.lowBalanceMicros.toString() } }],
+          args: [
+            {
+              id,
+              accountId: s.accountId,
+              kind: 'low_balance',
+              payload: { balance_micros: event.balanceAfter!.toString(), threshold_micros: s.lowBalanceMicros.toString() },
+            },
+          ],
           accountId: s.accountId,
           operation: 'notification',
         });
@@ -179,11 +200,15 @@ export function settlementActivities(deps: SettlementDeps) {
     const partitions = [...cursors.keys()];
     const read = new Map<number, [string, string[]][]>();
     if (isCluster(deps.redis)) {
-      const replies = await Promise.all(partitions.map((p) => deps.redis.xrange(streamKey(p), `(${cursors.get(p)}`, '+', 'COUNT', READ_COUNT)));
+      const replies = await Promise.all(
+        partitions.map((p) => deps.redis.xrange(streamKey(p), `(${cursors.get(p)}`, '+', 'COUNT', READ_COUNT)),
+      );
       partitions.forEach((p, i) => replies[i].length > 0 && read.set(p, replies[i]));
       return read;
     }
-    const reply = (await deps.redis.xread('COUNT', READ_COUNT, 'STREAMS', ...partitions.map(streamKey), ...partitions.map((p) => cursors.get(p)!))) ?? [];
+    const reply =
+      (await deps.redis.xread('COUNT', READ_COUNT, 'STREAMS', ...partitions.map(streamKey), ...partitions.map((p) => cursors.get(p)!))) ??
+      [];
     const byKey = new Map(partitions.map((p) => [streamKey(p), p]));
     for (const [key, entries] of reply) if (entries.length > 0) read.set(byKey.get(key)!, entries);
     return read;
@@ -194,11 +219,21 @@ export function settlementActivities(deps: SettlementDeps) {
    * them), then the usage events in transactions of at most MAX_BATCH events, each moving the
    * cursors of its partitions; the streams are trimmed once the cursors moved.
    */
-  async function settleRead(read: Map<number, [string, string[]][]>, cursors: Map<number, string>, forceIsolation: boolean): Promise<BatchOutcome> {
+  async function settleRead(
+    read: Map<number, [string, string[]][]>,
+    cursors: Map<number, string>,
+    forceIsolation: boolean,
+  ): Promise<BatchOutcome> {
     const slices: PartitionSlice[] = [];
     const holds: HoldEntry[] = [];
     for (const [partition, entries] of read) {
-      const slice: PartitionSlice = { partition, from: cursors.get(partition)!, last: entries[entries.length - 1][0], events: [], invalid: [] };
+      const slice: PartitionSlice = {
+        partition,
+        from: cursors.get(partition)!,
+        last: entries[entries.length - 1][0],
+        events: [],
+        invalid: [],
+      };
       for (const [id, fields] of entries) {
         const entry = parseStreamEntry(id, fields);
         if (entry.kind === 'usage') slice.events.push(entry.event);

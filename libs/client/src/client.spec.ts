@@ -11,7 +11,14 @@ const now = 1_000_000;
 function granted(key: string, quantity = 1, hold = false) {
   const request = { account_id: 'a', feature: 'f', quantity, idempotency_key: key, ...(hold ? { mode: 'reserve' as const } : {}) };
   const answer = { decision_id: `degraded:${key}`, mode: hold ? 'reserve' : 'consume', granted: quantity } as unknown as DecisionResult;
-  const entry: QueuedDecision = { decisionId: `degraded:${key}`, request, mode: 'fail_open', queuedAt: now, attempts: 0, ...(hold ? { holdExpiresAt: now + 1000 } : {}) };
+  const entry: QueuedDecision = {
+    decisionId: `degraded:${key}`,
+    request,
+    mode: 'fail_open',
+    queuedAt: now,
+    attempts: 0,
+    ...(hold ? { holdExpiresAt: now + 1000 } : {}),
+  };
   return [decisionFingerprint(request), answer, entry] as const;
 }
 
@@ -53,7 +60,10 @@ describe('degradation', () => {
     // At most `capacity` remembered: the oldest are forgotten first.
     for (const key of ['k3', 'k4', 'k5']) {
       expect(record.offer(...granted(key))).toBe(true);
-      record.done(record.peek(10).find((e) => e.request.idempotency_key === key)!, now);
+      record.done(
+        record.peek(10).find((e) => e.request.idempotency_key === key)!,
+        now,
+      );
     }
     expect(['k3', 'k4', 'k5'].map((key) => record.find('a', key, now) !== undefined)).toEqual([false, true, true]);
   });
@@ -63,7 +73,11 @@ describe('degradation', () => {
     record.offer(...granted('hold', 10, true));
     record.offer(...granted('plain'));
     expect(record.settle('degraded:plain', 'committed', 3, now)).toEqual({ kind: 'missing' });
-    expect(record.settle('degraded:hold', 'committed', 4, now)).toMatchObject({ kind: 'settled', replayed: false, entry: { request: { quantity: 4 }, holdExpiresAt: undefined } });
+    expect(record.settle('degraded:hold', 'committed', 4, now)).toMatchObject({
+      kind: 'settled',
+      replayed: false,
+      entry: { request: { quantity: 4 }, holdExpiresAt: undefined },
+    });
     expect(record.settle('degraded:hold', 'committed', 4, now)).toMatchObject({ kind: 'settled', replayed: true });
     expect(record.settle('degraded:hold', 'committed', 5, now)).toEqual({ kind: 'conflict', state: 'committed at quantity 4' });
     expect(record.settle('degraded:hold', 'released', 0, now)).toMatchObject({ kind: 'conflict' });
@@ -78,8 +92,12 @@ describe('degradation', () => {
     const base = { account_id: 'a', feature: 'f', quantity: 2, idempotency_key: 'k' };
     expect(decisionFingerprint(base)).toBe(decisionFingerprint({ ...base, account_id: 'other', mode: 'consume', allow_partial: false }));
     expect(decisionFingerprint(base)).not.toBe(decisionFingerprint({ ...base, quantity: 3 }));
-    expect(decisionFingerprint({ ...base, mode: 'reserve' })).toBe(decisionFingerprint({ ...base, mode: 'reserve', hold_ttl_seconds: 900 }));
-    expect(decisionFingerprint({ ...base, mode: 'reserve' })).not.toBe(decisionFingerprint({ ...base, mode: 'reserve', hold_ttl_seconds: 60 }));
+    expect(decisionFingerprint({ ...base, mode: 'reserve' })).toBe(
+      decisionFingerprint({ ...base, mode: 'reserve', hold_ttl_seconds: 900 }),
+    );
+    expect(decisionFingerprint({ ...base, mode: 'reserve' })).not.toBe(
+      decisionFingerprint({ ...base, mode: 'reserve', hold_ttl_seconds: 60 }),
+    );
   });
 
   it('grants a per-account allowance per period, partially only when allowed, within a bounded number of counters', () => {
@@ -121,10 +139,19 @@ describe('client input', () => {
       expect(() => new SpillwayClient({ baseUrl: baseUrl as string, apiKey: 'sw_key' })).toThrow(message);
     }
     // The message never repeats the URL (it may hold a secret).
-    expect(() => checkedBaseUrl('http://user:s3cret@spillway')).toThrow(expect.objectContaining({ message: expect.not.stringContaining('s3cret') }));
+    expect(() => checkedBaseUrl('http://user:s3cret@spillway')).toThrow(
+      expect.objectContaining({ message: expect.not.stringContaining('s3cret') }),
+    );
     expect(() => new SpillwayClient({ baseUrl: 'http://spillway', apiKey: '' })).toThrow(/apiKey/);
     expect(() => new SpillwayClient({ baseUrl: 'http://spillway', apiKey: 'k', decideDeadlineMs: -1 })).toThrow(/decideDeadlineMs/);
-    expect(() => new SpillwayClient({ baseUrl: 'http://spillway', apiKey: 'k', degradation: { default: { mode: 'allowance', units: 0, periodMs: 1 } } })).toThrow(/units/);
+    expect(
+      () =>
+        new SpillwayClient({
+          baseUrl: 'http://spillway',
+          apiKey: 'k',
+          degradation: { default: { mode: 'allowance', units: 0, periodMs: 1 } },
+        }),
+    ).toThrow(/units/);
   });
 
   it('checks a decision request as the API does, naming every wrong field', () => {
@@ -133,7 +160,10 @@ describe('client input', () => {
     const fields = (body: unknown) => schemaIssues('DecisionRequest', body).map((issue) => issue.field);
     expect(fields({ feature: 'f', quantity: 1, idempotency_key: 'k' })).toEqual(['account_id']);
     expect(fields({ account_id: '', feature: 'f', quantity: 1, idempotency_key: 'k' })).toEqual(['account_id']);
-    expect(fields({ account_id: 'a'.repeat(129), feature: 'f', quantity: 1_000_001, idempotency_key: 'k' })).toEqual(['account_id', 'quantity']);
+    expect(fields({ account_id: 'a'.repeat(129), feature: 'f', quantity: 1_000_001, idempotency_key: 'k' })).toEqual([
+      'account_id',
+      'quantity',
+    ]);
     expect(fields({ account_id: 'a', quantity: 1.5, idempotency_key: 'k' })).toEqual(['feature', 'quantity']);
     expect(fields({ account_id: 'a', feature: 'f', quantity: 1 })).toEqual(['idempotency_key']);
     expect(fields(null)).toEqual(['body']);
@@ -165,32 +195,50 @@ describe('@Metered error mapping', () => {
   const body = (answer: HttpException | undefined) => [answer?.getStatus(), answer?.getResponse()];
 
   it("answers the end user's own mistakes with a 4xx naming them", () => {
-    const quantity = new SpillwayApiError(400, 'invalid_request', 'quantity: must be <= 1000000', [{ field: 'quantity', issue: 'must be <= 1000000' }]);
-    expect(body(meteringErrorResponse(quantity, 'decide'))).toEqual([400, { error: { code: 'invalid_request', message: 'quantity: must be <= 1000000', details: quantity.details } }]);
-    const price = new SpillwayApiError(422, 'unprocessable', 'too much', [{ field: 'quantity', issue: 'quantity × credits_per_unit must not exceed …' }]);
+    const quantity = new SpillwayApiError(400, 'invalid_request', 'quantity: must be <= 1000000', [
+      { field: 'quantity', issue: 'must be <= 1000000' },
+    ]);
+    expect(body(meteringErrorResponse(quantity, 'decide'))).toEqual([
+      400,
+      { error: { code: 'invalid_request', message: 'quantity: must be <= 1000000', details: quantity.details } },
+    ]);
+    const price = new SpillwayApiError(422, 'unprocessable', 'too much', [
+      { field: 'quantity', issue: 'quantity × credits_per_unit must not exceed …' },
+    ]);
     expect(meteringErrorResponse(price, 'decide')?.getStatus()).toBe(422);
     expect(meteringErrorResponse(new SpillwayApiError(409, 'conflict', 'reused', []), 'decide')?.getStatus()).toBe(409);
   });
 
-  it('answers a misconfigured product with a 500 naming Spillway\'s status and code, never as the end user\'s fault', () => {
+  it("answers a misconfigured product with a 500 naming Spillway's status and code, never as the end user's fault", () => {
     const cases = [
       new SpillwayApiError(404, 'not_found', 'account x not found', [{ field: 'account_id', issue: 'no such account' }]),
       new SpillwayApiError(401, 'unauthorized', 'bad key'),
       new SpillwayApiError(403, 'forbidden', 'scope'),
       new SpillwayApiError(400, 'invalid_request', 'account_id: …', [{ field: 'account_id', issue: '…' }]),
-      new SpillwayApiError(400, 'invalid_request', 'both', [{ field: 'quantity', issue: '…' }, { field: 'feature', issue: '…' }]),
+      new SpillwayApiError(400, 'invalid_request', 'both', [
+        { field: 'quantity', issue: '…' },
+        { field: 'feature', issue: '…' },
+      ]),
       new SpillwayApiError(422, 'unprocessable', 'plan lacks it', [{ field: 'feature', issue: 'not in the account plan' }]),
     ];
     for (const error of cases) {
-      expect(body(meteringErrorResponse(error, 'decide'))).toEqual([500, { error: expect.objectContaining({ code: 'metering_misconfigured', spillway: { status: error.status, code: error.code } }) }]);
+      expect(body(meteringErrorResponse(error, 'decide'))).toEqual([
+        500,
+        { error: expect.objectContaining({ code: 'metering_misconfigured', spillway: { status: error.status, code: error.code } }) },
+      ]);
     }
     // A hold's refusal after the work is the product's problem too.
     expect(meteringErrorResponse(new SpillwayApiError(409, 'hold_expired', 'expired'), 'commit')?.getStatus()).toBe(500);
-    expect(meteringErrorResponse(new SpillwayApiError(400, 'invalid_request', 'q', [{ field: 'quantity', issue: '…' }]), 'commit')?.getStatus()).toBe(500);
+    expect(
+      meteringErrorResponse(new SpillwayApiError(400, 'invalid_request', 'q', [{ field: 'quantity', issue: '…' }]), 'commit')?.getStatus(),
+    ).toBe(500);
   });
 
   it('answers an unavailable commit with 503 and passes other errors unchanged', () => {
-    expect(body(meteringErrorResponse(new SpillwayUnavailableError('down', 503, 7), 'commit'))).toEqual([503, { error: expect.objectContaining({ code: 'metering_unavailable', retry_after_seconds: 7 }) }]);
+    expect(body(meteringErrorResponse(new SpillwayUnavailableError('down', 503, 7), 'commit'))).toEqual([
+      503,
+      { error: expect.objectContaining({ code: 'metering_unavailable', retry_after_seconds: 7 }) },
+    ]);
     expect(meteringErrorResponse(new Error('handler'), 'decide')).toBeUndefined();
   });
 });

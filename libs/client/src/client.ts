@@ -166,7 +166,10 @@ export function checkedBaseUrl(baseUrl: unknown): string {
 }
 
 const positive = (value: unknown, name: string, integer = false) => {
-  if (value !== undefined && !(typeof value === 'number' && value > 0 && Number.isFinite(value) && (!integer || Number.isSafeInteger(value)))) {
+  if (
+    value !== undefined &&
+    !(typeof value === 'number' && value > 0 && Number.isFinite(value) && (!integer || Number.isSafeInteger(value)))
+  ) {
     throw new TypeError(`SpillwayClient: ${name} must be a positive ${integer ? 'integer' : 'number'}`);
   }
 };
@@ -180,7 +183,8 @@ function checkOptions(options: SpillwayClientOptions): void {
   positive(options.decideDeadlineMs, 'decideDeadlineMs');
   positive(options.deadlineMs, 'deadlineMs');
   const retry = options.retry ?? {};
-  if (retry.retries !== undefined && !(Number.isSafeInteger(retry.retries) && retry.retries >= 0)) throw new TypeError('SpillwayClient: retry.retries must be a non-negative integer');
+  if (retry.retries !== undefined && !(Number.isSafeInteger(retry.retries) && retry.retries >= 0))
+    throw new TypeError('SpillwayClient: retry.retries must be a non-negative integer');
   positive(retry.baseDelayMs, 'retry.baseDelayMs');
   positive(retry.maxDelayMs, 'retry.maxDelayMs');
   const degradation = options.degradation ?? {};
@@ -188,10 +192,14 @@ function checkOptions(options: SpillwayClientOptions): void {
   positive(degradation.maxTracked, 'degradation.maxTracked', true);
   positive(degradation.maxReplayAttempts, 'degradation.maxReplayAttempts', true);
   positive(degradation.rememberMs, 'degradation.rememberMs');
-  const policies: [string, DegradationPolicy | undefined][] = [['default', degradation.default], ...Object.entries(degradation.features ?? {})];
+  const policies: [string, DegradationPolicy | undefined][] = [
+    ['default', degradation.default],
+    ...Object.entries(degradation.features ?? {}),
+  ];
   for (const [feature, policy] of policies) {
     if (policy === undefined) continue;
-    if (!['fail_closed', 'fail_open', 'allowance'].includes(policy?.mode)) throw new TypeError(`SpillwayClient: degradation policy of ${feature} must have mode fail_closed, fail_open or allowance`);
+    if (!['fail_closed', 'fail_open', 'allowance'].includes(policy?.mode))
+      throw new TypeError(`SpillwayClient: degradation policy of ${feature} must have mode fail_closed, fail_open or allowance`);
     if (policy.mode === 'allowance') {
       positive(policy.units, `degradation policy of ${feature}: units`, true);
       positive(policy.periodMs, `degradation policy of ${feature}: periodMs`);
@@ -256,13 +264,19 @@ export class SpillwayClient {
    */
   async decide(request: DecisionRequest): Promise<DecisionResult> {
     const mode = request?.mode ?? 'consume';
-    const body: DecisionRequest = { ...request, idempotency_key: request?.idempotency_key ?? (mode === 'preview' ? undefined : crypto.randomUUID()) };
+    const body: DecisionRequest = {
+      ...request,
+      idempotency_key: request?.idempotency_key ?? (mode === 'preview' ? undefined : crypto.randomUUID()),
+    };
     const issues = schemaIssues('DecisionRequest', body);
     if (issues.length > 0) throw invalidRequest(issues);
     const earlier = this.recall(body);
     if (earlier) return earlier;
     try {
-      const { data, response } = await this.call(this.api.POST('/v1/decisions', { body, fetch: this.fetcher(true, this.decideDeadlineMs) }), 'Decision');
+      const { data, response } = await this.call(
+        this.api.POST('/v1/decisions', { body, fetch: this.fetcher(true, this.decideDeadlineMs) }),
+        'Decision',
+      );
       if (this.degraded.size > 0 && this.options.autoReplay !== false) void this.replayDegraded().catch(() => undefined);
       return { ...data, degraded: null, rateLimit: rateLimitOf(response) };
     } catch (error) {
@@ -280,7 +294,11 @@ export class SpillwayClient {
     if (issues.length > 0) throw invalidRequest(issues);
     if (decisionId.startsWith(DEGRADED_PREFIX)) return this.settleDegraded(decisionId, 'committed', quantity);
     const { data } = await this.call(
-      this.api.POST('/v1/decisions/{id}/commit', { params: { path: { id: decisionId } }, body: { quantity }, fetch: this.fetcher(true, this.deadlineMs) }),
+      this.api.POST('/v1/decisions/{id}/commit', {
+        params: { path: { id: decisionId } },
+        body: { quantity },
+        fetch: this.fetcher(true, this.deadlineMs),
+      }),
       'HoldSettlement',
     );
     return { ...data, degraded: null };
@@ -300,13 +318,22 @@ export class SpillwayClient {
 
   /** `GET /v1/accounts/{id}`: real-time balance, lots, windows and free tier. */
   async account(accountId: string): Promise<Account> {
-    return (await this.call(this.api.GET('/v1/accounts/{id}', { params: { path: { id: accountId } }, fetch: this.fetcher(true, this.deadlineMs) }))).data;
+    return (
+      await this.call(
+        this.api.GET('/v1/accounts/{id}', { params: { path: { id: accountId } }, fetch: this.fetcher(true, this.deadlineMs) }),
+      )
+    ).data;
   }
 
   /** One page of the settled ledger; pass the previous page's `next_cursor` for the next. */
   async ledger(accountId: string, cursor?: string): Promise<LedgerPage> {
     return (
-      await this.call(this.api.GET('/v1/accounts/{id}/ledger', { params: { path: { id: accountId }, query: cursor ? { cursor } : {} }, fetch: this.fetcher(true, this.deadlineMs) }))
+      await this.call(
+        this.api.GET('/v1/accounts/{id}/ledger', {
+          params: { path: { id: accountId }, query: cursor ? { cursor } : {} },
+          fetch: this.fetcher(true, this.deadlineMs),
+        }),
+      )
     ).data;
   }
 
@@ -316,7 +343,8 @@ export class SpillwayClient {
    * your retries safe too).
    */
   async purchase(request: PurchaseRequest): Promise<WorkflowStarted> {
-    return (await this.call(this.api.POST('/v1/purchases', { body: this.keyed(request), fetch: this.fetcher(true, this.deadlineMs) }))).data;
+    return (await this.call(this.api.POST('/v1/purchases', { body: this.keyed(request), fetch: this.fetcher(true, this.deadlineMs) })))
+      .data;
   }
 
   /** `POST /v1/grants` (promo or adjustment credits; above the threshold it waits for approval). */
@@ -331,19 +359,30 @@ export class SpillwayClient {
 
   /** `POST /v1/adjustments`: signed credits; above the threshold it waits for approval. */
   async adjustment(request: AdjustmentRequest): Promise<WorkflowStarted> {
-    return (await this.call(this.api.POST('/v1/adjustments', { body: this.keyed(request), fetch: this.fetcher(true, this.deadlineMs) }))).data;
+    return (await this.call(this.api.POST('/v1/adjustments', { body: this.keyed(request), fetch: this.fetcher(true, this.deadlineMs) })))
+      .data;
   }
 
   /** Approving is not idempotent (a second approval is a 409), so it is never retried. */
   async approve(workflowId: string, request: ApprovalRequest): Promise<ApprovalResult> {
     return (
-      await this.call(this.api.POST('/v1/approvals/{workflowId}', { params: { path: { workflowId } }, body: request, fetch: this.fetcher(false, this.deadlineMs) }))
+      await this.call(
+        this.api.POST('/v1/approvals/{workflowId}', {
+          params: { path: { workflowId } },
+          body: request,
+          fetch: this.fetcher(false, this.deadlineMs),
+        }),
+      )
     ).data;
   }
 
   /** `GET /v1/workflows/{id}`: status, state (e.g. awaiting_approval), result or failure. */
   async workflow(workflowId: string): Promise<WorkflowStatus> {
-    return (await this.call(this.api.GET('/v1/workflows/{workflowId}', { params: { path: { workflowId } }, fetch: this.fetcher(true, this.deadlineMs) }))).data;
+    return (
+      await this.call(
+        this.api.GET('/v1/workflows/{workflowId}', { params: { path: { workflowId } }, fetch: this.fetcher(true, this.deadlineMs) }),
+      )
+    ).data;
   }
 
   /**
@@ -381,7 +420,9 @@ export class SpillwayClient {
       }
       let decision: Decision;
       try {
-        decision = (await this.call(this.api.POST('/v1/decisions', { body: entry.request, fetch: this.fetcher(true, this.deadlineMs) }), 'Decision')).data;
+        decision = (
+          await this.call(this.api.POST('/v1/decisions', { body: entry.request, fetch: this.fetcher(true, this.deadlineMs) }), 'Decision')
+        ).data;
       } catch (error) {
         if (error instanceof SpillwayApiError) {
           end('rejected', entry, { error });
@@ -411,7 +452,9 @@ export class SpillwayClient {
     if (!earlier) return undefined;
     if (earlier.fingerprint !== decisionFingerprint(body)) {
       const issue = 'was used with a different request (answered locally while Spillway could not answer)';
-      throw new SpillwayApiError(409, 'conflict', `idempotency_key ${body.idempotency_key} ${issue}`, [{ field: 'idempotency_key', issue }]);
+      throw new SpillwayApiError(409, 'conflict', `idempotency_key ${body.idempotency_key} ${issue}`, [
+        { field: 'idempotency_key', issue },
+      ]);
     }
     return { ...earlier.answer, replayed: true };
   }
@@ -432,7 +475,15 @@ export class SpillwayClient {
     } else if (policy.mode === 'fail_open') {
       granted = body.quantity;
     } else if (policy.mode === 'allowance') {
-      granted = this.allowances.take(body.account_id, body.feature, body.quantity, body.allow_partial ?? false, policy, now, mode === 'preview');
+      granted = this.allowances.take(
+        body.account_id,
+        body.feature,
+        body.quantity,
+        body.allow_partial ?? false,
+        policy,
+        now,
+        mode === 'preview',
+      );
     }
     const holdTtlMs = (body.hold_ttl_seconds ?? 900) * 1000;
     const answer: DecisionResult = {
@@ -500,20 +551,31 @@ export class SpillwayClient {
    * must match that schema of the document, else Spillway is taken as unable to answer
    * (SpillwayUnavailableError naming the problem), like an unreadable body.
    */
-  private async call<T>(pending: Promise<{ data?: T; error?: unknown; response: Response }>, schema?: SchemaName): Promise<{ data: T; response: Response }> {
+  private async call<T>(
+    pending: Promise<{ data?: T; error?: unknown; response: Response }>,
+    schema?: SchemaName,
+  ): Promise<{ data: T; response: Response }> {
     let outcome: { data?: T; error?: unknown; response: Response };
     try {
       outcome = await pending;
     } catch (error) {
       if (error instanceof SpillwayUnavailableError || error instanceof SpillwayApiError) throw error;
       // The body could not be read or parsed (e.g. a 200 that is not JSON, a connection cut mid-body).
-      throw new SpillwayUnavailableError(`Spillway's answer could not be read: ${error instanceof Error ? error.message : String(error)}`, undefined, undefined, { cause: error });
+      throw new SpillwayUnavailableError(
+        `Spillway's answer could not be read: ${error instanceof Error ? error.message : String(error)}`,
+        undefined,
+        undefined,
+        { cause: error },
+      );
     }
     const { data, error, response } = outcome;
     if (response.ok) {
       const issues = schema ? schemaIssues(schema, data) : data === undefined ? [{ field: 'body', issue: 'is missing' }] : [];
       if (issues.length === 0) return { data: data as T, response };
-      throw new SpillwayUnavailableError(`Spillway answered ${response.status} with a body that is not a ${schema ?? 'JSON document'}: ${describeIssues(issues).slice(0, 500)}`, response.status);
+      throw new SpillwayUnavailableError(
+        `Spillway answered ${response.status} with a body that is not a ${schema ?? 'JSON document'}: ${describeIssues(issues).slice(0, 500)}`,
+        response.status,
+      );
     }
     const body = (error as { error?: Partial<ErrorBody> } | undefined)?.error;
     const code = typeof body?.code === 'string' ? body.code : 'error';

@@ -78,7 +78,13 @@ export interface ReplayProblem {
 /** The fields a repeated idempotency key must repeat (the account is part of the key's scope), as Spillway compares them. */
 export function decisionFingerprint(request: DecisionRequest): string {
   const mode = request.mode ?? 'consume';
-  return JSON.stringify([request.feature, request.quantity, request.allow_partial ?? false, mode, mode === 'reserve' ? (request.hold_ttl_seconds ?? 900) : null]);
+  return JSON.stringify([
+    request.feature,
+    request.quantity,
+    request.allow_partial ?? false,
+    mode,
+    mode === 'reserve' ? (request.hold_ttl_seconds ?? 900) : null,
+  ]);
 }
 
 /** One decision answered locally. */
@@ -160,7 +166,9 @@ export class DegradedDecisions {
     const asked = { status, quantity: status === 'released' ? 0 : quantity };
     if (recorded.settled) {
       const same = recorded.settled.status === asked.status && recorded.settled.quantity === asked.quantity;
-      return same ? { kind: 'settled', entry: recorded.entry, replayed: true } : { kind: 'conflict', state: `${recorded.settled.status} at quantity ${recorded.settled.quantity}` };
+      return same
+        ? { kind: 'settled', entry: recorded.entry, replayed: true }
+        : { kind: 'conflict', state: `${recorded.settled.status} at quantity ${recorded.settled.quantity}` };
     }
     if (recorded.entry.holdExpiresAt === undefined || recorded.entry.holdExpiresAt <= now) return { kind: 'expired' };
     recorded.settled = asked;
@@ -214,7 +222,15 @@ export class AllowanceLedger {
   constructor(readonly capacity: number) {}
 
   /** Units granted now out of `quantity` (0..quantity); all-or-nothing unless `partial`; `dryRun` (preview) takes nothing. */
-  take(accountId: string, feature: string, quantity: number, partial: boolean, policy: { units: number; periodMs: number }, now = Date.now(), dryRun = false): number {
+  take(
+    accountId: string,
+    feature: string,
+    quantity: number,
+    partial: boolean,
+    policy: { units: number; periodMs: number },
+    now = Date.now(),
+    dryRun = false,
+  ): number {
     // Encode the pair so no two pairs share a key.
     const key = JSON.stringify([accountId, feature]);
     let counter = this.counters.get(key);

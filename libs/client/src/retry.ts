@@ -19,7 +19,12 @@ export const RETRY_DEFAULTS: Required<RetryOptions> = { retries: 3, baseDelayMs:
  * @param retryAfterSeconds the server's Retry-After (seconds), when it sent one
  * @param random a number in [0, 1) (Math.random by default)
  */
-export function backoffDelayMs(attempt: number, options: Required<RetryOptions>, retryAfterSeconds?: number, random: () => number = Math.random): number {
+export function backoffDelayMs(
+  attempt: number,
+  options: Required<RetryOptions>,
+  retryAfterSeconds?: number,
+  random: () => number = Math.random,
+): number {
   const ceiling = Math.min(options.maxDelayMs, options.baseDelayMs * 2 ** Math.min(attempt, 30));
   const jittered = Math.floor(random() * ceiling);
   return Math.max(jittered, (retryAfterSeconds ?? 0) * 1000);

@@ -123,7 +123,8 @@ function url(name: string, fallback: string, schemes: readonly string[]): string
 function hostPort(name: string, fallback: string): string {
   const text = raw(name) ?? fallback;
   const match = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(text);
-  if (!match || Number(match[2]) < 1 || Number(match[2]) > 65535) throw new ConfigError(name, `must be host:port with a port in [1, 65535], got "${text}"`);
+  if (!match || Number(match[2]) < 1 || Number(match[2]) > 65535)
+    throw new ConfigError(name, `must be host:port with a port in [1, 65535], got "${text}"`);
   return text;
 }
 
@@ -131,7 +132,8 @@ function hostPort(name: string, fallback: string): string {
 function token(name: string, fallback: string | undefined, max: number): string | undefined {
   const text = raw(name) ?? fallback;
   if (text === undefined) return undefined;
-  if (text.length > max || !/^[\x21-\x7e]+$/.test(text)) throw new ConfigError(name, `must be 1–${max} visible ASCII characters without spaces`);
+  if (text.length > max || !/^[\x21-\x7e]+$/.test(text))
+    throw new ConfigError(name, `must be 1–${max} visible ASCII characters without spaces`);
   return text;
 }
 
@@ -141,7 +143,8 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 /** `LOG_LEVEL`, checked (read by the logger at import, before `loadConfig`). */
 export function logLevel(): string {
   const text = raw('LOG_LEVEL') ?? 'info';
-  if (!(LOG_LEVELS as readonly string[]).includes(text)) throw new ConfigError('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}, got "${text}"`);
+  if (!(LOG_LEVELS as readonly string[]).includes(text))
+    throw new ConfigError('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}, got "${text}"`);
   return text;
 }
 
@@ -155,7 +158,10 @@ function directoryWith(name: string, file: string): string | undefined {
 }
 
 function cidrs(name: string): string[] {
-  const list = (raw(name) ?? '').split(',').map((c) => c.trim()).filter(Boolean);
+  const list = (raw(name) ?? '')
+    .split(',')
+    .map((c) => c.trim())
+    .filter(Boolean);
   for (const cidr of list) {
     try {
       ipaddr.parseCIDR(cidr);
@@ -186,7 +192,8 @@ const CRON_FIELDS: { field: string; min: number; max: number; names?: string[] }
  */
 export function cronProblem(expression: string): string | undefined {
   const text = expression.trim();
-  if (text.startsWith('@')) return CRON_MACROS.includes(text) ? undefined : `unknown macro "${text}" (use one of ${CRON_MACROS.join(', ')})`;
+  if (text.startsWith('@'))
+    return CRON_MACROS.includes(text) ? undefined : `unknown macro "${text}" (use one of ${CRON_MACROS.join(', ')})`;
   const fields = text.split(/\s+/);
   if (fields.length !== 5) return `needs 5 fields (minute hour day-of-month month day-of-week), got ${fields.length}`;
   for (let i = 0; i < 5; i++) {
@@ -202,7 +209,8 @@ export function cronProblem(expression: string): string | undefined {
       if (range === '*') continue;
       const bounds = range.split('-');
       const numbers = bounds.map(value);
-      if (bounds.length > 2 || numbers.some((n) => n === undefined || n < min || n > max)) return `${field}: "${item}" is not in [${min}, ${max}]`;
+      if (bounds.length > 2 || numbers.some((n) => n === undefined || n < min || n > max))
+        return `${field}: "${item}" is not in [${min}, ${max}]`;
       if (numbers.length === 2 && numbers[0]! > numbers[1]!) return `${field}: "${item}" is an empty range`;
     }
   }

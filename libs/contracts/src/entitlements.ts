@@ -42,7 +42,11 @@ export function contractValueMicros(c: EntitlementShape): bigint {
  * Checks a contract against ENTITLEMENT_LIMITS at `nowMs`; returns the violations (empty when
  * fine). `catchUp: false` for an amendment of a running contract, which never replays past periods.
  */
-export function entitlementViolations(c: EntitlementShape, nowMs: number, options: { catchUp: boolean } = { catchUp: true }): ErrorDetail[] {
+export function entitlementViolations(
+  c: EntitlementShape,
+  nowMs: number,
+  options: { catchUp: boolean } = { catchUp: true },
+): ErrorDetail[] {
   const out: ErrorDetail[] = [];
   const { minPeriodSeconds, maxPeriodSeconds, maxCatchUpPeriods, maxPeriods } = ENTITLEMENT_LIMITS;
   if (!Number.isInteger(c.periodSeconds) || c.periodSeconds < minPeriodSeconds || c.periodSeconds > maxPeriodSeconds) {
@@ -56,7 +60,10 @@ export function entitlementViolations(c: EntitlementShape, nowMs: number, option
     out.push({ field: 'starts_at', issue: `${ended} periods are already over; at most ${maxCatchUpPeriods} are caught up` });
   }
   if (out.length === 0 && c.creditsPerPeriodMicros * BigInt(periods) > MAX_MICROS) {
-    out.push({ field: 'credits_per_period', issue: `credits_per_period × ${periods} periods exceeds MAX_MICROS (${MAX_MICROS} micro-credits)` });
+    out.push({
+      field: 'credits_per_period',
+      issue: `credits_per_period × ${periods} periods exceeds MAX_MICROS (${MAX_MICROS} micro-credits)`,
+    });
   }
   return out;
 }

@@ -33,7 +33,9 @@ export const MAX_READABLE_WORKFLOW_ID = 200;
 function scopedId(kind: string, texts: string[]): string {
   const parts = texts.map(part).join('-');
   const readable = `${kind}-${parts}`;
-  return readable.length <= MAX_READABLE_WORKFLOW_ID ? readable : `${kind}-h.${createHash('sha256').update(parts, 'utf8').digest('base64url')}`;
+  return readable.length <= MAX_READABLE_WORKFLOW_ID
+    ? readable
+    : `${kind}-h.${createHash('sha256').update(parts, 'utf8').digest('base64url')}`;
 }
 
 /**

@@ -76,9 +76,13 @@ export async function waitFor(what: string, check: () => Promise<boolean>, timeo
 
 function which(binary: string): string | undefined {
   try {
-    return execFileSync('bash', ['-c', `command -v ${binary} || ls /usr/lib/postgresql/*/bin/${binary} 2>/dev/null | tail -1`], {
-      encoding: 'utf8',
-    }).trim().split('\n')[0] || undefined;
+    return (
+      execFileSync('bash', ['-c', `command -v ${binary} || ls /usr/lib/postgresql/*/bin/${binary} 2>/dev/null | tail -1`], {
+        encoding: 'utf8',
+      })
+        .trim()
+        .split('\n')[0] || undefined
+    );
   } catch {
     return undefined;
   }
@@ -95,7 +99,12 @@ export function launch(spec: ProcessSpec): ManagedProcess {
   mkdirSync(logs, { recursive: true });
   const out = openSync(join(logs, `${spec.name}.log`), 'a');
   try {
-    const child = spawn(spec.command, [...spec.args], { cwd: REPO_ROOT, env: spec.env ?? process.env, detached: true, stdio: ['ignore', out, out] });
+    const child = spawn(spec.command, [...spec.args], {
+      cwd: REPO_ROOT,
+      env: spec.env ?? process.env,
+      detached: true,
+      stdio: ['ignore', out, out],
+    });
     return { name: spec.name, spec, child };
   } finally {
     closeSync(out); // the child holds its own copy
@@ -202,7 +211,16 @@ export async function ensureRedis(url: string, onStarted?: OnStarted): Promise<M
   }
   const dir = join(dataDir(), 'redis');
   mkdirSync(dir, { recursive: true });
-  const managed = startProcess('redis', server, ['--bind', '127.0.0.1', '--port', target.port || '6379', '--dir', dir, '--appendonly', 'yes']);
+  const managed = startProcess('redis', server, [
+    '--bind',
+    '127.0.0.1',
+    '--port',
+    target.port || '6379',
+    '--dir',
+    dir,
+    '--appendonly',
+    'yes',
+  ]);
   onStarted?.(managed);
   await waitFor('Redis', () => redisAnswers(url), 15_000);
   return managed;
@@ -235,7 +253,17 @@ export async function ensureTemporal(options: TemporalOptions): Promise<ManagedP
   let managed: ManagedProcess | undefined;
   if (!(await portOpen(host, port))) {
     const namespaces = [options.namespace, ...(options.extraNamespaces ?? [])];
-    const args = ['server', 'start-dev', '--ip', host, '--port', String(port), ...namespaces.flatMap((n) => ['--namespace', n]), '--log-level', 'warn'];
+    const args = [
+      'server',
+      'start-dev',
+      '--ip',
+      host,
+      '--port',
+      String(port),
+      ...namespaces.flatMap((n) => ['--namespace', n]),
+      '--log-level',
+      'warn',
+    ];
     if (options.dbFile) {
       mkdirSync(dirname(options.dbFile), { recursive: true });
       args.push('--db-filename', options.dbFile);

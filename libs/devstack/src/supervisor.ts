@@ -66,7 +66,14 @@ export class Supervisor {
       current: managed,
       startedAt: Date.now(),
       consecutive: 0,
-      status: { name: managed.name, pid: managed.child.pid ?? null, state: 'running', restarts: 0, started_at: new Date().toISOString(), last_exit: null },
+      status: {
+        name: managed.name,
+        pid: managed.child.pid ?? null,
+        state: 'running',
+        restarts: 0,
+        started_at: new Date().toISOString(),
+        last_exit: null,
+      },
     };
     this.entries.push(entry);
     this.watch(entry);
@@ -120,10 +127,21 @@ export class Supervisor {
     const uptimeMs = Date.now() - entry.startedAt;
     entry.consecutive = uptimeMs >= this.policy.stableMs ? 1 : entry.consecutive + 1;
     const lastExit = { code, signal, at: new Date().toISOString() };
-    const fields = { process: name, pid: entry.status.pid, exit_code: code, signal, uptime_ms: uptimeMs, consecutive_crashes: entry.consecutive, ...(error ? { error: error.message } : {}) };
+    const fields = {
+      process: name,
+      pid: entry.status.pid,
+      exit_code: code,
+      signal,
+      uptime_ms: uptimeMs,
+      consecutive_crashes: entry.consecutive,
+      ...(error ? { error: error.message } : {}),
+    };
     if (entry.consecutive > this.policy.limit) {
       entry.status = { ...entry.status, state: 'failed', pid: null, last_exit: lastExit };
-      log.error({ ...fields, limit: this.policy.limit }, `supervisor: ${name} crashed ${entry.consecutive} times in a row; giving up on it (the other processes keep running; see its log)`);
+      log.error(
+        { ...fields, limit: this.policy.limit },
+        `supervisor: ${name} crashed ${entry.consecutive} times in a row; giving up on it (the other processes keep running; see its log)`,
+      );
       this.changed();
       return;
     }
@@ -143,8 +161,17 @@ export class Supervisor {
       this.exited(entry, null, null, error as Error);
       return;
     }
-    entry.status = { ...entry.status, state: 'running', pid: entry.current.child.pid ?? null, restarts: entry.status.restarts + 1, started_at: new Date().toISOString() };
-    log.info({ process: entry.current.name, pid: entry.status.pid, restarts: entry.status.restarts }, `supervisor: ${entry.current.name} restarted`);
+    entry.status = {
+      ...entry.status,
+      state: 'running',
+      pid: entry.current.child.pid ?? null,
+      restarts: entry.status.restarts + 1,
+      started_at: new Date().toISOString(),
+    };
+    log.info(
+      { process: entry.current.name, pid: entry.status.pid, restarts: entry.status.restarts },
+      `supervisor: ${entry.current.name} restarted`,
+    );
     this.watch(entry);
     this.changed();
   }

@@ -24,7 +24,15 @@ export interface DecisionRecord {
 /** Parses a stored record; undefined when it is not one (never throws on stored text). */
 export function parseDecisionRecord(stored: string, partition: number): DecisionRecord | undefined {
   const [, hex, at, holdExpires, r, f, charged, balance, debits, requested, allowPartial] = stored.split('|');
-  if (!/^[0-9a-f]{32}$/.test(hex ?? '') || !/^\d+$/.test(at) || !/^\d+$/.test(r) || !/^\d+$/.test(f) || !/^\d+$/.test(charged) || !/^-?\d+$/.test(balance)) return undefined;
+  if (
+    !/^[0-9a-f]{32}$/.test(hex ?? '') ||
+    !/^\d+$/.test(at) ||
+    !/^\d+$/.test(r) ||
+    !/^\d+$/.test(f) ||
+    !/^\d+$/.test(charged) ||
+    !/^-?\d+$/.test(balance)
+  )
+    return undefined;
   const sources: EngineSource[] = [
     { layer: 'rate_limit', units: Number(r) },
     { layer: 'free_tier', units: Number(f) },
@@ -52,7 +60,12 @@ export function parseDecisionRecord(stored: string, partition: number): Decision
  * The idempotency record of (account, idempotency key), read-only. The key is hashed into the
  * storage key (keys.ts), so any text is safe here; callers still validate it as the API does.
  */
-export async function readDecisionRecord(redis: Redis | Cluster, partitions: number, accountId: string, key: string): Promise<DecisionRecord | undefined> {
+export async function readDecisionRecord(
+  redis: Redis | Cluster,
+  partitions: number,
+  accountId: string,
+  key: string,
+): Promise<DecisionRecord | undefined> {
   const partition = partitionOf(accountId, partitions);
   const stored = await redis.get(accountKeys(accountId, partition).idempotency(key));
   return stored ? parseDecisionRecord(stored, partition) : undefined;

@@ -71,9 +71,7 @@ export interface HoldSettlement {
   at: number;
 }
 
-export type DecideResult =
-  | { kind: 'decided'; decision: EngineDecision; replayed: boolean }
-  | { kind: 'conflict' };
+export type DecideResult = { kind: 'decided'; decision: EngineDecision; replayed: boolean } | { kind: 'conflict' };
 
 export type SettleResult =
   | { kind: 'settled'; settlement: HoldSettlement; replayed: boolean }
@@ -119,7 +117,10 @@ function assertId(what: string, value: string): void {
 
 /** The lot kind of a debit in the idempotency record (its id's first letter there). */
 export const KIND_OF_LETTER: Record<string, LotKind> = { p: 'promo', e: 'enterprise', a: 'adjustment', u: 'purchased' };
-const LETTER_OF_KIND = Object.fromEntries(Object.entries(KIND_OF_LETTER).map(([letter, kind]) => [kind, letter])) as Record<LotKind, string>;
+const LETTER_OF_KIND = Object.fromEntries(Object.entries(KIND_OF_LETTER).map(([letter, kind]) => [kind, letter])) as Record<
+  LotKind,
+  string
+>;
 /** Expiry written for a lot that never expires: sorts after every real time (13 digits, year 2286). */
 const NEVER = 9_999_999_999_999;
 
@@ -159,7 +160,12 @@ export function remainingByLot(hash: Record<string, string>): Map<string, bigint
  * Retry advice for a decision that did not grant everything: the seconds until every exhausted
  * window has room again, or null with the reason waiting cannot help.
  */
-export function retryAdvice(quantity: number, granted: number, windows: EngineWindow[], now: number): { retry_after: number | null; retry_reason: RetryReason | null } {
+export function retryAdvice(
+  quantity: number,
+  granted: number,
+  windows: EngineWindow[],
+  now: number,
+): { retry_after: number | null; retry_reason: RetryReason | null } {
   if (granted >= quantity) return { retry_after: null, retry_reason: null };
   if (windows.some((w) => quantity > w.limit)) return { retry_after: null, retry_reason: 'quantity_exceeds_window_limit' };
   let wait = -1;
@@ -187,7 +193,12 @@ function decisionFromReply(reply: (string | number)[], input: DecideInput, plan:
       granted += Number(units);
     }
   }
-  const windows = plan.windows.map((w, i) => ({ name: w.name, limit: w.limit, remaining: Number(reply[3 + 2 * i]), reset_at: Number(reply[4 + 2 * i]) }));
+  const windows = plan.windows.map((w, i) => ({
+    name: w.name,
+    limit: w.limit,
+    remaining: Number(reply[3 + 2 * i]),
+    reset_at: Number(reply[4 + 2 * i]),
+  }));
   return {
     decision_id: decisionIdFor(partition, hex),
     outcome: granted === input.quantity ? 'allowed' : granted === 0 ? 'denied' : 'partial',
@@ -234,7 +245,8 @@ export class DecisionEngine {
   /** Loads the library on every primary (one for a single Redis, each master of a Cluster). */
   loadLibrary(): Promise<void> {
     this.loading ??= (async () => {
-      const nodes = 'nodes' in this.redis && typeof this.redis.nodes === 'function' && this.redis.isCluster ? this.redis.nodes('master') : [this.redis];
+      const nodes =
+        'nodes' in this.redis && typeof this.redis.nodes === 'function' && this.redis.isCluster ? this.redis.nodes('master') : [this.redis];
       await Promise.all(nodes.map((node) => node.call('FUNCTION', 'LOAD', 'REPLACE', LIBRARY_SOURCE)));
     })().finally(() => (this.loading = undefined));
     return this.loading;
@@ -249,7 +261,9 @@ export class DecisionEngine {
    * 64 bits of SHA-256 of the request's fields (the key already names the account).
    */
   static fingerprint(input: DecideInput): string {
-    return shortHash(`${input.feature}|${input.quantity}|${input.allowPartial ? 1 : 0}|${input.mode}|${input.mode === 'reserve' ? input.holdTtlSeconds : ''}`);
+    return shortHash(
+      `${input.feature}|${input.quantity}|${input.allowPartial ? 1 : 0}|${input.mode}|${input.mode === 'reserve' ? input.holdTtlSeconds : ''}`,
+    );
   }
 
   /**
@@ -308,7 +322,9 @@ export class DecisionEngine {
     const policy = policyFor(hold.accountId, hold.feature);
     // A plan that no longer has the feature still lets its holds end: the held units are charged at
     // the held price, units above the hold are written off, and a retried commit replays.
-    const policyArgs = policy ? [policy.plan.overage, policy.plan.freeTierUnitsPerMonth, policy.plan.windows.length, ...windowArgs(policy.plan)] : ['deny', 0, 0];
+    const policyArgs = policy
+      ? [policy.plan.overage, policy.plan.freeTierUnitsPerMonth, policy.plan.windows.length, ...windowArgs(policy.plan)]
+      : ['deny', 0, 0];
     return this.settle(hold, 'committed', quantity, policyArgs);
   }
 
@@ -385,7 +401,10 @@ export class DecisionEngine {
    * Brings back the lots Redis lost, at the ledger's remaining amounts; live lots stay as they are,
    * and so do spent lots that decisions pruned (their grant marker, kept 30 days, remembers them).
    */
-  async restore(accountId: string, lots: { lotId: string; kind: LotKind; remaining: bigint; expiresAt: Date | null; createdAt: Date }[]): Promise<void> {
+  async restore(
+    accountId: string,
+    lots: { lotId: string; kind: LotKind; remaining: bigint; expiresAt: Date | null; createdAt: Date }[],
+  ): Promise<void> {
     for (const lot of lots) {
       if (lot.remaining < 0n || lot.remaining > MAX_MICROS) throw new AmountRangeError(`lot ${lot.lotId}: remaining amount`);
       if (!LOT_ID_PATTERN.test(lot.lotId)) throw new TypeError('lot id must be 1-256 characters of [A-Za-z0-9._:@-]');
@@ -437,9 +456,18 @@ export class DecisionEngine {
     const perFeature = features.map(({ feature, plan }) => {
       const windows = plan.windows.map((w) => {
         const e = counters.get(counterField(feature, w.name));
-        return { name: w.name, limit: w.limit, remaining: Math.max(0, w.limit - (e?.used ?? 0)), reset_at: e ? e.exp : now + w.seconds * 1000 };
+        return {
+          name: w.name,
+          limit: w.limit,
+          remaining: Math.max(0, w.limit - (e?.used ?? 0)),
+          reset_at: e ? e.exp : now + w.seconds * 1000,
+        };
       });
-      return { feature, windows, freeTierRemaining: Math.max(0, plan.freeTierUnitsPerMonth - (counters.get(counterField(feature))?.used ?? 0)) };
+      return {
+        feature,
+        windows,
+        freeTierRemaining: Math.max(0, plan.freeTierUnitsPerMonth - (counters.get(counterField(feature))?.used ?? 0)),
+      };
     });
     const balance = lots.filter((l) => !l.expired && l.remaining > 0n).reduce((sum, l) => sum + l.remaining, 0n);
     return { now, lots, balance, features: perFeature };
@@ -461,4 +489,3 @@ export interface AccountSnapshot {
   balance: bigint;
   features: { feature: string; windows: EngineWindow[]; freeTierRemaining: number }[];
 }
-

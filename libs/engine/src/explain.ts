@@ -110,7 +110,8 @@ export function explainWaterfall(d: ExplainInput, policy: PolicyFacts | undefine
   if (short(creditUnits)) {
     const balanceText = balanceBefore === null ? 'the balance' : `the balance of ${formatCredits(balanceBefore)} credits`;
     if (policy?.overage === 'deny') creditNote = 'the plan does not spill over into credits for this feature (overage: deny)';
-    else if (allOrNothing) creditNote = `not used: the request was all-or-nothing (${balanceText} covers ${affordable ?? 'an unknown number of'} units)`;
+    else if (allOrNothing)
+      creditNote = `not used: the request was all-or-nothing (${balanceText} covers ${affordable ?? 'an unknown number of'} units)`;
     else if (balanceBefore === 0n) creditNote = 'no credits were available';
     else creditNote = `${balanceText} covered only ${creditUnits} units${price ? ` at ${formatCredits(price)} credits each` : ''}`;
   }

@@ -41,7 +41,8 @@ export const encodePart = (text: string) => `${text.length}:${text}`;
 const prefix = (partition: number) => `sw:${tag(partition)}:`;
 
 /** 160 bits of SHA-256 over the length-prefixed parts, base64url (27 characters). */
-const digest = (...parts: string[]) => createHash('sha256').update(parts.map(encodePart).join('')).digest().subarray(0, 20).toString('base64url');
+const digest = (...parts: string[]) =>
+  createHash('sha256').update(parts.map(encodePart).join('')).digest().subarray(0, 20).toString('base64url');
 
 /**
  * The field of a feature's rate window (or, without a window, of its free tier) in the account

@@ -39,15 +39,19 @@ export function parsePlanDefinition(body: unknown): { plan?: PlanDefinition; err
     } else {
       rawWindows.forEach((w: { name?: unknown; limit?: unknown; seconds?: unknown }, i) => {
         const wat = `${at}.windows[${i}]`;
-        if (typeof w?.name !== 'string' || !WINDOW_NAME.test(w.name)) errors.push({ field: `${wat}.name`, issue: 'must be 1-32 characters of [A-Za-z0-9_-]' });
+        if (typeof w?.name !== 'string' || !WINDOW_NAME.test(w.name))
+          errors.push({ field: `${wat}.name`, issue: 'must be 1-32 characters of [A-Za-z0-9_-]' });
         else if (windows.some((x) => x.name === w.name)) errors.push({ field: `${wat}.name`, issue: 'duplicate window name' });
-        if (!isInt(w?.limit, 0, LIMITS.maxWindowLimit)) errors.push({ field: `${wat}.limit`, issue: `must be an integer in [0, ${LIMITS.maxWindowLimit}]` });
-        if (!isInt(w?.seconds, 1, LIMITS.maxWindowSeconds)) errors.push({ field: `${wat}.seconds`, issue: `must be an integer in [1, ${LIMITS.maxWindowSeconds}]` });
+        if (!isInt(w?.limit, 0, LIMITS.maxWindowLimit))
+          errors.push({ field: `${wat}.limit`, issue: `must be an integer in [0, ${LIMITS.maxWindowLimit}]` });
+        if (!isInt(w?.seconds, 1, LIMITS.maxWindowSeconds))
+          errors.push({ field: `${wat}.seconds`, issue: `must be an integer in [1, ${LIMITS.maxWindowSeconds}]` });
         windows.push({ name: String(w?.name), limit: Number(w?.limit), seconds: Number(w?.seconds) });
       });
     }
     const units = spec.free_tier?.units_per_month ?? 0;
-    if (!isInt(units, 0, LIMITS.maxWindowLimit)) errors.push({ field: `${at}.free_tier.units_per_month`, issue: 'must be a non-negative integer' });
+    if (!isInt(units, 0, LIMITS.maxWindowLimit))
+      errors.push({ field: `${at}.free_tier.units_per_month`, issue: 'must be a non-negative integer' });
     const overage = spec.overage ?? 'credits';
     if (overage !== 'credits' && overage !== 'deny') errors.push({ field: `${at}.overage`, issue: 'must be "credits" or "deny"' });
     plan[feature] = { windows, freeTierUnitsPerMonth: Number(units), overage: overage as Overage };

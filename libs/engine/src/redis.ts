@@ -13,4 +13,3 @@ export function createRedis(url: string): Redis {
     retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
   });
 }
-

@@ -48,10 +48,11 @@ export async function saveAlerts(ledger: DataSource, accountId: string, s: Alert
 
 /** The low-balance rules of those of `accountIds` that have alert settings (one query). */
 export async function lowBalanceRules(ledger: DataSource, accountIds: string[]): Promise<LowBalanceRule[]> {
-  const rows: { account_id: string; low_balance_micros: string; auto_recharge_micros: string | null; has_webhook: boolean }[] = await ledger.query(
-    'SELECT account_id, low_balance_micros::text, auto_recharge_micros::text, webhook_url IS NOT NULL AS has_webhook FROM account_alerts WHERE account_id = ANY($1::text[])',
-    [accountIds],
-  );
+  const rows: { account_id: string; low_balance_micros: string; auto_recharge_micros: string | null; has_webhook: boolean }[] =
+    await ledger.query(
+      'SELECT account_id, low_balance_micros::text, auto_recharge_micros::text, webhook_url IS NOT NULL AS has_webhook FROM account_alerts WHERE account_id = ANY($1::text[])',
+      [accountIds],
+    );
   return rows.map((r) => ({
     accountId: r.account_id,
     lowBalanceMicros: BigInt(r.low_balance_micros),
@@ -70,13 +71,14 @@ export async function webhookOf(ledger: DataSource, accountId: string): Promise<
 }
 
 /** Records a notification as `pending`, once per id (a retried delivery keeps the first row). */
-export async function recordNotification(ledger: DataSource, n: { id: string; accountId: string; kind: string; payload: Record<string, unknown> }): Promise<void> {
-  await ledger.query(`INSERT INTO notifications (id, account_id, kind, payload, status) VALUES ($1, $2, $3, $4, 'pending') ON CONFLICT (id) DO NOTHING`, [
-    n.id,
-    n.accountId,
-    n.kind,
-    JSON.stringify(n.payload),
-  ]);
+export async function recordNotification(
+  ledger: DataSource,
+  n: { id: string; accountId: string; kind: string; payload: Record<string, unknown> },
+): Promise<void> {
+  await ledger.query(
+    `INSERT INTO notifications (id, account_id, kind, payload, status) VALUES ($1, $2, $3, $4, 'pending') ON CONFLICT (id) DO NOTHING`,
+    [n.id, n.accountId, n.kind, JSON.stringify(n.payload)],
+  );
 }
 
 /** Counts one delivery attempt: `error` null marks it delivered, else keeps the error and the status. */

@@ -21,11 +21,23 @@ export interface ApprovalRecord {
  */
 export async function recordApproval(m: EntityManager, a: ApprovalRecord): Promise<void> {
   if (a.status === 'auto' && a.micros > a.thresholdMicros) throw new Error(`approval ${a.workflowId}: auto above the threshold`);
-  if (a.status === 'approved' && (!a.approver || a.approver.keyId === a.requesterKeyId)) throw new Error(`approval ${a.workflowId}: four eyes required`);
+  if (a.status === 'approved' && (!a.approver || a.approver.keyId === a.requesterKeyId))
+    throw new Error(`approval ${a.workflowId}: four eyes required`);
   await m.query(
     `INSERT INTO approvals (workflow_id, account_id, operation, micros, threshold_micros, requester_key_id, status, approver_key_id, approver_name, note)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (workflow_id) DO NOTHING`,
-    [a.workflowId, a.accountId, a.operation, a.micros.toString(), a.thresholdMicros.toString(), a.requesterKeyId, a.status, a.approver?.keyId ?? null, a.approver?.name ?? null, a.note],
+    [
+      a.workflowId,
+      a.accountId,
+      a.operation,
+      a.micros.toString(),
+      a.thresholdMicros.toString(),
+      a.requesterKeyId,
+      a.status,
+      a.approver?.keyId ?? null,
+      a.approver?.name ?? null,
+      a.note,
+    ],
   );
 }
 
@@ -38,6 +50,9 @@ export async function decidedApprovals(m: EntityManager, workflowIds: string[]):
 
 /** Micro-credits approved for a workflow (status `auto` or `approved`), 0 when none was. */
 export async function approvedMicros(m: EntityManager, workflowId: string): Promise<bigint> {
-  const [row]: { micros: string }[] = await m.query(`SELECT micros::text FROM approvals WHERE workflow_id = $1 AND status IN ('auto', 'approved')`, [workflowId]);
+  const [row]: { micros: string }[] = await m.query(
+    `SELECT micros::text FROM approvals WHERE workflow_id = $1 AND status IN ('auto', 'approved')`,
+    [workflowId],
+  );
   return row ? BigInt(row.micros) : 0n;
 }

@@ -2,7 +2,15 @@ import { DataSource } from 'typeorm';
 
 /** A decision as the ledger booked it: its usage event, monetization event, balance updates, refunds, or its quarantine. */
 export interface DecisionLedgerView {
-  usage: { account_id: string; feature: string; quantity: number; idempotency_key: string; sources: { layer: string; units: number; lot_id?: string; micros?: string }[]; occurred_at: Date; settled_at: Date } | null;
+  usage: {
+    account_id: string;
+    feature: string;
+    quantity: number;
+    idempotency_key: string;
+    sources: { layer: string; units: number; lot_id?: string; micros?: string }[];
+    occurred_at: Date;
+    settled_at: Date;
+  } | null;
   monetization: { id: string; credits_micros: string; written_off_units: number; written_off_micros: string; created_at: Date } | null;
   balanceUpdates: { id: string; lot_id: string; delta_micros: string; at: Date }[];
   refunds: { id: string; micros: string; reason: string; approver: string | null; created_at: Date }[];
@@ -66,4 +74,3 @@ export function usageSeries(ledger: DataSource, accountId: string, bucket: Usage
     [accountId],
   );
 }
-

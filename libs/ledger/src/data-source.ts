@@ -11,8 +11,17 @@ import { Access1733400000000 } from './migrations/1733400000000-access';
 import { SettlementHotPath1733500000000 } from './migrations/1733500000000-settlement-hot-path';
 
 /** Migrations in the order they run; listed here (not globbed) so ts and compiled code agree. */
-export const MIGRATIONS = [Platform1732400000000, Ledger1732500000000, Reconciliation1732600000000, Refunds1732700000000, Notifications1732800000000,
-  Approvals1733200000000, ReconciliationFailed1733200000001, Access1733400000000, SettlementHotPath1733500000000];
+export const MIGRATIONS = [
+  Platform1732400000000,
+  Ledger1732500000000,
+  Reconciliation1732600000000,
+  Refunds1732700000000,
+  Notifications1732800000000,
+  Approvals1733200000000,
+  ReconciliationFailed1733200000001,
+  Access1733400000000,
+  SettlementHotPath1733500000000,
+];
 
 const MIGRATION_LOCK = 7_205_000;
 

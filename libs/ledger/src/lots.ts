@@ -36,7 +36,10 @@ export interface LotRow {
 
 /** What the account's lots hold together (micro-credits, expired remainders included): the balance bound's left side. */
 export async function heldMicros(m: EntityManager, accountId: string): Promise<bigint> {
-  const [{ total }]: { total: string | null }[] = await m.query('SELECT sum(remaining_micros)::text AS total FROM credit_lots WHERE account_id = $1', [accountId]);
+  const [{ total }]: { total: string | null }[] = await m.query(
+    'SELECT sum(remaining_micros)::text AS total FROM credit_lots WHERE account_id = $1',
+    [accountId],
+  );
   return BigInt(total ?? '0');
 }
 
@@ -50,7 +53,8 @@ export const lotIdFor = (causeType: LotCause, causeId: string) => `lot_${causeTy
  */
 export async function recordLot(m: EntityManager, lot: NewLot): Promise<LotRow> {
   const id = lotIdFor(lot.causeType, lot.causeId);
-  if (lot.micros <= 0n || lot.micros > MAX_MICROS) throw new BalanceLimitExceeded(`lot ${id}: ${lot.micros} micros is outside (0, MAX_MICROS = ${MAX_MICROS}]`);
+  if (lot.micros <= 0n || lot.micros > MAX_MICROS)
+    throw new BalanceLimitExceeded(`lot ${id}: ${lot.micros} micros is outside (0, MAX_MICROS = ${MAX_MICROS}]`);
   // The balance bound: what an account's lots hold together stays exact in Redis (a Lua double).
   await m.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`lots:${lot.accountId}`]);
   const [held]: { total: string | null; known: boolean }[] = await m.query(
@@ -94,14 +98,20 @@ export async function recordExpiry(m: EntityManager, lotId: string, removedMicro
 }
 
 /** Books a negative adjustment exactly as Redis took it, lot by lot, once per key. */
-export async function recordDebitAdjustment(m: EntityManager, accountId: string, key: string, taken: { lotId: string; micros: bigint }[]): Promise<void> {
+export async function recordDebitAdjustment(
+  m: EntityManager,
+  accountId: string,
+  key: string,
+  taken: { lotId: string; micros: bigint }[],
+): Promise<void> {
   for (const t of taken) {
     const inserted: unknown[] = await m.query(
       `INSERT INTO balance_updates (account_id, lot_id, delta_micros, cause_type, cause_id) VALUES ($1, $2, $3, 'adjustment', $4)
        ON CONFLICT DO NOTHING RETURNING id`,
       [accountId, t.lotId, (-t.micros).toString(), key],
     );
-    if (inserted.length > 0) await m.query('UPDATE credit_lots SET remaining_micros = remaining_micros - $2 WHERE id = $1', [t.lotId, t.micros.toString()]);
+    if (inserted.length > 0)
+      await m.query('UPDATE credit_lots SET remaining_micros = remaining_micros - $2 WHERE id = $1', [t.lotId, t.micros.toString()]);
   }
 }
 
@@ -125,7 +135,10 @@ export function restorableLots(m: EntityManager, partition: number): Promise<Res
 }
 
 /** The burn-down facts of one lot (kind, expiry, creation), or undefined when the ledger has no such lot. */
-export async function lotFacts(m: EntityManager, lotId: string): Promise<{ kind: LotKind; expires_at: Date | null; created_at: Date } | undefined> {
+export async function lotFacts(
+  m: EntityManager,
+  lotId: string,
+): Promise<{ kind: LotKind; expires_at: Date | null; created_at: Date } | undefined> {
   const [lot] = await m.query('SELECT kind, expires_at, created_at FROM credit_lots WHERE id = $1', [lotId]);
   return lot;
 }

@@ -24,7 +24,6 @@ const UPDATES_SQL = `SELECT id::text, lot_id, delta_micros::text, cause_type, ca
 export class LedgerQueries {
   constructor(private readonly ledger: DataSource) {}
 
-
   /**
    * Balance, page and settlement cursor from ONE snapshot: a batch that commits meanwhile is either
    * wholly in all three or in none (the unsettled count is taken against this cursor).
@@ -33,7 +32,9 @@ export class LedgerQueries {
     return this.ledger.transaction('REPEATABLE READ', async (m) => {
       const [{ total }]: { total: string | null }[] = await m.query(BALANCE_SQL, [accountId]);
       const updates: BalanceUpdateRow[] = await m.query(UPDATES_SQL, [accountId, before?.toString() ?? null, LEDGER_PAGE]);
-      const rows: { last_stream_id: string }[] = await m.query('SELECT last_stream_id FROM settlement_cursors WHERE partition = $1', [partition]);
+      const rows: { last_stream_id: string }[] = await m.query('SELECT last_stream_id FROM settlement_cursors WHERE partition = $1', [
+        partition,
+      ]);
       return { balance: BigInt(total ?? '0'), updates, cursor: rows[0]?.last_stream_id ?? '0-0' };
     });
   }

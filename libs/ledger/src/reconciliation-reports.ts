@@ -31,17 +31,22 @@ export interface Report {
 
 /** Opens the report as `running` (again, for a retried attempt: its start time moves). */
 export async function openReport(ledger: DataSource, id: string): Promise<void> {
-  await ledger.query(`INSERT INTO reconciliation_reports (id, status) VALUES ($1, 'running') ON CONFLICT (id) DO UPDATE SET status = 'running', started_at = now()`, [id]);
+  await ledger.query(
+    `INSERT INTO reconciliation_reports (id, status) VALUES ($1, 'running') ON CONFLICT (id) DO UPDATE SET status = 'running', started_at = now()`,
+    [id],
+  );
 }
 
 /** Completes the report with what was checked, found and repaired. */
-export async function completeReport(ledger: DataSource, id: string, result: { checked: unknown; discrepancies: unknown[]; repaired: unknown[] }): Promise<void> {
-  await ledger.query(`UPDATE reconciliation_reports SET status = 'completed', finished_at = now(), checked = $2, discrepancies = $3, repaired = $4 WHERE id = $1`, [
-    id,
-    JSON.stringify(result.checked),
-    JSON.stringify(result.discrepancies),
-    JSON.stringify(result.repaired),
-  ]);
+export async function completeReport(
+  ledger: DataSource,
+  id: string,
+  result: { checked: unknown; discrepancies: unknown[]; repaired: unknown[] },
+): Promise<void> {
+  await ledger.query(
+    `UPDATE reconciliation_reports SET status = 'completed', finished_at = now(), checked = $2, discrepancies = $3, repaired = $4 WHERE id = $1`,
+    [id, JSON.stringify(result.checked), JSON.stringify(result.discrepancies), JSON.stringify(result.repaired)],
+  );
 }
 
 /** Marks the report `failed` with the reason (NUL removed, at most 2,000 characters). */
@@ -64,7 +69,10 @@ export function listReports(ledger: DataSource, limit: number): Promise<ReportSu
 
 /** One report, or undefined when there is no row under `id`. */
 export async function findReport(ledger: DataSource, id: string): Promise<Report | undefined> {
-  const [row] = await ledger.query('SELECT id, status, failure, started_at, finished_at, checked, discrepancies, repaired FROM reconciliation_reports WHERE id = $1', [id]);
+  const [row] = await ledger.query(
+    'SELECT id, status, failure, started_at, finished_at, checked, discrepancies, repaired FROM reconciliation_reports WHERE id = $1',
+    [id],
+  );
   return row;
 }
 

@@ -186,13 +186,22 @@ export async function checkLedger(ledger: DataSource): Promise<LedgerCheck> {
     if (n === 0) continue;
     const rows: Record<string, string>[] = await ledger.query(`${check.sql} LIMIT ${MAX_LISTED}`);
     for (const row of rows) {
-      discrepancies.push({ invariant: check.invariant, kind: check.kind, account_id: row.account_id ?? null, subject: row.subject, detail: check.detail(row) });
+      discrepancies.push({
+        invariant: check.invariant,
+        kind: check.kind,
+        account_id: row.account_id ?? null,
+        subject: row.subject,
+        detail: check.detail(row),
+      });
     }
   }
   return { counts, found, discrepancies };
 }
 
 /** Ledger lots of one partition, for the comparison with Redis (I4). */
-export function partitionLots(ledger: DataSource, partition: number): Promise<{ id: string; account_id: string; remaining_micros: string }[]> {
+export function partitionLots(
+  ledger: DataSource,
+  partition: number,
+): Promise<{ id: string; account_id: string; remaining_micros: string }[]> {
   return ledger.query('SELECT id, account_id, remaining_micros::text FROM credit_lots WHERE partition = $1', [partition]);
 }

@@ -2,27 +2,48 @@ import { MAX_MICROS } from '@spillway/contracts/money';
 import { MAX_QUARANTINED_PAYLOAD, parseStreamEntry } from './settlement-entry';
 
 const good = {
-  decision_id: 'dec_p0_0123456789abcdef0123456789abcdef', account: 'acct', feature: 'codex.task', key: 'k', quantity: 2, at: 1_764_000_000_000,
-  charged: '2500000', sources: [{ layer: 'rate_limit', units: 1 }, { layer: 'purchased', units: 1, lot_id: 'lot-1', micros: '2500000' }], balance: '7500000',
+  decision_id: 'dec_p0_0123456789abcdef0123456789abcdef',
+  account: 'acct',
+  feature: 'codex.task',
+  key: 'k',
+  quantity: 2,
+  at: 1_764_000_000_000,
+  charged: '2500000',
+  sources: [
+    { layer: 'rate_limit', units: 1 },
+    { layer: 'purchased', units: 1, lot_id: 'lot-1', micros: '2500000' },
+  ],
+  balance: '7500000',
 };
 const usage = (over: Record<string, unknown>) => parseStreamEntry('1-0', ['usage', JSON.stringify({ ...good, ...over })]);
-const reason = (entry: ReturnType<typeof parseStreamEntry>) => (entry.kind === 'invalid' ? entry.invalid.reason : `parsed as ${entry.kind}`);
+const reason = (entry: ReturnType<typeof parseStreamEntry>) =>
+  entry.kind === 'invalid' ? entry.invalid.reason : `parsed as ${entry.kind}`;
 
 describe('settlement stream entries are validated before SQL', () => {
   it('parses a usage event and a hold', () => {
     const entry = usage({});
     expect(entry.kind).toBe('usage');
     if (entry.kind !== 'usage') return;
-    expect(entry.event).toMatchObject({ decisionId: good.decision_id, accountId: 'acct', quantity: 2, chargedMicros: 2_500_000n, balanceAfter: 7_500_000n });
+    expect(entry.event).toMatchObject({
+      decisionId: good.decision_id,
+      accountId: 'acct',
+      quantity: 2,
+      chargedMicros: 2_500_000n,
+      balanceAfter: 7_500_000n,
+    });
     expect(parseStreamEntry('2-0', ['hold', JSON.stringify({ decision_id: 'd', account: 'a', expires_at: 1_764_000_000_000 })])).toEqual({
-      kind: 'hold', hold: { streamId: '2-0', decisionId: 'd', accountId: 'a', expiresAt: 1_764_000_000_000 },
+      kind: 'hold',
+      hold: { streamId: '2-0', decisionId: 'd', accountId: 'a', expiresAt: 1_764_000_000_000 },
     });
   });
 
   it('accepts amounts up to MAX_MICROS and refuses one micro-credit more', () => {
-    const at = (micros: bigint) => usage({ charged: micros.toString(), sources: [{ layer: 'purchased', units: 1, lot_id: 'l', micros: micros.toString() }] });
+    const at = (micros: bigint) =>
+      usage({ charged: micros.toString(), sources: [{ layer: 'purchased', units: 1, lot_id: 'l', micros: micros.toString() }] });
     expect(at(MAX_MICROS).kind).toBe('usage');
-    expect(reason(at(MAX_MICROS + 1n))).toBe(`malformed event: sources[0].micros: ${MAX_MICROS + 1n} micro-credits is outside [0, ${MAX_MICROS}]`);
+    expect(reason(at(MAX_MICROS + 1n))).toBe(
+      `malformed event: sources[0].micros: ${MAX_MICROS + 1n} micro-credits is outside [0, ${MAX_MICROS}]`,
+    );
     expect(reason(usage({ balance: (-MAX_MICROS - 1n).toString() }))).toMatch(/^malformed event: balance: .* is outside/);
   });
 
@@ -47,7 +68,16 @@ describe('settlement stream entries are validated before SQL', () => {
     [{ at: 0 }, 'at: not an epoch-ms time between 2000 and 2200'],
     [{ sources: {} }, 'sources: not an array'],
     [{ sources: Array.from({ length: 257 }, () => ({ layer: 'r', units: 1 })) }, 'sources: more than 256'],
-    [{ charged: '0', sources: [{ layer: 'purchased', units: 1, micros: '0' }, { layer: 'x', units: 1, micros: '5' }] }, 'sources[1]: micro-credits without a lot'],
+    [
+      {
+        charged: '0',
+        sources: [
+          { layer: 'purchased', units: 1, micros: '0' },
+          { layer: 'x', units: 1, micros: '5' },
+        ],
+      },
+      'sources[1]: micro-credits without a lot',
+    ],
     [{ written_off: '-1' }, 'written_off: -1 micro-credits is outside [0, 9007199254740991]'],
   ])('refuses out-of-range or malformed fields (case %#)', (over, expected) => {
     expect(reason(usage(over))).toBe(`malformed event: ${expected}`);

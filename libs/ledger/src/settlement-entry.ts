@@ -51,7 +51,8 @@ export interface InvalidEntry {
   payload: unknown;
 }
 
-export type StreamEntry = { kind: 'usage'; event: UsageEvent } | { kind: 'hold'; hold: HoldEntry } | { kind: 'invalid'; invalid: InvalidEntry };
+export type StreamEntry =
+  { kind: 'usage'; event: UsageEvent } | { kind: 'hold'; hold: HoldEntry } | { kind: 'invalid'; invalid: InvalidEntry };
 
 export const MAX_INT32 = 2 ** 31 - 1;
 /** Longest text field settlement books (ids, keys, features); the API's own limits are lower. */
@@ -81,7 +82,8 @@ function text(value: unknown, field: string, max = MAX_TEXT): string {
 }
 
 function count(value: unknown, field: string): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_INT32) throw new Invalid(`${field}: not an integer in [0, ${MAX_INT32}]`);
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_INT32)
+    throw new Invalid(`${field}: not an integer in [0, ${MAX_INT32}]`);
   return value;
 }
 
@@ -90,12 +92,14 @@ function micros(value: unknown, field: string, signed = false): bigint {
   const digits = typeof value === 'number' && Number.isSafeInteger(value) ? String(value) : value;
   if (typeof digits !== 'string' || !/^-?\d{1,20}$/.test(digits)) throw new Invalid(`${field}: not an integer amount`);
   const amount = BigInt(digits);
-  if (amount > MAX_MICROS || amount < (signed ? -MAX_MICROS : 0n)) throw new Invalid(`${field}: ${amount} micro-credits is outside [${signed ? -MAX_MICROS : 0}, ${MAX_MICROS}]`);
+  if (amount > MAX_MICROS || amount < (signed ? -MAX_MICROS : 0n))
+    throw new Invalid(`${field}: ${amount} micro-credits is outside [${signed ? -MAX_MICROS : 0}, ${MAX_MICROS}]`);
   return amount;
 }
 
 function timestamp(value: unknown, field: string): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < MIN_AT || value > MAX_AT) throw new Invalid(`${field}: not an epoch-ms time between 2000 and 2200`);
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < MIN_AT || value > MAX_AT)
+    throw new Invalid(`${field}: not an epoch-ms time between 2000 and 2200`);
   return value;
 }
 
@@ -117,7 +121,8 @@ function source(raw: unknown, i: number): UsageSource {
   const out: UsageSource = { layer: text(s.layer, `sources[${i}].layer`, 64), units: count(s.units, `sources[${i}].units`) };
   if (s.lot_id !== undefined) out.lot_id = text(s.lot_id, `sources[${i}].lot_id`);
   if (s.micros !== undefined) out.micros = micros(s.micros, `sources[${i}].micros`).toString();
-  if (out.micros !== undefined && BigInt(out.micros) > 0n && out.lot_id === undefined) throw new Invalid(`sources[${i}]: micro-credits without a lot`);
+  if (out.micros !== undefined && BigInt(out.micros) > 0n && out.lot_id === undefined)
+    throw new Invalid(`sources[${i}]: micro-credits without a lot`);
   return out;
 }
 
@@ -186,7 +191,8 @@ function claimedDecisionId(fields: string[]): string | undefined {
  */
 export function parseStreamEntry(streamId: string, fields: string[]): StreamEntry {
   try {
-    if (!Array.isArray(fields) || fields.length !== 2) throw new Invalid(`entry has ${Array.isArray(fields) ? fields.length / 2 : 0} fields, expected one`);
+    if (!Array.isArray(fields) || fields.length !== 2)
+      throw new Invalid(`entry has ${Array.isArray(fields) ? fields.length / 2 : 0} fields, expected one`);
     const [name, value] = fields;
     if (typeof value !== 'string') throw new Invalid(`${name}: not a string`);
     if (name === 'usage') return { kind: 'usage', event: usage(streamId, value) };
@@ -194,6 +200,14 @@ export function parseStreamEntry(streamId: string, fields: string[]): StreamEntr
     throw new Invalid(`unknown field "${String(name).slice(0, 64)}"`);
   } catch (error) {
     if (!(error instanceof Invalid)) throw error;
-    return { kind: 'invalid', invalid: { streamId, decisionId: claimedDecisionId(fields), reason: `malformed event: ${error.message}`, payload: quarantinePayload(fields ?? []) } };
+    return {
+      kind: 'invalid',
+      invalid: {
+        streamId,
+        decisionId: claimedDecisionId(fields),
+        reason: `malformed event: ${error.message}`,
+        payload: quarantinePayload(fields ?? []),
+      },
+    };
   }
 }

@@ -56,7 +56,9 @@ const TRANSIENT_CLASSES = new Set(['08', '40', '53', '55', '57', '58', 'XX']);
 
 /** The SQLSTATE of a PostgreSQL error (TypeORM copies it onto QueryFailedError), if any. */
 export function sqlState(error: unknown): string | undefined {
-  const code = (error as { code?: unknown; driverError?: { code?: unknown } })?.code ?? (error as { driverError?: { code?: unknown } })?.driverError?.code;
+  const code =
+    (error as { code?: unknown; driverError?: { code?: unknown } })?.code ??
+    (error as { driverError?: { code?: unknown } })?.driverError?.code;
   return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
 }
 
@@ -75,12 +77,18 @@ const UNIQUE_VIOLATION = '23505';
  * written. `forceIsolation` treats every booking error as the data's — the caller sets it after a
  * bounded number of failed attempts of the same batch while the ledger answers.
  */
-export async function writeSettlementBatch(m: EntityManager, slices: PartitionSlice[], options: { forceIsolation?: boolean } = {}): Promise<BatchOutcome> {
+export async function writeSettlementBatch(
+  m: EntityManager,
+  slices: PartitionSlice[],
+  options: { forceIsolation?: boolean } = {},
+): Promise<BatchOutcome> {
   const events = slices.flatMap((s) => s.events);
   if (events.length > MAX_BATCH) throw new RangeError(`batch of ${events.length} exceeds ${MAX_BATCH}`);
   const partitions = slices.map((s) => s.partition);
   if (new Set(partitions).size !== partitions.length) throw new Error('a partition appears twice in one batch');
-  await m.query(`INSERT INTO settlement_cursors (partition, last_stream_id) SELECT unnest($1::int[]), '0-0' ON CONFLICT DO NOTHING`, [partitions]);
+  await m.query(`INSERT INTO settlement_cursors (partition, last_stream_id) SELECT unnest($1::int[]), '0-0' ON CONFLICT DO NOTHING`, [
+    partitions,
+  ]);
   const cursors: { partition: number; last_stream_id: string }[] = await m.query(
     'SELECT partition, last_stream_id FROM settlement_cursors WHERE partition = ANY($1::int[]) ORDER BY partition FOR UPDATE',
     [partitions],
@@ -90,7 +98,8 @@ export async function writeSettlementBatch(m: EntityManager, slices: PartitionSl
 
   const rejected: Rejected[] = slices.flatMap((s) => s.invalid.map((invalid) => ({ partition: s.partition, ...invalid })));
   const partitionOf = new Map(slices.flatMap((s) => s.events.map((e) => [e, s.partition] as const)));
-  const reject = (e: UsageEvent, reason: string) => rejected.push({ partition: partitionOf.get(e)!, streamId: e.streamId, decisionId: e.decisionId, reason, payload: e });
+  const reject = (e: UsageEvent, reason: string) =>
+    rejected.push({ partition: partitionOf.get(e)!, streamId: e.streamId, decisionId: e.decisionId, reason, payload: e });
 
   // The same event twice in a batch (a replayed append) is booked once; another event under the same id is refused.
   const first = new Map<string, UsageEvent>();
@@ -166,7 +175,11 @@ const INSERT_CHARGES = `WITH monetized AS (
  * natively instead of escaping every array element (−40 % Node CPU per event, docs/BENCHMARKS.md).
  * Amounts travel as decimal strings, so they stay exact.
  */
-async function bookEvents(m: EntityManager, events: UsageEvent[], partitionOf: Map<UsageEvent, number>): Promise<{ settled: UsageEvent[]; reusedKey: UsageEvent[] }> {
+async function bookEvents(
+  m: EntityManager,
+  events: UsageEvent[],
+  partitionOf: Map<UsageEvent, number>,
+): Promise<{ settled: UsageEvent[]; reusedKey: UsageEvent[] }> {
   const usage = JSON.stringify(
     events.map((e) => ({
       id: e.decisionId,
@@ -197,7 +210,9 @@ async function bookEvents(m: EntityManager, events: UsageEvent[], partitionOf: M
     settled = events.filter((e) => fresh.has(e.decisionId));
     const skipped = events.filter((e) => !fresh.has(e.decisionId));
     if (skipped.length > 0) {
-      const known: { id: string }[] = await m.query('SELECT id FROM usage_events WHERE id = ANY($1::text[])', [skipped.map((e) => e.decisionId)]);
+      const known: { id: string }[] = await m.query('SELECT id FROM usage_events WHERE id = ANY($1::text[])', [
+        skipped.map((e) => e.decisionId),
+      ]);
       const replays = new Set(known.map((r) => r.id));
       reusedKey = skipped.filter((e) => !replays.has(e.decisionId));
     }
@@ -219,7 +234,14 @@ async function bookEvents(m: EntityManager, events: UsageEvent[], partitionOf: M
     });
     for (const s of e.sources) {
       if (!s.lot_id || s.micros === undefined || s.micros === '0') continue; // micros is a normalized decimal (settlement-entry)
-      debits.push({ account_id: e.accountId, lot_id: s.lot_id, micros: s.micros, usage_event_id: e.decisionId, monetization_event_id: id, at: e.occurredAt.toISOString() });
+      debits.push({
+        account_id: e.accountId,
+        lot_id: s.lot_id,
+        micros: s.micros,
+        usage_event_id: e.decisionId,
+        monetization_event_id: id,
+        at: e.occurredAt.toISOString(),
+      });
       perLot.set(s.lot_id, (perLot.get(s.lot_id) ?? 0n) + BigInt(s.micros));
     }
   }
@@ -232,7 +254,11 @@ async function bookEvents(m: EntityManager, events: UsageEvent[], partitionOf: M
  * An event of an account the ledger does not know, or debiting a lot it does not know or that
  * belongs to another account, would break conservation (I3): refused before booking, one query.
  */
-async function refuseUnknown(m: EntityManager, events: UsageEvent[], reject: (e: UsageEvent, reason: string) => void): Promise<UsageEvent[]> {
+async function refuseUnknown(
+  m: EntityManager,
+  events: UsageEvent[],
+  reject: (e: UsageEvent, reason: string) => void,
+): Promise<UsageEvent[]> {
   if (events.length === 0) return events;
   const lotIds = new Set<string>();
   const accountIds = new Set<string>();
@@ -274,7 +300,10 @@ export async function readCursor(m: EntityManager, partition: number): Promise<s
 
 /** The ledger cursors of some partitions ('0-0' for a partition never settled). */
 export async function readCursors(m: EntityManager, partitions: number[]): Promise<Map<number, string>> {
-  const rows: { partition: number; last_stream_id: string }[] = await m.query('SELECT partition, last_stream_id FROM settlement_cursors WHERE partition = ANY($1::int[])', [partitions]);
+  const rows: { partition: number; last_stream_id: string }[] = await m.query(
+    'SELECT partition, last_stream_id FROM settlement_cursors WHERE partition = ANY($1::int[])',
+    [partitions],
+  );
   const found = new Map(rows.map((r) => [r.partition, r.last_stream_id]));
   return new Map(partitions.map((p) => [p, found.get(p) ?? '0-0']));
 }

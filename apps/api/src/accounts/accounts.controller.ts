@@ -42,7 +42,10 @@ export class AccountsController {
   async account(@Param('id') id: string, @Req() request: AuthenticatedRequest) {
     const { planKey, tenant } = await this.scope.account(request.principal, id);
     const plan = this.policies.plan(planKey) ?? {};
-    const snapshot = await this.engine.snapshot(id, Object.entries(plan).map(([feature, p]) => ({ feature, plan: p })));
+    const snapshot = await this.engine.snapshot(
+      id,
+      Object.entries(plan).map(([feature, p]) => ({ feature, plan: p })),
+    );
     return {
       id,
       plan: planKey,
@@ -50,7 +53,12 @@ export class AccountsController {
       balance: formatCredits(snapshot.balance),
       lots: snapshot.lots
         .filter((lot) => !lot.expired && lot.remaining > 0n)
-        .map((lot) => ({ id: lot.id, kind: lot.kind, remaining: formatCredits(lot.remaining), expires_at: lot.expiresAt === null ? null : iso(lot.expiresAt) })),
+        .map((lot) => ({
+          id: lot.id,
+          kind: lot.kind,
+          remaining: formatCredits(lot.remaining),
+          expires_at: lot.expiresAt === null ? null : iso(lot.expiresAt),
+        })),
       features: Object.fromEntries(
         snapshot.features.map((f) => [
           f.feature,

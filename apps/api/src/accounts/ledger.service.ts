@@ -30,7 +30,11 @@ export class LedgerService {
     // The stream first, then the ledger snapshot: an event settled in between is in the snapshot
     // and past its cursor is filtered out, so nothing is counted twice or missed.
     const stream = await this.redis.xrange(streamKey(partition), '-', '+', 'COUNT', UNSETTLED_SCAN_LIMIT);
-    const { balance, updates: rows, cursor: settledUpTo } = await this.queries.page(accountId, partition, cursor === undefined ? undefined : BigInt(cursor));
+    const {
+      balance,
+      updates: rows,
+      cursor: settledUpTo,
+    } = await this.queries.page(accountId, partition, cursor === undefined ? undefined : BigInt(cursor));
     // An entry counts when it parses as a usage event of this account; the text test only skips
     // the parse of entries that cannot name it.
     const quoted = JSON.stringify(accountId);
@@ -44,7 +48,13 @@ export class LedgerService {
       balance: formatCredits(balance),
       unsettled_decisions: unsettled,
       items: rows.map((r) => {
-        const base = { id: r.id, kind: r.cause_type, credits: formatCredits(BigInt(r.delta_micros)), lot_id: r.lot_id, at: r.at.toISOString() };
+        const base = {
+          id: r.id,
+          kind: r.cause_type,
+          credits: formatCredits(BigInt(r.delta_micros)),
+          lot_id: r.lot_id,
+          at: r.at.toISOString(),
+        };
         return r.cause_type === 'debit'
           ? { ...base, usage_event_id: r.usage_event_id, monetization_event_id: r.monetization_event_id }
           : { ...base, cause: { type: r.cause_type, id: r.cause_id } };

@@ -36,7 +36,12 @@ export class UsageController {
     return {
       account_id: id,
       bucket,
-      points: points.map((p) => ({ at: new Date(p.at).toISOString(), units: Number(p.units), credits: formatCredits(BigInt(p.credits_micros)), decisions: Number(p.decisions) })),
+      points: points.map((p) => ({
+        at: new Date(p.at).toISOString(),
+        units: Number(p.units),
+        credits: formatCredits(BigInt(p.credits_micros)),
+        decisions: Number(p.decisions),
+      })),
     };
   }
 }

@@ -23,7 +23,8 @@ export class AuditController {
   @ApiQuery({ name: 'key_id', required: false })
   async page(@Query('cursor') cursor?: string, @Query('limit') limit?: string, @Query('key_id') keyId?: string) {
     if (cursor !== undefined && !/^\d{1,18}$/.test(cursor)) throw invalidField('cursor', 'must be the next_cursor of a previous page');
-    if (limit !== undefined && !(/^\d{1,3}$/.test(limit) && Number(limit) >= 1 && Number(limit) <= MAX_PAGE)) throw invalidField('limit', `must be an integer in [1, ${MAX_PAGE}]`);
+    if (limit !== undefined && !(/^\d{1,3}$/.test(limit) && Number(limit) >= 1 && Number(limit) <= MAX_PAGE))
+      throw invalidField('limit', `must be an integer in [1, ${MAX_PAGE}]`);
     if (keyId !== undefined && !/^[A-Za-z0-9-]{1,64}$/.test(keyId)) throw invalidField('key_id', 'must be an API key id');
     const size = limit === undefined ? DEFAULT_PAGE : Number(limit);
     const rows = await this.auditLog.page(cursor, keyId, size);

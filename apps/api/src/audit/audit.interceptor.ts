@@ -28,10 +28,19 @@ function redact(value: unknown, depth = 0): unknown {
 /** What an audit row says was acted on: the path parameters, the body (secrets redacted) and the workflow started. */
 export function auditTarget(params: unknown, body: unknown, result: unknown): Record<string, unknown> {
   const workflowId = (result as { workflow_id?: unknown } | null)?.workflow_id;
-  const target: Record<string, unknown> = { params: redact(params), body: redact(body), ...(typeof workflowId === 'string' ? { workflow_id: workflowId } : {}) };
+  const target: Record<string, unknown> = {
+    params: redact(params),
+    body: redact(body),
+    ...(typeof workflowId === 'string' ? { workflow_id: workflowId } : {}),
+  };
   if (JSON.stringify(target).length <= MAX_TARGET_CHARS) return target;
   const fields = typeof body === 'object' && body !== null ? Object.keys(body).slice(0, 64) : [];
-  return { params: redact(params), body_fields: fields, truncated: true, ...(typeof workflowId === 'string' ? { workflow_id: workflowId } : {}) };
+  return {
+    params: redact(params),
+    body_fields: fields,
+    truncated: true,
+    ...(typeof workflowId === 'string' ? { workflow_id: workflowId } : {}),
+  };
 }
 
 /**
@@ -51,11 +60,16 @@ export class AuditInterceptor implements NestInterceptor {
     const scope = this.reflector.getAllAndOverride<Scope | undefined>(SCOPE_KEY, [context.getHandler(), context.getClass()]);
     const request = context.switchToHttp().getRequest<AuthenticatedRequest>();
     if (!scope || !AUDITED_SCOPES.has(scope) || request.method === 'GET' || !request.principal) return next.handle();
-    const action = `${context.getClass().name.replace(/Controller$/, '').toLowerCase()}.${context.getHandler().name}`;
+    const action = `${context
+      .getClass()
+      .name.replace(/Controller$/, '')
+      .toLowerCase()}.${context.getHandler().name}`;
     const record = (status: number, result: unknown) => this.record(request, action, status, result);
     return next.handle().pipe(
       mergeMap((result) => from(record(this.successStatus(context, request.method), result).then(() => result))),
-      catchError((error) => from(record(renderError(error).status, null).catch(() => undefined)).pipe(mergeMap(() => throwError(() => error)))),
+      catchError((error) =>
+        from(record(renderError(error).status, null).catch(() => undefined)).pipe(mergeMap(() => throwError(() => error))),
+      ),
     );
   }
 

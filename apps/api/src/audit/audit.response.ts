@@ -33,7 +33,10 @@ export class AuditEntryView {
   @ApiProperty()
   request_id: string;
 
-  @ApiProperty({ description: 'what was acted on (ids, amounts)', oneOf: [{ type: 'object', additionalProperties: true }, { type: 'null' }] })
+  @ApiProperty({
+    description: 'what was acted on (ids, amounts)',
+    oneOf: [{ type: 'object', additionalProperties: true }, { type: 'null' }],
+  })
   target: Record<string, unknown> | null;
 }
 

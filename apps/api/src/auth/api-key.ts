@@ -37,7 +37,8 @@ export const grants = (principal: Principal, needed: Scope): boolean =>
 export const sees = (principal: Principal, tenant: string): boolean => principal.tenant === null || principal.tenant === tenant;
 
 /** Whether a key narrowed to features may use `feature`. */
-export const allowsFeature = (principal: Principal, feature: string): boolean => principal.features === null || principal.features.includes(feature);
+export const allowsFeature = (principal: Principal, feature: string): boolean =>
+  principal.features === null || principal.features.includes(feature);
 
 /**
  * The one tenant-aware authorization check: the key holds `scope` and sees `accountTenant`

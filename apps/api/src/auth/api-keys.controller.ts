@@ -25,13 +25,22 @@ class CreateApiKeyDto {
   @IsIn(SCOPES, { each: true })
   scopes: Scope[];
 
-  @ApiProperty({ required: false, example: 'video-team', description: `the tenant whose accounts the key sees (default "${DEFAULT_TENANT}"); admin keys are platform-wide and take none` })
+  @ApiProperty({
+    required: false,
+    example: 'video-team',
+    description: `the tenant whose accounts the key sees (default "${DEFAULT_TENANT}"); admin keys are platform-wide and take none`,
+  })
   @IsOptional()
   @IsString()
   @Matches(TENANT_PATTERN, { message: 'tenant must be 1-64 characters of [a-z0-9._-], starting with a letter or digit' })
   tenant?: string;
 
-  @ApiProperty({ required: false, type: [String], example: ['codex.task'], description: 'when set, the only features the key may decide on' })
+  @ApiProperty({
+    required: false,
+    type: [String],
+    example: ['codex.task'],
+    description: 'when set, the only features the key may decide on',
+  })
   @IsOptional()
   @IsArray()
   @ArrayNotEmpty()
@@ -59,7 +68,8 @@ export class ApiKeysController {
   create(@Body() body: CreateApiKeyDto): Promise<{ id: string; key: string }> {
     const scopes = [...new Set(body.scopes)];
     const admin = scopes.includes('admin');
-    if (admin && body.tenant !== undefined) throw invalidField('tenant', 'admin keys are platform-wide: omit tenant or drop the admin scope');
+    if (admin && body.tenant !== undefined)
+      throw invalidField('tenant', 'admin keys are platform-wide: omit tenant or drop the admin scope');
     const expiresAt = body.expires_at === undefined ? null : new Date(body.expires_at);
     if (expiresAt && expiresAt.getTime() <= Date.now()) throw invalidField('expires_at', 'must be in the future');
     return this.keys.create({

@@ -79,7 +79,10 @@ export class ApiKeysService implements OnModuleInit, OnModuleDestroy {
   /** SHA-256 of the bootstrap admin key, decoded once. */
   private readonly bootstrapDigest: Buffer | undefined;
   /** hash → principal, the revision of the row it was read from, and when (epoch ms). */
-  private readonly known = new LRUCache<string, { principal: Principal; revision: bigint; readAt: number }>({ max: KNOWN_LIMIT, ttl: KNOWN_TTL_MS + STALE_IF_ERROR_MS });
+  private readonly known = new LRUCache<string, { principal: Principal; revision: bigint; readAt: number }>({
+    max: KNOWN_LIMIT,
+    ttl: KNOWN_TTL_MS + STALE_IF_ERROR_MS,
+  });
   private readonly unknown = new LRUCache<string, true>({ max: UNKNOWN_LIMIT, ttl: UNKNOWN_TTL_MS });
   private readonly pending = new Map<string, Promise<Principal | null>>();
   /** keyId → last use (epoch ms) since the last flush; bounded by the number of keys in the table. */
@@ -102,9 +105,15 @@ export class ApiKeysService implements OnModuleInit, OnModuleDestroy {
   async onModuleInit(): Promise<void> {
     const [row]: { revision: string }[] = await this.ledger.query('SELECT COALESCE(max(revision), 0)::text AS revision FROM api_keys');
     this.revision = row.revision;
-    this.pollTimer = setInterval(() => this.pollChanges().catch((e) => this.logger.warn(`key poll failed: ${(e as Error).message}`)), this.config.keyPollMs);
+    this.pollTimer = setInterval(
+      () => this.pollChanges().catch((e) => this.logger.warn(`key poll failed: ${(e as Error).message}`)),
+      this.config.keyPollMs,
+    );
     this.pollTimer.unref();
-    this.flushTimer = setInterval(() => this.flushLastUsed().catch((e) => this.logger.warn(`last_used flush failed: ${(e as Error).message}`)), LAST_USED_FLUSH_MS);
+    this.flushTimer = setInterval(
+      () => this.flushLastUsed().catch((e) => this.logger.warn(`last_used flush failed: ${(e as Error).message}`)),
+      LAST_USED_FLUSH_MS,
+    );
     this.flushTimer.unref();
   }
 
@@ -162,7 +171,14 @@ export class ApiKeysService implements OnModuleInit, OnModuleDestroy {
         this.unknown.set(hash, true);
         return null;
       }
-      const principal: Principal = { keyId: row.id, name: row.name, tenant: row.tenant, scopes: row.scopes, features: row.features, expiresAt: row.expires_at?.getTime() ?? null };
+      const principal: Principal = {
+        keyId: row.id,
+        name: row.name,
+        tenant: row.tenant,
+        scopes: row.scopes,
+        features: row.features,
+        expiresAt: row.expires_at?.getTime() ?? null,
+      };
       // A change polled while this read was in flight (a revocation) wins: answer, but do not cache.
       const revision = BigInt(row.revision);
       if ((this.changed.get(row.id) ?? 0n) <= revision) this.known.set(hash, { principal, revision, readAt: Date.now() });

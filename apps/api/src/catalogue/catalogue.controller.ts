@@ -29,7 +29,11 @@ class AccountDto {
   @Matches(KEY_PATTERN, { message: 'plan must be a plan key' })
   plan: string;
 
-  @ApiProperty({ required: false, example: 'video-team', description: `the tenant owning the account; a new account without one belongs to "${DEFAULT_TENANT}", an existing one keeps its own` })
+  @ApiProperty({
+    required: false,
+    example: 'video-team',
+    description: `the tenant owning the account; a new account without one belongs to "${DEFAULT_TENANT}", an existing one keeps its own`,
+  })
   @IsOptional()
   @IsString()
   @Matches(TENANT_PATTERN, { message: 'tenant must be 1-64 characters of [a-z0-9._-], starting with a letter or digit' })
@@ -38,7 +42,9 @@ class AccountDto {
 
 class PlanDto {
   @ApiProperty({
-    example: { 'codex.task': { windows: [{ name: '5h', limit: 50, seconds: 18000 }], free_tier: { units_per_month: 100 }, overage: 'credits' } },
+    example: {
+      'codex.task': { windows: [{ name: '5h', limit: 50, seconds: 18000 }], free_tier: { units_per_month: 100 }, overage: 'credits' },
+    },
   })
   features: Record<string, unknown>;
 }
@@ -85,7 +91,10 @@ export class CatalogueController {
     await this.cache.refresh();
     const unknown = Object.keys(plan).filter((feature) => !this.cache.feature(feature));
     if (unknown.length) {
-      throw unprocessable(`unknown features: ${unknown.join(', ')}`, unknown.map((f) => ({ field: `features.${f}`, issue: 'no such feature; PUT /v1/features/{key} first' })));
+      throw unprocessable(
+        `unknown features: ${unknown.join(', ')}`,
+        unknown.map((f) => ({ field: `features.${f}`, issue: 'no such feature; PUT /v1/features/{key} first' })),
+      );
     }
     await this.repository.upsertPlan(key, plan);
     await this.cache.refresh();

@@ -21,7 +21,9 @@ export class PlanView {
   @ApiProperty({
     type: 'object',
     additionalProperties: true,
-    example: { 'codex.task': { windows: [{ name: '5h', limit: 50, seconds: 18000 }], free_tier: { units_per_month: 100 }, overage: 'credits' } },
+    example: {
+      'codex.task': { windows: [{ name: '5h', limit: 50, seconds: 18000 }], free_tier: { units_per_month: 100 }, overage: 'credits' },
+    },
   })
   features: Record<string, unknown>;
 }

@@ -6,8 +6,7 @@ import { CONFIG } from '../infra/tokens';
 import { CatalogueRepository } from './catalogue.repository';
 
 export type Resolution =
-  | { policy: DecisionPolicy; planKey: string }
-  | { missing: 'account' | 'feature' | 'feature_not_in_plan'; planKey?: string };
+  { policy: DecisionPolicy; planKey: string } | { missing: 'account' | 'feature' | 'feature_not_in_plan'; planKey?: string };
 
 /** What the cache knows of an account: its plan and the tenant that owns it. */
 export interface AccountEntry {
@@ -39,7 +38,10 @@ export class PolicyCache implements OnModuleInit, OnModuleDestroy {
 
   async onModuleInit(): Promise<void> {
     await this.refresh();
-    this.timer = setInterval(() => this.refresh().catch((e) => this.logger.warn(`refresh failed: ${(e as Error).message}`)), this.config.policyPollMs);
+    this.timer = setInterval(
+      () => this.refresh().catch((e) => this.logger.warn(`refresh failed: ${(e as Error).message}`)),
+      this.config.policyPollMs,
+    );
     this.timer.unref();
   }
 

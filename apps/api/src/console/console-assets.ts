@@ -17,7 +17,8 @@ export function consoleAssetsDir(configured?: string): string | undefined {
  * connections, no referrer. uPlot sets element styles from script, hence 'unsafe-inline' for styles only.
  */
 const SECURITY_HEADERS = {
-  'content-security-policy': "default-src 'self'; script-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+  'content-security-policy':
+    "default-src 'self'; script-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'no-referrer',
   'x-frame-options': 'DENY',
@@ -48,7 +49,8 @@ function loadBuild(root: string): Map<string, { body: Buffer; type: string; immu
       const path = join(dir, entry.name);
       if (entry.isDirectory()) walk(path);
       else if (entry.isFile() && TYPES[extname(entry.name)]) {
-        if (files.size >= MAX_FILES || (bytes += statSync(path).size) > MAX_BYTES) throw new Error(`console build at ${root} exceeds ${MAX_FILES} files or ${MAX_BYTES} bytes`);
+        if (files.size >= MAX_FILES || (bytes += statSync(path).size) > MAX_BYTES)
+          throw new Error(`console build at ${root} exceeds ${MAX_FILES} files or ${MAX_BYTES} bytes`);
         const url = relative(root, path).split(sep).join('/');
         // Vite names built assets by content hash: they never change under the same name.
         files.set(url, { body: readFileSync(path), type: TYPES[extname(entry.name)], immutable: url.startsWith('assets/') });
@@ -72,12 +74,18 @@ export async function registerConsole(fastify: FastifyInstance, configuredDir: s
   const serve = (request: FastifyRequest, reply: FastifyReply) => {
     reply.headers(SECURITY_HEADERS);
     if (!index) {
-      return reply.status(503).type('text/plain; charset=utf-8').send('The console is not built. Run `npm run build:console` (npm start does it), then reload.');
+      return reply
+        .status(503)
+        .type('text/plain; charset=utf-8')
+        .send('The console is not built. Run `npm run build:console` (npm start does it), then reload.');
     }
     const path = (request.params as { '*'?: string })['*'] ?? '';
     const file = files.get(path);
     if (file && path !== 'index.html') {
-      return reply.type(file.type).header('cache-control', file.immutable ? 'public, max-age=31536000, immutable' : 'no-cache').send(file.body);
+      return reply
+        .type(file.type)
+        .header('cache-control', file.immutable ? 'public, max-age=31536000, immutable' : 'no-cache')
+        .send(file.body);
     }
     // A missing asset is a 404 (a stale page asking for an old build), any other path is the app.
     if (path.startsWith('assets/')) return reply.status(404).type('text/plain; charset=utf-8').send('Not found');

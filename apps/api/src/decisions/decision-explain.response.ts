@@ -32,7 +32,10 @@ export class DecisionExplanationView {
   @ApiCredits('balance right after the decision; null when unknown', { nullable: true })
   balance_after: string | null;
 
-  @ApiProperty({ ...OBJECT, description: 'each layer: what it had, gave, and why the rest was denied (asked/denied null once the record expired)' })
+  @ApiProperty({
+    ...OBJECT,
+    description: 'each layer: what it had, gave, and why the rest was denied (asked/denied null once the record expired)',
+  })
   waterfall: Record<string, unknown>;
 
   @ApiProperty({ ...OBJECT, nullable: true, description: 'reserve mode: the hold (state, expires_at, units)' })

@@ -57,7 +57,11 @@ export class DecisionExplainService {
     if (!record) return undefined;
     const found = await this.locate(record.decisionId);
     // A denied decision left no event and no hold: its record is all there is.
-    return this.present(found?.accountId === accountId ? found : { decisionId: record.decisionId, accountId, key, feature: null, booked: EMPTY_LEDGER, hold: null, pending: null, record });
+    return this.present(
+      found?.accountId === accountId
+        ? found
+        : { decisionId: record.decisionId, accountId, key, feature: null, booked: EMPTY_LEDGER, hold: null, pending: null, record },
+    );
   }
 
   private async locate(decisionId: string): Promise<Found | undefined> {
@@ -104,10 +108,27 @@ export class DecisionExplainService {
           }
         : undefined;
     const sources: EngineSource[] = (record?.sources ?? booked.usage?.sources ?? pending?.sources ?? []) as EngineSource[];
-    const chargedMicros = record?.chargedMicros ?? (booked.monetization ? BigInt(booked.monetization.credits_micros) : (pending?.chargedMicros ?? 0n));
+    const chargedMicros =
+      record?.chargedMicros ?? (booked.monetization ? BigInt(booked.monetization.credits_micros) : (pending?.chargedMicros ?? 0n));
     const balanceAfter = record?.balanceAfterMicros ?? pending?.balanceAfter ?? null;
-    const waterfall = explainWaterfall({ sources, chargedMicros, balanceAfterMicros: balanceAfter, requested: record?.requested ?? null, allowPartial: record?.allowPartial ?? null }, policy);
-    const outcome = waterfall.requested === null ? null : waterfall.granted === waterfall.requested ? 'allowed' : waterfall.granted === 0 ? 'denied' : 'partial';
+    const waterfall = explainWaterfall(
+      {
+        sources,
+        chargedMicros,
+        balanceAfterMicros: balanceAfter,
+        requested: record?.requested ?? null,
+        allowPartial: record?.allowPartial ?? null,
+      },
+      policy,
+    );
+    const outcome =
+      waterfall.requested === null
+        ? null
+        : waterfall.granted === waterfall.requested
+          ? 'allowed'
+          : waterfall.granted === 0
+            ? 'denied'
+            : 'partial';
     const decidedAt = record?.at ?? booked.usage?.occurred_at ?? pending?.occurredAt ?? null;
     return {
       decision_id: f.decisionId,
@@ -123,7 +144,13 @@ export class DecisionExplainService {
       waterfall,
       hold: hold ? { state: hold.state, expires_at: hold.expires ? iso(Number(hold.expires)) : null, units: Number(hold.q ?? 0) } : null,
       settlement: this.settlement(f, waterfall.granted),
-      refunds: booked.refunds.map((r) => ({ id: r.id, credits: formatCredits(BigInt(r.micros)), reason: r.reason, approver: r.approver, at: iso(r.created_at) })),
+      refunds: booked.refunds.map((r) => ({
+        id: r.id,
+        credits: formatCredits(BigInt(r.micros)),
+        reason: r.reason,
+        approver: r.approver,
+        at: iso(r.created_at),
+      })),
       credits_refunded: formatCredits(booked.refunds.reduce((sum, r) => sum + BigInt(r.micros), 0n)),
     };
   }
@@ -147,7 +174,8 @@ export class DecisionExplainService {
     if (booked.quarantine) return { state: 'quarantined', detail: `set aside by settlement: ${booked.quarantine.reason}`, ...links };
     if (pending) return { state: 'pending', detail: 'decided in real time; settlement has not booked it yet', ...links };
     if (hold?.state === 'held') return { state: 'held', detail: 'a hold waiting to be committed or released', ...links };
-    if (hold?.state === 'committed') return { state: 'pending', detail: 'the hold was committed; settlement has not booked it yet', ...links };
+    if (hold?.state === 'committed')
+      return { state: 'pending', detail: 'the hold was committed; settlement has not booked it yet', ...links };
     if (hold) return { state: hold.state, detail: `the hold was ${hold.state}; nothing is charged`, ...links };
     if (granted === 0) return { state: 'nothing_to_settle', detail: 'nothing was granted, so nothing is charged', ...links };
     return { state: 'pending', detail: 'decided in real time; settlement has not booked it yet', ...links };

@@ -21,13 +21,16 @@ export function parseDecisionRequest(body: unknown): DecisionRequest {
   const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
   const errors: ErrorDetail[] = [];
   const fail = (field: string, issue: string) => errors.push({ field, issue });
-  if (typeof b.account_id !== 'string' || !ACCOUNT_ID_PATTERN.test(b.account_id)) fail('account_id', 'must be 1-128 characters of [A-Za-z0-9._:@-]');
+  if (typeof b.account_id !== 'string' || !ACCOUNT_ID_PATTERN.test(b.account_id))
+    fail('account_id', 'must be 1-128 characters of [A-Za-z0-9._:@-]');
   if (typeof b.feature !== 'string' || !KEY_PATTERN.test(b.feature)) fail('feature', 'must be a feature key');
   if (!isInt(b.quantity, 1, LIMITS.maxQuantity)) fail('quantity', `must be an integer in [1, ${LIMITS.maxQuantity}]`);
   // Absent means consume; null or any other type is refused.
   const mode = b.mode === undefined ? 'consume' : b.mode;
   if (!MODES.includes(mode as Mode)) fail('mode', 'must be one of consume, reserve, preview');
-  if (b.idempotency_key === undefined ? mode !== 'preview' : typeof b.idempotency_key !== 'string' || !IDEMPOTENCY_KEY.test(b.idempotency_key)) {
+  if (
+    b.idempotency_key === undefined ? mode !== 'preview' : typeof b.idempotency_key !== 'string' || !IDEMPOTENCY_KEY.test(b.idempotency_key)
+  ) {
     fail('idempotency_key', 'is required for consume and reserve: 1-200 characters of [A-Za-z0-9._:@-]');
   }
   if (b.allow_partial !== undefined && typeof b.allow_partial !== 'boolean') fail('allow_partial', 'must be a boolean');

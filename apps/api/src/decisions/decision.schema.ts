@@ -63,7 +63,13 @@ export const DECISION_REQUEST_SCHEMA = {
       default: 'consume',
       description: '`reserve` holds the units until commit/release (or hold expiry); `preview` has no side effects',
     },
-    hold_ttl_seconds: { type: 'integer', minimum: 1, maximum: LIMITS.maxHoldTtlSeconds, default: 900, description: 'reserve: seconds until an uncommitted hold is released' },
+    hold_ttl_seconds: {
+      type: 'integer',
+      minimum: 1,
+      maximum: LIMITS.maxHoldTtlSeconds,
+      default: 900,
+      description: 'reserve: seconds until an uncommitted hold is released',
+    },
   },
   if: { required: ['mode'], properties: { mode: { const: 'preview' } } },
   else: { required: ['idempotency_key'], properties: { idempotency_key: IDEMPOTENCY_KEY } },
@@ -75,7 +81,20 @@ export const DECISION_REQUEST_SCHEMA = {
  */
 export const DECISION_SCHEMA = {
   type: 'object',
-  required: ['decision_id', 'outcome', 'mode', 'granted', 'denied', 'sources', 'credits_charged', 'balance', 'windows', 'retry_after_seconds', 'decided_at', 'replayed'],
+  required: [
+    'decision_id',
+    'outcome',
+    'mode',
+    'granted',
+    'denied',
+    'sources',
+    'credits_charged',
+    'balance',
+    'windows',
+    'retry_after_seconds',
+    'decided_at',
+    'replayed',
+  ],
   properties: {
     decision_id: { type: 'string', description: 'id of the decision (and of its hold in reserve mode)' },
     outcome: { type: 'string', enum: ['allowed', 'partial', 'denied'] },
@@ -89,7 +108,8 @@ export const DECISION_SCHEMA = {
     retry_after_seconds: {
       type: ['integer', 'null'],
       minimum: 0,
-      description: 'when something was denied: seconds until the exhausted windows have room again; null when waiting cannot help (see retry_after_reason)',
+      description:
+        'when something was denied: seconds until the exhausted windows have room again; null when waiting cannot help (see retry_after_reason)',
     },
     retry_after_reason: {
       type: 'string',
@@ -142,15 +162,39 @@ const allowed = {
 /** OpenAPI examples (request and response) of the decision endpoint, by name. */
 export const DECISION_EXAMPLES = {
   request: {
-    consume: { summary: 'consume 5 units, partial allowed', value: { account_id: 'acct_1', feature: 'codex.task', quantity: 5, idempotency_key: 'req-123', allow_partial: true } },
-    reserve: { summary: 'hold 60 units for a long-running job', value: { account_id: 'acct_1', feature: 'sora.video.seconds', quantity: 60, idempotency_key: 'video-42', mode: 'reserve', hold_ttl_seconds: 1800 } },
-    preview: { summary: 'what would be granted, no side effects', value: { account_id: 'acct_1', feature: 'codex.task', quantity: 5, mode: 'preview' } },
+    consume: {
+      summary: 'consume 5 units, partial allowed',
+      value: { account_id: 'acct_1', feature: 'codex.task', quantity: 5, idempotency_key: 'req-123', allow_partial: true },
+    },
+    reserve: {
+      summary: 'hold 60 units for a long-running job',
+      value: {
+        account_id: 'acct_1',
+        feature: 'sora.video.seconds',
+        quantity: 60,
+        idempotency_key: 'video-42',
+        mode: 'reserve',
+        hold_ttl_seconds: 1800,
+      },
+    },
+    preview: {
+      summary: 'what would be granted, no side effects',
+      value: { account_id: 'acct_1', feature: 'codex.task', quantity: 5, mode: 'preview' },
+    },
   },
   response: {
     allowed: { summary: 'granted from the rate limit and a promo lot', value: allowed },
     partial: {
       summary: 'part granted (allow_partial)',
-      value: { ...allowed, outcome: 'partial', granted: 3, denied: 2, sources: [{ layer: 'rate_limit', units: 3 }], credits_charged: '0.000000', retry_after_seconds: 1800 },
+      value: {
+        ...allowed,
+        outcome: 'partial',
+        granted: 3,
+        denied: 2,
+        sources: [{ layer: 'rate_limit', units: 3 }],
+        credits_charged: '0.000000',
+        retry_after_seconds: 1800,
+      },
     },
     denied: {
       summary: 'nothing granted: a 200 with outcome denied',

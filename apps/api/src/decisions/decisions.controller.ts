@@ -17,7 +17,10 @@ export class DecisionsController {
   @Post(':id/commit')
   @HttpCode(200)
   @RequireScope('decide')
-  @ApiOperation({ summary: 'Commit a hold at the actual quantity', description: 'Repeating the same commit replays its answer (`replayed: true`).' })
+  @ApiOperation({
+    summary: 'Commit a hold at the actual quantity',
+    description: 'Repeating the same commit replays its answer (`replayed: true`).',
+  })
   @ApiOkResponse({ description: 'the settled hold', schema: ref('HoldSettlement') })
   @ApiErrors(404, 409, 422)
   async commit(@Param('id') id: string, @Body() body: CommitDto, @Req() request: AuthenticatedRequest) {

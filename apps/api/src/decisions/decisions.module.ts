@@ -6,5 +6,9 @@ import { DecisionsService } from './decisions.service';
 import { engineProvider } from './engine.provider';
 
 @Global()
-@Module({ controllers: [DecisionsController, DecisionExplainController], providers: [DecisionsService, DecisionExplainService, engineProvider], exports: [engineProvider] })
+@Module({
+  controllers: [DecisionsController, DecisionExplainController],
+  providers: [DecisionsService, DecisionExplainService, engineProvider],
+  exports: [engineProvider],
+})
 export class DecisionsModule {}

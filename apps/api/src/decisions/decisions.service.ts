@@ -40,11 +40,15 @@ export class DecisionsService {
     if ('missing' in resolution) {
       switch (resolution.missing) {
         case 'account':
-          throw new SpillwayError(404, 'not_found', `account ${input.accountId} not found`, [{ field: 'account_id', issue: 'no such account; PUT /v1/accounts/{id} first' }]);
+          throw new SpillwayError(404, 'not_found', `account ${input.accountId} not found`, [
+            { field: 'account_id', issue: 'no such account; PUT /v1/accounts/{id} first' },
+          ]);
         case 'feature':
           throw new SpillwayError(404, 'not_found', `feature ${input.feature} not found`, [{ field: 'feature', issue: 'no such feature' }]);
         default:
-          throw unprocessable(`plan ${resolution.planKey} does not include ${input.feature}`, [{ field: 'feature', issue: 'not in the account plan' }]);
+          throw unprocessable(`plan ${resolution.planKey} does not include ${input.feature}`, [
+            { field: 'feature', issue: 'not in the account plan' },
+          ]);
       }
     }
     if (input.mode !== 'preview' && this.settlement.overloaded(this.engine.partitionOf(input.accountId))) {
@@ -62,7 +66,12 @@ export class DecisionsService {
   }
 
   /** A hold of an account the key does not see answers as a missing one (404). */
-  async settle(decisionId: string, action: 'committed' | 'released', quantity: number, principal: Principal): Promise<{ settlement: HoldSettlement; replayed: boolean }> {
+  async settle(
+    decisionId: string,
+    action: 'committed' | 'released',
+    quantity: number,
+    principal: Principal,
+  ): Promise<{ settlement: HoldSettlement; replayed: boolean }> {
     const inScope = (accountId: string, feature: string) => {
       const tenant = this.policies.tenantOf(accountId);
       return tenant !== undefined && authorize(principal, 'decide', tenant, feature);

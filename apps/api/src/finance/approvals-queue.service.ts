@@ -33,8 +33,12 @@ const QUEUE_LIMIT = 100;
  */
 async function amountOf(handle: WorkflowHandle): Promise<{ micros: string | null; decisionId: string | null }> {
   const events = (await handle.fetchHistory()).events ?? [];
-  const decode = (payload: Parameters<typeof defaultPayloadConverter.fromPayload>[0] | undefined) => (payload ? defaultPayloadConverter.fromPayload<unknown>(payload) : undefined);
-  const request = (decode(events[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0]) ?? {}) as { micros?: unknown; decisionId?: unknown };
+  const decode = (payload: Parameters<typeof defaultPayloadConverter.fromPayload>[0] | undefined) =>
+    payload ? defaultPayloadConverter.fromPayload<unknown>(payload) : undefined;
+  const request = (decode(events[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0]) ?? {}) as {
+    micros?: unknown;
+    decisionId?: unknown;
+  };
   let micros = typeof request.micros === 'string' ? request.micros : null;
   for (const event of micros === null ? events : []) {
     const result = decode(event.activityTaskCompletedEventAttributes?.result?.payloads?.[0]) as { micros?: unknown } | undefined;
@@ -66,7 +70,8 @@ export class ApprovalsQueue {
    * `finance` or `approve` scope (else 403). Bounded (see SCAN_LIMIT).
    */
   async list(principal: Principal) {
-    if (!grants(principal, 'finance') && !grants(principal, 'approve')) throw new SpillwayError(403, 'forbidden', 'this API key lacks the "finance" or "approve" scope');
+    if (!grants(principal, 'finance') && !grants(principal, 'approve'))
+      throw new SpillwayError(403, 'forbidden', 'this API key lacks the "finance" or "approve" scope');
     const types = APPROVABLE_TYPES.map((t) => `WorkflowType = "${t}"`).join(' OR ');
     const running: WorkflowExecutionInfo[] = [];
     let read = 0;
@@ -76,7 +81,10 @@ export class ApprovalsQueue {
       if (running.length >= SCAN_LIMIT || ++read >= READ_LIMIT) break;
     }
     // A running grant past its gate (sleeping until expiry) has its approvals row: no query needed.
-    const done = await decidedApprovals(this.ledger.manager, running.map((w) => w.workflowId));
+    const done = await decidedApprovals(
+      this.ledger.manager,
+      running.map((w) => w.workflowId),
+    );
     const items = [];
     let queried = 0;
     for (const w of running) {

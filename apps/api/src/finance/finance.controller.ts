@@ -44,7 +44,7 @@ export class FinanceController {
   }
 
   /** Refund of a decision's charge or of an amount: never more than was charged and not yet refunded. */
-  @ApiOperation({ summary: 'Refund a decision\'s charge or an amount (refund workflow; may wait for approval)' })
+  @ApiOperation({ summary: "Refund a decision's charge or an amount (refund workflow; may wait for approval)" })
   @ApiAcceptedResponse({ type: WorkflowStartedView })
   @ApiErrors(404, 409, 422)
   @Post('refunds')

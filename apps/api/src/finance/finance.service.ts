@@ -4,7 +4,15 @@ import { ApplicationFailure, Workflow } from '@temporalio/common';
 import { DataSource } from 'typeorm';
 import { SpillwayConfig } from '@spillway/config/config';
 import { contractValueMicros, entitlementViolations } from '@spillway/contracts/entitlements';
-import { SpillwayError, beyondAmountLimit, conflict, dependencyDown, invalidField, notFound, unprocessable } from '@spillway/contracts/errors';
+import {
+  SpillwayError,
+  beyondAmountLimit,
+  conflict,
+  dependencyDown,
+  invalidField,
+  notFound,
+  unprocessable,
+} from '@spillway/contracts/errors';
 import { MAX_MICROS, formatCredits, parseCredits } from '@spillway/contracts/money';
 import { workflowIds } from '@spillway/contracts/temporal';
 import { KEY_PATTERN } from '@spillway/engine/plan-definition';
@@ -32,7 +40,6 @@ import { AdjustmentDto, AlertsDto, ApprovalDto, EntitlementDto, GrantDto, Purcha
 const APPROVABLE = new Set(['refundWorkflow', 'adjustmentWorkflow', 'grantWorkflow', 'entitlementWorkflow']);
 
 const LIMIT_TEXT = `${formatCredits(MAX_MICROS)} credits (MAX_MICROS = ${MAX_MICROS} micro-credits)`;
-
 
 const status = (workflowId: string) => `/v1/workflows/${encodeURIComponent(workflowId)}`;
 
@@ -74,7 +81,9 @@ export class FinanceService {
   /** Refuses a credit that would take the account's lots past MAX_MICROS (re-checked when booked). */
   private async roomForCredit(accountId: string, micros: bigint, field: string): Promise<void> {
     if ((await heldMicros(this.ledger.manager, accountId)) + micros > MAX_MICROS) {
-      throw unprocessable(`the account's balance would exceed ${LIMIT_TEXT}`, [{ field, issue: `balance plus ${field} must not exceed ${LIMIT_TEXT}` }]);
+      throw unprocessable(`the account's balance would exceed ${LIMIT_TEXT}`, [
+        { field, issue: `balance plus ${field} must not exceed ${LIMIT_TEXT}` },
+      ]);
     }
   }
 
@@ -143,13 +152,16 @@ export class FinanceService {
     const fingerprint = `${body.account_id}|${body.kind}|${micros}|${expiresAt?.toISOString() ?? ''}`;
     const replay = await this.replayed(workflowId, fingerprint);
     if (replay) return replay;
-    if (expiresAt && expiresAt.getTime() <= Date.now()) throw unprocessable('expires_at is in the past', [{ field: 'expires_at', issue: 'must be in the future' }]);
+    if (expiresAt && expiresAt.getTime() <= Date.now())
+      throw unprocessable('expires_at is in the past', [{ field: 'expires_at', issue: 'must be in the future' }]);
     await this.roomForCredit(body.account_id, micros, 'credits');
     const terms = this.approvalTerms(principal);
     return this.start({
       workflowType: grantWorkflow,
       workflowId,
-      args: [{ accountId: body.account_id, kind: body.kind, micros: micros.toString(), expiresAt: expiresAt?.toISOString() ?? null, ...terms }],
+      args: [
+        { accountId: body.account_id, kind: body.kind, micros: micros.toString(), expiresAt: expiresAt?.toISOString() ?? null, ...terms },
+      ],
       accountId: body.account_id,
       operation: `grant_${body.kind}`,
       memo: { actor: terms.requestedBy.keyId, actor_name: terms.requestedBy.name, reason: body.reason },
@@ -182,23 +194,30 @@ export class FinanceService {
     const replay = await this.replayed(workflowId, fingerprint);
     if (replay) return replay;
     const exceeds = (left: bigint) =>
-      unprocessable(`only ${formatCredits(left)} credits are refundable`, [{ field: 'credits', issue: 'exceeds what was charged and not yet refunded (per decision and per account)' }]);
+      unprocessable(`only ${formatCredits(left)} credits are refundable`, [
+        { field: 'credits', issue: 'exceeds what was charged and not yet refunded (per decision and per account)' },
+      ]);
     if (decisionId === null) {
       const room = await refundRoom(this.ledger.manager, body.account_id, null);
       if (room.refundable <= 0n || (asked !== null && asked > room.refundable)) throw exceeds(room.refundable);
     } else {
       const where = await this.decisions.locate(decisionId);
       const mine = 'accountId' in where && where.accountId === body.account_id;
-      if (where.where === 'missing' || ('accountId' in where && !mine)) throw notFound(`charged decision ${decisionId} of account ${body.account_id}`);
-      if (where.where === 'quarantined') throw unprocessable(`decision ${decisionId} was quarantined by settlement`, [{ field: 'decision_id', issue: 'quarantined' }]);
-      if (where.where === 'uncharged') throw unprocessable(`decision ${decisionId} charged nothing`, [{ field: 'decision_id', issue: 'charged nothing' }]);
+      if (where.where === 'missing' || ('accountId' in where && !mine))
+        throw notFound(`charged decision ${decisionId} of account ${body.account_id}`);
+      if (where.where === 'quarantined')
+        throw unprocessable(`decision ${decisionId} was quarantined by settlement`, [{ field: 'decision_id', issue: 'quarantined' }]);
+      if (where.where === 'uncharged')
+        throw unprocessable(`decision ${decisionId} charged nothing`, [{ field: 'decision_id', issue: 'charged nothing' }]);
       if (where.where === 'settled') {
         const room = await refundRoom(this.ledger.manager, body.account_id, decisionId);
-        if (room.decisionCharged === 0n) throw unprocessable(`decision ${decisionId} charged nothing`, [{ field: 'decision_id', issue: 'charged nothing' }]);
+        if (room.decisionCharged === 0n)
+          throw unprocessable(`decision ${decisionId} charged nothing`, [{ field: 'decision_id', issue: 'charged nothing' }]);
         if (room.refundable <= 0n || (asked !== null && asked > room.refundable)) throw exceeds(room.refundable);
       }
       if (where.where === 'pending' && where.chargedMicros !== null) {
-        if (where.chargedMicros === 0n) throw unprocessable(`decision ${decisionId} charged nothing`, [{ field: 'decision_id', issue: 'charged nothing' }]);
+        if (where.chargedMicros === 0n)
+          throw unprocessable(`decision ${decisionId} charged nothing`, [{ field: 'decision_id', issue: 'charged nothing' }]);
         if (asked !== null && asked > where.chargedMicros) throw exceeds(where.chargedMicros);
       }
     }
@@ -245,8 +264,16 @@ export class FinanceService {
     const approver = this.actor(principal);
     try {
       if (!APPROVABLE.has(d.type) || d.status.name !== 'RUNNING') throw conflict(`workflow ${workflowId} has no pending approval`);
-      const state = await handle.executeUpdate(approveUpdate, { args: [{ approve: body.approve, approver, ...(body.note ? { note: body.note } : {}) }] });
-      return { workflow_id: workflowId, approved: body.approve, state, approver: { key_id: approver.keyId, name: approver.name }, status_url: status(workflowId) };
+      const state = await handle.executeUpdate(approveUpdate, {
+        args: [{ approve: body.approve, approver, ...(body.note ? { note: body.note } : {}) }],
+      });
+      return {
+        workflow_id: workflowId,
+        approved: body.approve,
+        state,
+        approver: { key_id: approver.keyId, name: approver.name },
+        status_url: status(workflowId),
+      };
     } catch (error) {
       if (error instanceof WorkflowNotFoundError) throw notFound(`workflow ${workflowId}`);
       // No worker took the approval in time: nothing was decided, the caller may retry.
@@ -314,7 +341,9 @@ export class FinanceService {
     const approved = await approvedMicros(this.ledger.manager, workflowId);
     const ceiling = approved > this.config.approvalThresholdMicros ? approved : this.config.approvalThresholdMicros;
     if (micros > ceiling) {
-      throw conflict(`a contract value (credits_per_period × periods) above the approved ${formatCredits(ceiling)} credits needs a new contract (and its approval)`);
+      throw conflict(
+        `a contract value (credits_per_period × periods) above the approved ${formatCredits(ceiling)} credits needs a new contract (and its approval)`,
+      );
     }
   }
 
@@ -360,7 +389,12 @@ export class FinanceService {
       lowBalanceMicros: low,
       autoRechargeMicros: recharge,
     });
-    return { account_id: accountId, webhook_url: body.webhook_url ?? null, low_balance_credits: formatCredits(low), auto_recharge_credits: recharge === null ? null : formatCredits(recharge) };
+    return {
+      account_id: accountId,
+      webhook_url: body.webhook_url ?? null,
+      low_balance_credits: formatCredits(low),
+      auto_recharge_credits: recharge === null ? null : formatCredits(recharge),
+    };
   }
 
   async notifications(accountId: string, principal: Principal | undefined) {

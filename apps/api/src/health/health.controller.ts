@@ -44,7 +44,11 @@ export class HealthController {
    */
   @ApiOperation({ summary: 'Health of PostgreSQL, Redis, Temporal and the worker' })
   @ApiOkResponse({ type: HealthView, description: 'every dependency answers and a worker runs' })
-  @ApiServiceUnavailableResponse({ type: HealthView, description: 'a dependency does not answer or no worker runs', headers: { 'Retry-After': { description: 'seconds', schema: { type: 'integer' } } } })
+  @ApiServiceUnavailableResponse({
+    type: HealthView,
+    description: 'a dependency does not answer or no worker runs',
+    headers: { 'Retry-After': { description: 'seconds', schema: { type: 'integer' } } },
+  })
   @Get()
   async health(@Res() reply: FastifyReply): Promise<void> {
     const taskQueue = this.config.temporal.taskQueue;
@@ -53,7 +57,8 @@ export class HealthController {
       timed(() => this.redis.ping()),
       timed(() => this.temporal.workflowService.getSystemInfo({})),
       timed(async () => {
-        if (!(await workerAlive(this.redis, taskQueue))) throw new Error(`no worker on task queue ${taskQueue} in the last ${WORKER_HEARTBEAT_TTL_MS / 1000} s`);
+        if (!(await workerAlive(this.redis, taskQueue)))
+          throw new Error(`no worker on task queue ${taskQueue} in the last ${WORKER_HEARTBEAT_TTL_MS / 1000} s`);
       }),
     ]);
     const healthy = [postgres, redis, temporal, worker].every((c) => c.status === 'up');

@@ -86,7 +86,8 @@ export const edgeOptions = {
     return typeof given === 'string' && REQUEST_ID.test(given) ? given : `${REQUEST_ID_PREFIX}-${(++requestCounter).toString(36)}`;
   },
   frameworkErrors: (error: { code?: string; message: string }, _request: FastifyRequest, reply: FastifyReply): void => {
-    if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') sendError(reply, new SpillwayError(414, 'uri_too_long', `a path parameter is longer than ${MAX_PARAM_LENGTH} characters`));
+    if (error.code === 'FST_ERR_MAX_PARAM_LENGTH')
+      sendError(reply, new SpillwayError(414, 'uri_too_long', `a path parameter is longer than ${MAX_PARAM_LENGTH} characters`));
     else sendError(reply, new SpillwayError(400, 'invalid_request', 'the URL is not valid', [{ field: 'path', issue: error.message }]));
   },
   /** Errors before a request exists (headers too large, malformed request line) in the same envelope. */
@@ -100,7 +101,9 @@ export const edgeOptions = {
           : [400, 'invalid_request', 'malformed HTTP request'];
     const body = JSON.stringify({ error: { code, message, details: [] } });
     if (socket.writable) {
-      socket.write(`HTTP/1.1 ${status} ${code}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
+      socket.write(
+        `HTTP/1.1 ${status} ${code}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`,
+      );
     }
     socket.destroy();
   },
@@ -116,8 +119,15 @@ export function registerEdge(fastify: FastifyInstance): void {
   // Callback hooks, not async ones: they run for every request, the decision hot path included.
   fastify.addHook('preValidation', (request, _reply, done) => {
     const problem =
-      queryShapeProblem(request.query) ?? inspectInput(request.params, '') ?? inspectInput(request.query, '') ?? inspectInput(request.body, '');
-    done(problem ? (new SpillwayError(400, 'invalid_request', `${problem.field}: ${problem.issue}`, [problem]) as unknown as FastifyError) : undefined);
+      queryShapeProblem(request.query) ??
+      inspectInput(request.params, '') ??
+      inspectInput(request.query, '') ??
+      inspectInput(request.body, '');
+    done(
+      problem
+        ? (new SpillwayError(400, 'invalid_request', `${problem.field}: ${problem.issue}`, [problem]) as unknown as FastifyError)
+        : undefined,
+    );
   });
   fastify.addHook('onSend', (request, reply, payload, done) => {
     reply.header('x-request-id', request.id);

@@ -62,7 +62,11 @@ export function renderError(exception: unknown): { status: number; body: ErrorBo
   }
   if (isDependencyOutage(exception)) {
     logger.warn(`dependency outage: ${(exception as Error)?.message}`);
-    return { status: 503, retryAfter: 1, body: { error: { code: 'dependency_unavailable', message: 'a dependency is unavailable; retry later', details: [] } } };
+    return {
+      status: 503,
+      retryAfter: 1,
+      body: { error: { code: 'dependency_unavailable', message: 'a dependency is unavailable; retry later', details: [] } },
+    };
   }
   logger.error((exception as Error)?.stack ?? String(exception));
   return { status: 500, body: { error: { code: 'internal', message: 'internal error', details: [] } } };

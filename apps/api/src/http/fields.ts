@@ -9,7 +9,10 @@ const CREDITS = /^\d{1,16}(\.\d{1,6})?$/;
 const SIGNED_CREDITS = /^-?\d{1,16}(\.\d{1,6})?$/;
 
 export const AccountIdField = () =>
-  applyDecorators(ApiProperty({ example: 'acct_1' }), Matches(ACCOUNT_ID_PATTERN, { message: 'account_id must be 1-128 characters of [A-Za-z0-9._:@-]' }));
+  applyDecorators(
+    ApiProperty({ example: 'acct_1' }),
+    Matches(ACCOUNT_ID_PATTERN, { message: 'account_id must be 1-128 characters of [A-Za-z0-9._:@-]' }),
+  );
 
 export const IdempotencyKeyField = (options: { required: boolean } = { required: true }) =>
   applyDecorators(
@@ -29,13 +32,24 @@ export const OptionalField = () => ValidateIf((_object: unknown, value: unknown)
 export const NO_NUL = /^[^\u0000]*$/;
 
 export const ReasonField = () =>
-  applyDecorators(ApiProperty({ example: 'customer request' }), IsString(), Length(1, 500), Matches(NO_NUL, { message: 'reason must not contain U+0000' }));
+  applyDecorators(
+    ApiProperty({ example: 'customer request' }),
+    IsString(),
+    Length(1, 500),
+    Matches(NO_NUL, { message: 'reason must not contain U+0000' }),
+  );
 
 /** Credits as a decimal string with up to 6 places (signed: may start with '-'). */
 export const CreditsField = (name: string, options: { optional?: boolean; signed?: boolean; example?: string } = {}) =>
   applyDecorators(
-    ApiProperty({ example: options.example ?? '100', required: !options.optional, description: `${options.signed ? 'signed ' : ''}credits, up to 6 decimal places` }),
+    ApiProperty({
+      example: options.example ?? '100',
+      required: !options.optional,
+      description: `${options.signed ? 'signed ' : ''}credits, up to 6 decimal places`,
+    }),
     ...(options.optional ? [OptionalField()] : []),
     IsString(),
-    Matches(options.signed ? SIGNED_CREDITS : CREDITS, { message: `${name} must be a ${options.signed ? 'signed ' : ''}decimal string with up to 6 places` }),
+    Matches(options.signed ? SIGNED_CREDITS : CREDITS, {
+      message: `${name} must be a ${options.signed ? 'signed ' : ''}decimal string with up to 6 places`,
+    }),
   );

@@ -20,7 +20,7 @@ const ERROR_DESCRIPTIONS: Record<ErrorStatus, string> = {
   400: 'bad input; `details` names each rejected field',
   401: 'no API key, or an unknown, revoked or expired one',
   403: 'the API key lacks the scope this operation needs',
-  404: 'no such object, or one outside the API key\'s tenant',
+  404: "no such object, or one outside the API key's tenant",
   409: 'the idempotency key was used with a different request, or the object is not in a state that allows this',
   413: 'the body is larger than 256 KiB',
   422: 'well-formed but impossible (e.g. beyond the amount limit, not in the plan)',
@@ -33,7 +33,12 @@ const RETRY_AFTER = { 'Retry-After': { description: 'seconds to wait before retr
 export const ApiErrors = (...statuses: ErrorStatus[]) =>
   applyDecorators(
     ...statuses.map((status) =>
-      ApiResponse({ status, description: ERROR_DESCRIPTIONS[status], type: ErrorResponse, ...(status === 503 ? { headers: RETRY_AFTER } : {}) }),
+      ApiResponse({
+        status,
+        description: ERROR_DESCRIPTIONS[status],
+        type: ErrorResponse,
+        ...(status === 503 ? { headers: RETRY_AFTER } : {}),
+      }),
     ),
   );
 
@@ -41,7 +46,8 @@ export const ApiErrors = (...statuses: ErrorStatus[]) =>
  * The documentation side of RequireScope: bearer authentication, the scope (as `x-spillway-scope`
  * and in the description) and the 401/403 answers the guard gives.
  */
-export const documentScope = (scope: string) => applyDecorators(ApiBearerAuth(BEARER), ApiExtension('x-spillway-scope', scope), ApiErrors(401, 403));
+export const documentScope = (scope: string) =>
+  applyDecorators(ApiBearerAuth(BEARER), ApiExtension('x-spillway-scope', scope), ApiErrors(401, 403));
 
 const TAGS: [string, string][] = [
   ['decisions', 'The hot path: how much may the account have, and from where; holds for long-running work'],
@@ -119,11 +125,15 @@ function decideOperation() {
     operationId: 'decisions_decide',
     tags: ['decisions'],
     summary: 'Decide: how much may the account have, and from where',
-    description: 'Rate-limit windows, then the free tier, then credit lots in burn-down order, in one atomic step. A denial is a 200 with `outcome: denied`.',
+    description:
+      'Rate-limit windows, then the free tier, then credit lots in burn-down order, in one atomic step. A denial is a 200 with `outcome: denied`.',
     'x-spillway-scope': 'decide',
     security: [{ [BEARER]: [] }],
     parameters: [],
-    requestBody: { required: true, content: { 'application/json': { schema: ref('DecisionRequest'), examples: DECISION_EXAMPLES.request } } },
+    requestBody: {
+      required: true,
+      content: { 'application/json': { schema: ref('DecisionRequest'), examples: DECISION_EXAMPLES.request } },
+    },
     responses: {
       '200': {
         description: 'the decision (allowed, partial or denied)',
@@ -147,7 +157,10 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
     )
     .setVersion('1')
     .addServer('http://localhost:3000', 'a local stack (`npm start`)')
-    .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'an API key created with POST /v1/api-keys (or the bootstrap admin key)' }, BEARER)
+    .addBearerAuth(
+      { type: 'http', scheme: 'bearer', description: 'an API key created with POST /v1/api-keys (or the bootstrap admin key)' },
+      BEARER,
+    )
     .addSecurityRequirements(BEARER);
   for (const [name, description] of TAGS) builder.addTag(name, description);
   const document = SwaggerModule.createDocument(app, builder.build(), {
@@ -176,4 +189,11 @@ export const ApiCredits = (description: string, options: { nullable?: boolean } 
 
 /** An ISO-8601 UTC time in a response. */
 export const ApiTime = (description?: string, options: { nullable?: boolean; required?: boolean } = {}) =>
-  ApiProperty({ type: String, format: 'date-time', example: '2026-11-29T15:00:00.000Z', description, nullable: options.nullable, required: options.required });
+  ApiProperty({
+    type: String,
+    format: 'date-time',
+    example: '2026-11-29T15:00:00.000Z',
+    description,
+    nullable: options.nullable,
+    required: options.required,
+  });

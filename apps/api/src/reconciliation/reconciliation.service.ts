@@ -22,7 +22,13 @@ export class ReconciliationService {
 
   /** Starts a run now (the nightly one is the `reconciliation-nightly` schedule); its report id is its workflow id. */
   start() {
-    return this.starter.start({ workflowType: 'reconciliationWorkflow', workflowId: workflowIds.reconciliation(randomUUID()), args: [], accountId: 'system', operation: 'reconciliation' });
+    return this.starter.start({
+      workflowType: 'reconciliationWorkflow',
+      workflowId: workflowIds.reconciliation(randomUUID()),
+      args: [],
+      accountId: 'system',
+      operation: 'reconciliation',
+    });
   }
 
   async list() {

@@ -31,7 +31,10 @@ async function failureOf(handle: WorkflowHandle): Promise<{ type: string | null;
     if (!(error instanceof WorkflowFailedError)) throw error;
     let cause: Error | undefined = error.cause;
     while (cause instanceof TemporalFailure && cause.cause) cause = cause.cause;
-    return { type: cause instanceof ApplicationFailure ? (cause.type ?? null) : (cause?.name ?? null), message: cause?.message ?? error.message };
+    return {
+      type: cause instanceof ApplicationFailure ? (cause.type ?? null) : (cause?.name ?? null),
+      message: cause?.message ?? error.message,
+    };
   }
 }
 
@@ -79,7 +82,13 @@ export class WorkflowsController {
     await this.scope.account(request.principal, accountId);
     const items = [];
     for await (const w of this.temporal.workflow.list({ query: `AccountId = "${accountId}"` })) {
-      items.push({ workflow_id: w.workflowId, run_id: w.runId, type: w.type, status: w.status.name.toLowerCase(), started_at: w.startTime.toISOString() });
+      items.push({
+        workflow_id: w.workflowId,
+        run_id: w.runId,
+        type: w.type,
+        status: w.status.name.toLowerCase(),
+        started_at: w.startTime.toISOString(),
+      });
       if (items.length >= 200) break;
     }
     return { account_id: accountId, items };
@@ -98,7 +107,11 @@ export class WorkflowsController {
       const failure = status === 'failed' ? await failureOf(handle) : null;
       // Finance workflows say where they stand (e.g. awaiting_approval) while running, and how they ended.
       const state =
-        status === 'running' ? await handle.query(stateQuery).catch(() => null) : status === 'failed' ? 'failed' : (closedState(result) ?? null);
+        status === 'running'
+          ? await handle.query(stateQuery).catch(() => null)
+          : status === 'failed'
+            ? 'failed'
+            : (closedState(result) ?? null);
       return {
         workflow_id: workflowId,
         run_id: description.runId,

@@ -1,7 +1,18 @@
 import { ApiProperty } from '@nestjs/swagger';
 import { ApiTime } from '../http/openapi';
 
-const STATUSES = ['running', 'completed', 'failed', 'canceled', 'terminated', 'continued_as_new', 'timed_out', 'unspecified', 'paused', 'unknown'];
+const STATUSES = [
+  'running',
+  'completed',
+  'failed',
+  'canceled',
+  'terminated',
+  'continued_as_new',
+  'timed_out',
+  'unspecified',
+  'paused',
+  'unknown',
+];
 
 /** Why a workflow failed: the innermost cause (an activity's non-retryable error). */
 export class WorkflowFailureView {
@@ -26,7 +37,12 @@ export class WorkflowStatusView {
   @ApiProperty({ enum: STATUSES, description: 'Temporal execution status, lowercase' })
   status: string;
 
-  @ApiProperty({ type: String, nullable: true, example: 'awaiting_approval', description: 'while running: where the workflow stands (e.g. awaiting_approval); once closed: how it ended' })
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    example: 'awaiting_approval',
+    description: 'while running: where the workflow stands (e.g. awaiting_approval); once closed: how it ended',
+  })
   state: string | null;
 
   @ApiTime()
@@ -38,7 +54,10 @@ export class WorkflowStatusView {
   @ApiProperty({ type: 'object', additionalProperties: true, description: 'actor (API key id) and reason' })
   memo: Record<string, unknown>;
 
-  @ApiProperty({ description: 'the workflow result once completed, else null', oneOf: [{ type: 'object', additionalProperties: true }, { type: 'string' }, { type: 'null' }] })
+  @ApiProperty({
+    description: 'the workflow result once completed, else null',
+    oneOf: [{ type: 'object', additionalProperties: true }, { type: 'string' }, { type: 'null' }],
+  })
   result: Record<string, unknown> | string | null;
 
   @ApiProperty({ type: WorkflowFailureView, nullable: true, description: 'when failed: why' })

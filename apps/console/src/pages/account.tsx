@@ -102,8 +102,14 @@ function Ledger({ accountId, version }: { accountId: string; version: number }) 
   return (
     <>
       <p>
-        Settled balance <strong data-testid="ledger-balance"><Credits value={first.data.balance} /></strong> credits
-        {first.data.unsettled_decisions > 0 ? ` · ${first.data.unsettled_decisions} decisions not settled yet` : ' · everything settled'}.{' '}
+        Settled balance{' '}
+        <strong data-testid="ledger-balance">
+          <Credits value={first.data.balance} />
+        </strong>{' '}
+        credits
+        {first.data.unsettled_decisions > 0
+          ? ` · ${first.data.unsettled_decisions} decisions not settled yet`
+          : ' · everything settled'}.{' '}
         <button type="button" class="link" onClick={first.reload}>
           Refresh
         </button>
@@ -118,7 +124,9 @@ function Ledger({ accountId, version }: { accountId: string; version: number }) 
               <tr>
                 <th scope="col">When</th>
                 <th scope="col">What</th>
-                <th scope="col" class="num">Credits</th>
+                <th scope="col" class="num">
+                  Credits
+                </th>
                 <th scope="col">Lot</th>
                 <th scope="col">Linked</th>
               </tr>
@@ -157,7 +165,10 @@ function Ledger({ accountId, version }: { accountId: string; version: number }) 
 
 function Usage({ accountId, version }: { accountId: string; version: number }) {
   const [bucket, setBucket] = useState<'day' | 'hour'>('hour');
-  const usage = useLoad(() => api<{ points: UsagePoint[] }>('GET', `/v1/accounts/${enc(accountId)}/usage?bucket=${bucket}`), [accountId, bucket, version]);
+  const usage = useLoad(
+    () => api<{ points: UsagePoint[] }>('GET', `/v1/accounts/${enc(accountId)}/usage?bucket=${bucket}`),
+    [accountId, bucket, version],
+  );
   return (
     <>
       <fieldset class="inline">
@@ -259,7 +270,9 @@ export function AccountPage({ id }: { id: string }) {
                   <thead>
                     <tr>
                       <th scope="col">Kind</th>
-                      <th scope="col" class="num">Remaining</th>
+                      <th scope="col" class="num">
+                        Remaining
+                      </th>
                       <th scope="col">Expires</th>
                       <th scope="col">Lot</th>
                     </tr>

@@ -26,9 +26,25 @@ interface Explained {
   credits_charged: string | null;
   balance_after: string | null;
   retry_after_seconds: number | null;
-  waterfall: { requested: number | null; granted: number; denied: number | null; allow_partial: boolean | null; layers: Layer[]; denied_because: string | null };
+  waterfall: {
+    requested: number | null;
+    granted: number;
+    denied: number | null;
+    allow_partial: boolean | null;
+    layers: Layer[];
+    denied_because: string | null;
+  };
   hold: { state: string; expires_at: string | null; units: number } | null;
-  settlement: { state: string; detail: string; usage_event_id: string | null; monetization_event_id: string | null; balance_update_ids: string[]; settled_at?: string; credits_booked?: string; credits_written_off?: string };
+  settlement: {
+    state: string;
+    detail: string;
+    usage_event_id: string | null;
+    monetization_event_id: string | null;
+    balance_update_ids: string[];
+    settled_at?: string;
+    credits_booked?: string;
+    credits_written_off?: string;
+  };
   refunds: { id: string; credits: string; reason: string; approver: string | null; at: string }[];
   credits_refunded: string;
 }
@@ -51,11 +67,13 @@ function Waterfall({ d }: { d: Explained }) {
       <p>
         {w.requested === null ? (
           <>
-            Granted <strong>{w.granted}</strong> units. Spillway no longer keeps this decision's request (kept for a day), so what was asked is not known.
+            Granted <strong>{w.granted}</strong> units. Spillway no longer keeps this decision's request (kept for a day), so what was asked
+            is not known.
           </>
         ) : (
           <>
-            Asked for <strong>{w.requested}</strong> units{w.allow_partial === false ? ' (all or nothing)' : ''}: granted <strong>{w.granted}</strong>, denied <strong>{w.denied}</strong>.
+            Asked for <strong>{w.requested}</strong> units{w.allow_partial === false ? ' (all or nothing)' : ''}: granted{' '}
+            <strong>{w.granted}</strong>, denied <strong>{w.denied}</strong>.
           </>
         )}
       </p>
@@ -114,7 +132,10 @@ export function DecisionPage({ id }: { id: string }) {
   const who = useWho();
   const { query } = useLocation();
   const [version, setVersion] = useState(0);
-  const path = id === 'by-key' ? `/v1/decisions?account_id=${enc(query.account_id ?? '')}&idempotency_key=${enc(query.idempotency_key ?? '')}` : `/v1/decisions/${enc(id)}`;
+  const path =
+    id === 'by-key'
+      ? `/v1/decisions?account_id=${enc(query.account_id ?? '')}&idempotency_key=${enc(query.idempotency_key ?? '')}`
+      : `/v1/decisions/${enc(id)}`;
   const found = useLoad(() => api<Explained>('GET', path), [path, version]);
   const d = found.data;
   return (
@@ -125,8 +146,8 @@ export function DecisionPage({ id }: { id: string }) {
       {d && (
         <>
           <p>
-            Account <a href={`/console/accounts/${enc(d.account_id)}`}>{d.account_id}</a> · feature <strong>{d.feature ?? '?'}</strong> · {d.mode} · outcome{' '}
-            <strong data-testid="outcome">{d.outcome ?? 'unknown'}</strong> · decided <Time at={d.decided_at} />
+            Account <a href={`/console/accounts/${enc(d.account_id)}`}>{d.account_id}</a> · feature <strong>{d.feature ?? '?'}</strong> ·{' '}
+            {d.mode} · outcome <strong data-testid="outcome">{d.outcome ?? 'unknown'}</strong> · decided <Time at={d.decided_at} />
             {d.idempotency_key ? (
               <>
                 {' '}
@@ -140,7 +161,8 @@ export function DecisionPage({ id }: { id: string }) {
             </Section>
             <Section title="Settlement">
               <p>
-                <strong data-testid="settlement-state">{SETTLEMENT_WORDS[d.settlement.state] ?? d.settlement.state}</strong>: {d.settlement.detail}
+                <strong data-testid="settlement-state">{SETTLEMENT_WORDS[d.settlement.state] ?? d.settlement.state}</strong>:{' '}
+                {d.settlement.detail}
                 {d.settlement.settled_at ? (
                   <>
                     {' '}
@@ -151,15 +173,26 @@ export function DecisionPage({ id }: { id: string }) {
               </p>
               <ol class="chain" aria-label="Linked records">
                 <li>
-                  Usage event: {d.settlement.usage_event_id ? <code>{d.settlement.usage_event_id}</code> : <span class="muted">none yet</span>}
+                  Usage event:{' '}
+                  {d.settlement.usage_event_id ? <code>{d.settlement.usage_event_id}</code> : <span class="muted">none yet</span>}
                 </li>
                 <li>
-                  Monetization event: {d.settlement.monetization_event_id ? <code>{d.settlement.monetization_event_id}</code> : <span class="muted">none yet</span>}
+                  Monetization event:{' '}
+                  {d.settlement.monetization_event_id ? (
+                    <code>{d.settlement.monetization_event_id}</code>
+                  ) : (
+                    <span class="muted">none yet</span>
+                  )}
                   {d.settlement.credits_booked ? (
                     <>
                       {' '}
                       (<Credits value={d.settlement.credits_booked} /> credits
-                      {d.settlement.credits_written_off && d.settlement.credits_written_off !== '0.000000' ? <>, <Credits value={d.settlement.credits_written_off} /> written off</> : null})
+                      {d.settlement.credits_written_off && d.settlement.credits_written_off !== '0.000000' ? (
+                        <>
+                          , <Credits value={d.settlement.credits_written_off} /> written off
+                        </>
+                      ) : null}
+                      )
                     </>
                   ) : null}
                 </li>
@@ -179,7 +212,13 @@ export function DecisionPage({ id }: { id: string }) {
               </ol>
               {d.hold && (
                 <p>
-                  Hold: {d.hold.state}, {d.hold.units} units{d.hold.expires_at ? <>, expires <Time at={d.hold.expires_at} /></> : null}.
+                  Hold: {d.hold.state}, {d.hold.units} units
+                  {d.hold.expires_at ? (
+                    <>
+                      , expires <Time at={d.hold.expires_at} />
+                    </>
+                  ) : null}
+                  .
                 </p>
               )}
               <h3>Refunds</h3>

@@ -22,7 +22,13 @@ export function HomePage() {
         >
           <h2>Open an account</h2>
           <label for="open-account">Account id</label>
-          <input id="open-account" required value={account} onInput={(e) => setAccount((e.target as HTMLInputElement).value)} placeholder="acct_1" />
+          <input
+            id="open-account"
+            required
+            value={account}
+            onInput={(e) => setAccount((e.target as HTMLInputElement).value)}
+            placeholder="acct_1"
+          />
           <button type="submit">Open account</button>
         </form>
         <form
@@ -34,14 +40,21 @@ export function HomePage() {
         >
           <h2>Explain a decision</h2>
           <label for="open-decision">Decision id</label>
-          <input id="open-decision" required value={decision} onInput={(e) => setDecision((e.target as HTMLInputElement).value)} placeholder="dec_p0_…" />
+          <input
+            id="open-decision"
+            required
+            value={decision}
+            onInput={(e) => setDecision((e.target as HTMLInputElement).value)}
+            placeholder="dec_p0_…"
+          />
           <button type="submit">Explain decision</button>
         </form>
         <form
           class="card"
           onSubmit={(e) => {
             e.preventDefault();
-            if (byKeyAccount.trim() && byKey.trim()) route(`/console/decisions/by-key?account_id=${enc(byKeyAccount.trim())}&idempotency_key=${enc(byKey.trim())}`);
+            if (byKeyAccount.trim() && byKey.trim())
+              route(`/console/decisions/by-key?account_id=${enc(byKeyAccount.trim())}&idempotency_key=${enc(byKey.trim())}`);
           }}
         >
           <h2>Find a decision by its idempotency key</h2>

@@ -28,7 +28,15 @@ function Fields({ item }: { item: Record<string, unknown> }) {
       {Object.entries(item).map(([k, v]) => (
         <div key={k}>
           <dt>{k.replace(/_/g, ' ')}</dt>
-          <dd>{v === null ? '—' : typeof v === 'object' ? Object.entries(v as Record<string, unknown>).map(([a, b]) => `${a.replace(/_/g, ' ')}: ${String(b)}`).join(', ') : String(v)}</dd>
+          <dd>
+            {v === null
+              ? '—'
+              : typeof v === 'object'
+                ? Object.entries(v as Record<string, unknown>)
+                    .map(([a, b]) => `${a.replace(/_/g, ' ')}: ${String(b)}`)
+                    .join(', ')
+                : String(v)}
+          </dd>
         </div>
       ))}
     </dl>
@@ -142,8 +150,12 @@ export function ReconciliationPage({ id }: { id?: string }) {
                   <th scope="col">Started</th>
                   <th scope="col">Report</th>
                   <th scope="col">Status</th>
-                  <th scope="col" class="num">Discrepancies</th>
-                  <th scope="col" class="num">Repairs</th>
+                  <th scope="col" class="num">
+                    Discrepancies
+                  </th>
+                  <th scope="col" class="num">
+                    Repairs
+                  </th>
                 </tr>
               </thead>
               <tbody>

@@ -15,7 +15,14 @@ import {
 } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { Observable, concatMap, from } from 'rxjs';
-import { DecisionResult, SettlementResult, SpillwayApiError, SpillwayClient, SpillwayClientOptions, SpillwayUnavailableError } from '../client';
+import {
+  DecisionResult,
+  SettlementResult,
+  SpillwayApiError,
+  SpillwayClient,
+  SpillwayClientOptions,
+  SpillwayUnavailableError,
+} from '../client';
 
 /** Resolves a value of the incoming request (Fastify or Express request object). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -46,7 +53,11 @@ export interface MeteredOptions {
    * quantity when it returns (`commitQuantity`, default: the units granted), or release the hold
    * when it throws. `manual`: the handler settles through `request.spillway.commit/release`.
    */
-  reserve?: { commitQuantity?: (result: unknown, request: unknown, decision: DecisionResult) => number; holdTtlSeconds?: number; manual?: boolean };
+  reserve?: {
+    commitQuantity?: (result: unknown, request: unknown, decision: DecisionResult) => number;
+    holdTtlSeconds?: number;
+    manual?: boolean;
+  };
 }
 
 /** What the handler finds on `request.spillway`. */
@@ -92,7 +103,12 @@ export type MeteringStep = 'decide' | 'commit' | 'release';
 export function meteringErrorResponse(error: unknown, step: MeteringStep): HttpException | undefined {
   if (error instanceof SpillwayUnavailableError) {
     const retryAfter = error.retryAfterSeconds ?? 1;
-    return new HttpException({ error: { code: 'metering_unavailable', message: 'metering is unavailable right now; retry later', retry_after_seconds: retryAfter } }, 503);
+    return new HttpException(
+      {
+        error: { code: 'metering_unavailable', message: 'metering is unavailable right now; retry later', retry_after_seconds: retryAfter },
+      },
+      503,
+    );
   }
   if (!(error instanceof SpillwayApiError)) return undefined;
   const onlyQuantity = error.details.length > 0 && error.details.every((detail) => detail.field === 'quantity');
@@ -100,7 +116,10 @@ export function meteringErrorResponse(error: unknown, step: MeteringStep): HttpE
     return new HttpException({ error: { code: error.code, message: error.message, details: error.details } }, error.status);
   }
   if (step === 'decide' && error.status === 409 && error.code === 'conflict') {
-    return new HttpException({ error: { code: 'conflict', message: 'this idempotency key was used with a different request', details: [] } }, 409);
+    return new HttpException(
+      { error: { code: 'conflict', message: 'this idempotency key was used with a different request', details: [] } },
+      409,
+    );
   }
   return new HttpException(
     {
@@ -175,8 +194,18 @@ export class MeteredInterceptor implements NestInterceptor {
     request.spillway = {
       decision,
       granted: decision.granted,
-      commit: (q) => settle(() => this.client.commit(decision.decision_id, q).catch((error: unknown) => Promise.reject(this.answerFor(error, 'commit', meta.feature, response)))),
-      release: () => settle(() => this.client.release(decision.decision_id).catch((error: unknown) => Promise.reject(this.answerFor(error, 'release', meta.feature, response)))),
+      commit: (q) =>
+        settle(() =>
+          this.client
+            .commit(decision.decision_id, q)
+            .catch((error: unknown) => Promise.reject(this.answerFor(error, 'commit', meta.feature, response))),
+        ),
+      release: () =>
+        settle(() =>
+          this.client
+            .release(decision.decision_id)
+            .catch((error: unknown) => Promise.reject(this.answerFor(error, 'release', meta.feature, response))),
+        ),
     };
     const reserve = meta.reserve;
     if (!reserve || reserve.manual) return next.handle();
@@ -184,7 +213,15 @@ export class MeteredInterceptor implements NestInterceptor {
     return new Observable<unknown>((subscriber) => {
       const subscription = next
         .handle()
-        .pipe(concatMap((result) => from(state.commit(reserve.commitQuantity ? reserve.commitQuantity(result, request, decision) : decision.granted).then(() => result))))
+        .pipe(
+          concatMap((result) =>
+            from(
+              state
+                .commit(reserve.commitQuantity ? reserve.commitQuantity(result, request, decision) : decision.granted)
+                .then(() => result),
+            ),
+          ),
+        )
         .subscribe({
           next: (value) => subscriber.next(value),
           complete: () => subscriber.complete(),
@@ -207,7 +244,12 @@ export class MeteredInterceptor implements NestInterceptor {
   private answerFor(error: unknown, step: MeteringStep, feature: string, response: HeaderSink): unknown {
     const answer = meteringErrorResponse(error, step);
     if (!answer) return error;
-    if (answer.getStatus() === 503) setHeader(response, 'Retry-After', String((answer.getResponse() as { error: { retry_after_seconds: number } }).error.retry_after_seconds));
+    if (answer.getStatus() === 503)
+      setHeader(
+        response,
+        'Retry-After',
+        String((answer.getResponse() as { error: { retry_after_seconds: number } }).error.retry_after_seconds),
+      );
     if (answer.getStatus() === 500) this.logger.error(`${feature}: Spillway refused the ${step}: ${(error as Error).message}`);
     return answer;
   }
@@ -228,7 +270,11 @@ export class SpillwayModule {
     const client = options.client instanceof SpillwayClient ? options.client : new SpillwayClient(options.client);
     return {
       module: SpillwayModule,
-      providers: [{ provide: SPILLWAY_CLIENT, useValue: client }, { provide: SPILLWAY_MODULE_OPTIONS, useValue: options }, MeteredInterceptor],
+      providers: [
+        { provide: SPILLWAY_CLIENT, useValue: client },
+        { provide: SPILLWAY_MODULE_OPTIONS, useValue: options },
+        MeteredInterceptor,
+      ],
       exports: [SPILLWAY_CLIENT, SPILLWAY_MODULE_OPTIONS, MeteredInterceptor],
     };
   }

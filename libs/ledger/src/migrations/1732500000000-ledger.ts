@@ -79,7 +79,14 @@ export class Ledger1732500000000 implements MigrationInterface {
   }
 
   async down(q: QueryRunner): Promise<void> {
-    for (const table of ['settlement_cursors', 'settlement_quarantine', 'balance_updates', 'monetization_events', 'usage_events', 'credit_lots']) {
+    for (const table of [
+      'settlement_cursors',
+      'settlement_quarantine',
+      'balance_updates',
+      'monetization_events',
+      'usage_events',
+      'credit_lots',
+    ]) {
       await q.query(`DROP TABLE ${table}`);
     }
   }

@@ -46,7 +46,9 @@ export class Access1733400000000 implements MigrationInterface {
   async down(q: QueryRunner): Promise<void> {
     await q.query(`DROP TABLE audit_log`);
     await q.query(`ALTER TABLE api_keys DROP CONSTRAINT api_keys_admin_platform_wide`);
-    await q.query(`ALTER TABLE api_keys DROP COLUMN revision, DROP COLUMN last_used_at, DROP COLUMN expires_at, DROP COLUMN features, DROP COLUMN tenant`);
+    await q.query(
+      `ALTER TABLE api_keys DROP COLUMN revision, DROP COLUMN last_used_at, DROP COLUMN expires_at, DROP COLUMN features, DROP COLUMN tenant`,
+    );
     await q.query(`DROP SEQUENCE api_key_revision_seq`);
     await q.query(`DROP INDEX accounts_tenant_idx`);
     await q.query(`ALTER TABLE accounts DROP COLUMN tenant`);

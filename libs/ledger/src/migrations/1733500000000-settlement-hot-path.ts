@@ -5,7 +5,12 @@ const SETTLEMENT_FOREIGN_KEYS = [
   { table: 'monetization_events', name: 'monetization_events_usage_event_id_fkey', column: 'usage_event_id', target: 'usage_events (id)' },
   { table: 'balance_updates', name: 'balance_updates_lot_id_fkey', column: 'lot_id', target: 'credit_lots (id)' },
   { table: 'balance_updates', name: 'balance_updates_usage_event_id_fkey', column: 'usage_event_id', target: 'usage_events (id)' },
-  { table: 'balance_updates', name: 'balance_updates_monetization_event_id_fkey', column: 'monetization_event_id', target: 'monetization_events (id)' },
+  {
+    table: 'balance_updates',
+    name: 'balance_updates_monetization_event_id_fkey',
+    column: 'monetization_event_id',
+    target: 'monetization_events (id)',
+  },
 ];
 
 /**
