@@ -349,7 +349,7 @@ describe('typed client (libs/client) against the real stack', () => {
       replayed: 3,
       dropped: 2,
       remaining: 0,
-      outcomes: { settled: 1, partial: 1, denied: 1, rejected: 1, exhausted: 0, hold_expired: 1 },
+      outcomes: { settled: 1, partial: 1, denied: 1, rejected: 1, exhausted: 0, hold_expired: 1, queue_full: 0 },
     });
     expect(problems.map((p) => p.reason)).toEqual(['partial', 'denied', 'rejected', 'hold_expired']);
     expect(problems[0]).toMatchObject({
@@ -374,7 +374,10 @@ describe('typed client (libs/client) against the real stack', () => {
         onReplayProblem: (p: ReplayProblem) => problems.push(p),
       };
       const closed = new SpillwayClient(options);
-      const open = new SpillwayClient({ ...options, degradation: { default: { mode: 'fail_open' }, maxReplayAttempts: 2 } });
+      const open = new SpillwayClient({
+        ...options,
+        degradation: { default: { mode: 'fail_open' }, maxReplayAttempts: 2, replayBackoffMs: 1 },
+      });
       const request = { account_id: 'acct-1', feature: 'codex.task', quantity: 1 };
       const cases: [string, RegExp][] = [
         ['{"decision_id": "d", "outc', /could not be read/],

@@ -47,7 +47,7 @@ describe('degradation', () => {
     expect(record.offer(...granted('k2'))).toBe(true);
     expect(record.hasRoom).toBe(false);
     expect(record.offer(...granted('k3'))).toBe(false);
-    expect(record.peek(10).map((e) => e.request.idempotency_key)).toEqual(['k1', 'k2']);
+    expect(record.peek(10, now).map((e) => (e as QueuedDecision).request.idempotency_key)).toEqual(['k1', 'k2']);
     // Another account's same key is another decision.
     expect(record.find('b', 'k1', now)).toBeUndefined();
     expect(record.find('a', 'k1', now)?.fingerprint).toBe(granted('k1')[0]);
@@ -61,7 +61,7 @@ describe('degradation', () => {
     for (const key of ['k3', 'k4', 'k5']) {
       expect(record.offer(...granted(key))).toBe(true);
       record.done(
-        record.peek(10).find((e) => e.request.idempotency_key === key)!,
+        record.peek(10, now).find((e) => (e as QueuedDecision).request.idempotency_key === key)!,
         now,
       );
     }

@@ -6,14 +6,18 @@ import {
   DegradationOptions,
   DegradationPolicy,
   DegradedDecisions,
+  QueuedCommit,
   QueuedDecision,
+  QueuedEntry,
   ReplayOutcome,
   ReplayProblem,
   decisionFingerprint,
+  isQueuedCommit,
   policyFor,
+  replayBackoffMs,
 } from './degradation';
 import type { components, paths } from './generated/openapi';
-import { RETRY_DEFAULTS, RetryOptions, backoffDelayMs, parseRetryAfter, sleep } from './retry';
+import { RETRY_DEFAULTS, RetryOptions, backoffDelayMs, parseRetryAfter, sleep, withDeadline } from './retry';
 import { FieldIssue, SchemaName, compileSchemas, describeIssues, schemaIssues } from './validation';
 
 type Schemas = components['schemas'];
@@ -99,13 +103,15 @@ export interface SpillwayClientOptions {
   baseUrl: string;
   /** an API key (sent as `Authorization: Bearer …`) */
   apiKey: string;
-  /** One attempt's timeout, ms (default 5000). */
+  /** One attempt's timeout, ms (default 5000, at most 60,000). Every timeout and deadline is enforced by a timer, even if `fetch` ignores its signal. */
   timeoutMs?: number;
-  /** A decision's whole budget including retries, ms (default 500); past it the degradation policy answers. */
+  /** A decision's whole budget including retries, ms (default 500, at most 60,000); past it the degradation policy answers. */
   decideDeadlineMs?: number;
-  /** Any other call's whole budget including retries, ms (default 15000). */
+  /** Any other call's whole budget including retries, ms (default 15000, at most 60,000). */
   deadlineMs?: number;
+  /** retries at most 10; delays at most 60,000 ms */
   retry?: RetryOptions;
+  /** bounds: see DegradationOptions (an allowance needs positive integer `units` ≤ 1,000,000 and `periodMs` ≤ 30 days) */
   degradation?: DegradationOptions;
   /** Replay degraded decisions in the background after a decision succeeds (default true). */
   autoReplay?: boolean;
@@ -128,7 +134,18 @@ export interface ReplayReport {
 
 const DEGRADED_PREFIX = 'degraded:';
 
-const noOutcomes = (): Record<ReplayOutcome, number> => ({ settled: 0, partial: 0, denied: 0, rejected: 0, exhausted: 0, hold_expired: 0 });
+const noOutcomes = (): Record<ReplayOutcome, number> => ({
+  settled: 0,
+  partial: 0,
+  denied: 0,
+  rejected: 0,
+  exhausted: 0,
+  hold_expired: 0,
+  queue_full: 0,
+});
+
+/** Entries without an answer after which a replay run stops (each may take the whole deadline). */
+const MAX_UNANSWERED_PER_RUN = 3;
 
 const invalidRequest = (issues: FieldIssue[]) => new SpillwayApiError(400, 'invalid_request', describeIssues(issues), issues);
 
@@ -143,6 +160,68 @@ function rateLimitOf(response: Response): RateLimit | undefined {
   const reset = integerHeader(response, 'ratelimit-reset');
   if (limit === undefined || remaining === undefined || reset === undefined) return undefined;
   return { limit, remaining, reset, retryAfter: integerHeader(response, 'retry-after') };
+}
+
+/**
+ * What makes a decision answer impossible for `request` though it matches the document's shape
+ * (undefined when none): granted must be within [0, quantity] with `denied` the rest, the outcome
+ * must be the one the grant implies (allowed: all, partial: some, denied: none — as Spillway's
+ * engine derives it) and the mode the one asked. Such an answer is taken as Spillway not answering.
+ */
+export function decisionAnswerProblem(request: DecisionRequest, answer: Decision): string | undefined {
+  const mode = request.mode ?? 'consume';
+  if (answer.mode !== mode) return `mode ${answer.mode} answers a ${mode} request`;
+  if (!(answer.granted >= 0 && answer.granted <= request.quantity)) return `granted ${answer.granted} of quantity ${request.quantity}`;
+  if (answer.denied !== request.quantity - answer.granted)
+    return `denied ${answer.denied} is not quantity ${request.quantity} - granted ${answer.granted}`;
+  const outcome = answer.granted === request.quantity ? 'allowed' : answer.granted === 0 ? 'denied' : 'partial';
+  if (answer.outcome !== outcome)
+    return `outcome ${answer.outcome} with granted ${answer.granted} of ${request.quantity} (expected ${outcome})`;
+  if (outcome === 'partial' && request.allow_partial !== true) return 'a partial grant of a request that does not allow one';
+  return undefined;
+}
+
+/** One entry of the replay queue as exportPending gives it and importPending takes it (JSON-safe). */
+export interface PendingEntry {
+  entry: QueuedEntry;
+  /** a degraded decision: what a repeated idempotency key must repeat (see decisionFingerprint) */
+  fingerprint?: string;
+  /** a degraded decision: the local answer a repeated key gets again */
+  answer?: DecisionResult;
+}
+
+const isTime = (value: unknown) => typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+const isCount = (value: unknown) => Number.isSafeInteger(value) && (value as number) >= 0;
+
+/** Why `item` is not an exported pending entry (undefined when it is one). */
+function pendingEntryIssue(item: unknown): string | undefined {
+  const { entry, fingerprint, answer } = (item ?? {}) as Partial<PendingEntry>;
+  if (typeof entry !== 'object' || entry === null) return 'entry: must be an object';
+  if (!isTime(entry.queuedAt) || !isCount(entry.attempts)) return 'entry: queuedAt and attempts must be non-negative integers';
+  if (entry.nextAttemptAt !== undefined && !isTime(entry.nextAttemptAt)) return 'entry.nextAttemptAt: must be a time in ms';
+  if (isQueuedCommit(entry)) {
+    if (
+      typeof entry.decisionId !== 'string' ||
+      entry.decisionId.length < 1 ||
+      entry.decisionId.length > 200 ||
+      entry.decisionId.startsWith(DEGRADED_PREFIX)
+    )
+      return "entry.decisionId: must be Spillway's decision id";
+    const issues = schemaIssues('CommitDto', { quantity: entry.quantity });
+    return issues.length > 0 ? `entry.${describeIssues(issues)}` : undefined;
+  }
+  if (typeof entry.decisionId !== 'string' || !entry.decisionId.startsWith(DEGRADED_PREFIX) || entry.decisionId.length > 200)
+    return `entry.decisionId: must be a degraded decision id (${DEGRADED_PREFIX}…)`;
+  if (!['fail_open', 'allowance'].includes(entry.mode)) return 'entry.mode: must be fail_open or allowance';
+  if (entry.holdExpiresAt !== undefined && !isTime(entry.holdExpiresAt)) return 'entry.holdExpiresAt: must be a time in ms';
+  if (typeof entry.request?.idempotency_key !== 'string') return 'entry.request.idempotency_key: is required';
+  const requestIssues = schemaIssues('DecisionRequest', entry.request);
+  if (requestIssues.length > 0) return `entry.request.${describeIssues(requestIssues)}`;
+  if (typeof fingerprint !== 'string' || fingerprint.length > 2000) return 'fingerprint: must be a string';
+  const answerIssues = schemaIssues('Decision', { ...answer, balance: '0.000000', degraded: undefined, degradedReason: undefined });
+  if (answerIssues.length > 0) return `answer.${describeIssues(answerIssues)}`;
+  if (answer!.decision_id !== entry.decisionId || answer!.degraded !== entry.mode) return "answer: must be the entry's degraded answer";
+  return undefined;
 }
 
 /**
@@ -165,12 +244,23 @@ export function checkedBaseUrl(baseUrl: unknown): string {
   return url.href.replace(/\/+$/, '');
 }
 
-const positive = (value: unknown, name: string, integer = false) => {
-  if (
-    value !== undefined &&
-    !(typeof value === 'number' && value > 0 && Number.isFinite(value) && (!integer || Number.isSafeInteger(value)))
-  ) {
-    throw new TypeError(`SpillwayClient: ${name} must be a positive ${integer ? 'integer' : 'number'}`);
+/** Upper bounds of the options (a larger value is a mistake, or would let a call or a queue grow without practical limit). */
+export const OPTION_LIMITS = {
+  /** timeoutMs, decideDeadlineMs, deadlineMs, retry.baseDelayMs, retry.maxDelayMs */
+  timeMs: 60_000,
+  /** retry.retries */
+  retries: 10,
+  /** degradation.maxQueued, degradation.maxTracked, an allowance's units */
+  count: 1_000_000,
+  /** degradation.maxReplayAttempts */
+  replayAttempts: 1000,
+  /** degradation.rememberMs and an allowance's periodMs: 30 days */
+  periodMs: 30 * 24 * 3600 * 1000,
+} as const;
+
+const positive = (value: unknown, name: string, max: number, integer = false) => {
+  if (value !== undefined && !(typeof value === 'number' && value > 0 && value <= max && (!integer || Number.isSafeInteger(value)))) {
+    throw new TypeError(`SpillwayClient: ${name} must be a positive ${integer ? 'integer' : 'number'} of at most ${max}`);
   }
 };
 
@@ -179,19 +269,21 @@ function checkOptions(options: SpillwayClientOptions): void {
   if (typeof options?.apiKey !== 'string' || !/^[\x21-\x7e]{1,512}$/.test(options.apiKey)) {
     throw new TypeError('SpillwayClient: apiKey must be an API key (1-512 visible ASCII characters)');
   }
-  positive(options.timeoutMs, 'timeoutMs');
-  positive(options.decideDeadlineMs, 'decideDeadlineMs');
-  positive(options.deadlineMs, 'deadlineMs');
+  const { timeMs, retries, count, replayAttempts, periodMs } = OPTION_LIMITS;
+  positive(options.timeoutMs, 'timeoutMs', timeMs);
+  positive(options.decideDeadlineMs, 'decideDeadlineMs', timeMs);
+  positive(options.deadlineMs, 'deadlineMs', timeMs);
   const retry = options.retry ?? {};
-  if (retry.retries !== undefined && !(Number.isSafeInteger(retry.retries) && retry.retries >= 0))
-    throw new TypeError('SpillwayClient: retry.retries must be a non-negative integer');
-  positive(retry.baseDelayMs, 'retry.baseDelayMs');
-  positive(retry.maxDelayMs, 'retry.maxDelayMs');
+  if (retry.retries !== undefined && !(Number.isSafeInteger(retry.retries) && retry.retries >= 0 && retry.retries <= retries))
+    throw new TypeError(`SpillwayClient: retry.retries must be an integer in [0, ${retries}]`);
+  positive(retry.baseDelayMs, 'retry.baseDelayMs', timeMs);
+  positive(retry.maxDelayMs, 'retry.maxDelayMs', timeMs);
   const degradation = options.degradation ?? {};
-  positive(degradation.maxQueued, 'degradation.maxQueued', true);
-  positive(degradation.maxTracked, 'degradation.maxTracked', true);
-  positive(degradation.maxReplayAttempts, 'degradation.maxReplayAttempts', true);
-  positive(degradation.rememberMs, 'degradation.rememberMs');
+  positive(degradation.maxQueued, 'degradation.maxQueued', count, true);
+  positive(degradation.maxTracked, 'degradation.maxTracked', count, true);
+  positive(degradation.maxReplayAttempts, 'degradation.maxReplayAttempts', replayAttempts, true);
+  positive(degradation.rememberMs, 'degradation.rememberMs', periodMs);
+  positive(degradation.replayBackoffMs, 'degradation.replayBackoffMs', timeMs);
   const policies: [string, DegradationPolicy | undefined][] = [
     ['default', degradation.default],
     ...Object.entries(degradation.features ?? {}),
@@ -201,8 +293,10 @@ function checkOptions(options: SpillwayClientOptions): void {
     if (!['fail_closed', 'fail_open', 'allowance'].includes(policy?.mode))
       throw new TypeError(`SpillwayClient: degradation policy of ${feature} must have mode fail_closed, fail_open or allowance`);
     if (policy.mode === 'allowance') {
-      positive(policy.units, `degradation policy of ${feature}: units`, true);
-      positive(policy.periodMs, `degradation policy of ${feature}: periodMs`);
+      // Required: an allowance without them would grant nothing (or everything) silently.
+      const { units, periodMs: period } = policy as { units?: unknown; periodMs?: unknown };
+      positive(units ?? 0, `degradation policy of ${feature}: units`, count, true);
+      positive(period ?? 0, `degradation policy of ${feature}: periodMs`, periodMs, true);
     }
   }
 }
@@ -223,6 +317,7 @@ export class SpillwayClient {
   private readonly decideDeadlineMs: number;
   private readonly deadlineMs: number;
   private readonly maxReplayAttempts: number;
+  private readonly replayBackoffBaseMs: number;
   private readonly degraded: DegradedDecisions;
   private readonly allowances: AllowanceLedger;
   private readonly outcomes = noOutcomes();
@@ -238,6 +333,7 @@ export class SpillwayClient {
     this.decideDeadlineMs = options.decideDeadlineMs ?? 500;
     this.deadlineMs = options.deadlineMs ?? 15_000;
     this.maxReplayAttempts = options.degradation?.maxReplayAttempts ?? 10;
+    this.replayBackoffBaseMs = options.degradation?.replayBackoffMs ?? 1000;
     this.degraded = new DegradedDecisions(options.degradation?.maxQueued ?? 10_000, options.degradation?.rememberMs ?? DEFAULT_REMEMBER_MS);
     this.allowances = new AllowanceLedger(options.degradation?.maxTracked ?? 10_000);
     this.api = createClient<paths>({ baseUrl, headers: { authorization: `Bearer ${options.apiKey}` } });
@@ -273,10 +369,14 @@ export class SpillwayClient {
     const earlier = this.recall(body);
     if (earlier) return earlier;
     try {
-      const { data, response } = await this.call(
-        this.api.POST('/v1/decisions', { body, fetch: this.fetcher(true, this.decideDeadlineMs) }),
+      const { data, response } = await this.send(
+        true,
+        this.decideDeadlineMs,
+        (fetch) => this.api.POST('/v1/decisions', { body, fetch }),
         'Decision',
       );
+      const problem = decisionAnswerProblem(body, data);
+      if (problem) throw new SpillwayUnavailableError(`Spillway's decision is inconsistent with the request: ${problem}`, response.status);
       if (this.degraded.size > 0 && this.options.autoReplay !== false) void this.replayDegraded().catch(() => undefined);
       return { ...data, degraded: null, rateLimit: rateLimitOf(response) };
     } catch (error) {
@@ -293,12 +393,10 @@ export class SpillwayClient {
     const issues = [...this.decisionIdIssues(decisionId), ...schemaIssues('CommitDto', { quantity })];
     if (issues.length > 0) throw invalidRequest(issues);
     if (decisionId.startsWith(DEGRADED_PREFIX)) return this.settleDegraded(decisionId, 'committed', quantity);
-    const { data } = await this.call(
-      this.api.POST('/v1/decisions/{id}/commit', {
-        params: { path: { id: decisionId } },
-        body: { quantity },
-        fetch: this.fetcher(true, this.deadlineMs),
-      }),
+    const { data } = await this.send(
+      true,
+      this.deadlineMs,
+      (fetch) => this.api.POST('/v1/decisions/{id}/commit', { params: { path: { id: decisionId } }, body: { quantity }, fetch }),
       'HoldSettlement',
     );
     return { ...data, degraded: null };
@@ -309,8 +407,10 @@ export class SpillwayClient {
     const issues = this.decisionIdIssues(decisionId);
     if (issues.length > 0) throw invalidRequest(issues);
     if (decisionId.startsWith(DEGRADED_PREFIX)) return this.settleDegraded(decisionId, 'released', 0);
-    const { data } = await this.call(
-      this.api.POST('/v1/decisions/{id}/release', { params: { path: { id: decisionId } }, fetch: this.fetcher(true, this.deadlineMs) }),
+    const { data } = await this.send(
+      true,
+      this.deadlineMs,
+      (fetch) => this.api.POST('/v1/decisions/{id}/release', { params: { path: { id: decisionId } }, fetch }),
       'HoldSettlement',
     );
     return { ...data, degraded: null };
@@ -319,20 +419,15 @@ export class SpillwayClient {
   /** `GET /v1/accounts/{id}`: real-time balance, lots, windows and free tier. */
   async account(accountId: string): Promise<Account> {
     return (
-      await this.call(
-        this.api.GET('/v1/accounts/{id}', { params: { path: { id: accountId } }, fetch: this.fetcher(true, this.deadlineMs) }),
-      )
+      await this.send(true, this.deadlineMs, (fetch) => this.api.GET('/v1/accounts/{id}', { params: { path: { id: accountId } }, fetch }))
     ).data;
   }
 
   /** One page of the settled ledger; pass the previous page's `next_cursor` for the next. */
   async ledger(accountId: string, cursor?: string): Promise<LedgerPage> {
     return (
-      await this.call(
-        this.api.GET('/v1/accounts/{id}/ledger', {
-          params: { path: { id: accountId }, query: cursor ? { cursor } : {} },
-          fetch: this.fetcher(true, this.deadlineMs),
-        }),
+      await this.send(true, this.deadlineMs, (fetch) =>
+        this.api.GET('/v1/accounts/{id}/ledger', { params: { path: { id: accountId }, query: cursor ? { cursor } : {} }, fetch }),
       )
     ).data;
   }
@@ -343,35 +438,29 @@ export class SpillwayClient {
    * your retries safe too).
    */
   async purchase(request: PurchaseRequest): Promise<WorkflowStarted> {
-    return (await this.call(this.api.POST('/v1/purchases', { body: this.keyed(request), fetch: this.fetcher(true, this.deadlineMs) })))
-      .data;
+    return (await this.send(true, this.deadlineMs, (fetch) => this.api.POST('/v1/purchases', { body: this.keyed(request), fetch }))).data;
   }
 
   /** `POST /v1/grants` (promo or adjustment credits; above the threshold it waits for approval). */
   async grant(request: GrantRequest): Promise<WorkflowStarted> {
-    return (await this.call(this.api.POST('/v1/grants', { body: this.keyed(request), fetch: this.fetcher(true, this.deadlineMs) }))).data;
+    return (await this.send(true, this.deadlineMs, (fetch) => this.api.POST('/v1/grants', { body: this.keyed(request), fetch }))).data;
   }
 
   /** `POST /v1/refunds`: of a decision's charge or an amount, never more than was charged. */
   async refund(request: RefundRequest): Promise<WorkflowStarted> {
-    return (await this.call(this.api.POST('/v1/refunds', { body: this.keyed(request), fetch: this.fetcher(true, this.deadlineMs) }))).data;
+    return (await this.send(true, this.deadlineMs, (fetch) => this.api.POST('/v1/refunds', { body: this.keyed(request), fetch }))).data;
   }
 
   /** `POST /v1/adjustments`: signed credits; above the threshold it waits for approval. */
   async adjustment(request: AdjustmentRequest): Promise<WorkflowStarted> {
-    return (await this.call(this.api.POST('/v1/adjustments', { body: this.keyed(request), fetch: this.fetcher(true, this.deadlineMs) })))
-      .data;
+    return (await this.send(true, this.deadlineMs, (fetch) => this.api.POST('/v1/adjustments', { body: this.keyed(request), fetch }))).data;
   }
 
   /** Approving is not idempotent (a second approval is a 409), so it is never retried. */
   async approve(workflowId: string, request: ApprovalRequest): Promise<ApprovalResult> {
     return (
-      await this.call(
-        this.api.POST('/v1/approvals/{workflowId}', {
-          params: { path: { workflowId } },
-          body: request,
-          fetch: this.fetcher(false, this.deadlineMs),
-        }),
+      await this.send(false, this.deadlineMs, (fetch) =>
+        this.api.POST('/v1/approvals/{workflowId}', { params: { path: { workflowId } }, body: request, fetch }),
       )
     ).data;
   }
@@ -379,59 +468,150 @@ export class SpillwayClient {
   /** `GET /v1/workflows/{id}`: status, state (e.g. awaiting_approval), result or failure. */
   async workflow(workflowId: string): Promise<WorkflowStatus> {
     return (
-      await this.call(
-        this.api.GET('/v1/workflows/{workflowId}', { params: { path: { workflowId } }, fetch: this.fetcher(true, this.deadlineMs) }),
+      await this.send(true, this.deadlineMs, (fetch) =>
+        this.api.GET('/v1/workflows/{workflowId}', { params: { path: { workflowId } }, fetch }),
       )
     ).data;
   }
 
   /**
-   * Consumes on Spillway what was allowed while degraded, oldest first, at most `limit` per call,
-   * each under its original idempotency key (a decision Spillway did receive is not charged twice:
-   * it replays, or answers 409). Every decision that does not settle as allowed is reported to
-   * `onReplayProblem` and counted (`replayOutcomes`). Stops at the first unavailability (that
-   * decision is tried again next run, up to `maxReplayAttempts`); one run at a time.
+   * Consumes on Spillway what was allowed while degraded, and commits the queued commits (see
+   * queueCommit), oldest first, at most `limit` per call, each under its original idempotency key
+   * or decision id (a decision Spillway did receive is not charged twice: it replays, or answers
+   * 409). Every entry that does not settle is reported to `onReplayProblem` and counted
+   * (`replayOutcomes`). An entry that gets no answer waits (`replayBackoffMs`, doubling) before it
+   * is tried again, up to `maxReplayAttempts`; its account's other entries are skipped for the rest
+   * of the run, other accounts' go on, and the run stops after 3 entries without an answer (each
+   * may take `deadlineMs`). One run at a time.
    */
   replayDegraded(limit = 500): Promise<ReplayReport> {
     this.replaying ??= this.replay(limit).finally(() => (this.replaying = undefined));
     return this.replaying;
   }
 
+  /**
+   * The replay queue as JSON-safe data (oldest first), for the product to persist across restarts:
+   * the default queue lives in memory only, so whatever was allowed while degraded and not yet
+   * replayed is otherwise lost (never charged) when the process stops. Give it to importPending in
+   * the next process.
+   */
+  exportPending(): PendingEntry[] {
+    return [...this.degraded.all()].map(({ entry, fingerprint, answer }) =>
+      structuredClone(isQueuedCommit(entry) ? { entry } : { entry, fingerprint, answer }),
+    );
+  }
+
+  /**
+   * Restores entries exported by exportPending (e.g. read back from JSON after a restart). Each is
+   * checked (shape, request as Spillway would check it); a wrong one is refused with its index
+   * and the issue, as is any entry beyond the queue's free room or already queued. At most
+   * 1,000,000 entries per call (TypeError beyond, or when `entries` is not an array).
+   */
+  importPending(entries: unknown): { imported: number; refused: { index: number; issue: string }[] } {
+    if (!Array.isArray(entries) || entries.length > OPTION_LIMITS.count)
+      throw new TypeError(`SpillwayClient.importPending: entries must be an array of at most ${OPTION_LIMITS.count} exported entries`);
+    const refused: { index: number; issue: string }[] = [];
+    let imported = 0;
+    entries.forEach((item: unknown, index) => {
+      const issue = pendingEntryIssue(item);
+      if (issue) return refused.push({ index, issue });
+      const { entry, fingerprint, answer } = structuredClone(item as PendingEntry);
+      const before = this.degraded.size;
+      if (isQueuedCommit(entry)) this.degraded.offerCommit(entry);
+      else this.degraded.offer(fingerprint!, answer!, entry);
+      if (this.degraded.size > before) imported++;
+      else refused.push({ index, issue: this.degraded.hasRoom ? 'is already queued' : 'the replay queue is full' });
+    });
+    return { imported, refused };
+  }
+
+  /**
+   * Queues a commit of Spillway's hold `decisionId` for the replay, for work already delivered
+   * whose commit found Spillway unavailable (a commit is idempotent by decision id). When the queue
+   * is full, the work stays unbilled: reported to `onReplayProblem` as `queue_full` (false).
+   */
+  queueCommit(decisionId: string, quantity: number): boolean {
+    const entry: QueuedCommit = { kind: 'commit', decisionId, quantity, queuedAt: Date.now(), attempts: 0 };
+    if (this.degraded.offerCommit(entry)) return true;
+    this.problem('queue_full', entry, { error: new Error(`the replay queue is full (${this.degraded.capacity})`) });
+    return false;
+  }
+
+  /**
+   * Reports work delivered under Spillway's hold `decisionId` that will not be charged because the
+   * hold expired before its commit (Spillway answered 409 `hold_expired`): counted and passed to
+   * `onReplayProblem` as `hold_expired` with a QueuedCommit entry.
+   */
+  reportExpiredCommit(decisionId: string, quantity: number, error: Error): void {
+    this.problem('hold_expired', { kind: 'commit', decisionId, quantity, queuedAt: Date.now(), attempts: 0 }, { error });
+  }
+
+  private problem(reason: ReplayProblem['reason'], entry: QueuedEntry, details: Omit<ReplayProblem, 'reason' | 'entry'> = {}): void {
+    this.outcomes[reason]++;
+    try {
+      this.options.onReplayProblem?.({ reason, entry, ...details });
+    } catch {
+      // The product's callback failing must not stop the replay of the others.
+    }
+  }
+
   private async replay(limit: number): Promise<ReplayReport> {
     const report: ReplayReport = { replayed: 0, dropped: 0, remaining: 0, outcomes: noOutcomes() };
-    const end = (outcome: ReplayOutcome, entry: QueuedDecision, problem: Omit<ReplayProblem, 'reason' | 'entry'> = {}) => {
+    const end = (outcome: ReplayOutcome, entry: QueuedEntry, problem: Omit<ReplayProblem, 'reason' | 'entry'> = {}) => {
       this.degraded.done(entry);
       report.outcomes[outcome]++;
-      this.outcomes[outcome]++;
       if (problem.decision || outcome === 'settled') report.replayed++;
       else report.dropped++;
-      if (outcome === 'settled') return;
-      try {
-        this.options.onReplayProblem?.({ reason: outcome, entry, ...problem });
-      } catch {
-        // The product's callback failing must not stop the replay of the others.
-      }
+      if (outcome === 'settled') this.outcomes.settled++;
+      else this.problem(outcome, entry, problem);
     };
+    // Accounts (or, for commits, holds) without an answer in this run: their other entries wait for the next.
+    const unanswered = new Set<string>();
     for (const entry of this.degraded.peek(limit)) {
-      if (entry.holdExpiresAt !== undefined) {
+      if (unanswered.size >= MAX_UNANSWERED_PER_RUN) break;
+      const commit = isQueuedCommit(entry);
+      if (!commit && entry.holdExpiresAt !== undefined) {
         // An uncommitted degraded hold: Spillway would release it at expiry, so it is dropped then.
         if (Date.now() >= entry.holdExpiresAt) end('hold_expired', entry);
         continue;
       }
-      let decision: Decision;
+      const group = commit ? entry.decisionId : entry.request.account_id;
+      if (unanswered.has(group)) continue;
       try {
-        decision = (
-          await this.call(this.api.POST('/v1/decisions', { body: entry.request, fetch: this.fetcher(true, this.deadlineMs) }), 'Decision')
-        ).data;
-      } catch (error) {
-        if (error instanceof SpillwayApiError) {
-          end('rejected', entry, { error });
+        if (commit) {
+          await this.send(
+            true,
+            this.deadlineMs,
+            (fetch) =>
+              this.api.POST('/v1/decisions/{id}/commit', {
+                params: { path: { id: entry.decisionId } },
+                body: { quantity: entry.quantity },
+                fetch,
+              }),
+            'HoldSettlement',
+          );
+          end('settled', entry);
           continue;
         }
+        const { data: decision } = await this.send(
+          true,
+          this.deadlineMs,
+          (fetch) => this.api.POST('/v1/decisions', { body: entry.request, fetch }),
+          'Decision',
+        );
+        const problem = decisionAnswerProblem(entry.request, decision);
+        if (problem) throw new SpillwayUnavailableError(`Spillway's decision is inconsistent with the request: ${problem}`);
+        end(decision.outcome === 'allowed' ? 'settled' : decision.outcome, entry, { decision });
+      } catch (error) {
+        if (error instanceof SpillwayApiError) {
+          end(commit && error.code === 'hold_expired' ? 'hold_expired' : 'rejected', entry, { error });
+          continue;
+        }
+        // Only a replay that was tried and got no answer counts, and the entry waits before the next.
+        unanswered.add(group);
         if (++entry.attempts >= this.maxReplayAttempts) end('exhausted', entry, { error: error as Error });
-        break;
+        else entry.nextAttemptAt = Date.now() + replayBackoffMs(entry.attempts, this.replayBackoffBaseMs);
       }
-      end(decision.outcome === 'allowed' ? 'settled' : decision.outcome, entry, { decision });
     }
     report.remaining = this.degraded.size;
     return report;
@@ -586,19 +766,46 @@ export class SpillwayClient {
     throw new SpillwayApiError(response.status, code, message, Array.isArray(body?.details) ? body.details : []);
   }
 
-  /** A fetch with a timeout per attempt and, for idempotent calls, retries within the deadline. */
-  private fetcher(idempotent: boolean, budgetMs: number): (request: Request) => Promise<Response> {
+  /**
+   * One call under a hard deadline of `budgetMs` (sending, retries and reading the answer): past it
+   * the call fails with SpillwayUnavailableError and its request is aborted, whatever the fetch does.
+   */
+  private send<T>(
+    idempotent: boolean,
+    budgetMs: number,
+    start: (fetch: (request: Request) => Promise<Response>) => Promise<{ data?: T; error?: unknown; response: Response }>,
+    schema?: SchemaName,
+  ): Promise<{ data: T; response: Response }> {
+    return withDeadline(
+      budgetMs,
+      () => new SpillwayUnavailableError(`no answer within ${budgetMs} ms`),
+      (signal) => this.call(start(this.fetcher(idempotent, budgetMs, signal)), schema),
+    );
+  }
+
+  /**
+   * A fetch with a hard timeout per attempt (aborted with the whole call's `overall` signal too)
+   * and, for idempotent calls, retries within the deadline. Redirects are refused: Spillway never
+   * redirects, and following one would send the API key and the body elsewhere.
+   */
+  private fetcher(idempotent: boolean, budgetMs: number, overall: AbortSignal): (request: Request) => Promise<Response> {
     return async (request) => {
       const deadline = Date.now() + budgetMs;
       for (let attempt = 0; ; attempt++) {
         const left = deadline - Date.now();
-        if (left <= 0) throw new SpillwayUnavailableError(`no answer within ${budgetMs} ms`);
+        if (left <= 0 || overall.aborted) throw new SpillwayUnavailableError(`no answer within ${budgetMs} ms`);
+        const attemptMs = Math.min(this.timeoutMs, left);
         let response: Response;
         try {
-          response = await this.fetchImpl(new Request(request.clone(), { signal: AbortSignal.timeout(Math.min(this.timeoutMs, left)) }));
+          response = await withDeadline(
+            attemptMs,
+            () => new SpillwayUnavailableError(`no answer within ${attemptMs} ms`),
+            (signal) => this.fetchImpl(new Request(request.clone(), { signal, redirect: 'error' })),
+            overall,
+          );
         } catch (error) {
           const delay = backoffDelayMs(attempt, this.retry);
-          if (!idempotent || attempt >= this.retry.retries || delay >= deadline - Date.now()) {
+          if (overall.aborted || !idempotent || attempt >= this.retry.retries || delay >= deadline - Date.now()) {
             throw new SpillwayUnavailableError(`Spillway unreachable: ${(error as Error).message}`, undefined, undefined, { cause: error });
           }
           await sleep(delay);

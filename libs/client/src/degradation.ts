@@ -25,19 +25,24 @@ export interface DegradationOptions {
   default?: DegradationPolicy;
   features?: Record<string, DegradationPolicy>;
   /**
-   * Decisions allowed locally and waiting for replay (default 10,000); when full, further ones fail
+   * Decisions allowed locally and waiting for replay (default 10,000, at most 1,000,000); when full, further ones fail
    * closed. As many replayed ones are remembered (see `rememberMs`): the local record holds at most
    * 2 × maxQueued decisions (about 1.5 KB each).
    */
   maxQueued?: number;
-  /** How long a replayed decision still answers a retry of its idempotency key, ms (default 24 h). */
+  /** How long a replayed decision still answers a retry of its idempotency key, ms (default 24 h, at most 30 days). */
   rememberMs?: number;
   /**
-   * Replays of one decision that may end without an answer (network, timeout, 5xx, an invalid
-   * answer) before it is given up and reported as `exhausted` (default 10).
+   * Replays of one queued entry that may end without an answer (network, timeout, 5xx, an invalid
+   * answer) before it is given up and reported as `exhausted` (default 10, at most 1000). After
+   * each such replay the entry waits before its next one (`replayBackoffMs`, doubling, capped at
+   * 10 minutes; the default gives up after about 17 minutes of outage), so a short outage does not
+   * burn its attempts.
    */
   maxReplayAttempts?: number;
-  /** (account, feature) allowance counters kept (default 10,000); when full, further accounts fail closed. */
+  /** The first wait before an entry is replayed again after an unavailability, ms (default 1000, at most 60,000). */
+  replayBackoffMs?: number;
+  /** (account, feature) allowance counters kept (default 10,000, at most 1,000,000); when full, further accounts fail closed. */
   maxTracked?: number;
 }
 
@@ -54,21 +59,52 @@ export interface QueuedDecision {
   holdExpiresAt?: number;
   /** replays of it that ended without an answer */
   attempts: number;
+  /** not replayed before this time (ms), after a replay without an answer */
+  nextAttemptAt?: number;
 }
 
 /**
- * How a replay ended: `settled` (Spillway allowed all of it) or one of the problems, each reported
- * to `onReplayProblem` — `partial`/`denied` (Spillway granted less than the product already
- * gave), `rejected` (a 4xx, e.g. the account is gone or the key was used for another request),
- * `exhausted` (no answer after maxReplayAttempts), `hold_expired` (a degraded hold was never
- * committed; nothing is charged for it).
+ * A commit of Spillway's hold `decisionId` whose call found Spillway unavailable after the work was
+ * done: replayed later (a commit is idempotent by decision id), in the same bounded queue.
  */
-export type ReplayOutcome = 'settled' | 'partial' | 'denied' | 'rejected' | 'exhausted' | 'hold_expired';
+export interface QueuedCommit {
+  kind: 'commit';
+  /** Spillway's decision (hold) id */
+  decisionId: string;
+  /** units to commit, 0..1,000,000 */
+  quantity: number;
+  queuedAt: number;
+  /** replays of it that ended without an answer */
+  attempts: number;
+  /** not replayed before this time (ms), after a replay without an answer */
+  nextAttemptAt?: number;
+}
+
+/** Anything waiting in the replay queue. */
+export type QueuedEntry = QueuedDecision | QueuedCommit;
+
+/** Whether a queued entry is a commit (else a degraded decision). */
+export const isQueuedCommit = (entry: QueuedEntry): entry is QueuedCommit => (entry as QueuedCommit).kind === 'commit';
+
+/** The wait before the next replay of an entry after `attempts` replays without an answer, ms. */
+export const replayBackoffMs = (attempts: number, baseMs: number): number => Math.min(600_000, baseMs * 2 ** Math.min(attempts - 1, 30));
+
+/**
+ * How a replay ended: `settled` (Spillway allowed all of it, or took the queued commit) or one of
+ * the problems, each reported to `onReplayProblem` — `partial`/`denied` (Spillway granted less
+ * than the product already gave), `rejected` (a 4xx, e.g. the account is gone or the key was used
+ * for another request), `exhausted` (no answer after maxReplayAttempts), `hold_expired` (a degraded
+ * hold was never committed: nothing is charged for it; or, with a QueuedCommit entry, Spillway's
+ * hold expired before the work's commit: the work was delivered unbilled), `queue_full` (a commit
+ * could not be queued: the work was delivered unbilled).
+ */
+export type ReplayOutcome = 'settled' | 'partial' | 'denied' | 'rejected' | 'exhausted' | 'hold_expired' | 'queue_full';
 
 /** A replay that did not settle as allowed: what was given locally, and what Spillway said (if anything). */
 export interface ReplayProblem {
   reason: Exclude<ReplayOutcome, 'settled'>;
-  entry: QueuedDecision;
+  /** the degraded decision, or the commit of work already delivered */
+  entry: QueuedEntry;
   /** Spillway's answer (partial, denied) */
   decision?: Decision;
   /** why there is no answer (rejected: a SpillwayApiError; exhausted: the last unavailability) */
@@ -91,8 +127,9 @@ export function decisionFingerprint(request: DecisionRequest): string {
 interface Recorded {
   scope: string;
   fingerprint: string;
-  answer: DecisionResult;
-  entry: QueuedDecision;
+  /** the local answer (decisions only) */
+  answer?: DecisionResult;
+  entry: QueuedEntry;
   /** how its hold was settled locally, if it is one */
   settled?: { status: 'committed' | 'released'; quantity: number };
   /** when a replayed decision is forgotten (ms) */
@@ -106,6 +143,11 @@ export type HoldSettling =
   | { kind: 'missing' };
 
 const scopeOf = (accountId: string, idempotencyKey: string) => JSON.stringify([accountId, idempotencyKey]);
+// Three elements: never equal to a decision's scope.
+const scopeOfEntry = (entry: QueuedEntry) =>
+  isQueuedCommit(entry)
+    ? JSON.stringify(['commit', entry.decisionId, null])
+    : scopeOf(entry.request.account_id, entry.request.idempotency_key);
 
 /**
  * The decisions answered locally while degraded that granted something, by (account, idempotency
@@ -143,7 +185,16 @@ export class DegradedDecisions {
       this.forget(found);
       return undefined;
     }
-    return found;
+    return found?.answer ? { fingerprint: found.fingerprint, answer: found.answer } : undefined;
+  }
+
+  /** Queues a commit of work already delivered; false when `capacity` entries are already waiting (one per hold: a repeat is taken as queued). */
+  offerCommit(entry: QueuedCommit): boolean {
+    const scope = scopeOfEntry(entry);
+    if (this.pending.has(scope)) return true;
+    if (!this.hasRoom) return false;
+    this.pending.set(scope, { scope, fingerprint: '', entry });
+    return true;
   }
 
   /** Records a decision granted locally, to replay; false when `capacity` decisions are already waiting. */
@@ -162,41 +213,48 @@ export class DegradedDecisions {
    */
   settle(decisionId: string, status: 'committed' | 'released', quantity: number, now = Date.now()): HoldSettling {
     const recorded = this.byId.get(decisionId);
-    if (!recorded || recorded.answer.mode !== 'reserve') return { kind: 'missing' };
+    if (!recorded || recorded.answer?.mode !== 'reserve' || isQueuedCommit(recorded.entry)) return { kind: 'missing' };
     const asked = { status, quantity: status === 'released' ? 0 : quantity };
     if (recorded.settled) {
       const same = recorded.settled.status === asked.status && recorded.settled.quantity === asked.quantity;
       return same
-        ? { kind: 'settled', entry: recorded.entry, replayed: true }
+        ? { kind: 'settled', entry: recorded.entry as QueuedDecision, replayed: true }
         : { kind: 'conflict', state: `${recorded.settled.status} at quantity ${recorded.settled.quantity}` };
     }
-    if (recorded.entry.holdExpiresAt === undefined || recorded.entry.holdExpiresAt <= now) return { kind: 'expired' };
+    const entry = recorded.entry;
+    if (entry.holdExpiresAt === undefined || entry.holdExpiresAt <= now) return { kind: 'expired' };
     recorded.settled = asked;
     if (asked.quantity === 0) {
-      this.done(recorded.entry, now);
+      this.done(entry, now);
     } else {
-      recorded.entry.request = { ...recorded.entry.request, quantity: asked.quantity };
-      recorded.entry.holdExpiresAt = undefined;
+      entry.request = { ...entry.request, quantity: asked.quantity };
+      entry.holdExpiresAt = undefined;
     }
-    return { kind: 'settled', entry: recorded.entry, replayed: false };
+    return { kind: 'settled', entry, replayed: false };
   }
 
-  /** The oldest pending decisions, at most `limit`, without removing them. */
-  peek(limit: number): QueuedDecision[] {
-    const out: QueuedDecision[] = [];
+  /** The oldest pending entries that are due at `now` (not waiting after an unavailability), at most `limit`, without removing them. */
+  peek(limit: number, now = Date.now()): QueuedEntry[] {
+    const out: QueuedEntry[] = [];
     for (const { entry } of this.pending.values()) {
       if (out.length >= limit) break;
-      out.push(entry);
+      if ((entry.nextAttemptAt ?? 0) <= now) out.push(entry);
     }
     return out;
   }
 
-  /** The decision's replay ended (whatever Spillway said): it is remembered for `rememberMs`, no longer replayed. */
-  done(entry: QueuedDecision, now = Date.now()): void {
-    const scope = scopeOf(entry.request.account_id, entry.request.idempotency_key);
+  /** Every pending entry, oldest first, with the local answer of each decision (for exportPending). */
+  *all(): Generator<{ entry: QueuedEntry; fingerprint: string; answer?: DecisionResult }> {
+    for (const { entry, fingerprint, answer } of this.pending.values()) yield { entry, fingerprint, answer };
+  }
+
+  /** The entry's replay ended (whatever Spillway said): a decision is remembered for `rememberMs`, no longer replayed. */
+  done(entry: QueuedEntry, now = Date.now()): void {
+    const scope = scopeOfEntry(entry);
     const recorded = this.pending.get(scope);
     if (!recorded) return;
     this.pending.delete(scope);
+    if (isQueuedCommit(entry)) return;
     recorded.forgetAt = now + this.rememberMs;
     this.replayed.set(scope, recorded);
     // Oldest first: forget the expired, then whatever exceeds the bound.

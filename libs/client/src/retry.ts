@@ -41,3 +41,38 @@ export function parseRetryAfter(value: string | null, now = Date.now()): number 
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Runs `work` under a hard deadline of `ms`: a timer (not `AbortSignal.timeout`, which can fail to
+ * fire) aborts the signal given to `work` and rejects with `expired()` at that moment, even if
+ * `work` ignores the signal; the timer is cleared when `work` settles first. `linked`, when given,
+ * aborts the signal too (an outer deadline), also after `work` settled: a response body still
+ * being read is then cancelled with the outer call.
+ */
+export async function withDeadline<T>(
+  ms: number,
+  expired: () => Error,
+  work: (signal: AbortSignal) => Promise<T>,
+  linked?: AbortSignal,
+): Promise<T> {
+  const controller = new AbortController();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const abortFromOuter = () => controller.abort(linked?.reason);
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const error = expired();
+      controller.abort(error);
+      reject(error);
+    }, ms);
+  });
+  if (linked?.aborted) abortFromOuter();
+  else linked?.addEventListener('abort', abortFromOuter, { once: true });
+  const outer = linked
+    ? new Promise<never>((_, reject) => controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true }))
+    : undefined;
+  try {
+    return await Promise.race([work(controller.signal), timedOut, ...(outer ? [outer] : [])]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
