@@ -3,8 +3,8 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { randomUUID } from 'node:crypto';
 import { Server, Socket, createServer } from 'node:net';
-import type { SpillwayClientOptions } from '@spillway/client';
-import { Metered, MeteredRequestState, SpillwayModule } from '@spillway/client/nest';
+import type { ReplayProblem, SpillwayClient, SpillwayClientOptions } from '@spillway/client';
+import { Metered, MeteredRequestState, SPILLWAY_CLIENT, SpillwayModule } from '@spillway/client/nest';
 import { createProductApp } from '@spillway/product-api/app';
 import { TestStack, startStack } from './harness';
 
@@ -58,8 +58,54 @@ describe('example product app with @Metered', () => {
         headers: { 'content-type': 'application/json', 'x-account-id': account, ...headers },
         body: JSON.stringify({ units }),
       });
+      return { status: response.status, headers: response.headers, body: (await response.json()) as any };
+    };
+  };
+
+  /**
+   * A long-running route: holds `units` for 1 s, works `work_ms`, then commits what its body's
+   * `commit` says (whatever that is, when `raw`), through a client configured by `client`.
+   */
+  @Controller()
+  class HoldController {
+    @Post('hold')
+    @Metered('codex.task', {
+      quantity: (req) => req.body.units,
+      reserve: {
+        holdTtlSeconds: 1,
+        commitQuantity: (result) => (result as { commit: number }).commit,
+      },
+    })
+    async run(@Req() request: { body: { work_ms: number; commit: unknown; nan?: boolean } }) {
+      await new Promise((resolve) => setTimeout(resolve, request.body.work_ms));
+      return { commit: request.body.nan ? Number.NaN : request.body.commit, done: true };
+    }
+  }
+
+  const holdProduct = async (client: Partial<SpillwayClientOptions>) => {
+    @Module({
+      imports: [
+        SpillwayModule.forRoot({
+          client: { baseUrl: stack.url, apiKey: decideKey, ...client },
+          account: (req) => req.headers['x-account-id'],
+        }),
+      ],
+      controllers: [HoldController],
+    })
+    class HoldModule {}
+    const app = await NestFactory.create<NestFastifyApplication>(HoldModule, new FastifyAdapter(), { logger: false });
+    await app.listen(0, '127.0.0.1');
+    apps.push(app);
+    const url = await app.getUrl();
+    const call = async (account: string, body: Record<string, unknown>) => {
+      const response = await fetch(`${url}/hold`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-account-id': account },
+        body: JSON.stringify({ work_ms: 0, ...body }),
+      });
       return { status: response.status, body: (await response.json()) as any };
     };
+    return { call, client: app.get<SpillwayClient>(SPILLWAY_CLIENT) };
   };
 
   const newAccount = async () => {
@@ -136,10 +182,11 @@ describe('example product app with @Metered', () => {
     expect(failed.status).toBe(400);
     expect((await stack.call('GET', `/v1/accounts/${account}`)).body.balance).toBe('79.000000');
 
-    // Beyond the credits: 429.
+    // Beyond the credits: 429, without Retry-After (waiting does not bring credits back), saying why.
     const tooLong = await call('/videos', account, { max_seconds: 1000 });
     expect(tooLong.status).toBe(429);
-    expect(tooLong.headers.get('retry-after')).not.toBeNull();
+    expect(tooLong.headers.get('retry-after')).toBeNull();
+    expect(tooLong.body.error).toMatchObject({ retry_after_seconds: null, retry_after_reason: expect.any(String) });
   });
 
   it('answers by the degradation policy when Spillway cannot answer in time', async () => {
@@ -222,5 +269,55 @@ describe('example product app with @Metered', () => {
       code: 'metering_misconfigured',
       spillway: { status: 404 },
     });
+  });
+
+  it('releases the hold when the commit quantity is wrong (500), and delivers work whose hold expired or whose commit found Spillway down', async () => {
+    const problems: ReplayProblem[] = [];
+    let down = false;
+    const { call, client } = await holdProduct({
+      autoReplay: false,
+      onReplayProblem: (problem) => problems.push(problem),
+      // Spillway is unreachable for commits while `down`.
+      fetch: (request) => (down && request.url.endsWith('/commit') ? Promise.reject(new TypeError('fetch failed')) : fetch(request)),
+    });
+    const account = await newAccount();
+    // The window allows 5 per hour: a leaked hold of 5 would make every later hold a 429.
+    for (const body of [{ commit: -1 }, { nan: true }, { commit: 1.5 }, { commit: '2' }, { commit: 1_000_001 }]) {
+      const answer = await call(account, { units: 5, ...body });
+      expect(answer.status).toBe(500);
+      expect(answer.body.error).toMatchObject({ code: 'metering_misconfigured', details: [{ field: 'commitQuantity' }] });
+    }
+    expect((await stack.call('GET', `/v1/accounts/${account}`)).body.features['codex.task'].windows[0].remaining).toBe(5);
+
+    // Slower than the hold's 1 s: Spillway answers hold_expired; the work is delivered, its loss reported.
+    const slow = await call(account, { units: 1, commit: 1, work_ms: 2100 });
+    expect(slow).toEqual({ status: 201, body: { commit: 1, done: true } });
+    expect(problems).toEqual([
+      expect.objectContaining({ reason: 'hold_expired', entry: expect.objectContaining({ kind: 'commit', quantity: 1 }) }),
+    ]);
+    expect(client.replayOutcomes.hold_expired).toBe(1);
+
+    // Spillway down at commit time: delivered, the commit queued and replayed once Spillway answers.
+    down = true;
+    const lost = await call(account, { units: 2, commit: 2 });
+    expect(lost).toEqual({ status: 201, body: { commit: 2, done: true } });
+    expect(client.pendingReplays).toBe(1);
+    down = false;
+    expect(await client.replayDegraded()).toMatchObject({ replayed: 1, remaining: 0, outcomes: { settled: 1 } });
+    expect((await stack.call('GET', `/v1/accounts/${account}`)).body.features['codex.task'].windows[0].remaining).toBe(3);
+  });
+
+  it('answers a request that can never succeed with 429 and its reason, without Retry-After', async () => {
+    const call = await uncheckedProduct();
+    const account = await newAccount();
+    // 6 units against a window of 5 (overage denied): waiting cannot help.
+    const never = await call(account, 6);
+    expect(never.status).toBe(429);
+    expect(never.body.error).toMatchObject({
+      code: 'quota_exceeded',
+      retry_after_seconds: null,
+      retry_after_reason: 'quantity_exceeds_window_limit',
+    });
+    expect(never.headers.get('retry-after')).toBeNull();
   });
 });

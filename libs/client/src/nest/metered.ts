@@ -70,6 +70,8 @@ export interface MeteredRequestState {
 }
 
 export const SPILLWAY_CLIENT = Symbol('SPILLWAY_CLIENT');
+/** Spillway's largest quantity (a commit's too). */
+const MAX_QUANTITY = 1_000_000;
 const SPILLWAY_MODULE_OPTIONS = Symbol('SPILLWAY_MODULE_OPTIONS');
 const METERED = 'spillway:metered';
 
@@ -96,7 +98,7 @@ export type MeteringStep = 'decide' | 'commit' | 'release';
  * | decide: 400/422 naming only `quantity` (out of [1, 1,000,000], or quantity × price past the amount limit) | the same status and code, naming `quantity`: the end user asked for too much |
  * | decide: 409 `conflict` (the route's idempotency key reused with another request) | 409 `conflict`: the caller reused its key |
  * | any other 4xx: 401/403 (the product's API key), 404 (account unknown or of another tenant, feature unknown), 400 on another field (the `account` resolver's id), 422 (plan lacks the feature), a hold's 409 | 500 `metering_misconfigured` with `spillway: { status, code }`: the product's configuration or provisioning is wrong, not the end user's request; logged with Spillway's message |
- * | commit/release: Spillway unavailable | 503 `metering_unavailable` with Retry-After |
+ * | commit/release by the handler (`manual`): Spillway unavailable | 503 `metering_unavailable` with Retry-After |
  *
  * (A decision Spillway cannot answer never gets here: the degradation policy answers it.)
  */
@@ -135,9 +137,11 @@ export function meteringErrorResponse(error: unknown, step: MeteringStep): HttpE
 
 /**
  * Decides before the handler; sets the RateLimit headers (IETF httpapi draft) Spillway sent;
- * answers 429 with Retry-After when nothing is granted (503 when a degradation policy denied
- * because Spillway could not answer); for `reserve` routes commits the actual quantity after the
- * handler or releases the hold when it fails. Spillway's refusals become the answers of
+ * answers 429 with Retry-After when nothing is granted (without it, naming Spillway's
+ * `retry_after_reason`, when waiting cannot help; 503 when a degradation policy denied because
+ * Spillway could not answer); for `reserve` routes commits the actual quantity after the handler
+ * (see commitAfterWork: the handler's result is delivered once its work is done) or releases the
+ * hold when it fails. Spillway's refusals become the answers of
  * meteringErrorResponse (4xx for the end user's request, 500 `metering_misconfigured` otherwise).
  */
 @Injectable()
@@ -175,15 +179,17 @@ export class MeteredInterceptor implements NestInterceptor {
     }
     if (decision.degraded) setHeader(response, 'Spillway-Degraded', decision.degraded);
     if (decision.granted === 0) {
-      const retryAfter = decision.retry_after_seconds ?? decision.rateLimit?.retryAfter ?? 1;
-      setHeader(response, 'Retry-After', String(retryAfter));
       const unavailable = decision.degraded !== null;
+      // null: waiting cannot help (e.g. more than a window's limit asked), so no Retry-After is promised.
+      const retryAfter = decision.retry_after_seconds;
+      if (retryAfter !== null) setHeader(response, 'Retry-After', String(retryAfter));
       throw new HttpException(
         {
           error: {
             code: unavailable ? 'metering_unavailable' : 'quota_exceeded',
             message: unavailable ? `${meta.feature} cannot be metered right now; retry later` : `no ${meta.feature} left for now`,
             retry_after_seconds: retryAfter,
+            ...(retryAfter === null && !unavailable ? { retry_after_reason: decision.retry_after_reason ?? 'retrying cannot help' } : {}),
           },
         },
         unavailable ? 503 : 429,
@@ -211,21 +217,21 @@ export class MeteredInterceptor implements NestInterceptor {
     if (!reserve || reserve.manual) return next.handle();
     const state = request.spillway;
     return new Observable<unknown>((subscriber) => {
+      // Once the handler returned, commitAfterWork settles the hold (or releases it) itself.
+      let workDone = false;
       const subscription = next
         .handle()
         .pipe(
-          concatMap((result) =>
-            from(
-              state
-                .commit(reserve.commitQuantity ? reserve.commitQuantity(result, request, decision) : decision.granted)
-                .then(() => result),
-            ),
-          ),
+          concatMap((result) => {
+            workDone = true;
+            return from(this.commitAfterWork(meta.feature, reserve, result, request, state, response).then(() => result));
+          }),
         )
         .subscribe({
           next: (value) => subscriber.next(value),
           complete: () => subscriber.complete(),
           error: (error) => {
+            if (workDone) return subscriber.error(error);
             // The work failed: give the units back, then report the handler's error.
             state.release().then(
               () => subscriber.error(error),
@@ -235,6 +241,64 @@ export class MeteredInterceptor implements NestInterceptor {
         });
       return () => subscription.unsubscribe();
     });
+  }
+
+  /**
+   * Commits the quantity of work the handler did (its result is delivered unless this throws):
+   * - a `commitQuantity` that throws or is not an integer in [0, 1,000,000]: the hold is released,
+   *   then 500 `metering_misconfigured` (the route's metering is wrong, not the end user's request);
+   * - Spillway unavailable: the commit is queued for replay (idempotent by decision id) and the
+   *   result delivered, since the work is done; a full queue is reported (`queue_full`);
+   * - the hold expired first (409 `hold_expired`, a handler slower than holdTtlSeconds): the result
+   *   is delivered and the unbilled work reported (`hold_expired`, see the client's onReplayProblem);
+   * - any other refusal: the hold is released, then meteringErrorResponse's answer.
+   */
+  private async commitAfterWork(
+    feature: string,
+    reserve: NonNullable<MeteredOptions['reserve']>,
+    result: unknown,
+    request: unknown,
+    state: MeteredRequestState,
+    response: HeaderSink,
+  ): Promise<void> {
+    const { decision } = state;
+    let quantity: unknown;
+    try {
+      quantity = reserve.commitQuantity ? reserve.commitQuantity(result, request, decision) : decision.granted;
+    } catch (error) {
+      quantity = error;
+    }
+    if (!(typeof quantity === 'number' && Number.isInteger(quantity) && quantity >= 0 && quantity <= MAX_QUANTITY)) {
+      await state.release().catch(() => undefined);
+      const got = quantity instanceof Error ? `threw ${quantity.message}` : `returned ${String(quantity).slice(0, 40)}`;
+      this.logger.error(`${feature}: commitQuantity ${got}; the hold was released`);
+      throw new HttpException(
+        {
+          error: {
+            code: 'metering_misconfigured',
+            message: `this route cannot be metered: its commitQuantity ${quantity instanceof Error ? 'threw' : 'is not an integer in [0, 1000000]'}; the hold was released`,
+            details: [{ field: 'commitQuantity', issue: 'must be an integer in [0, 1000000]' }],
+          },
+        },
+        500,
+      );
+    }
+    try {
+      await this.client.commit(decision.decision_id, quantity);
+    } catch (error) {
+      if (error instanceof SpillwayUnavailableError) {
+        this.logger.warn(`${feature}: commit of ${decision.decision_id} queued for replay: ${error.message}`);
+        this.client.queueCommit(decision.decision_id, quantity);
+        return;
+      }
+      if (error instanceof SpillwayApiError && error.code === 'hold_expired') {
+        this.logger.warn(`${feature}: hold ${decision.decision_id} expired before its commit: ${quantity} units delivered unbilled`);
+        this.client.reportExpiredCommit(decision.decision_id, quantity, error);
+        return;
+      }
+      await state.release().catch(() => undefined);
+      throw this.answerFor(error, 'commit', feature, response);
+    }
   }
 
   /**
