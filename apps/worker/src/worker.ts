@@ -11,6 +11,8 @@ import { DecisionEngine } from '@spillway/engine/engine';
 import { workflowWebpackConfigHook } from '@spillway/temporal/workflow-bundle';
 import { startWorkerHeartbeat } from '@spillway/temporal/worker-liveness';
 import { ACCOUNT_ID, OPERATION } from '@spillway/contracts/search-attributes';
+import { reconciliationWorkflow } from '@spillway/workflows/reconciliation.workflow';
+import { settlementWorkflow } from '@spillway/workflows/settlement.workflow';
 
 /** Marks settlement runs of the consumer shape (`{ consumer }` input, `settleConsumer` activity); carried across continue-as-new. */
 export const SETTLEMENT_LAYOUT = 'consumers-1';
@@ -95,7 +97,7 @@ export async function createSpillwayWorker(
     for (let consumer = 0; consumer < config.settlementConsumers; consumer++) {
       const workflowId = workflowIds.settlement(consumer);
       await replaceOlderLayout(workflowId);
-      await temporal.workflow.start('settlementWorkflow', {
+      await temporal.workflow.start(settlementWorkflow, {
         taskQueue: config.temporal.taskQueue,
         workflowId,
         args: [{ consumer }],
@@ -114,9 +116,9 @@ export async function createSpillwayWorker(
     const spec = { cronExpressions: [config.reconciliationCron] };
     const action = {
       type: 'startWorkflow' as const,
-      workflowType: 'reconciliationWorkflow',
+      workflowType: reconciliationWorkflow,
       taskQueue: config.temporal.taskQueue,
-      args: [],
+      args: [] as [],
     };
     try {
       await temporal.schedule.create({ scheduleId: workflowIds.reconciliationSchedule, spec, action });

@@ -19,6 +19,9 @@ import {
 import { HoldEntry, parseStreamEntry } from '@spillway/ledger/settlement-entry';
 import { ownedPartitions } from '@spillway/ledger/settlement-plan';
 import { startOnce } from '@spillway/temporal/start';
+// Types only: activities start these workflows by name, checked against their signatures (a value
+// import would make workflows and activities load each other).
+import type { holdExpiryWorkflow, notificationWorkflow, purchaseWorkflow } from '@spillway/workflows';
 
 export interface SettlementDeps {
   ledger: DataSource;
@@ -153,7 +156,7 @@ export function settlementActivities(deps: SettlementDeps) {
       const hour = event.occurredAt.toISOString().slice(0, 13).replace(/[-T]/g, '');
       if (s.hasWebhook) {
         const id = `low_balance-${s.accountId}-${hour}`;
-        await startOnce(deps.temporal, deps.taskQueue, {
+        await startOnce<typeof notificationWorkflow>(deps.temporal, deps.taskQueue, {
           workflowType: 'notificationWorkflow',
           workflowId: workflowIds.notification(id),
           args: [
@@ -170,7 +173,7 @@ export function settlementActivities(deps: SettlementDeps) {
       }
       if (s.autoRechargeMicros !== null) {
         const key = workflowIds.autoRecharge(s.accountId, hour);
-        await startOnce(deps.temporal, deps.taskQueue, {
+        await startOnce<typeof purchaseWorkflow>(deps.temporal, deps.taskQueue, {
           workflowType: 'purchaseWorkflow',
           workflowId: key,
           args: [{ accountId: s.accountId, micros: s.autoRechargeMicros.toString(), key }],
@@ -244,7 +247,7 @@ export function settlementActivities(deps: SettlementDeps) {
     }
     await Promise.all(
       holds.map((h) =>
-        startOnce(deps.temporal, deps.taskQueue, {
+        startOnce<typeof holdExpiryWorkflow>(deps.temporal, deps.taskQueue, {
           workflowType: 'holdExpiryWorkflow',
           workflowId: workflowIds.holdExpiry(h.decisionId),
           args: [{ decisionId: h.decisionId, expiresAt: h.expiresAt }],

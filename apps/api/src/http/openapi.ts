@@ -171,6 +171,8 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
   eachOperation(document, (operation) => {
     // The edge checks (edge.ts: a query parameter given once, no U+0000, bounded nesting) apply to every route.
     operation.responses['400'] ??= errorResponse(400);
+    // The body limit (edge.ts) applies to every route that takes a body.
+    if (operation.requestBody) operation.responses['413'] ??= errorResponse(413);
     const scope = operation['x-spillway-scope'];
     if (scope) {
       operation.description = [operation.description, `Scope: \`${scope}\`.`].filter(Boolean).join('\n\n');

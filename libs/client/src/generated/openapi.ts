@@ -1667,6 +1667,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description the body is larger than 256 KiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description a dependency (PostgreSQL, Redis, Temporal) is unavailable or settlement is too far behind; retry after `Retry-After` seconds */
             503: {
                 headers: {
@@ -1829,6 +1838,15 @@ export interface operations {
             };
             /** @description the API key lacks the scope this operation needs */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the body is larger than 256 KiB */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2035,6 +2053,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description the body is larger than 256 KiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description well-formed but impossible (e.g. beyond the amount limit, not in the plan) */
             422: {
                 headers: {
@@ -2100,6 +2127,15 @@ export interface operations {
             };
             /** @description the API key lacks the scope this operation needs */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the body is larger than 256 KiB */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2247,6 +2283,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description the body is larger than 256 KiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description well-formed but impossible (e.g. beyond the amount limit, not in the plan) */
             422: {
                 headers: {
@@ -2331,6 +2376,15 @@ export interface operations {
             };
             /** @description the idempotency key was used with a different request, or the object is not in a state that allows this */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the body is larger than 256 KiB */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2575,6 +2629,15 @@ export interface operations {
             };
             /** @description the idempotency key was used with a different request, or the object is not in a state that allows this */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the body is larger than 256 KiB */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2936,6 +2999,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description the body is larger than 256 KiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description well-formed but impossible (e.g. beyond the amount limit, not in the plan) */
             422: {
                 headers: {
@@ -3024,6 +3096,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description the body is larger than 256 KiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description well-formed but impossible (e.g. beyond the amount limit, not in the plan) */
             422: {
                 headers: {
@@ -3105,6 +3186,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description the body is larger than 256 KiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description a dependency (PostgreSQL, Redis, Temporal) is unavailable or settlement is too far behind; retry after `Retry-After` seconds */
             503: {
                 headers: {
@@ -3177,6 +3267,15 @@ export interface operations {
             };
             /** @description the idempotency key was used with a different request, or the object is not in a state that allows this */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the body is larger than 256 KiB */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3265,6 +3364,15 @@ export interface operations {
             };
             /** @description the idempotency key was used with a different request, or the object is not in a state that allows this */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the body is larger than 256 KiB */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3362,6 +3470,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description the body is larger than 256 KiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description a dependency (PostgreSQL, Redis, Temporal) is unavailable or settlement is too far behind; retry after `Retry-After` seconds */
             503: {
                 headers: {
@@ -3436,6 +3553,15 @@ export interface operations {
             };
             /** @description the idempotency key was used with a different request, or the object is not in a state that allows this */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the body is larger than 256 KiB */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3587,6 +3713,15 @@ export interface operations {
             };
             /** @description no such object, or one outside the API key's tenant */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the body is larger than 256 KiB */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
