@@ -37,6 +37,7 @@ const noCrossPackageRelativeImport = {
       ImportExpression: (node) => check(node.source),
       TSImportType: (node) => check(node.argument?.literal),
       'CallExpression[callee.name="require"]': (node) => check(node.arguments[0]),
+      'CallExpression[callee.object.name="require"][callee.property.name="resolve"]': (node) => check(node.arguments[0]),
     };
   },
 };

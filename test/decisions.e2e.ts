@@ -55,7 +55,7 @@ describe('decisions over HTTP (real Redis and PostgreSQL)', () => {
   });
   afterAll(() => stack.close());
 
-  it('answers the API.md example: windows, then lots; replays the same body', async () => {
+  it('answers the decision example of the OpenAPI document: windows, then lots; replays the same body', async () => {
     const account = await newAccount('basic');
     await grant(account, 100n);
     const body = {

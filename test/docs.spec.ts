@@ -50,3 +50,19 @@ describe.each(DOCS)('%s', (doc) => {
     expect(missing).toEqual([]);
   });
 });
+
+/** Source comments are documentation too: none may send the reader to a document outside the repository. */
+describe('source files', () => {
+  const sources = (dir: string): string[] =>
+    readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap((entry) => {
+      const path = `${dir}/${entry.name}`;
+      if (entry.isDirectory()) return entry.name === 'node_modules' || entry.name === 'generated' ? [] : sources(path);
+      return /\.(ts|tsx|mts|mjs|sh)$/.test(entry.name) ? [path] : [];
+    });
+  const files = TOP_DIRS.filter((dir) => existsSync(join(ROOT, dir))).flatMap(sources);
+
+  it('cite no document outside the repository', () => {
+    const outside = /\.\.\/shared|DESIGN\.md|\bAPI\.md/;
+    expect(files.filter((file) => file !== 'test/docs.spec.ts' && outside.test(readFileSync(join(ROOT, file), 'utf8')))).toEqual([]);
+  });
+});

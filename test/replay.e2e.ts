@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DefaultLogger, Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
 import * as workflows from '@spillway/workflows';
-import { workflowWebpackConfigHook } from '@spillway/temporal/workflow-bundle';
+import { WORKFLOWS_PATH, workflowWebpackConfigHook } from '@spillway/temporal/workflow-bundle';
 import { historyFromFile } from './history-file';
 
 /**
@@ -12,7 +12,6 @@ import { historyFromFile } from './history-file';
  * (reordered or added activities, timers, child workflows) fails here with a DeterminismViolationError.
  */
 const HISTORIES = join(__dirname, 'histories');
-const WORKFLOWS_PATH = require.resolve('../workflows/src');
 
 const files = readdirSync(HISTORIES)
   .filter((f) => f.endsWith('.json'))

@@ -2,7 +2,7 @@ import { LOT_PRIORITY, LotKind, PlanFeaturePolicy } from '@spillway/engine/polic
 
 /**
  * A deliberately simple reference model of the waterfall, for property tests of the Redis script:
- * no keys, no clocks, no scripts — just the rules of DESIGN.md written plainly.
+ * no keys, no clocks, no scripts — just the rules of docs/ARCHITECTURE.md and docs/INVARIANTS.md written plainly.
  */
 export interface ModelLot {
   id: string;

@@ -8,7 +8,7 @@ import { SpillwayConfig } from '@spillway/config/config';
 import { log } from '@spillway/config/log';
 import { workflowIds } from '@spillway/contracts/temporal';
 import { DecisionEngine } from '@spillway/engine/engine';
-import { workflowWebpackConfigHook } from '@spillway/temporal/workflow-bundle';
+import { WORKFLOWS_PATH, workflowWebpackConfigHook } from '@spillway/temporal/workflow-bundle';
 import { startWorkerHeartbeat } from '@spillway/temporal/worker-liveness';
 import { ACCOUNT_ID, OPERATION } from '@spillway/contracts/search-attributes';
 import { reconciliationWorkflow } from '@spillway/workflows/reconciliation.workflow';
@@ -62,7 +62,7 @@ export async function createSpillwayWorker(
     connection,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
-    workflowsPath: require.resolve('../../../workflows/src'),
+    workflowsPath: WORKFLOWS_PATH,
     bundlerOptions: { webpackConfigHook: workflowWebpackConfigHook },
     activities: createActivities({
       ...deps,

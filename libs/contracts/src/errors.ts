@@ -1,6 +1,6 @@
 import { MAX_MICROS, formatCredits } from './money';
 /**
- * The error vocabulary of API.md. Domain code throws these; the HTTP layer maps them to
+ * The error vocabulary of the HTTP contract (the OpenAPI document's error envelope). Domain code throws these; the HTTP layer maps them to
  * `{"error": {"code", "message", "details"}}` with the status they carry.
  */
 export interface ErrorDetail {

@@ -59,7 +59,7 @@ export function parsePlanDefinition(body: unknown): { plan?: PlanDefinition; err
   return errors.length ? { errors } : { plan, errors };
 }
 
-/** The stored/served JSON form of a plan (API.md's shape). */
+/** The stored/served JSON form of a plan (the OpenAPI document's `Plan` shape). */
 export function planToJson(plan: PlanDefinition) {
   return {
     features: Object.fromEntries(

@@ -2,8 +2,8 @@ import { DataSource } from 'typeorm';
 
 /**
  * The ledger half of reconciliation: set-based SQL over the three datasets, so a million usage
- * events are checked in a few seconds. Each finding names its invariant (docs/ARCHITECTURE.md);
- * `four-eyes` is the approval rule of refunds, adjustments and finance grants.
+ * events are checked in a few seconds. Each finding names its invariant (docs/INVARIANTS.md);
+ * `four-eyes` is the approval rule of refunds, adjustments, finance grants and contracts.
  */
 export interface Discrepancy {
   invariant: 'I1' | 'I2' | 'I3' | 'I4' | 'I7' | 'I9' | 'four-eyes';

@@ -20,6 +20,9 @@ export function spillwayAliases(root = ROOT): Record<string, string> {
   return aliases;
 }
 
+/** The workflows package's entry (workflows/src/index), as Worker.create's `workflowsPath` and bundleWorkflowCode want it. */
+export const WORKFLOWS_PATH = require.resolve(join(ROOT, 'workflows', 'src'));
+
 /** Worker.create's bundlerOptions.webpackConfigHook and bundleWorkflowCode's: adds the aliases. */
 export const workflowWebpackConfigHook: NonNullable<BundleOptions['webpackConfigHook']> = (config) => ({
   ...config,

@@ -1,6 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
-/** Scopes of API.md; `admin` implies all the others. */
+/** Scopes of the HTTP contract (README, "Tenants, scopes and approvals"); `admin` implies all the others. */
 export const SCOPES = ['decide', 'read', 'finance', 'approve', 'admin'] as const;
 export type Scope = (typeof SCOPES)[number];
 

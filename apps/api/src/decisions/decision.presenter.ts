@@ -12,7 +12,7 @@ const windows = (ws: EngineWindow[]) =>
   ws.map((w) => ({ name: w.name, limit: w.limit, remaining: w.remaining, reset_at: iso(w.reset_at) }));
 
 /**
- * API.md's decision body, rebuilt from the idempotency record (so a replay grants, charges and
+ * The decision body of the OpenAPI document, rebuilt from the idempotency record (so a replay grants, charges and
  * sources the same), with windows and retry advice as they stand now.
  */
 export function presentDecision(d: EngineDecision, replayed: boolean) {

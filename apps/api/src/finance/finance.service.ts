@@ -101,7 +101,7 @@ export class FinanceService {
     };
   }
 
-  private async start<T extends Workflow>(request: StartRequest<T>): Promise<StartedWorkflow> {
+  private async start<T extends Workflow>(request: StartRequest<T> & { workflowType: T }): Promise<StartedWorkflow> {
     try {
       return await this.starter.start(request);
     } catch (error) {

@@ -72,14 +72,14 @@ export function renderError(exception: unknown): { status: number; body: ErrorBo
   return { status: 500, body: { error: { code: 'internal', message: 'internal error', details: [] } } };
 }
 
-/** Sends any error in the shape of API.md (the Nest filter and the decision fast path). */
+/** Sends any error in the error envelope of the OpenAPI document (the Nest filter and the decision fast path). */
 export function sendError(reply: FastifyReply, exception: unknown): FastifyReply {
   const { status, body, retryAfter } = renderError(exception);
   if (retryAfter !== undefined) reply.header('Retry-After', String(retryAfter));
   return reply.status(status).send(body);
 }
 
-/** Renders every error in the shape of API.md. */
+/** Renders every error in the error envelope of the OpenAPI document. */
 @Catch()
 export class ErrorFilter implements ExceptionFilter {
   catch(exception: unknown, host: ArgumentsHost): void {

@@ -13,7 +13,7 @@ import { ErrorResponse } from './error.response';
 /** The security scheme's name in the document. */
 const BEARER = 'bearer';
 
-/** The error statuses of API.md, with what each means for every operation that declares it. */
+/** The error statuses of the contract, with what each means for every operation that declares it. */
 export type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 422 | 503;
 
 const ERROR_DESCRIPTIONS: Record<ErrorStatus, string> = {

@@ -7,6 +7,7 @@ import { workflowIds } from '@spillway/contracts/temporal';
 import { findReport, listReports } from '@spillway/ledger/reconciliation-reports';
 import { LEDGER, TEMPORAL } from '../infra/tokens';
 import { WorkflowStarter } from '../workflows/workflow-starter';
+import { reconciliationWorkflow } from '@spillway/workflows/reconciliation.workflow';
 
 /** `GET /v1/reconciliations` lists at most this many reports. */
 const RECONCILIATION_LIST_LIMIT = 50;
@@ -23,7 +24,7 @@ export class ReconciliationService {
   /** Starts a run now (the nightly one is the `reconciliation-nightly` schedule); its report id is its workflow id. */
   start() {
     return this.starter.start({
-      workflowType: 'reconciliationWorkflow',
+      workflowType: reconciliationWorkflow,
       workflowId: workflowIds.reconciliation(randomUUID()),
       args: [],
       accountId: 'system',

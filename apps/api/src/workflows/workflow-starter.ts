@@ -15,7 +15,8 @@ export class WorkflowStarter {
     @Inject(CONFIG) private readonly config: SpillwayConfig,
   ) {}
 
-  start<T extends Workflow>(request: StartRequest<T>): Promise<StartedWorkflow> {
+  /** The API passes the workflow function itself (never a name), so its arguments are checked against the workflow's signature. */
+  start<T extends Workflow>(request: StartRequest<T> & { workflowType: T }): Promise<StartedWorkflow> {
     return startOnce(this.temporal, this.config.temporal.taskQueue, request);
   }
 

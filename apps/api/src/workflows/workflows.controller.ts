@@ -15,6 +15,7 @@ import { ApiErrors } from '../http/openapi';
 import { WorkflowStartedView } from '../finance/finance.response';
 import { AccountWorkflowsView, WorkflowStatusView } from './workflows.response';
 import { StartedWorkflow, WorkflowStarter } from './workflow-starter';
+import { smokeWorkflow } from '@spillway/workflows/smoke.workflow';
 
 class SmokeCheckDto {
   @IsOptional()
@@ -62,7 +63,7 @@ export class WorkflowsController {
   smoke(@Body() body: SmokeCheckDto, @Req() request: AuthenticatedRequest): Promise<StartedWorkflow> {
     const key = body.idempotency_key ?? new Date().toISOString().replace(/[^0-9]/g, '');
     return this.starter.start({
-      workflowType: 'smokeWorkflow',
+      workflowType: smokeWorkflow,
       workflowId: workflowIds.smoke(key),
       args: [{ requestedBy: request.principal?.keyId ?? 'unknown' }],
       accountId: 'system',
