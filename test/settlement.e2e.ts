@@ -430,4 +430,30 @@ describe('settlement: every decision settled exactly once into the ledger', () =
     await decide({ account_id: account, feature: 'codex.task', quantity: 4 });
     expect(await eventually(() => settledBalance(account))).toBe('7.500000');
   });
+
+  it('replaces a consumer of this layout left running on another task queue (a test run or a changed setting), so its partitions settle', async () => {
+    const id = 'settlement-0';
+    await stack.temporal.workflow.getHandle(id).terminate('test: simulate a consumer whose worker polls another queue');
+    await stack.temporal.workflow.start('settlementWorkflow', {
+      taskQueue: `gone-${randomUUID()}`,
+      workflowId: id,
+      args: [{ consumer: 0 }],
+      memo: { layout: SETTLEMENT_LAYOUT },
+    });
+    const spillway = await createSpillwayWorker(stack.config, { ledger: stack.ledger, redis: stack.redis, engine: stack.engine });
+    const running = spillway.worker.run();
+    try {
+      await spillway.ensureSettlement();
+    } finally {
+      spillway.worker.shutdown();
+      await running;
+      await spillway.close();
+    }
+    const run = await stack.temporal.workflow.getHandle(id).describe();
+    expect([run.status.name, run.taskQueue]).toEqual(['RUNNING', stack.config.temporal.taskQueue]);
+    const account = await newAccount();
+    await stack.grant(account, 10n);
+    await decide({ account_id: account, feature: 'codex.task', quantity: 4 });
+    expect(await eventually(() => settledBalance(account))).toBe('7.500000');
+  });
 });

@@ -79,14 +79,22 @@ export async function createSpillwayWorker(
 
   const stopHeartbeat = startWorkerHeartbeat(deps.redis, config.temporal.taskQueue, () => worker.getState() === 'RUNNING');
 
-  /** A run of an older settlement shape (one workflow per partition) cannot replay on this code: replace it. */
+  /**
+   * A run of an older settlement shape (one workflow per partition) cannot replay on this code, and
+   * a run on another task queue (the setting changed) would wait for a worker that never comes:
+   * replace either, or its partitions would never settle.
+   */
   const replaceOlderLayout = async (workflowId: string) => {
     const handle = temporal.workflow.getHandle(workflowId);
     try {
       const run = await handle.describe();
-      if (run.status.name === 'RUNNING' && run.memo?.layout !== SETTLEMENT_LAYOUT) {
+      if (run.status.name !== 'RUNNING') return;
+      if (run.memo?.layout !== SETTLEMENT_LAYOUT) {
         log.warn({ workflowId, layout: run.memo?.layout ?? null }, 'replacing a settlement workflow of an older layout');
         await handle.terminate(`replaced by settlement layout ${SETTLEMENT_LAYOUT}`);
+      } else if (run.taskQueue !== config.temporal.taskQueue) {
+        log.warn({ workflowId, taskQueue: run.taskQueue }, 'replacing a settlement workflow of another task queue');
+        await handle.terminate(`replaced by a consumer on task queue ${config.temporal.taskQueue}`);
       }
     } catch (error) {
       if (!(error instanceof WorkflowNotFoundError)) throw error;
