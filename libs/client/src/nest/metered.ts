@@ -52,7 +52,9 @@ export interface MeteredOptions {
   /**
    * Long-running work: reserve the units before the handler (a hold), then commit the actual
    * quantity when it returns (`commitQuantity`, default: the units granted), or release the hold
-   * when it throws. `manual`: the handler settles through `request.spillway.commit/release`.
+   * when it throws. `manual`: the handler settles through `request.spillway.commit/release` (a
+   * hold it leaves unsettled when it throws is released). Either way, a hold the handler settled
+   * itself is not settled again.
    */
   reserve?: {
     commitQuantity?: (result: unknown, request: unknown, decision: DecisionResult) => number;
