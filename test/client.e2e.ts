@@ -400,6 +400,8 @@ describe('typed client (libs/client) against the real stack', () => {
       );
       // A replay that never gets a valid answer is given up after maxReplayAttempts, and reported.
       expect(await open.replayDegraded()).toMatchObject({ replayed: 0, dropped: 0, remaining: 1 });
+      // Its 1 ms backoff may not have passed yet within the same millisecond.
+      await eventually(async () => ((open.exportPending()[0].entry.nextAttemptAt ?? 0) < Date.now() ? true : undefined), 1000, 2);
       expect(await open.replayDegraded()).toMatchObject({ dropped: 1, remaining: 0, outcomes: { exhausted: 1 } });
       expect(problems).toEqual([expect.objectContaining({ reason: 'exhausted', error: expect.any(SpillwayUnavailableError) })]);
     } finally {

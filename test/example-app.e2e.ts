@@ -108,6 +108,50 @@ describe('example product app with @Metered', () => {
     return { call, client: app.get<SpillwayClient>(SPILLWAY_CLIENT) };
   };
 
+  /** Reserve routes whose handler settles the hold itself: `manual`, or an auto route committing early. */
+  @Controller()
+  class SettlingController {
+    @Post('manual')
+    @Metered('codex.task', { quantity: (req) => req.body.units, reserve: { manual: true, holdTtlSeconds: 600 } })
+    async manual(@Req() request: { body: { commit?: number; fail?: boolean }; spillway: MeteredRequestState }) {
+      if (request.body.commit !== undefined) await request.spillway.commit(request.body.commit);
+      if (request.body.fail) throw new Error('the work failed');
+      return { done: true };
+    }
+
+    @Post('self-commit')
+    @Metered('codex.task', { quantity: (req) => req.body.units, reserve: { holdTtlSeconds: 600 } })
+    async selfCommit(@Req() request: { body: { commit: number }; spillway: MeteredRequestState }) {
+      await request.spillway.commit(request.body.commit);
+      return { committed: request.body.commit };
+    }
+  }
+
+  const settlingProduct = async (client: Partial<SpillwayClientOptions> = {}) => {
+    @Module({
+      imports: [
+        SpillwayModule.forRoot({
+          client: { baseUrl: stack.url, apiKey: decideKey, ...client },
+          account: (req) => req.headers['x-account-id'],
+        }),
+      ],
+      controllers: [SettlingController],
+    })
+    class SettlingModule {}
+    const app = await NestFactory.create<NestFastifyApplication>(SettlingModule, new FastifyAdapter(), { logger: false });
+    await app.listen(0, '127.0.0.1');
+    apps.push(app);
+    const url = await app.getUrl();
+    return async (path: string, account: string, body: Record<string, unknown>) => {
+      const response = await fetch(`${url}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-account-id': account },
+        body: JSON.stringify(body),
+      });
+      return { status: response.status, headers: response.headers, body: (await response.json()) as any };
+    };
+  };
+
   const newAccount = async () => {
     const id = `prod-${randomUUID().slice(0, 8)}`;
     expect((await stack.call('PUT', `/v1/accounts/${id}`, { plan: 'product-demo' })).status).toBe(200);
@@ -319,5 +363,31 @@ describe('example product app with @Metered', () => {
       retry_after_reason: 'quantity_exceeds_window_limit',
     });
     expect(never.headers.get('retry-after')).toBeNull();
+  });
+
+  it('releases a manual hold whose handler throws unsettled, and never settles twice a hold the handler settled', async () => {
+    const call = await settlingProduct();
+    const account = await newAccount();
+    const remaining = async () => (await stack.call('GET', `/v1/accounts/${account}`)).body.features['codex.task'].windows[0].remaining;
+    // The window allows 5 per hour: a leaked hold of 5 would leave nothing for 10 minutes.
+    expect((await call('/manual', account, { units: 5, fail: true })).status).toBe(500);
+    expect(await remaining()).toBe(5);
+    // Committed, then failed: the commit stands, nothing is released over it.
+    expect((await call('/manual', account, { units: 3, commit: 2, fail: true })).status).toBe(500);
+    expect(await remaining()).toBe(3);
+    // An auto route whose handler committed 1 of 2: its answer is delivered, no second commit.
+    expect(await call('/self-commit', account, { units: 2, commit: 1 })).toMatchObject({ status: 201, body: { committed: 1 } });
+    expect(await remaining()).toBe(2);
+  });
+
+  it('bounds the Retry-After it passes on to MAX_RETRY_AFTER_SECONDS', async () => {
+    const call = await settlingProduct({
+      retry: { retries: 0 },
+      fetch: async () => new Response('down', { status: 503, headers: { 'retry-after': '999999999' } }),
+    });
+    const answer = await call('/self-commit', await newAccount(), { units: 1, commit: 1 });
+    expect(answer.status).toBe(503);
+    expect(answer.headers.get('retry-after')).toBe('3600');
+    expect(answer.body.error).toMatchObject({ code: 'metering_unavailable', retry_after_seconds: 3600 });
   });
 });

@@ -1,7 +1,8 @@
 import { createServer as createHttpServer } from 'node:http';
 import { Socket, createServer } from 'node:net';
 import { Decision, DecisionRequest, PendingEntry, SpillwayClient, SpillwayClientOptions, decisionAnswerProblem } from './client';
-import { ReplayProblem } from './degradation';
+import { DegradationOptions, ReplayProblem, policyFor } from './degradation';
+import { MAX_RETRY_AFTER_SECONDS, parseRetryAfter } from './retry';
 
 /** A decision answer consistent with `request` (all granted), changed by `change`. */
 function answerTo(request: DecisionRequest, change: Partial<Decision> = {}): Decision {
@@ -273,5 +274,144 @@ describe('pending export', () => {
       { index: 1, issue: 'the replay queue is full' },
       { index: 2, issue: 'the replay queue is full' },
     ]);
+  });
+});
+
+describe('replay of answers that may change', () => {
+  /** A fail-open client with one degraded decision queued, whose Spillway then answers `answer()`. */
+  const queued = async (answer: () => Response) => {
+    const problems: ReplayProblem[] = [];
+    let up = false;
+    const client = new SpillwayClient({
+      ...base,
+      decideDeadlineMs: 200,
+      retry: { retries: 0 },
+      autoReplay: false,
+      degradation: { default: { mode: 'fail_open' }, replayBackoffMs: 1000 },
+      onReplayProblem: (problem) => problems.push(problem),
+      fetch: async () => (up ? answer() : Promise.reject(new TypeError('fetch failed'))),
+    });
+    await client.decide(request(1));
+    up = true;
+    return { client, problems };
+  };
+  const waitOf = (client: SpillwayClient) => ((client.exportPending()[0].entry.nextAttemptAt ?? 0) - Date.now()) / 1000;
+
+  it('waits and retries after a 408, a 429 (its Retry-After, bounded) or a proxy 401/403; rejects only Spillway refusals', async () => {
+    const cases: [Response, number][] = [
+      [json({}, 408), 1],
+      [new Response('busy', { status: 429, headers: { 'retry-after': '120' } }), 120],
+      [new Response('busy', { status: 429, headers: { 'retry-after': '99999999' } }), 600],
+      [new Response('<html>denied</html>', { status: 403 }), 1],
+      [json({ message: 'proxy says no' }, 401), 1],
+    ];
+    for (const [answer, seconds] of cases) {
+      const { client, problems } = await queued(() => answer);
+      expect(await client.replayDegraded()).toMatchObject({ replayed: 0, dropped: 0, remaining: 1 });
+      expect(problems).toEqual([]);
+      expect(waitOf(client)).toBeGreaterThan(seconds - 5);
+      expect(waitOf(client)).toBeLessThanOrEqual(seconds);
+      expect(client.exportPending()[0].entry.attempts).toBe(1);
+    }
+    const spillway404 = json({ error: { code: 'not_found', message: 'account acct not found', details: [] } }, 404);
+    const { client, problems } = await queued(() => spillway404);
+    expect(await client.replayDegraded()).toMatchObject({ dropped: 1, remaining: 0, outcomes: { rejected: 1 } });
+    expect(problems).toEqual([expect.objectContaining({ reason: 'rejected', error: expect.objectContaining({ status: 404 }) })]);
+  });
+});
+
+describe('Retry-After bounds', () => {
+  it('clamps a huge Retry-After to MAX_RETRY_AFTER_SECONDS in what it surfaces', async () => {
+    expect(parseRetryAfter('999999999')).toBe(MAX_RETRY_AFTER_SECONDS);
+    expect(parseRetryAfter('Sun, 06 Nov 2994 08:49:37 GMT')).toBe(MAX_RETRY_AFTER_SECONDS);
+    const down = new SpillwayClient({
+      ...base,
+      retry: { retries: 0 },
+      degradation: { default: { mode: 'fail_closed' } },
+      fetch: async () => new Response('down', { status: 503, headers: { 'retry-after': '999999999' } }),
+    });
+    expect(await down.decide(request(1))).toMatchObject({ degraded: 'fail_closed', retry_after_seconds: MAX_RETRY_AFTER_SECONDS });
+    const denying = new SpillwayClient({
+      ...base,
+      fetch: async (req) => {
+        const body = (await req.json()) as DecisionRequest;
+        const answer = answerTo(body, { outcome: 'denied', granted: 0, denied: 1, retry_after_seconds: 86_400 * 365 });
+        return new Response(JSON.stringify(answer), {
+          headers: {
+            'content-type': 'application/json',
+            'ratelimit-limit': '5',
+            'ratelimit-remaining': '0',
+            'ratelimit-reset': '9',
+            'retry-after': '31536000',
+          },
+        });
+      },
+    });
+    expect(await denying.decide(request(2))).toMatchObject({
+      retry_after_seconds: MAX_RETRY_AFTER_SECONDS,
+      rateLimit: { retryAfter: MAX_RETRY_AFTER_SECONDS },
+    });
+  });
+});
+
+describe('feature policies', () => {
+  it('never resolves a feature policy through the prototype (constructor, __proto__, toString)', async () => {
+    const options: DegradationOptions = { default: { mode: 'fail_open' }, features: JSON.parse('{"__proto__": {"mode": "fail_closed"}}') };
+    expect(policyFor(options, '__proto__')).toEqual({ mode: 'fail_closed' });
+    for (const feature of ['constructor', 'toString', 'hasOwnProperty']) expect(policyFor(options, feature)).toEqual({ mode: 'fail_open' });
+    expect(policyFor({ features: {} }, 'constructor')).toEqual({ mode: 'fail_closed' });
+    const client = new SpillwayClient({
+      ...base,
+      decideDeadlineMs: 200,
+      retry: { retries: 0 },
+      degradation: { default: { mode: 'fail_open' } },
+      fetch: () => Promise.reject(new TypeError('fetch failed')),
+    });
+    expect(await client.decide({ ...request(1), feature: 'constructor' })).toMatchObject({ degraded: 'fail_open', granted: 1 });
+  });
+});
+
+describe('pending import checks', () => {
+  it('takes only what exportPending gives: queued consumes and commits, answers possible for their request, bounded times', async () => {
+    const down = { fetch: () => Promise.reject(new TypeError('fetch failed')), decideDeadlineMs: 200, retry: { retries: 0 } };
+    const options = { ...base, ...down, autoReplay: false, degradation: { default: { mode: 'fail_open' as const }, maxReplayAttempts: 5 } };
+    const first = new SpillwayClient(options);
+    await first.decide({ ...request(1), quantity: 3, mode: 'reserve' });
+    await first.decide({ ...request(2), quantity: 2 });
+    const [held, consumed] = JSON.parse(JSON.stringify(first.exportPending())) as PendingEntry[];
+    const withEntry = (pending: PendingEntry, change: object) => ({ ...pending, entry: { ...pending.entry, ...change } });
+    const withRequest = (pending: PendingEntry, change: object) =>
+      withEntry(pending, { request: { ...(pending.entry as { request: object }).request, ...change } });
+    const withAnswer = (pending: PendingEntry, change: object) => ({ ...pending, answer: { ...pending.answer!, ...change } });
+    const { fingerprint } = consumed;
+    const attacks: [unknown, RegExp][] = [
+      [withRequest(consumed, { mode: 'reserve' }), /entry.request.mode/],
+      [withRequest(consumed, { mode: 'preview' }), /entry.request.mode/],
+      [withAnswer(consumed, { mode: 'preview' }), /preview|granted/],
+      [withAnswer(held, { hold_expires_at: undefined }), /hold/],
+      [withEntry(held, { holdExpiresAt: Date.now() + 86_400_000 }), /holdExpiresAt/],
+      // More consumed than granted, or a grant beyond the request (fingerprint made to match).
+      [withRequest(consumed, { quantity: 50 }), /granted/],
+      [{ ...withAnswer(consumed, { granted: 5, denied: -3 }), fingerprint }, /answer/],
+      [{ ...withAnswer(withRequest(consumed, { quantity: 5 }), { granted: 5, denied: 0 }), fingerprint }, /fingerprint/],
+      [{ ...consumed, fingerprint: '["other",1,false,"consume",null]' }, /fingerprint/],
+      [withEntry(consumed, { attempts: 6 }), /attempts/],
+    ];
+    const next = new SpillwayClient(options);
+    const result = next.importPending(attacks.map(([item]) => item));
+    expect(result.imported).toBe(0);
+    result.refused.forEach(({ issue }, index) => expect(issue).toMatch(attacks[index][1]));
+    expect(result.refused).toHaveLength(attacks.length);
+
+    // Times from elsewhere are bounded: not queued in the future, not parked for longer than the longest backoff.
+    const far = Date.now() + 10 * 365 * 86_400_000;
+    expect(next.importPending([withEntry(consumed, { queuedAt: far, nextAttemptAt: far, attempts: 5 })])).toEqual({
+      imported: 1,
+      refused: [],
+    });
+    const [restored] = next.exportPending();
+    expect(restored.entry.queuedAt).toBeLessThanOrEqual(Date.now());
+    expect(restored.entry.nextAttemptAt).toBeLessThanOrEqual(Date.now() + 600_000);
+    expect(restored.fingerprint).toBe(fingerprint);
   });
 });

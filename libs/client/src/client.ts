@@ -6,6 +6,7 @@ import {
   DegradationOptions,
   DegradationPolicy,
   DegradedDecisions,
+  MAX_REPLAY_WAIT_MS,
   QueuedCommit,
   QueuedDecision,
   QueuedEntry,
@@ -17,7 +18,7 @@ import {
   replayBackoffMs,
 } from './degradation';
 import type { components, paths } from './generated/openapi';
-import { RETRY_DEFAULTS, RetryOptions, backoffDelayMs, parseRetryAfter, sleep, withDeadline } from './retry';
+import { RETRY_DEFAULTS, RetryOptions, backoffDelayMs, clampRetryAfter, parseRetryAfter, sleep, withDeadline } from './retry';
 import { FieldIssue, SchemaName, compileSchemas, describeIssues, schemaIssues } from './validation';
 
 type Schemas = components['schemas'];
@@ -44,7 +45,7 @@ export interface RateLimit {
   remaining: number;
   /** seconds until the binding window resets */
   reset: number;
-  /** seconds, when something was denied */
+  /** seconds, when something was denied (at most MAX_RETRY_AFTER_SECONDS) */
   retryAfter?: number;
 }
 
@@ -70,16 +71,33 @@ export type SettlementResult = HoldSettlement & { degraded: DegradationMode | nu
  * decision: 409 `conflict`): the request itself is wrong or not allowed; retrying does not help.
  */
 export class SpillwayApiError extends Error {
+  /** seconds, from the answer's Retry-After (at most MAX_RETRY_AFTER_SECONDS), e.g. of a 429 or 408 */
+  readonly retryAfterSeconds?: number;
+  /** false when the answer did not carry Spillway's error envelope (`{ error: { code, message, details } }`), e.g. a proxy's */
+  readonly fromSpillway: boolean;
+
   constructor(
     readonly status: number,
     readonly code: string,
     message: string,
     readonly details: ErrorBody['details'] = [],
+    options: { retryAfterSeconds?: number; fromSpillway?: boolean } = {},
   ) {
     super(message);
     this.name = 'SpillwayApiError';
+    this.retryAfterSeconds = options.retryAfterSeconds;
+    this.fromSpillway = options.fromSpillway ?? true;
   }
 }
+
+/** Statuses whose answer, in Spillway's envelope, refuses a request for good (retrying it cannot change the answer). */
+const DEFINITIVE_STATUSES = new Set([400, 404, 409, 422]);
+
+/**
+ * Whether `error` refuses its request for good: Spillway's own 400/404/409/422. Anything else
+ * (408, 429, a 401/403 or any 4xx without Spillway's envelope, e.g. from a proxy) may pass.
+ */
+export const isDefinitiveRefusal = (error: SpillwayApiError): boolean => error.fromSpillway && DEFINITIVE_STATUSES.has(error.status);
 
 /**
  * Spillway did not answer usefully in time: network error, timeout, a 5xx after the retries
@@ -87,14 +105,18 @@ export class SpillwayApiError extends Error {
  * is then the 2xx it came with).
  */
 export class SpillwayUnavailableError extends Error {
+  /** seconds, at most MAX_RETRY_AFTER_SECONDS */
+  readonly retryAfterSeconds?: number;
+
   constructor(
     message: string,
     readonly status?: number,
-    readonly retryAfterSeconds?: number,
+    retryAfterSeconds?: number,
     options?: { cause?: unknown },
   ) {
     super(message, options);
     this.name = 'SpillwayUnavailableError';
+    this.retryAfterSeconds = retryAfterSeconds === undefined ? undefined : clampRetryAfter(retryAfterSeconds);
   }
 }
 
@@ -159,7 +181,8 @@ function rateLimitOf(response: Response): RateLimit | undefined {
   const remaining = integerHeader(response, 'ratelimit-remaining');
   const reset = integerHeader(response, 'ratelimit-reset');
   if (limit === undefined || remaining === undefined || reset === undefined) return undefined;
-  return { limit, remaining, reset, retryAfter: integerHeader(response, 'retry-after') };
+  const retryAfter = integerHeader(response, 'retry-after');
+  return { limit, remaining, reset, retryAfter: retryAfter === undefined ? undefined : clampRetryAfter(retryAfter) };
 }
 
 /**
@@ -168,7 +191,7 @@ function rateLimitOf(response: Response): RateLimit | undefined {
  * must be the one the grant implies (allowed: all, partial: some, denied: none — as Spillway's
  * engine derives it) and the mode the one asked. Such an answer is taken as Spillway not answering.
  */
-export function decisionAnswerProblem(request: DecisionRequest, answer: Decision): string | undefined {
+export function decisionAnswerProblem(request: DecisionRequest, answer: Omit<Decision, 'balance'>): string | undefined {
   const mode = request.mode ?? 'consume';
   if (answer.mode !== mode) return `mode ${answer.mode} answers a ${mode} request`;
   if (!(answer.granted >= 0 && answer.granted <= request.quantity)) return `granted ${answer.granted} of quantity ${request.quantity}`;
@@ -193,12 +216,39 @@ export interface PendingEntry {
 const isTime = (value: unknown) => typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 const isCount = (value: unknown) => Number.isSafeInteger(value) && (value as number) >= 0;
 
-/** Why `item` is not an exported pending entry (undefined when it is one). */
-function pendingEntryIssue(item: unknown): string | undefined {
+/**
+ * The request a degraded decision answered, rebuilt from its queued replay request and its local
+ * answer (see degrade): its quantity is granted + denied; a reserve's hold TTL is its answer's
+ * hold_expires_at - decided_at. A reserve's allow_partial is not kept (its replay allows part),
+ * so both are candidates when all was granted. Undefined when the answer has no hold to rebuild.
+ */
+function answeredRequests(request: QueuedDecision['request'], answer: DecisionResult): DecisionRequest[] | undefined {
+  const quantity = answer.granted + answer.denied;
+  if (answer.mode !== 'reserve') return [{ ...request, quantity }];
+  const ttlMs = Date.parse(answer.hold_expires_at ?? '') - Date.parse(answer.decided_at);
+  if (!(ttlMs > 0 && ttlMs % 1000 === 0)) return undefined;
+  const reserve = { ...request, mode: 'reserve' as const, quantity, hold_ttl_seconds: ttlMs / 1000 };
+  return [true, ...(answer.outcome === 'allowed' ? [false] : [])].map((allow_partial) => ({ ...reserve, allow_partial }));
+}
+
+/**
+ * `item` as importPending takes it: an entry exportPending could have given (rebuilt from its known
+ * fields only, times bounded: queuedAt not after `now`, nextAttemptAt at most MAX_REPLAY_WAIT_MS
+ * ahead), or why it is not one. A decision's answer must be possible for the request it answered
+ * (decisionAnswerProblem), and its fingerprint the one that request has.
+ */
+function checkedPendingEntry(item: unknown, now: number, maxAttempts: number): { pending: PendingEntry } | { issue: string } {
+  const fail = (issue: string) => ({ issue });
   const { entry, fingerprint, answer } = (item ?? {}) as Partial<PendingEntry>;
-  if (typeof entry !== 'object' || entry === null) return 'entry: must be an object';
-  if (!isTime(entry.queuedAt) || !isCount(entry.attempts)) return 'entry: queuedAt and attempts must be non-negative integers';
-  if (entry.nextAttemptAt !== undefined && !isTime(entry.nextAttemptAt)) return 'entry.nextAttemptAt: must be a time in ms';
+  if (typeof entry !== 'object' || entry === null) return fail('entry: must be an object');
+  if (!isTime(entry.queuedAt) || !isCount(entry.attempts)) return fail('entry: queuedAt and attempts must be non-negative integers');
+  if (entry.attempts > maxAttempts) return fail(`entry.attempts: must be at most maxReplayAttempts (${maxAttempts})`);
+  if (entry.nextAttemptAt !== undefined && !isTime(entry.nextAttemptAt)) return fail('entry.nextAttemptAt: must be a time in ms');
+  const times = {
+    queuedAt: Math.min(entry.queuedAt, now),
+    attempts: entry.attempts,
+    ...(entry.nextAttemptAt !== undefined ? { nextAttemptAt: Math.min(entry.nextAttemptAt, now + MAX_REPLAY_WAIT_MS) } : {}),
+  };
   if (isQueuedCommit(entry)) {
     if (
       typeof entry.decisionId !== 'string' ||
@@ -206,22 +256,51 @@ function pendingEntryIssue(item: unknown): string | undefined {
       entry.decisionId.length > 200 ||
       entry.decisionId.startsWith(DEGRADED_PREFIX)
     )
-      return "entry.decisionId: must be Spillway's decision id";
+      return fail("entry.decisionId: must be Spillway's decision id");
     const issues = schemaIssues('CommitDto', { quantity: entry.quantity });
-    return issues.length > 0 ? `entry.${describeIssues(issues)}` : undefined;
+    if (issues.length > 0) return fail(`entry.${describeIssues(issues)}`);
+    return { pending: { entry: { kind: 'commit', decisionId: entry.decisionId, quantity: entry.quantity, ...times } } };
   }
   if (typeof entry.decisionId !== 'string' || !entry.decisionId.startsWith(DEGRADED_PREFIX) || entry.decisionId.length > 200)
-    return `entry.decisionId: must be a degraded decision id (${DEGRADED_PREFIX}…)`;
-  if (!['fail_open', 'allowance'].includes(entry.mode)) return 'entry.mode: must be fail_open or allowance';
-  if (entry.holdExpiresAt !== undefined && !isTime(entry.holdExpiresAt)) return 'entry.holdExpiresAt: must be a time in ms';
-  if (typeof entry.request?.idempotency_key !== 'string') return 'entry.request.idempotency_key: is required';
+    return fail(`entry.decisionId: must be a degraded decision id (${DEGRADED_PREFIX}…)`);
+  if (!['fail_open', 'allowance'].includes(entry.mode)) return fail('entry.mode: must be fail_open or allowance');
+  if (entry.holdExpiresAt !== undefined && !isTime(entry.holdExpiresAt)) return fail('entry.holdExpiresAt: must be a time in ms');
+  if (typeof entry.request?.idempotency_key !== 'string') return fail('entry.request.idempotency_key: is required');
   const requestIssues = schemaIssues('DecisionRequest', entry.request);
-  if (requestIssues.length > 0) return `entry.request.${describeIssues(requestIssues)}`;
-  if (typeof fingerprint !== 'string' || fingerprint.length > 2000) return 'fingerprint: must be a string';
+  if (requestIssues.length > 0) return fail(`entry.request.${describeIssues(requestIssues)}`);
+  // A queued decision is replayed as a consume: a reserve would leave a hold on Spillway, a preview charge nothing.
+  if ((entry.request.mode ?? 'consume') !== 'consume') return fail('entry.request.mode: must be consume');
+  if (typeof fingerprint !== 'string' || fingerprint.length > 2000) return fail('fingerprint: must be a string');
   const answerIssues = schemaIssues('Decision', { ...answer, balance: '0.000000', degraded: undefined, degradedReason: undefined });
-  if (answerIssues.length > 0) return `answer.${describeIssues(answerIssues)}`;
-  if (answer!.decision_id !== entry.decisionId || answer!.degraded !== entry.mode) return "answer: must be the entry's degraded answer";
-  return undefined;
+  if (answerIssues.length > 0) return fail(`answer.${describeIssues(answerIssues)}`);
+  const local = answer as DecisionResult;
+  if (local.decision_id !== entry.decisionId || local.degraded !== entry.mode) return fail("answer: must be the entry's degraded answer");
+  if (local.mode === 'preview' || local.granted < 1) return fail('answer: only a consume or a reserve that granted something is queued');
+  if (local.mode === 'reserve') {
+    // Uncommitted: the hold of the answer, replaying what it granted; committed: at most that.
+    if (entry.holdExpiresAt !== undefined && entry.holdExpiresAt !== Date.parse(local.hold_expires_at ?? ''))
+      return fail("entry.holdExpiresAt: must be the answer's hold_expires_at");
+    if (entry.holdExpiresAt !== undefined ? entry.request.quantity !== local.granted : entry.request.quantity > local.granted)
+      return fail('entry.request.quantity: must not exceed what the answer granted');
+  } else if (entry.holdExpiresAt !== undefined || entry.request.quantity !== local.granted) {
+    return fail('entry: a consume replays what its answer granted, without a hold');
+  }
+  const candidates = answeredRequests(entry.request, local);
+  if (!candidates) return fail('answer.hold_expires_at: a reserve must carry its hold, a whole number of seconds after decided_at');
+  const answered = candidates.find((candidate) => decisionFingerprint(candidate) === fingerprint);
+  if (!answered) return fail('fingerprint: is not the one of the request the answer answered');
+  const problem =
+    schemaIssues('DecisionRequest', answered).length > 0 ? 'the request it answered is invalid' : decisionAnswerProblem(answered, local);
+  if (problem) return fail(`answer: ${problem}`);
+  const request = entry.request;
+  const decision: QueuedDecision = {
+    decisionId: entry.decisionId,
+    request,
+    mode: entry.mode,
+    ...(entry.holdExpiresAt !== undefined ? { holdExpiresAt: entry.holdExpiresAt } : {}),
+    ...times,
+  };
+  return { pending: { entry: decision, fingerprint: decisionFingerprint(answered), answer: local } };
 }
 
 /**
@@ -378,7 +457,8 @@ export class SpillwayClient {
       const problem = decisionAnswerProblem(body, data);
       if (problem) throw new SpillwayUnavailableError(`Spillway's decision is inconsistent with the request: ${problem}`, response.status);
       if (this.degraded.size > 0 && this.options.autoReplay !== false) void this.replayDegraded().catch(() => undefined);
-      return { ...data, degraded: null, rateLimit: rateLimitOf(response) };
+      const retryAfter = data.retry_after_seconds === null ? null : clampRetryAfter(data.retry_after_seconds);
+      return { ...data, retry_after_seconds: retryAfter, degraded: null, rateLimit: rateLimitOf(response) };
     } catch (error) {
       if (!(error instanceof SpillwayUnavailableError)) throw error;
       return this.degrade(body, error);
@@ -503,7 +583,9 @@ export class SpillwayClient {
 
   /**
    * Restores entries exported by exportPending (e.g. read back from JSON after a restart). Each is
-   * checked (shape, request as Spillway would check it); a wrong one is refused with its index
+   * checked (see checkedPendingEntry: only a queued consume or commit, with a local answer possible
+   * for its request and that request's fingerprint, attempts ≤ maxReplayAttempts; queuedAt and
+   * nextAttemptAt are bounded to now and now + 10 minutes); a wrong one is refused with its index
    * and the issue, as is any entry beyond the queue's free room or already queued. At most
    * 1,000,000 entries per call (TypeError beyond, or when `entries` is not an array).
    */
@@ -512,10 +594,11 @@ export class SpillwayClient {
       throw new TypeError(`SpillwayClient.importPending: entries must be an array of at most ${OPTION_LIMITS.count} exported entries`);
     const refused: { index: number; issue: string }[] = [];
     let imported = 0;
+    const now = Date.now();
     entries.forEach((item: unknown, index) => {
-      const issue = pendingEntryIssue(item);
-      if (issue) return refused.push({ index, issue });
-      const { entry, fingerprint, answer } = structuredClone(item as PendingEntry);
+      const checked = checkedPendingEntry(item, now, this.maxReplayAttempts);
+      if ('issue' in checked) return refused.push({ index, issue: checked.issue });
+      const { entry, fingerprint, answer } = structuredClone(checked.pending);
       const before = this.degraded.size;
       if (isQueuedCommit(entry)) this.degraded.offerCommit(entry);
       else this.degraded.offer(fingerprint!, answer!, entry);
@@ -603,14 +686,19 @@ export class SpillwayClient {
         if (problem) throw new SpillwayUnavailableError(`Spillway's decision is inconsistent with the request: ${problem}`);
         end(decision.outcome === 'allowed' ? 'settled' : decision.outcome, entry, { decision });
       } catch (error) {
-        if (error instanceof SpillwayApiError) {
+        if (error instanceof SpillwayApiError && isDefinitiveRefusal(error)) {
           end(commit && error.code === 'hold_expired' ? 'hold_expired' : 'rejected', entry, { error });
           continue;
         }
-        // Only a replay that was tried and got no answer counts, and the entry waits before the next.
+        // No answer, or one that may change (408, 429, a proxy's 401/403): the entry waits before its
+        // next replay (at least Spillway's Retry-After, within MAX_REPLAY_WAIT_MS), and so do its account's others.
         unanswered.add(group);
         if (++entry.attempts >= this.maxReplayAttempts) end('exhausted', entry, { error: error as Error });
-        else entry.nextAttemptAt = Date.now() + replayBackoffMs(entry.attempts, this.replayBackoffBaseMs);
+        else {
+          const retryAfterMs = ((error as { retryAfterSeconds?: number }).retryAfterSeconds ?? 0) * 1000;
+          const wait = Math.min(MAX_REPLAY_WAIT_MS, Math.max(replayBackoffMs(entry.attempts, this.replayBackoffBaseMs), retryAfterMs));
+          entry.nextAttemptAt = Date.now() + wait;
+        }
       }
     }
     report.remaining = this.degraded.size;
@@ -760,10 +848,15 @@ export class SpillwayClient {
     const body = (error as { error?: Partial<ErrorBody> } | undefined)?.error;
     const code = typeof body?.code === 'string' ? body.code : 'error';
     const message = typeof body?.message === 'string' ? body.message : `Spillway answered ${response.status}`;
+    const retryAfterSeconds = parseRetryAfter(response.headers.get('retry-after'));
     if (response.status >= 500 || response.status < 400) {
-      throw new SpillwayUnavailableError(message, response.status, parseRetryAfter(response.headers.get('retry-after')));
+      throw new SpillwayUnavailableError(message, response.status, retryAfterSeconds);
     }
-    throw new SpillwayApiError(response.status, code, message, Array.isArray(body?.details) ? body.details : []);
+    const fromSpillway = typeof body?.code === 'string' && typeof body.message === 'string' && Array.isArray(body.details);
+    throw new SpillwayApiError(response.status, code, message, Array.isArray(body?.details) ? body.details : [], {
+      retryAfterSeconds,
+      fromSpillway,
+    });
   }
 
   /**

@@ -86,13 +86,17 @@ export type QueuedEntry = QueuedDecision | QueuedCommit;
 /** Whether a queued entry is a commit (else a degraded decision). */
 export const isQueuedCommit = (entry: QueuedEntry): entry is QueuedCommit => (entry as QueuedCommit).kind === 'commit';
 
+/** The longest wait before an entry's next replay, ms (10 minutes), whatever its backoff or Spillway's Retry-After. */
+export const MAX_REPLAY_WAIT_MS = 600_000;
+
 /** The wait before the next replay of an entry after `attempts` replays without an answer, ms. */
-export const replayBackoffMs = (attempts: number, baseMs: number): number => Math.min(600_000, baseMs * 2 ** Math.min(attempts - 1, 30));
+export const replayBackoffMs = (attempts: number, baseMs: number): number =>
+  Math.min(MAX_REPLAY_WAIT_MS, baseMs * 2 ** Math.min(attempts - 1, 30));
 
 /**
  * How a replay ended: `settled` (Spillway allowed all of it, or took the queued commit) or one of
  * the problems, each reported to `onReplayProblem` — `partial`/`denied` (Spillway granted less
- * than the product already gave), `rejected` (a 4xx, e.g. the account is gone or the key was used
+ * than the product already gave), `rejected` (Spillway's own 400/404/409/422, e.g. the account is gone or the key was used
  * for another request), `exhausted` (no answer after maxReplayAttempts), `hold_expired` (a degraded
  * hold was never committed: nothing is charged for it; or, with a QueuedCommit entry, Spillway's
  * hold expired before the work's commit: the work was delivered unbilled), `queue_full` (a commit
@@ -314,7 +318,9 @@ export class AllowanceLedger {
   }
 }
 
-/** The policy that applies to a feature. */
+/** The policy that applies to a feature (only the map's own entries: `constructor` or `__proto__` is a feature name like any other). */
 export function policyFor(options: DegradationOptions | undefined, feature: string): DegradationPolicy {
-  return options?.features?.[feature] ?? options?.default ?? { mode: 'fail_closed' };
+  const features = options?.features;
+  const own = features !== undefined && Object.hasOwn(features, feature) ? features[feature] : undefined;
+  return own ?? options?.default ?? { mode: 'fail_closed' };
 }

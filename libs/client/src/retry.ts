@@ -30,14 +30,26 @@ export function backoffDelayMs(
   return Math.max(jittered, (retryAfterSeconds ?? 0) * 1000);
 }
 
-/** The Retry-After header in seconds (delta-seconds or an HTTP date), undefined when absent or invalid. */
+/**
+ * The longest Retry-After the client surfaces or honours, seconds (1 h): a proxy or a wrong answer
+ * asking for days must not park a retry, a replay or an end user's client that long.
+ */
+export const MAX_RETRY_AFTER_SECONDS = 3600;
+
+/** `seconds` bounded to [0, MAX_RETRY_AFTER_SECONDS]. */
+export const clampRetryAfter = (seconds: number): number => Math.min(MAX_RETRY_AFTER_SECONDS, Math.max(0, seconds));
+
+/**
+ * The Retry-After header in seconds (delta-seconds or an HTTP date), at most
+ * MAX_RETRY_AFTER_SECONDS; undefined when absent or invalid.
+ */
 export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
   if (!value) return undefined;
-  if (/^\d{1,9}$/.test(value.trim())) return Number(value.trim());
+  if (/^\d{1,9}$/.test(value.trim())) return clampRetryAfter(Number(value.trim()));
   // Otherwise only an HTTP-date ("Sun, 06 Nov 1994 08:49:37 GMT"): Date.parse alone takes "-5" for a year.
   if (!/^[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/.test(value.trim())) return undefined;
   const at = Date.parse(value);
-  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - now) / 1000));
+  return Number.isNaN(at) ? undefined : clampRetryAfter(Math.ceil((at - now) / 1000));
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

@@ -23,6 +23,7 @@ import {
   SpillwayClientOptions,
   SpillwayUnavailableError,
 } from '../client';
+import { clampRetryAfter } from '../retry';
 
 /** Resolves a value of the incoming request (Fastify or Express request object). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -51,7 +52,9 @@ export interface MeteredOptions {
   /**
    * Long-running work: reserve the units before the handler (a hold), then commit the actual
    * quantity when it returns (`commitQuantity`, default: the units granted), or release the hold
-   * when it throws. `manual`: the handler settles through `request.spillway.commit/release`.
+   * when it throws. `manual`: the handler settles through `request.spillway.commit/release` (a
+   * hold it leaves unsettled when it throws is released). Either way, a hold the handler settled
+   * itself is not settled again.
    */
   reserve?: {
     commitQuantity?: (result: unknown, request: unknown, decision: DecisionResult) => number;
@@ -86,6 +89,11 @@ function setHeader(response: HeaderSink, name: string, value: string): void {
   else response.setHeader?.(name, value);
 }
 
+/** How the hold of a reserve route was settled: the first commit or release, whoever made it. */
+interface HoldSettlement {
+  settled?: Promise<SettlementResult>;
+}
+
 /** The metering step that failed: the decision before the handler, or settling a hold after it. */
 export type MeteringStep = 'decide' | 'commit' | 'release';
 
@@ -104,7 +112,7 @@ export type MeteringStep = 'decide' | 'commit' | 'release';
  */
 export function meteringErrorResponse(error: unknown, step: MeteringStep): HttpException | undefined {
   if (error instanceof SpillwayUnavailableError) {
-    const retryAfter = error.retryAfterSeconds ?? 1;
+    const retryAfter = clampRetryAfter(error.retryAfterSeconds ?? 1);
     return new HttpException(
       {
         error: { code: 'metering_unavailable', message: 'metering is unavailable right now; retry later', retry_after_seconds: retryAfter },
@@ -181,7 +189,7 @@ export class MeteredInterceptor implements NestInterceptor {
     if (decision.granted === 0) {
       const unavailable = decision.degraded !== null;
       // null: waiting cannot help (e.g. more than a window's limit asked), so no Retry-After is promised.
-      const retryAfter = decision.retry_after_seconds;
+      const retryAfter = decision.retry_after_seconds === null ? null : clampRetryAfter(decision.retry_after_seconds);
       if (retryAfter !== null) setHeader(response, 'Retry-After', String(retryAfter));
       throw new HttpException(
         {
@@ -195,8 +203,9 @@ export class MeteredInterceptor implements NestInterceptor {
         unavailable ? 503 : 429,
       );
     }
-    let settled: Promise<SettlementResult> | undefined;
-    const settle = (run: () => Promise<SettlementResult>) => (settled ??= run());
+    // The hold is settled once, by the handler (request.spillway) or by the interceptor after it.
+    const hold: HoldSettlement = {};
+    const settle = (run: () => Promise<SettlementResult>) => (hold.settled ??= run());
     request.spillway = {
       decision,
       granted: decision.granted,
@@ -214,37 +223,41 @@ export class MeteredInterceptor implements NestInterceptor {
         ),
     };
     const reserve = meta.reserve;
-    if (!reserve || reserve.manual) return next.handle();
+    if (!reserve) return next.handle();
     const state = request.spillway;
     return new Observable<unknown>((subscriber) => {
       // Once the handler returned, commitAfterWork settles the hold (or releases it) itself.
       let workDone = false;
-      const subscription = next
-        .handle()
-        .pipe(
-          concatMap((result) => {
-            workDone = true;
-            return from(this.commitAfterWork(meta.feature, reserve, result, request, state, response).then(() => result));
-          }),
-        )
-        .subscribe({
-          next: (value) => subscriber.next(value),
-          complete: () => subscriber.complete(),
-          error: (error) => {
-            if (workDone) return subscriber.error(error);
-            // The work failed: give the units back, then report the handler's error.
-            state.release().then(
-              () => subscriber.error(error),
-              () => subscriber.error(error),
-            );
-          },
-        });
+      const handled = next.handle();
+      const subscription = (
+        reserve.manual
+          ? handled
+          : handled.pipe(
+              concatMap((result) => {
+                workDone = true;
+                return from(this.commitAfterWork(meta.feature, reserve, result, request, state, hold, response).then(() => result));
+              }),
+            )
+      ).subscribe({
+        next: (value) => subscriber.next(value),
+        complete: () => subscriber.complete(),
+        error: (error) => {
+          // The work failed before settling its hold (a manual handler too): give the units back,
+          // then report the handler's error; a hold the handler settled stays as it settled it.
+          if (workDone || hold.settled) return subscriber.error(error);
+          state.release().then(
+            () => subscriber.error(error),
+            () => subscriber.error(error),
+          );
+        },
+      });
       return () => subscription.unsubscribe();
     });
   }
 
   /**
-   * Commits the quantity of work the handler did (its result is delivered unless this throws):
+   * Commits the quantity of work the handler did (its result is delivered unless this throws);
+   * nothing when the handler settled the hold itself (request.spillway.commit/release):
    * - a `commitQuantity` that throws or is not an integer in [0, 1,000,000]: the hold is released,
    *   then 500 `metering_misconfigured` (the route's metering is wrong, not the end user's request);
    * - Spillway unavailable: the commit is queued for replay (idempotent by decision id) and the
@@ -259,8 +272,15 @@ export class MeteredInterceptor implements NestInterceptor {
     result: unknown,
     request: unknown,
     state: MeteredRequestState,
+    hold: HoldSettlement,
     response: HeaderSink,
   ): Promise<void> {
+    if (hold.settled) {
+      // The handler committed or released already (and saw how that went): a second commit would
+      // be Spillway's 409, or charge what the handler did not ask for.
+      await hold.settled.catch(() => undefined);
+      return;
+    }
     const { decision } = state;
     let quantity: unknown;
     try {
