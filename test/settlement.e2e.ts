@@ -403,42 +403,19 @@ describe('settlement: every decision settled exactly once into the ledger', () =
     expect(d.body.outcome).toBe('allowed');
   });
 
-  it('replaces a running settlement workflow of an older layout (one per partition) with a consumer', async () => {
+  /**
+   * Leaves settlement-0 running as `stale` describes it (nobody polls its queue), lets a second
+   * worker of this release ensure settlement, and returns what settlement-0 is afterwards, after
+   * checking that a decision on a partition of consumer 0 reaches the ledger.
+   */
+  async function replaceStaleConsumer(stale: { reason: string; args: unknown[]; memo?: Record<string, unknown> }) {
     const id = 'settlement-0';
-    await stack.temporal.workflow.getHandle(id).terminate('test: simulate a run of an older release');
-    // What an older release left running: no layout memo, another input, nobody polling its queue.
-    await stack.temporal.workflow.start('settlementWorkflow', {
-      taskQueue: `old-${randomUUID()}`,
-      workflowId: id,
-      args: [{ partition: 0 }],
-    });
-    // A second worker (of this release) on the stack's queue, as after a rolling upgrade.
-    const spillway = await createSpillwayWorker(stack.config, { ledger: stack.ledger, redis: stack.redis, engine: stack.engine });
-    const running = spillway.worker.run();
-    try {
-      await spillway.ensureSettlement();
-    } finally {
-      spillway.worker.shutdown();
-      await running;
-      await spillway.close();
-    }
-    const run = await stack.temporal.workflow.getHandle(id).describe();
-    expect([run.status.name, run.memo?.layout, run.taskQueue]).toEqual(['RUNNING', SETTLEMENT_LAYOUT, stack.config.temporal.taskQueue]);
-    // And it settles: a decision on a partition of consumer 0 reaches the ledger.
-    const account = await newAccount();
-    await stack.grant(account, 10n);
-    await decide({ account_id: account, feature: 'codex.task', quantity: 4 });
-    expect(await eventually(() => settledBalance(account))).toBe('7.500000');
-  });
-
-  it('replaces a consumer of this layout left running on another task queue (a test run or a changed setting), so its partitions settle', async () => {
-    const id = 'settlement-0';
-    await stack.temporal.workflow.getHandle(id).terminate('test: simulate a consumer whose worker polls another queue');
+    await stack.temporal.workflow.getHandle(id).terminate(stale.reason);
     await stack.temporal.workflow.start('settlementWorkflow', {
       taskQueue: `gone-${randomUUID()}`,
       workflowId: id,
-      args: [{ consumer: 0 }],
-      memo: { layout: SETTLEMENT_LAYOUT },
+      args: stale.args,
+      memo: stale.memo,
     });
     const spillway = await createSpillwayWorker(stack.config, { ledger: stack.ledger, redis: stack.redis, engine: stack.engine });
     const running = spillway.worker.run();
@@ -450,10 +427,25 @@ describe('settlement: every decision settled exactly once into the ledger', () =
       await spillway.close();
     }
     const run = await stack.temporal.workflow.getHandle(id).describe();
-    expect([run.status.name, run.taskQueue]).toEqual(['RUNNING', stack.config.temporal.taskQueue]);
     const account = await newAccount();
     await stack.grant(account, 10n);
     await decide({ account_id: account, feature: 'codex.task', quantity: 4 });
     expect(await eventually(() => settledBalance(account))).toBe('7.500000');
+    return run;
+  }
+
+  it('replaces a running settlement workflow of an older layout (one per partition) with a consumer', async () => {
+    // What an older release left running: no layout memo, another input, nobody polling its queue.
+    const run = await replaceStaleConsumer({ reason: 'test: simulate a run of an older release', args: [{ partition: 0 }] });
+    expect([run.status.name, run.memo?.layout, run.taskQueue]).toEqual(['RUNNING', SETTLEMENT_LAYOUT, stack.config.temporal.taskQueue]);
+  });
+
+  it('replaces a consumer of this layout left running on another task queue (a test run or a changed setting), so its partitions settle', async () => {
+    const run = await replaceStaleConsumer({
+      reason: 'test: simulate a consumer whose worker polls another queue',
+      args: [{ consumer: 0 }],
+      memo: { layout: SETTLEMENT_LAYOUT },
+    });
+    expect([run.status.name, run.taskQueue]).toEqual(['RUNNING', stack.config.temporal.taskQueue]);
   });
 });
