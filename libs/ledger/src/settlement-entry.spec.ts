@@ -39,7 +39,11 @@ describe('settlement stream entries are validated before SQL', () => {
 
   it('accepts amounts up to MAX_MICROS and refuses one micro-credit more', () => {
     const at = (micros: bigint) =>
-      usage({ charged: micros.toString(), sources: [{ layer: 'purchased', units: 1, lot_id: 'l', micros: micros.toString() }] });
+      usage({
+        quantity: 1,
+        charged: micros.toString(),
+        sources: [{ layer: 'purchased', units: 1, lot_id: 'l', micros: micros.toString() }],
+      });
     expect(at(MAX_MICROS).kind).toBe('usage');
     expect(reason(at(MAX_MICROS + 1n))).toBe(
       `malformed event: sources[0].micros: ${MAX_MICROS + 1n} micro-credits is outside [0, ${MAX_MICROS}]`,
@@ -79,6 +83,13 @@ describe('settlement stream entries are validated before SQL', () => {
       'sources[1]: micro-credits without a lot',
     ],
     [{ written_off: '-1' }, 'written_off: -1 micro-credits is outside [0, 9007199254740991]'],
+    // An outside tester's poison: a write-off of MAX_MICROS on a decision whose units were all sourced.
+    [
+      { quantity: 1, charged: '0', sources: [{ layer: 'rate_limit', units: 1 }], written_off_units: 1, written_off: MAX_MICROS.toString() },
+      '1 units sourced and 1 written off do not make quantity 1',
+    ],
+    [{ quantity: 3 }, '2 units sourced and 0 written off do not make quantity 3'],
+    [{ written_off: '5' }, 'written_off: micro-credits without written-off units'],
   ])('refuses out-of-range or malformed fields (case %#)', (over, expected) => {
     expect(reason(usage(over))).toBe(`malformed event: ${expected}`);
   });

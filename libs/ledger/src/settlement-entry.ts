@@ -149,6 +149,12 @@ function usage(streamId: string, json: string): UsageEvent {
   // Each source is ≤ MAX_MICROS and there are ≤ MAX_SOURCES of them: the bigint sum is exact.
   const debited = sources.reduce((sum, s) => sum + BigInt(s.micros ?? '0'), 0n);
   if (debited !== event.chargedMicros) throw new Invalid(`sources sum to ${debited} micro-credits, charged ${event.chargedMicros}`);
+  // The rule reconciliation proves (write_off_beyond_commit, I2), checked before booking: the units
+  // sourced plus those written off make the quantity, and no credits are written off without units.
+  const sourced = sources.reduce((sum, s) => sum + s.units, 0);
+  if (sourced + event.writtenOffUnits !== event.quantity)
+    throw new Invalid(`${sourced} units sourced and ${event.writtenOffUnits} written off do not make quantity ${event.quantity}`);
+  if (event.writtenOffUnits === 0 && event.writtenOffMicros > 0n) throw new Invalid('written_off: micro-credits without written-off units');
   return event;
 }
 
