@@ -13,10 +13,16 @@ if ! command -v go >/dev/null 2>&1; then
   exit 1
 fi
 mkdir -p "$CACHE"
+# Concurrent first runs (a test run beside `npm start`) build once: the others wait on the lock.
+exec 9>"$CACHE.lock"
+flock 9
+if [ -x "$BIN" ]; then echo "$BIN"; exit 0; fi
 echo "spillway: building the Temporal CLI $VERSION from Go modules into $CACHE (first run only, a few minutes)" >&2
 started=$(date +%s)
 # Later CLI tags carry a replace directive that `go install` refuses; v1.5.1 does not.
-GOTOOLCHAIN=local GOBIN="$CACHE.tmp" go install "github.com/temporalio/cli/cmd/temporal@$VERSION" >&2
-mv "$CACHE.tmp/temporal" "$BIN" && rmdir "$CACHE.tmp"
+staging="$(mktemp -d "$CACHE.tmp.XXXXXX")"
+GOTOOLCHAIN=local GOBIN="$staging" go install "github.com/temporalio/cli/cmd/temporal@$VERSION" >&2
+mv "$staging/temporal" "$BIN"
+rmdir "$staging"
 echo "spillway: built $BIN in $(( $(date +%s) - started ))s" >&2
 echo "$BIN"
