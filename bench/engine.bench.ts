@@ -161,10 +161,11 @@ async function redisCost(redis: Redis, engine: DecisionEngine, policy: DecisionP
   // Only this run's records are measured: (A) and (B) left theirs in sparsely filled buckets.
   for (const key of await redis.keys('sw:{p*}:[Ii]:*')) await redis.unlink(key);
   const floor = await run(() => redis.call('FCALL', 'bench_noop', 0));
-  // Buckets sized as the operator would (≈ 100 records per bucket after this run): a realistic fill.
+  // Buckets sized as the operator would (≈ 32 records per bucket at the end of a generation, which
+  // this run plays): a realistic fill.
   const recordEngine = new DecisionEngine(redis, {
     ...engine.options,
-    idempotencyBuckets: Math.round(calls / engine.options.partitions / 90),
+    idempotencyBuckets: Math.round(calls / engine.options.partitions / 32),
   });
   const sampled: DecideInput[] = [];
   const decide = await run((i) => {
@@ -220,7 +221,7 @@ async function redisCost(redis: Redis, engine: DecisionEngine, policy: DecisionP
 async function recordMemory(redis: Redis) {
   const result = { bytes: 0, records: 0, buckets: 0, listpack: 0, min: Infinity, max: 0 };
   for (const key of await redis.keys('sw:{p*}:I:*')) {
-    const n = await redis.hlen(key);
+    const n = (await redis.hlen(key)) - 1; // the bucket's marker field ''
     result.bytes += Number(await redis.memory('USAGE', key, 'SAMPLES', '0'));
     result.records += n;
     result.buckets += 1;

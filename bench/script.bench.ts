@@ -52,7 +52,7 @@ export async function scriptBench(redisUrl: string, connections: number, request
     'f',
     '1',
     '__rand_int__',
-    'fp',
+    '',
     'consume',
     '1',
     decisionId,
@@ -62,10 +62,9 @@ export async function scriptBench(redisUrl: string, connections: number, request
     '60',
     String(expireAt),
     '2',
-    // record head: 8 bytes of fingerprint, 16 of decision uuid (any bytes); field; no legacy reads.
+    // record head: 8 bytes of fingerprint, 16 of decision uuid (any bytes); field.
     'fingerprintdecision-uuid',
     'f__rand_int__',
-    '0',
     '5h',
     '5',
     '18000',

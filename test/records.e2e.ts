@@ -58,7 +58,9 @@ describe('compact idempotency records (real Redis)', () => {
     for (const key of buckets) {
       expect(await redis.object('ENCODING', key)).toBe('listpack');
       bytes += Number(await redis.call('MEMORY', 'USAGE', key));
-      records += await redis.hlen(key);
+      // Each bucket also holds its marker field ''.
+      expect(await redis.hexists(key, '')).toBe(1);
+      records += (await redis.hlen(key)) - 1;
       // Expires whole, at the end of the next generation.
       const ttl = await redis.ttl(key);
       expect(ttl).toBeGreaterThan(600);
@@ -132,6 +134,10 @@ describe('compact idempotency records (real Redis)', () => {
     expect(again.kind === 'decided' && again.replayed).toBe(true);
     if (again.kind === 'decided') expect(stable({ ...again.decision })).toEqual(stable({ ...first.decision }));
     expect((await engine.decide(input(account, 'k', 2), CREDITS, randomUUID())).kind).toBe('conflict');
+    const read = await engine.readRecord(account, 'k');
+    expect(read).toBe(
+      `-|${first.decision.decision_id.slice(-32)}|${first.decision.at}|0|0|0|7500000|0|${lots.map((l) => `u${l} 1 2500000`).join(',')}|3|1`,
+    );
   });
 
   it("replays records the previous release wrote as string keys, for two retentions after this release's first decision", async () => {

@@ -185,8 +185,16 @@ local function attribute_units(debits, price)
 end
 
 -- A lot's handle in a compact record: 48 bits of SHA-1 of its id (decode_record resolves it).
+-- Remembered per lot id (a pure function of it; at most 4,096 ids, then forgotten all at once).
+local HANDLES, handles_n = {}, 0
 local function lot_handle(id)
-  return tonumber(string.sub(redis.sha1hex(id), 1, 12), 16)
+  local h = HANDLES[id]
+  if h then return h end
+  h = tonumber(string.sub(redis.sha1hex(id), 1, 12), 16)
+  if handles_n >= 4096 then HANDLES, handles_n = {}, 0 end
+  HANDLES[id] = h
+  handles_n = handles_n + 1
+  return h
 end
 
 -- The compact idempotency record (a listpack value of at most 64 bytes; see the decide function):
@@ -234,14 +242,16 @@ local function decode_record(v, lots_key)
     table.concat(ds, ','), t[4], flags % 2 == 1 and '1' or '0' }, '|')
 end
 
--- Looks a record up: the bucket of this generation (keys[a]), of the previous one (keys[a + 1]),
--- then the record's own string key (keys[1]) when the bucket holds a stub ('': too long for a
--- listpack value) or, while 'legacy' is '1', when neither bucket has it (the previous release's key).
--- Returns the stored value and whether it is the text form ('fingerprint|record').
+-- Looks a record up (a bucket also holds one marker field '', see decide): the bucket of this generation (keys[a]), of the previous one (keys[a + 1]),
+-- then the record's own string key (keys[1]) when the bucket holds a stub ('': the record was too
+-- long for a listpack value; stored as fingerprint 8 bytes .. text form) or, while 'legacy' is
+-- on, when neither bucket has it (the previous release's key: 'fingerprint text|text form').
+-- Returns the stored value and its form: 'c' compact, 'o' own key, 'l' previous release.
 local function find_record(keys, a, field, legacy)
   local v = redis.call('HGET', keys[a], field) or redis.call('HGET', keys[a + 1], field)
-  if v == '' or (not v and legacy == '1') then return redis.call('GET', keys[1]), true end
-  return v, false
+  if v == '' then return redis.call('GET', keys[1]), 'o' end
+  if not v and legacy then return redis.call('GET', keys[1]), 'l' end
+  return v, 'c'
 end
 
 -- The waterfall: rate windows, then free tier, then credits. Chooses only; applies nothing.
@@ -390,37 +400,37 @@ end
 `;
 /**
  * decide: KEYS own record key, account hash, stream, hold, record bucket of this generation, of the previous one
- * ARGV account, feature, quantity, idempotency key, fingerprint, mode, allow_partial, decision id,
- *      price, overage, free units, hold ttl s, record expiry (Unix s: end of the next generation), n windows,
- *      record head (fingerprint 8 bytes, decision uuid 16 bytes), record field (10 bytes), legacy ('1': read
- *      the previous release's keys), (name, limit, seconds)...
+ * ARGV account, feature, quantity, idempotency key, fingerprint as text while the previous release's
+ *      keys are read (else ''), mode, allow_partial, decision id, price, overage, free units, hold ttl s,
+ *      record expiry (Unix s: end of the next generation), n windows, record head (fingerprint 8 bytes,
+ *      decision uuid 16 bytes), record field (10 bytes), (name, limit, seconds)...
  * Returns {'ok'|'replay', record, now, (remaining, reset ms) per window} | {'conflict'} | {'range'}.
  * The record (engine.ts decisionFromReply) is the text form of what the idempotency key keeps:
  * enough to rebuild the response; windows, Retry-After and RateLimit-Reset are always read now.
  * Stored compact (decode_record) in the bucket hash; a record longer than 64 bytes (the default
  * hash-max-listpack-value: a longer value would turn the whole bucket into a hashtable) goes to its
- * own string key in the text form, with a stub ('') in the bucket.
+ * own string key (binary fingerprint .. text form), with a stub ('') in the bucket.
  */
 const DECIDE = String.raw`
 local mode, nw, free_units = ARGV[6], tonumber(ARGV[14]), tonumber(ARGV[11])
-local stored, text = nil, false
-if mode ~= 'preview' then stored, text = find_record(KEYS, 5, ARGV[16], ARGV[17]) end
+local stored, form = nil, nil
+if mode ~= 'preview' then stored, form = find_record(KEYS, 5, ARGV[16], ARGV[5] ~= '') end
 if stored then
   local record
-  if text then
+  if form == 'l' then
     local sep = string.find(stored, '|', 1, true)
     if string.sub(stored, 1, sep - 1) ~= ARGV[5] then return { 'conflict' } end
     record = string.sub(stored, sep + 1)
   else
     if string.sub(stored, 1, 8) ~= string.sub(ARGV[15], 1, 8) then return { 'conflict' } end
-    record = decode_record(stored, KEYS[2])
+    record = form == 'o' and string.sub(stored, 9) or decode_record(stored, KEYS[2])
   end
   local now = now_ms()
   local c = {}
   if nw > 0 then
     -- Only this feature's windows: one HMGET, nothing else read.
     local fields = {}
-    for i = 1, nw do fields[i] = '~' .. ARGV[2] .. '|w' .. ARGV[18 + (i - 1) * 3] end
+    for i = 1, nw do fields[i] = '~' .. ARGV[2] .. '|w' .. ARGV[17 + (i - 1) * 3] end
     local values = redis.call('HMGET', KEYS[2], unpack(fields))
     local nows = int(now)
     for i = 1, nw do
@@ -428,14 +438,14 @@ if stored then
       if v and string.sub(v, -13) > nows then c[string.sub(fields[i], #ARGV[2] + 3)] = { used = tonumber(string.sub(v, 1, -15)), exps = string.sub(v, -13) } end
     end
   end
-  return window_reply({ 'replay', record, now }, load_windows(c, ARGV, nw, 18), 0, now)
+  return window_reply({ 'replay', record, now }, load_windows(c, ARGV, nw, 17), 0, now)
 end
 local now = now_ms()
 local nows = int(now)
 local q, price, overage = tonumber(ARGV[3]), tonumber(ARGV[9]), ARGV[10]
 if q * price > MAX then return { 'range' } end
 local live, rem, hi, lo, c, gone = load_account(KEYS[2], now, ARGV[2], nows)
-local wins, rate_room = load_windows(c, ARGV, nw, 18)
+local wins, rate_room = load_windows(c, ARGV, nw, 17)
 local ft = c.f or { used = 0 }
 local ft_room = math.max(0, free_units - ft.used)
 local p = choose(q, rate_room, ft_room, live, rem, spendable(hi, lo), price, overage)
@@ -472,21 +482,29 @@ for i, x in ipairs(p.debits) do d[i] = KIND_LETTER[x.kind] .. x.id .. ' ' .. int
 local record = table.concat({ string.sub(did, -32), nows, int(hold_exp), int(p.r), int(p.f), costs, balance, table.concat(d, ','), ARGV[3], ARGV[7] }, '|')
 if mode ~= 'preview' then
   local n = #p.debits
-  local fmt, packed = '>I6I4I4B', { now, bhi, blo, (ARGV[7] == '1' and 1 or 0) + (hold_exp > 0 and 2 or 0) + 4 * n }
-  local tail = { int(p.r), int(p.f), int(p.c), ARGV[3] }
-  if hold_exp > 0 then tail[5] = ARGV[12] end
-  for _, x in ipairs(p.debits) do
-    fmt = fmt .. 'I6'
-    packed[#packed + 1] = lot_handle(x.id)
-    tail[#tail + 1] = x.ms
+  local flags = (ARGV[7] == '1' and 1 or 0) + (hold_exp > 0 and 2 or 0) + 4 * n
+  local tail = int(p.r) .. ' ' .. int(p.f) .. ' ' .. int(p.c) .. ' ' .. ARGV[3]
+  if hold_exp > 0 then tail = tail .. ' ' .. ARGV[12] end
+  local v
+  if n == 1 then
+    -- The usual record, without tables: one pack, one concatenation.
+    local x = p.debits[1]
+    v = ARGV[15] .. struct.pack('>I6I4I4BI6', now, bhi, blo, flags, lot_handle(x.id)) .. tail .. ' ' .. x.ms
+  else
+    local hs, ms = '', ''
+    for _, x in ipairs(p.debits) do
+      hs = hs .. struct.pack('>I6', lot_handle(x.id))
+      ms = ms .. ' ' .. x.ms
+    end
+    v = ARGV[15] .. struct.pack('>I6I4I4B', now, bhi, blo, flags) .. hs .. tail .. ms
   end
-  local v = ARGV[15] .. struct.pack(fmt, unpack(packed)) .. table.concat(tail, ' ')
   if #v > 64 then
-    redis.call('SET', KEYS[1], ARGV[5] .. '|' .. record, 'EXAT', ARGV[13])
+    redis.call('SET', KEYS[1], string.sub(ARGV[15], 1, 8) .. record, 'EXAT', ARGV[13])
     v = ''
   end
-  redis.call('HSET', KEYS[5], ARGV[16], v)
-  redis.call('EXPIREAT', KEYS[5], ARGV[13], 'NX')
+  -- The bucket's marker field '' (never a record's: those are 10 bytes) is new only in a new
+  -- bucket: its expiry is set then, and not on every write.
+  if redis.call('HSET', KEYS[5], ARGV[16], v, '', '') == 2 then redis.call('EXPIREAT', KEYS[5], ARGV[13]) end
 end
 return window_reply({ 'ok', record, now }, wins, p.r, now)
 `;
@@ -498,9 +516,9 @@ return window_reply({ 'ok', record, now }, wins, p.r, now)
  * see decide) or false when there is none.
  */
 const RECORD = String.raw`
-local stored, text = find_record(KEYS, 3, ARGV[1], ARGV[2])
-if not stored or text then return stored end
-return '-|' .. decode_record(stored, KEYS[2])
+local stored, form = find_record(KEYS, 3, ARGV[1], ARGV[2] == '1')
+if not stored or form == 'l' then return stored end
+return '-|' .. (form == 'o' and string.sub(stored, 9) or decode_record(stored, KEYS[2]))
 `;
 
 /**
