@@ -1,6 +1,6 @@
 import Redis from 'ioredis';
 import { randomUUID } from 'node:crypto';
-import { DecideInput, DecisionEngine } from '@spillway/engine/engine';
+import { DecideInput, DecisionEngine, RECORD_BUCKETS } from '@spillway/engine/engine';
 import { accountKeys, compactRecordsSinceKey, partitionOf, recordKeys } from '@spillway/engine/keys';
 import { DecisionPolicy } from '@spillway/engine/policy';
 import { TEST_ENV } from './environment';
@@ -91,7 +91,7 @@ describe('compact idempotency records (real Redis)', () => {
     });
     expect(first.decision.sources[2]).toEqual({ layer: 'purchased', lot_id: lot, units: 3, micros: '7500000' });
     expect((await engine.decide(input(account, 'k', 2, 'reserve'), CREDITS, randomUUID())).kind).toBe('conflict');
-    const keys = recordKeys(account, engine.partitionOf(account), 'p', 1024);
+    const keys = recordKeys(account, engine.partitionOf(account), 'p', RECORD_BUCKETS);
     const before = await redis.dbsize();
     await engine.decide(input(account, 'p', 1, 'preview'), CREDITS, randomUUID());
     expect(await redis.dbsize()).toBe(before);
@@ -103,7 +103,7 @@ describe('compact idempotency records (real Redis)', () => {
     const account = `gen-${randomUUID()}`;
     await grant(engine, account, `lot_purchase_${randomUUID()}`, 100_000_000n);
     const first = await engine.decide(input(account, 'k'), CREDITS, randomUUID());
-    const keys = recordKeys(account, engine.partitionOf(account), 'k', 1024);
+    const keys = recordKeys(account, engine.partitionOf(account), 'k', RECORD_BUCKETS);
     const generation = Math.floor(Date.now() / 600_000);
     // The generation passes: the bucket becomes the previous one.
     await redis.rename(keys.bucket(generation), keys.bucket(generation - 1));
@@ -125,7 +125,7 @@ describe('compact idempotency records (real Redis)', () => {
     const first = await engine.decide(input(account, 'k', 3), CREDITS, randomUUID());
     if (first.kind !== 'decided') throw new Error('not decided');
     expect(first.decision.sources.slice(2).map((s) => s.lot_id)).toEqual(lots);
-    const keys = recordKeys(account, engine.partitionOf(account), 'k', 1024);
+    const keys = recordKeys(account, engine.partitionOf(account), 'k', RECORD_BUCKETS);
     const bucket = keys.bucket(Math.floor(Date.now() / 600_000));
     expect(await redis.hget(bucket, keys.field)).toBe('');
     expect(await redis.object('ENCODING', bucket)).toBe('listpack');
@@ -151,7 +151,7 @@ describe('compact idempotency records (real Redis)', () => {
     // Exactly what the previous release's decide stored: SET <string key> 'fingerprint|record' EX ttl.
     const at = Date.now() - 5_000;
     await redis.set(
-      recordKeys(account, partition, 'legacy', 1024).own,
+      recordKeys(account, partition, 'legacy', RECORD_BUCKETS).own,
       `${DecisionEngine.fingerprint(old)}|${hex}|${at}|0|0|0|5000000|95000000|u${lot} 2 5000000|2|1`,
       'EX',
       600,
