@@ -2,8 +2,8 @@ import Redis from 'ioredis';
 import { RateLimiterRedis, RateLimiterUnion } from 'rate-limiter-flexible';
 import { randomUUID } from 'node:crypto';
 import { loadavg } from 'node:os';
-import { DecisionEngine } from '@spillway/engine/engine';
-import { accountKeys } from '@spillway/engine/keys';
+import { DecideInput, DecisionEngine } from '@spillway/engine/engine';
+import { accountKeys, compactRecordsSinceKey, recordKeys } from '@spillway/engine/keys';
 import { DecisionPolicy, LotKind } from '@spillway/engine/policy';
 import { Measurement, measure, table } from './measure';
 
@@ -19,6 +19,8 @@ const BIG = 1_000_000_000;
 export async function engineBench(redisUrl: string, concurrency: number, durationMs: number): Promise<string> {
   const redis = new Redis(redisUrl, { enableOfflineQueue: true });
   await redis.flushdb();
+  // Steady state: past the upgrade window, so lookups do not also read the previous release's keys.
+  await redis.set(compactRecordsSinceKey, '0');
   const engine = new DecisionEngine(redis, { partitions: 8, idempotencyTtlSeconds: 600 });
   const oneWindow: DecisionPolicy = {
     version: 1,
@@ -121,7 +123,8 @@ const mainThreadCpu = async (redis: Redis) => {
  * (E) Redis time and memory of one decide with 2 windows and 3 lots: INFO commandstats
  * usec_per_call of FCALL, Redis main-thread CPU per call, both beside an empty function (the
  * floor of any FCALL on this machine); commands run inside the function; MEMORY USAGE of the
- * retained idempotency record and of an account's hot state (lots hash + counters hash).
+ * retained idempotency records (bucket hashes ÷ records, beside the previous release's string
+ * keys) and of an account's hot state (its one hash).
  */
 async function redisCost(redis: Redis, engine: DecisionEngine, policy: DecisionPolicy, concurrency: number): Promise<string> {
   const accounts = 200;
@@ -157,22 +160,43 @@ async function redisCost(redis: Redis, engine: DecisionEngine, policy: DecisionP
     );
     return { stats: await cmdstats(redis), cpuUs: (((await mainThreadCpu(redis)) - cpu) * 1e6) / calls };
   };
+  // Only this run's records are measured: (A) and (B) left theirs in sparsely filled buckets.
+  for (const key of await redis.keys('sw:{p*}:[Ii]:*')) await redis.unlink(key);
   const floor = await run(() => redis.call('FCALL', 'bench_noop', 0));
-  const idempotencyKeys: string[] = [];
+  // Buckets sized as the operator would (≈ 32 records per bucket at the end of a generation, which
+  // this run plays): a realistic fill.
+  const recordEngine = new DecisionEngine(redis, {
+    ...engine.options,
+    idempotencyBuckets: Math.round(calls / engine.options.partitions / 32),
+  });
+  const sampled: DecideInput[] = [];
   const decide = await run((i) => {
-    const key = `cost-${i}-${randomUUID()}`;
-    if (idempotencyKeys.length < 1000) idempotencyKeys.push(accountKeys(id(i), engine.partitionOf(id(i))).idempotency(key));
-    return engine.decide(
-      { accountId: id(i), feature: 'f', quantity: 1, idempotencyKey: key, allowPartial: true, mode: 'consume', holdTtlSeconds: 60 },
-      policy,
-      randomUUID(),
-    );
+    const input: DecideInput = {
+      accountId: id(i),
+      feature: 'f',
+      quantity: 1,
+      idempotencyKey: `cost-${i}-${randomUUID()}`,
+      allowPartial: true,
+      mode: 'consume',
+      holdTtlSeconds: 60,
+    };
+    if (sampled.length < 1000) sampled.push(input);
+    return recordEngine.decide(input, policy, randomUUID());
   });
   const inner =
     [...decide.stats].filter(([name]) => !['fcall', 'config|resetstat', 'info'].includes(name)).reduce((sum, [, s]) => sum + s.calls, 0) /
     calls;
-  let recordBytes = 0;
-  for (const key of idempotencyKeys) recordBytes += Number(await redis.memory('USAGE', key));
+  const records = await recordMemory(redis);
+  // The previous release's layout, side by side: each sampled record as its own string key
+  // 'fingerprint|record' with a TTL (exactly what it stored), under the name it used.
+  let oldBytes = 0;
+  for (const input of sampled) {
+    const record = (await recordEngine.readRecord(input.accountId, input.idempotencyKey))!;
+    const key = recordKeys(input.accountId, recordEngine.partitionOf(input.accountId), input.idempotencyKey, 1).own;
+    await redis.set(key, `${DecisionEngine.fingerprint(input)}${record.slice(1)}`, 'EX', 600);
+    oldBytes += Number(await redis.memory('USAGE', key));
+    await redis.del(key);
+  }
   let accountBytes = 0;
   for (let i = 0; i < accounts; i++) {
     const keys = accountKeys(id(i), engine.partitionOf(id(i)));
@@ -186,7 +210,27 @@ async function redisCost(redis: Redis, engine: DecisionEngine, policy: DecisionP
     `| FCALL usec_per_call (commandstats) | ${decide.stats.get('fcall')!.usecPerCall.toFixed(2)} | ${floor.stats.get('fcall')!.usecPerCall.toFixed(2)} |`,
     `| Redis main-thread CPU µs per call (incl. network I/O) | ${decide.cpuUs.toFixed(1)} | ${floor.cpuUs.toFixed(1)} |`,
     `| commands run inside the function per call | ${inner.toFixed(2)} | 0 |`,
-    `| bytes per retained decision (MEMORY USAGE of the idempotency record, mean of ${idempotencyKeys.length}) | ${(recordBytes / idempotencyKeys.length).toFixed(0)} | |`,
-    `| bytes per account hot state (the account hash: 3 lots + 2 windows, mean of ${accounts}) | ${(accountBytes / accounts).toFixed(0)} | |`,
+    `| bytes per retained decision: MEMORY USAGE of every record bucket (and own key) ÷ records, ${records.records} records in ${records.buckets} buckets (${records.min}–${records.max} per bucket, ${records.listpack} listpack) | ${(records.bytes / records.records).toFixed(1)} | |`,
+    `| bytes per retained decision, previous layout (a string key per record, mean of ${sampled.length}) | ${(oldBytes / sampled.length).toFixed(1)} | |`,
+    `| bytes per account hot state (the account hash: 3 lots + 2 windows, after ${calls / accounts} decisions each; mean of ${accounts}) | ${(accountBytes / accounts).toFixed(0)} | |`,
   ].join('\n');
+}
+
+/**
+ * Every idempotency record in Redis: MEMORY USAGE (SAMPLES 0: exact) of the bucket hashes and of
+ * the records kept under their own key, the records the buckets hold, and their fill.
+ */
+async function recordMemory(redis: Redis) {
+  const result = { bytes: 0, records: 0, buckets: 0, listpack: 0, min: Infinity, max: 0 };
+  for (const key of await redis.keys('sw:{p*}:I:*')) {
+    const n = (await redis.hlen(key)) - 1; // the bucket's marker field ''
+    result.bytes += Number(await redis.memory('USAGE', key, 'SAMPLES', '0'));
+    result.records += n;
+    result.buckets += 1;
+    if ((await redis.object('ENCODING', key)) === 'listpack') result.listpack += 1;
+    result.min = Math.min(result.min, n);
+    result.max = Math.max(result.max, n);
+  }
+  for (const key of await redis.keys('sw:{p*}:i:*')) result.bytes += Number(await redis.memory('USAGE', key));
+  return result;
 }

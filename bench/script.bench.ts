@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import Redis from 'ioredis';
 import { LIBRARY_SOURCE, functionName } from '@spillway/engine/lua';
 import { DecisionEngine } from '@spillway/engine/engine';
-import { accountKeys, holdKey, streamKey } from '@spillway/engine/keys';
+import { accountKeys, holdKey, recordKeys, streamKey } from '@spillway/engine/keys';
 
 /** (D) the ceiling: redis-benchmark calling the decide script directly (no Node in the loop). */
 export async function scriptBench(redisUrl: string, connections: number, requests: number): Promise<string> {
@@ -17,8 +17,11 @@ export async function scriptBench(redisUrl: string, connections: number, request
     expiresAt: null,
     createdAt: new Date(),
   });
-  // redis-benchmark substitutes __rand_int__ in the key's hashed part: one fresh key per call.
-  const idempotencyKey = keys.idempotency('x').replace(/[^:]+$/, '__rand_int__');
+  // redis-benchmark substitutes each __rand_int__ (one keyspace for all): every call a fresh record
+  // field in a fresh bucket — a bucket of one record, so its HGETs scan less than full buckets would.
+  const record = recordKeys('script-bench', 0, 'x', 1);
+  const bucket = record.bucket(0).replace(/:0$/, ':__rand_int__');
+  const expireAt = Math.floor(Date.now() / 1000) + 120;
   const decisionId = `dec_p0_${'0'.repeat(32)}`;
   const url = new URL(redisUrl);
   const db = url.pathname.slice(1) || '0';
@@ -38,16 +41,18 @@ export async function scriptBench(redisUrl: string, connections: number, request
     '--csv',
     'FCALL',
     functionName('decide'),
-    '4',
-    idempotencyKey,
+    '6',
+    record.own,
     keys.lots,
     streamKey(0),
     holdKey(0, decisionId),
+    bucket,
+    `${bucket}:previous`,
     'script-bench',
     'f',
     '1',
     '__rand_int__',
-    'fp',
+    '',
     'consume',
     '1',
     decisionId,
@@ -55,8 +60,11 @@ export async function scriptBench(redisUrl: string, connections: number, request
     'credits',
     '0',
     '60',
-    '60',
+    String(expireAt),
     '2',
+    // record head: 8 bytes of fingerprint, 16 of decision uuid (any bytes); field.
+    'fingerprintdecision-uuid',
+    'f__rand_int__',
     '5h',
     '5',
     '18000',

@@ -176,7 +176,7 @@ describe('settlement: every decision settled exactly once into the ledger', () =
     const first = await decide({ account_id: account, feature: 'codex.task', quantity: 1, idempotency_key: key });
     expect(await eventually(() => settledBalance(account))).toBe('10.000000');
     // Redis forgot the key (its retention passed) and decided again under it.
-    await stack.redis.del(accountKeys(account, stack.engine.partitionOf(account)).idempotency(key));
+    await stack.engine.forgetRecord(account, key);
     const second = await decide({ account_id: account, feature: 'codex.task', quantity: 1, idempotency_key: key });
     expect(second.body.decision_id).not.toBe(first.body.decision_id);
     await eventually(async () => ((await ledgerOf(account)).unsettled_decisions === 0 ? true : undefined));

@@ -21,6 +21,7 @@ const VARIABLES = [
   'SPILLWAY_APPROVAL_THRESHOLD_CREDITS',
   'SPILLWAY_APPROVAL_DEADLINE_SECONDS',
   'SPILLWAY_IDEMPOTENCY_TTL_SECONDS',
+  'SPILLWAY_IDEMPOTENCY_BUCKETS',
   'SPILLWAY_KEY_POLL_MS',
   'SPILLWAY_WEBHOOK_ALLOW_HTTP',
   'SPILLWAY_WEBHOOK_ALLOWED_CIDRS',
@@ -67,6 +68,8 @@ describe('loadConfig', () => {
     expect(config).toMatchObject({
       port: 3000,
       partitions: 64,
+      idempotencyRetentionSeconds: 86_400,
+      idempotencyBuckets: 4096,
       settlementBacklogCap: 1_000_000,
       reconciliationCron: '0 3 * * *',
       consoleDir: undefined,
@@ -83,6 +86,7 @@ describe('loadConfig', () => {
     writeFileSync(join(dir, 'index.html'), '<!doctype html>');
     Object.assign(process.env, {
       SPILLWAY_SETTLEMENT_BACKLOG_CAP: '5000',
+      SPILLWAY_IDEMPOTENCY_BUCKETS: '84375',
       SPILLWAY_RECONCILIATION_CRON: '*/15 2-4 1,15 JAN-MAR mon-fri',
       SPILLWAY_CONSOLE_DIR: dir,
       SPILLWAY_WEBHOOK_ALLOW_HTTP: 'true',
@@ -91,6 +95,7 @@ describe('loadConfig', () => {
     });
     expect(loadConfig()).toMatchObject({
       settlementBacklogCap: 5000,
+      idempotencyBuckets: 84_375,
       reconciliationCron: '*/15 2-4 1,15 JAN-MAR mon-fri',
       consoleDir: dir,
       webhookAllowHttp: true,
@@ -117,6 +122,8 @@ describe('loadConfig', () => {
     ['SPILLWAY_APPROVAL_THRESHOLD_CREDITS', '-1'],
     ['SPILLWAY_APPROVAL_DEADLINE_SECONDS', '1.5'],
     ['SPILLWAY_IDEMPOTENCY_TTL_SECONDS', '59'],
+    ['SPILLWAY_IDEMPOTENCY_BUCKETS', '0'],
+    ['SPILLWAY_IDEMPOTENCY_BUCKETS', '1048577'],
     ['SPILLWAY_KEY_POLL_MS', '1001'],
     ['SPILLWAY_WEBHOOK_ALLOW_HTTP', 'yes'],
     ['SPILLWAY_WEBHOOK_ALLOWED_CIDRS', '10.0.0.0/8,10.0.0.0'],

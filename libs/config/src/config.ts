@@ -35,6 +35,12 @@ export interface SpillwayConfig {
    * 24 h, the retention product APIs document for their own idempotency keys.
    */
   readonly idempotencyRetentionSeconds: number;
+  /**
+   * Idempotency record buckets per partition (listpack hashes): peak decisions/s × retention s ÷
+   * (partitions × 32), ≈ 32 records per bucket; default 4096 (≈ 97 decisions/s at 24 h and 64
+   * partitions, listpack up to 16× that). See EngineOptions.idempotencyBuckets.
+   */
+  readonly idempotencyBuckets: number;
   // --- access (tenants, keys, outbound safety) ---
   /** How often a process polls for revoked or changed API keys (ms, ≤ 1000: revocation reaches every process within it). */
   readonly keyPollMs: number;
@@ -251,6 +257,7 @@ export function loadConfig(): SpillwayConfig {
     approvalThresholdMicros: BigInt(integer('SPILLWAY_APPROVAL_THRESHOLD_CREDITS', 100, 0, 1_000_000_000)) * 1_000_000n,
     approvalDeadlineSeconds: integer('SPILLWAY_APPROVAL_DEADLINE_SECONDS', 7 * 24 * 3600, 1, 90 * 24 * 3600),
     idempotencyRetentionSeconds: integer('SPILLWAY_IDEMPOTENCY_TTL_SECONDS', 86_400, 60, 7 * 86_400),
+    idempotencyBuckets: integer('SPILLWAY_IDEMPOTENCY_BUCKETS', 4096, 1, 1_048_576),
     keyPollMs: integer('SPILLWAY_KEY_POLL_MS', 250, 10, 1000),
     webhookAllowHttp: boolean('SPILLWAY_WEBHOOK_ALLOW_HTTP', false),
     webhookAllowedCidrs: cidrs('SPILLWAY_WEBHOOK_ALLOWED_CIDRS'),

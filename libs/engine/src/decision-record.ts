@@ -1,11 +1,10 @@
-import type { Cluster, Redis } from 'ioredis';
-import { EngineSource, KIND_OF_LETTER } from './engine';
-import { accountKeys, decisionIdFor, partitionOf } from './keys';
+import { DecisionEngine, EngineSource, KIND_OF_LETTER } from './engine';
+import { decisionIdFor } from './keys';
 
 /**
- * A decision as its idempotency record keeps it (kept `idempotencyTtlSeconds`): the record is
- * `fingerprint|uuid hex|at|hold expires|rate units|free units|charged|balance|debits|requested|allow partial`
- * (see the decide function in lua.ts). `requested` and `allowPartial` are absent in records
+ * A decision as its idempotency record keeps it (kept `idempotencyTtlSeconds`): the record's text
+ * form is `fingerprint|uuid hex|at|hold expires|rate units|free units|charged|balance|debits|requested|allow partial`
+ * (see decode_record and the decide function in lua.ts). `requested` and `allowPartial` are absent in records
  * written before they were added.
  */
 export interface DecisionRecord {
@@ -57,16 +56,12 @@ export function parseDecisionRecord(stored: string, partition: number): Decision
 }
 
 /**
- * The idempotency record of (account, idempotency key), read-only. The key is hashed into the
- * storage key (keys.ts), so any text is safe here; callers still validate it as the API does.
+ * The idempotency record of (account, idempotency key), read-only, wherever it is kept (its
+ * bucket, its own key, or the previous release's key); lots pruned since are resolved through the
+ * engine's resolveLots. The key is hashed into the storage key (keys.ts), so any text is safe
+ * here; callers still validate it as the API does.
  */
-export async function readDecisionRecord(
-  redis: Redis | Cluster,
-  partitions: number,
-  accountId: string,
-  key: string,
-): Promise<DecisionRecord | undefined> {
-  const partition = partitionOf(accountId, partitions);
-  const stored = await redis.get(accountKeys(accountId, partition).idempotency(key));
-  return stored ? parseDecisionRecord(stored, partition) : undefined;
+export async function readDecisionRecord(engine: DecisionEngine, accountId: string, key: string): Promise<DecisionRecord | undefined> {
+  const stored = await engine.readRecord(accountId, key);
+  return stored ? parseDecisionRecord(stored, engine.partitionOf(accountId)) : undefined;
 }

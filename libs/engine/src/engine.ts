@@ -1,7 +1,17 @@
 import type { Cluster, Redis } from 'ioredis';
 import { createHash } from 'node:crypto';
 import { MAX_MICROS } from '@spillway/contracts/money';
-import { accountKeys, counterField, decisionIdFor, holdKey, partitionOf, partitionOfDecision, streamKey } from './keys';
+import {
+  accountKeys,
+  compactRecordsSinceKey,
+  counterField,
+  decisionIdFor,
+  holdKey,
+  partitionOf,
+  partitionOfDecision,
+  recordKeys,
+  streamKey,
+} from './keys';
 import { EngineFunction, LIBRARY_SOURCE, functionName } from './lua';
 import { DecisionPolicy, LIMITS, LOT_ID_PATTERN, LOT_PRIORITY, Layer, LotKind, MARKER_TTL_SECONDS, PlanFeaturePolicy } from './policy';
 
@@ -89,11 +99,42 @@ export interface LotGrant {
   createdAt: Date;
 }
 
+/**
+ * Finds lots by their handle (lotHandle) among the account's lots in the ledger: for a replayed
+ * record whose lot was spent and pruned from Redis since. Every lot exists in the ledger before
+ * Redis can debit it. Returns the lots found, by handle.
+ */
+export type LotResolver = (accountId: string, handles: string[]) => Promise<Map<string, { lotId: string; kind: LotKind }>>;
+
 export interface EngineOptions {
   partitions: number;
-  /** How long a decision's idempotency record is kept (s): the same key replays within it. */
+  /**
+   * How long a decision's idempotency record is kept (s): records are written into generations of
+   * this length and a generation's buckets expire at the end of the next one, so the same key
+   * replays for between 1× and 2× this retention.
+   */
   idempotencyTtlSeconds: number;
+  /**
+   * Record buckets per partition (default RECORD_BUCKETS). Sized for ≈ 32 records per bucket at
+   * the end of a generation: buckets = peak decisions/s × retention s ÷ (partitions × 32). A bucket
+   * stays a listpack (≈ 75–80 bytes per record) up to hash-max-listpack-entries (512 by default:
+   * 16× the sized rate); past it Redis converts it to a hashtable (≈ 118 bytes per record, still
+   * correct). A decide scans the buckets it reads: ≈ 130 instructions per record in them.
+   */
+  idempotencyBuckets?: number;
+  /** Resolves the lots of replayed records that Redis pruned since (the ledger; the API wires it). */
+  resolveLots?: LotResolver;
 }
+
+/** Default record buckets per partition: 64 partitions × 4096 buckets × 32 records per 24 h ≈ 97 decisions/s (listpack up to ≈ 1,550/s). */
+export const RECORD_BUCKETS = 4096;
+
+/**
+ * A lot's handle in compact records: the first 48 bits of SHA-1 of its id, 12 hex digits (the
+ * decide function computes it with redis.sha1hex). Two lots of one account share a handle with
+ * probability ≈ n² / 2^49 for n lots in the account's history (≈ 2·10⁻⁷ for 10,000 lots).
+ */
+export const lotHandle = (lotId: string) => createHash('sha1').update(lotId).digest('hex').slice(0, 12);
 
 /** An amount, sum or product beyond MAX_MICROS (2^53 − 1 micro-credits); nothing was changed. */
 export class AmountRangeError extends RangeError {
@@ -178,8 +219,14 @@ export function retryAdvice(
  * `uuid hex|at|hold expires|rate units|free units|charged|balance|debits|requested|allow partial` (debits: `<kind letter><lot id> <units> <micros>`
  * joined by ','), the time of the answer, then (remaining, reset ms) per window of the plan.
  */
-function decisionFromReply(reply: (string | number)[], input: DecideInput, plan: PlanFeaturePolicy, partition: number): EngineDecision {
-  const [hex, at, holdExpires, r, f, charged, balance, debits] = (reply[1] as string).split('|');
+function decisionFromReply(
+  record: string,
+  reply: (string | number)[],
+  input: DecideInput,
+  plan: PlanFeaturePolicy,
+  partition: number,
+): EngineDecision {
+  const [hex, at, holdExpires, r, f, charged, balance, debits] = record.split('|');
   const now = Number(reply[2]);
   const sources: EngineSource[] = [
     { layer: 'rate_limit', units: Number(r) },
@@ -225,13 +272,89 @@ const shortHash = (text: string) => createHash('sha256').update(text).digest().s
  */
 export class DecisionEngine {
   private loading?: Promise<void>;
+  /** Redis's clock minus this process's (ms), from the last decision: generations follow Redis's clock. */
+  private clockOffset = 0;
+  /** Until when (Redis ms) lookups also read the previous release's record keys; see legacyUntil(). */
+  private legacyReadsUntil?: Promise<number>;
 
   constructor(
     private readonly redis: Redis | Cluster,
     readonly options: EngineOptions,
   ) {}
 
-  private async fcall<T>(name: EngineFunction, keys: string[], args: (string | number)[]): Promise<T> {
+  /**
+   * The previous release kept each record under its own string key (`sw:{p<n>}:i:…`, text form).
+   * Those records expire within one retention of the last decision that release took, so the
+   * first engine of this release notes when it started (`SET … NX`, once per Redis) and lookups
+   * read the old keys for two retentions from then: one for the records themselves, one for a
+   * rolling upgrade whose old processes still write old keys (it must finish within one retention).
+   */
+  private legacyUntil(): Promise<number> {
+    this.legacyReadsUntil ??= (async () => {
+      const now = String(Date.now() + this.clockOffset);
+      const before = (await this.redis.call('SET', compactRecordsSinceKey, now, 'NX', 'GET')) as string | null;
+      return Number(before ?? now) + 2 * this.options.idempotencyTtlSeconds * 1000;
+    })().catch((error: unknown) => {
+      this.legacyReadsUntil = undefined;
+      throw error;
+    });
+    return this.legacyReadsUntil;
+  }
+
+  /** Where an idempotency key's record is looked up and written now: the generation and its neighbours. */
+  private recordPlace(accountId: string, partition: number, key: string, now: number) {
+    const keys = recordKeys(accountId, partition, key, this.options.idempotencyBuckets ?? RECORD_BUCKETS);
+    const retention = this.options.idempotencyTtlSeconds;
+    const generation = Math.floor(now / 1000 / retention);
+    return { ...keys, current: keys.bucket(generation), previous: keys.bucket(generation - 1), expireAt: (generation + 2) * retention };
+  }
+
+  /**
+   * The text form of a record (see decisionFromReply) with every pruned lot ('?<handle>') resolved
+   * through options.resolveLots. Throws when a handle cannot be resolved: a replay never invents a lot.
+   */
+  private async resolveRecord(accountId: string, record: string): Promise<string> {
+    if (!record.includes('?')) return record;
+    const handles = [...record.matchAll(/\?([0-9a-f]{12}) /g)].map((m) => m[1]);
+    const found = (await this.options.resolveLots?.(accountId, handles)) ?? new Map<string, { lotId: string; kind: LotKind }>();
+    return record.replace(/\?([0-9a-f]{12}) /g, (_, handle: string) => {
+      const lot = found.get(handle);
+      if (!lot) throw new Error(`replayed record of account ${accountId}: no lot with handle ${handle} in Redis or the ledger`);
+      return `${LETTER_OF_KIND[lot.kind]}${lot.lotId} `;
+    });
+  }
+
+  /**
+   * Forgets the idempotency record of (account, key) wherever it is kept, as if its retention had
+   * passed: the key decides anew (the ledger then quarantines the second decision under the key).
+   */
+  async forgetRecord(accountId: string, key: string): Promise<void> {
+    const partition = this.partitionOf(accountId);
+    const place = this.recordPlace(accountId, partition, key, Date.now() + this.clockOffset);
+    await this.redis.del(place.own);
+    for (const bucket of [place.current, place.previous]) await this.redis.hdel(bucket, place.field);
+  }
+
+  /**
+   * The text form of the idempotency record of (account, key), read-only:
+   * `fingerprint|uuid hex|at|hold expires|r|f|charged|balance|debits|requested|allow partial` (the
+   * fingerprint '-' for a compact record), or undefined.
+   */
+  async readRecord(accountId: string, key: string): Promise<string | undefined> {
+    const partition = this.partitionOf(accountId);
+    const place = this.recordPlace(accountId, partition, key, Date.now() + this.clockOffset);
+    const legacy = Date.now() + this.clockOffset < (await this.legacyUntil()) ? '1' : '0';
+    const stored = await this.fcall<string | null>(
+      'record',
+      [place.own, accountKeys(accountId, partition).lots, place.current, place.previous],
+      [place.field, legacy],
+    );
+    if (!stored) return undefined;
+    const sep = stored.indexOf('|');
+    return `${stored.slice(0, sep)}|${await this.resolveRecord(accountId, stored.slice(sep + 1))}`;
+  }
+
+  private async fcall<T>(name: EngineFunction, keys: string[], args: (string | number | Buffer)[]): Promise<T> {
     const call = () => this.redis.call('FCALL', functionName(name), keys.length, ...keys, ...args) as Promise<T>;
     try {
       return await call();
@@ -279,15 +402,21 @@ export class DecisionEngine {
     const partition = this.partitionOf(input.accountId);
     const keys = accountKeys(input.accountId, partition);
     const decisionId = decisionIdFor(partition, newId);
+    const now = Date.now() + this.clockOffset;
+    const place = this.recordPlace(input.accountId, partition, input.idempotencyKey, now);
+    const legacy = now < (await this.legacyUntil());
+    const uuid = newId.replace(/-/g, '');
+    if (!/^[0-9a-f]{32}$/.test(uuid)) throw new TypeError('decision uuid must be 32 lowercase hex digits (dashes aside)');
+    const fingerprint = DecisionEngine.fingerprint(input);
     const reply = await this.fcall<(string | number)[]>(
       'decide',
-      [keys.idempotency(input.idempotencyKey), keys.lots, streamKey(partition), holdKey(partition, decisionId)],
+      [place.own, keys.lots, streamKey(partition), holdKey(partition, decisionId), place.current, place.previous],
       [
         input.accountId,
         input.feature,
         input.quantity,
         input.idempotencyKey,
-        DecisionEngine.fingerprint(input),
+        legacy ? fingerprint : '',
         input.mode,
         input.allowPartial ? '1' : '0',
         decisionId,
@@ -295,15 +424,19 @@ export class DecisionEngine {
         policy.plan.overage,
         policy.plan.freeTierUnitsPerMonth,
         input.holdTtlSeconds,
-        this.options.idempotencyTtlSeconds,
+        place.expireAt,
         policy.plan.windows.length,
+        Buffer.concat([Buffer.from(fingerprint, 'base64url'), Buffer.from(uuid, 'hex')]),
+        place.field,
         ...windowArgs(policy.plan),
       ],
     );
     const status = reply[0];
     if (status === 'conflict') return { kind: 'conflict' };
     if (status === 'range') throw new AmountRangeError('quantity × credits per unit');
-    return { kind: 'decided', decision: decisionFromReply(reply, input, policy.plan, partition), replayed: status === 'replay' };
+    this.clockOffset = Number(reply[2]) - Date.now();
+    const record = status === 'replay' ? await this.resolveRecord(input.accountId, reply[1] as string) : (reply[1] as string);
+    return { kind: 'decided', decision: decisionFromReply(record, reply, input, policy.plan, partition), replayed: status === 'replay' };
   }
 
   /**

@@ -14,13 +14,19 @@ import { createHash } from 'node:crypto';
  *   sw:{p<n>}:L:<account>                         hash: the account's hot state — lot id → remaining
  *                                                 micros, '#'+lot id → meta, '~'+feature+'|w'+window
  *                                                 and '~'+feature+'|f' → "used|expires ms" (lua.ts)
- *   sw:{p<n>}:i:<digest(account, key)>            string: compact idempotency record
+ *   sw:{p<n>}:I:<bucket>:<generation>             hash: compact idempotency records of one bucket and
+ *                                                 generation (field: 10 bytes of the key's digest;
+ *                                                 see recordKeys and the decide function in lua.ts)
+ *   sw:{p<n>}:i:<digest(account, key)>            string: a record too long for its bucket, or one
+ *                                                 written by the previous release (text form)
  *   sw:{p<n>}:h:<decision id>                     hash: an open or settled hold
  *   sw:{p<n>}:g:<account>:<lot id>                string: the lot was granted (marker)
  *   sw:{p<n>}:x:<account>:<lot id>                string: amount a lot's expiry removed (marker)
  *   sw:{p<n>}:d:<account>:<debit key>             string: what a debit adjustment took (marker)
  *   sw:{p<n>}:events                              stream: usage and hold events
  *   sw:{p<n>}:restored                            string: the partition was rebuilt from the ledger
+ *   sw:records:compact-since                      string: ms when this release first wrote records
+ *                                                 (engine.ts: how long the previous release's keys are read)
  *   sw:workers:<task queue, URI-encoded>          string: a worker of the queue is alive (libs/temporal/src/worker-liveness.ts)
  */
 export function partitionOf(accountId: string, partitions: number): number {
@@ -40,9 +46,8 @@ export const encodePart = (text: string) => `${text.length}:${text}`;
 
 const prefix = (partition: number) => `sw:${tag(partition)}:`;
 
-/** 160 bits of SHA-256 over the length-prefixed parts, base64url (27 characters). */
-const digest = (...parts: string[]) =>
-  createHash('sha256').update(parts.map(encodePart).join('')).digest().subarray(0, 20).toString('base64url');
+/** 160 bits of SHA-256 over the length-prefixed parts. */
+const digestBytes = (...parts: string[]) => createHash('sha256').update(parts.map(encodePart).join('')).digest().subarray(0, 20);
 
 /**
  * The field of a feature's rate window (or, without a window, of its free tier) in the account
@@ -57,12 +62,33 @@ export function accountKeys(accountId: string, partition: number) {
   return {
     /** Lots, their metadata and the counters of every feature in one hash: one read per decision. */
     lots: `${p}L:${account}`,
-    idempotency: (key: string) => `${p}i:${digest(accountId, key)}`,
     grantMarker: (lotId: string) => `${p}g:${account}:${encodePart(lotId)}`,
     expiryMarker: (lotId: string) => `${p}x:${account}:${encodePart(lotId)}`,
     debitMarker: (key: string) => `${p}d:${account}:${encodePart(key)}`,
   };
 }
+
+/**
+ * Where the idempotency record of (account, key) lives. One SHA-256 digest (160 bits) of the
+ * length-prefixed parts gives: the record's field in its bucket (bytes 0–9, 80 bits, binary), the
+ * bucket (bytes 16–19 as an unsigned integer, modulo `buckets`; independent of the field's bits),
+ * and the name of the record's own string key (the whole digest, base64url). A bucket hash
+ * `sw:{p<n>}:I:<bucket>:<generation>` holds the records written during one generation
+ * (⌊ms / retention⌋) and expires whole at the end of the next one.
+ */
+export function recordKeys(accountId: string, partition: number, key: string, buckets: number) {
+  const bytes = digestBytes(accountId, key);
+  const p = prefix(partition);
+  const bucket = bytes.readUInt32BE(16) % buckets;
+  return {
+    field: bytes.subarray(0, 10),
+    own: `${p}i:${bytes.toString('base64url')}`,
+    bucket: (generation: number) => `${p}I:${bucket}:${generation}`,
+  };
+}
+
+/** Set once (NX) by the first engine of this release that writes records: see DecisionEngine. */
+export const compactRecordsSinceKey = 'sw:records:compact-since';
 
 /** SCAN pattern matching exactly the lots hashes of a partition (no other key starts so). */
 export const lotsKeyPattern = (partition: number) => `${prefix(partition)}L:*`;

@@ -156,14 +156,23 @@ end
 -- What the lots can pay, capped at MAX: exact, since any sum above MAX evaluates to >= 2^53.
 local function spendable(hi, lo) return math.min(hi * 1e9 + lo, MAX) end
 
--- The exact decimal of (hi * 10^9 + lo) - minus, for 0 <= minus <= the balance.
-local function balance_after(hi, lo, minus)
+-- (hi * 10^9 + lo) - minus as two limbs (0 <= lo < 10^9), for 0 <= minus <= the balance.
+local function limbs_after(hi, lo, minus)
   hi = hi - math.floor(minus / 1e9)
   lo = lo - minus % 1e9
   hi = hi + math.floor(lo / 1e9)
-  lo = lo % 1e9
+  return hi, lo % 1e9
+end
+
+-- The exact decimal of two limbs.
+local function decimal(hi, lo)
   if hi > 0 then return string.format('%d%09d', hi, lo) end
   return int(lo)
+end
+
+-- The exact decimal of (hi * 10^9 + lo) - minus, for 0 <= minus <= the balance.
+local function balance_after(hi, lo, minus)
+  return decimal(limbs_after(hi, lo, minus))
 end
 
 -- Units a run of debits pays for: a unit belongs to the lot where its price is completed.
@@ -173,6 +182,76 @@ local function attribute_units(debits, price)
     d.units = math.floor((cum + d.micros) / price) - math.floor(cum / price)
     cum = cum + d.micros
   end
+end
+
+-- A lot's handle in a compact record: 48 bits of SHA-1 of its id (decode_record resolves it).
+-- Remembered per lot id (a pure function of it; at most 4,096 ids, then forgotten all at once).
+local HANDLES, handles_n = {}, 0
+local function lot_handle(id)
+  local h = HANDLES[id]
+  if h then return h end
+  h = tonumber(string.sub(redis.sha1hex(id), 1, 12), 16)
+  if handles_n >= 4096 then HANDLES, handles_n = {}, 0 end
+  HANDLES[id] = h
+  handles_n = handles_n + 1
+  return h
+end
+
+-- The compact idempotency record (a listpack value of at most 64 bytes; see the decide function):
+--   fingerprint 8 | decision uuid 16 | struct '>I6I4I4B': at ms, balance limbs hi and lo, flags
+--   (bit 0 allow_partial, bit 1 a hold, bits 2+ the number of debits n) | n lot handles (I6) |
+--   text 'r f c requested[ hold ttl s] micros_1 … micros_n' (decimal, space separated).
+-- Each debit's units follow from its micros and the price (charged / c), as attribute_units did.
+-- Returns the record's text form (what a new decision replies, engine.ts decisionFromReply); a
+-- debit whose lot is no longer in the account hash (spent and pruned) is '?<12 hex handle> …',
+-- which the engine resolves against the ledger.
+local function decode_record(v, lots_key)
+  local u1, u2, u3, u4, at, hi, lo, flags, pos = struct.unpack('>I4I4I4I4I6I4I4B', v, 9)
+  local n = math.floor(flags / 4)
+  local debits = {}
+  for i = 1, n do
+    local h
+    h, pos = struct.unpack('>I6', v, pos)
+    debits[i] = { h = string.format('%012x', h) }
+  end
+  local t = {}
+  for x in string.gmatch(string.sub(v, pos), '%d+') do t[#t + 1] = x end
+  local k, hold = 5, '0'
+  if flags % 4 >= 2 then hold = int(at + tonumber(t[5]) * 1000); k = 6 end
+  local cost = 0
+  for i, d in ipairs(debits) do
+    d.micros = tonumber(t[k + i - 1])
+    cost = cost + d.micros
+  end
+  local ds = {}
+  if n > 0 then
+    attribute_units(debits, cost / tonumber(t[3]))
+    local want = {}
+    for _, d in ipairs(debits) do want[d.h] = d end
+    local raw = redis.call('HGETALL', lots_key)
+    for i = 1, #raw, 2 do
+      local f = raw[i]
+      if string.byte(f, 1) == 35 then
+        local d = want[string.sub(redis.sha1hex(string.sub(f, 2)), 1, 12)]
+        if d then d.lot = string.sub(raw[i + 1], 29, 29) .. string.sub(f, 2) end
+      end
+    end
+    for i, d in ipairs(debits) do ds[i] = (d.lot or ('?' .. d.h)) .. ' ' .. int(d.units) .. ' ' .. int(d.micros) end
+  end
+  return table.concat({ string.format('%08x%08x%08x%08x', u1, u2, u3, u4), int(at), hold, t[1], t[2], int(cost), decimal(hi, lo),
+    table.concat(ds, ','), t[4], flags % 2 == 1 and '1' or '0' }, '|')
+end
+
+-- Looks a record up (a bucket also holds one marker field '', see decide): the bucket of this generation (keys[a]), of the previous one (keys[a + 1]),
+-- then the record's own string key (keys[1]) when the bucket holds a stub ('': the record was too
+-- long for a listpack value; stored as fingerprint 8 bytes .. text form) or, while 'legacy' is
+-- on, when neither bucket has it (the previous release's key: 'fingerprint text|text form').
+-- Returns the stored value and its form: 'c' compact, 'o' own key, 'l' previous release.
+local function find_record(keys, a, field, legacy)
+  local v = redis.call('HGET', keys[a], field) or redis.call('HGET', keys[a + 1], field)
+  if v == '' then return redis.call('GET', keys[1]), 'o' end
+  if not v and legacy then return redis.call('GET', keys[1]), 'l' end
+  return v, 'c'
 end
 
 -- The waterfall: rate windows, then free tier, then credits. Chooses only; applies nothing.
@@ -320,25 +399,38 @@ end
 
 `;
 /**
- * decide: KEYS idempotency, account hash, stream, hold
- * ARGV account, feature, quantity, idempotency key, fingerprint, mode, allow_partial, decision id,
- *      price, overage, free units, hold ttl s, idempotency ttl s, n windows, (name, limit, seconds)...
+ * decide: KEYS own record key, account hash, stream, hold, record bucket of this generation, of the previous one
+ * ARGV account, feature, quantity, idempotency key, fingerprint as text while the previous release's
+ *      keys are read (else ''), mode, allow_partial, decision id, price, overage, free units, hold ttl s,
+ *      record expiry (Unix s: end of the next generation), n windows, record head (fingerprint 8 bytes,
+ *      decision uuid 16 bytes), record field (10 bytes), (name, limit, seconds)...
  * Returns {'ok'|'replay', record, now, (remaining, reset ms) per window} | {'conflict'} | {'range'}.
- * The record (engine.ts parseRecord) is what the idempotency key keeps: enough to rebuild the
- * response; windows, Retry-After and RateLimit-Reset are always read now.
+ * The record (engine.ts decisionFromReply) is the text form of what the idempotency key keeps:
+ * enough to rebuild the response; windows, Retry-After and RateLimit-Reset are always read now.
+ * Stored compact (decode_record) in the bucket hash; a record longer than 64 bytes (the default
+ * hash-max-listpack-value: a longer value would turn the whole bucket into a hashtable) goes to its
+ * own string key (binary fingerprint .. text form), with a stub ('') in the bucket.
  */
 const DECIDE = String.raw`
 local mode, nw, free_units = ARGV[6], tonumber(ARGV[14]), tonumber(ARGV[11])
-local stored = mode ~= 'preview' and redis.call('GET', KEYS[1])
+local stored, form = nil, nil
+if mode ~= 'preview' then stored, form = find_record(KEYS, 5, ARGV[16], ARGV[5] ~= '') end
 if stored then
-  local sep = string.find(stored, '|', 1, true)
-  if string.sub(stored, 1, sep - 1) ~= ARGV[5] then return { 'conflict' } end
+  local record
+  if form == 'l' then
+    local sep = string.find(stored, '|', 1, true)
+    if string.sub(stored, 1, sep - 1) ~= ARGV[5] then return { 'conflict' } end
+    record = string.sub(stored, sep + 1)
+  else
+    if string.sub(stored, 1, 8) ~= string.sub(ARGV[15], 1, 8) then return { 'conflict' } end
+    record = form == 'o' and string.sub(stored, 9) or decode_record(stored, KEYS[2])
+  end
   local now = now_ms()
   local c = {}
   if nw > 0 then
     -- Only this feature's windows: one HMGET, nothing else read.
     local fields = {}
-    for i = 1, nw do fields[i] = '~' .. ARGV[2] .. '|w' .. ARGV[15 + (i - 1) * 3] end
+    for i = 1, nw do fields[i] = '~' .. ARGV[2] .. '|w' .. ARGV[17 + (i - 1) * 3] end
     local values = redis.call('HMGET', KEYS[2], unpack(fields))
     local nows = int(now)
     for i = 1, nw do
@@ -346,14 +438,14 @@ if stored then
       if v and string.sub(v, -13) > nows then c[string.sub(fields[i], #ARGV[2] + 3)] = { used = tonumber(string.sub(v, 1, -15)), exps = string.sub(v, -13) } end
     end
   end
-  return window_reply({ 'replay', string.sub(stored, sep + 1), now }, load_windows(c, ARGV, nw, 15), 0, now)
+  return window_reply({ 'replay', record, now }, load_windows(c, ARGV, nw, 17), 0, now)
 end
 local now = now_ms()
 local nows = int(now)
 local q, price, overage = tonumber(ARGV[3]), tonumber(ARGV[9]), ARGV[10]
 if q * price > MAX then return { 'range' } end
 local live, rem, hi, lo, c, gone = load_account(KEYS[2], now, ARGV[2], nows)
-local wins, rate_room = load_windows(c, ARGV, nw, 15)
+local wins, rate_room = load_windows(c, ARGV, nw, 17)
 local ft = c.f or { used = 0 }
 local ft_room = math.max(0, free_units - ft.used)
 local p = choose(q, rate_room, ft_room, live, rem, spendable(hi, lo), price, overage)
@@ -361,7 +453,8 @@ if ARGV[7] ~= '1' and p.granted < q then p = { r = 0, f = 0, c = 0, debits = {},
 local applies = mode ~= 'preview' and p.granted > 0
 if applies then apply(p, wins, ft, '~' .. ARGV[2] .. '|', KEYS[2], rem, now, gone) elseif mode ~= 'preview' then prune(KEYS[2], gone) end
 local cost = charged(p)
-local balance = balance_after(hi, lo, cost)
+local bhi, blo = limbs_after(hi, lo, cost)
+local balance = decimal(bhi, blo)
 -- Each amount is formatted once, for the usage event and the record alike.
 for _, x in ipairs(p.debits) do x.ms = int(x.micros) end
 local costs = #p.debits == 1 and p.debits[1].ms or int(cost)
@@ -387,8 +480,45 @@ local d = {}
 for i, x in ipairs(p.debits) do d[i] = KIND_LETTER[x.kind] .. x.id .. ' ' .. int(x.units) .. ' ' .. x.ms end
 -- The requested quantity and allow_partial close the record so a decision can be explained later (GET /v1/decisions/{id}).
 local record = table.concat({ string.sub(did, -32), nows, int(hold_exp), int(p.r), int(p.f), costs, balance, table.concat(d, ','), ARGV[3], ARGV[7] }, '|')
-if mode ~= 'preview' then redis.call('SET', KEYS[1], ARGV[5] .. '|' .. record, 'EX', ARGV[13]) end
+if mode ~= 'preview' then
+  local n = #p.debits
+  local flags = (ARGV[7] == '1' and 1 or 0) + (hold_exp > 0 and 2 or 0) + 4 * n
+  local tail = int(p.r) .. ' ' .. int(p.f) .. ' ' .. int(p.c) .. ' ' .. ARGV[3]
+  if hold_exp > 0 then tail = tail .. ' ' .. ARGV[12] end
+  local v
+  if n == 1 then
+    -- The usual record, without tables: one pack, one concatenation.
+    local x = p.debits[1]
+    v = ARGV[15] .. struct.pack('>I6I4I4BI6', now, bhi, blo, flags, lot_handle(x.id)) .. tail .. ' ' .. x.ms
+  else
+    local hs, ms = '', ''
+    for _, x in ipairs(p.debits) do
+      hs = hs .. struct.pack('>I6', lot_handle(x.id))
+      ms = ms .. ' ' .. x.ms
+    end
+    v = ARGV[15] .. struct.pack('>I6I4I4B', now, bhi, blo, flags) .. hs .. tail .. ms
+  end
+  if #v > 64 then
+    redis.call('SET', KEYS[1], string.sub(ARGV[15], 1, 8) .. record, 'EXAT', ARGV[13])
+    v = ''
+  end
+  -- The bucket's marker field '' (never a record's: those are 10 bytes) is new only in a new
+  -- bucket: its expiry is set then, and not on every write.
+  if redis.call('HSET', KEYS[5], ARGV[16], v, '', '') == 2 then redis.call('EXPIREAT', KEYS[5], ARGV[13]) end
+end
 return window_reply({ 'ok', record, now }, wins, p.r, now)
+`;
+
+/**
+ * record: the idempotency record of a key, read-only (GET /v1/decisions/{id}). KEYS own record key,
+ * account hash, record bucket of this generation, of the previous one. ARGV record field, legacy.
+ * Returns the record's text form ('fingerprint|record', the fingerprint '-' for a compact record;
+ * see decide) or false when there is none.
+ */
+const RECORD = String.raw`
+local stored, form = find_record(KEYS, 3, ARGV[1], ARGV[2] == '1')
+if not stored or form == 'l' then return stored end
+return '-|' .. (form == 'o' and string.sub(stored, 9) or decode_record(stored, KEYS[2]))
 `;
 
 /**
@@ -553,6 +683,7 @@ return result
 
 const FUNCTIONS = {
   decide: DECIDE,
+  record: RECORD,
   debit: DEBIT,
   settle_hold: SETTLE_HOLD,
   grant: GRANT,

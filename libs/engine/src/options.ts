@@ -5,4 +5,5 @@ import type { EngineOptions } from './engine';
 export const engineOptions = (config: SpillwayConfig): EngineOptions => ({
   partitions: config.partitions,
   idempotencyTtlSeconds: config.idempotencyRetentionSeconds,
+  idempotencyBuckets: config.idempotencyBuckets,
 });

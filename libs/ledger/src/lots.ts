@@ -1,5 +1,6 @@
 import { EntityManager } from 'typeorm';
 import { MAX_MICROS } from '@spillway/contracts/money';
+import { lotHandle } from '@spillway/engine/engine';
 import { LotKind } from '@spillway/engine/policy';
 
 /**
@@ -41,6 +42,27 @@ export async function heldMicros(m: EntityManager, accountId: string): Promise<b
     [accountId],
   );
   return BigInt(total ?? '0');
+}
+
+/**
+ * The account's lots (ledger) whose handle (engine lotHandle: 48 bits of SHA-1 of the id) is one
+ * of `handles`: a replayed idempotency record names the lots it debited by handle, and a lot spent
+ * and pruned from Redis since is found here. Reads every lot of the account (indexed by account;
+ * an account holds at most 64 live lots, its history more): a replay of a pruned lot only.
+ */
+export async function lotsByHandle(
+  m: EntityManager,
+  accountId: string,
+  handles: string[],
+): Promise<Map<string, { lotId: string; kind: LotKind }>> {
+  const wanted = new Set(handles);
+  const rows: { id: string; kind: LotKind }[] = await m.query('SELECT id, kind FROM credit_lots WHERE account_id = $1', [accountId]);
+  const found = new Map<string, { lotId: string; kind: LotKind }>();
+  for (const row of rows) {
+    const handle = lotHandle(row.id);
+    if (wanted.has(handle)) found.set(handle, { lotId: row.id, kind: row.kind });
+  }
+  return found;
 }
 
 /** A lot's id follows from its cause, so a retried grant names the same lot. */

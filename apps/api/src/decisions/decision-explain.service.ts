@@ -4,7 +4,7 @@ import { DataSource } from 'typeorm';
 import { SpillwayConfig } from '@spillway/config/config';
 import { formatCredits } from '@spillway/contracts/money';
 import { DecisionRecord, readDecisionRecord } from '@spillway/engine/decision-record';
-import { EngineSource } from '@spillway/engine/engine';
+import { DecisionEngine, EngineSource } from '@spillway/engine/engine';
 import { explainWaterfall } from '@spillway/engine/explain';
 import { holdKey, partitionOfDecision, streamKey } from '@spillway/engine/keys';
 import { DecisionLedgerView, decisionLedger } from '@spillway/ledger/console-queries';
@@ -44,6 +44,7 @@ export class DecisionExplainService {
     @Inject(LEDGER) private readonly ledger: DataSource,
     @Inject(CONFIG) private readonly config: SpillwayConfig,
     private readonly policies: PolicyCache,
+    private readonly engine: DecisionEngine,
   ) {}
 
   async byId(decisionId: string) {
@@ -53,7 +54,7 @@ export class DecisionExplainService {
 
   /** The decision an (account, idempotency key) pair names, while its record is kept; also finds denied decisions. */
   async byKey(accountId: string, key: string) {
-    const record = await readDecisionRecord(this.redis, this.config.partitions, accountId, key);
+    const record = await readDecisionRecord(this.engine, accountId, key);
     if (!record) return undefined;
     const found = await this.locate(record.decisionId);
     // A denied decision left no event and no hold: its record is all there is.
@@ -76,7 +77,7 @@ export class DecisionExplainService {
     const accountId = booked.usage?.account_id ?? hold?.account ?? pending?.accountId ?? booked.quarantine?.account ?? null;
     if (!accountId) return undefined;
     const key = booked.usage?.idempotency_key ?? hold?.key ?? pending?.idempotencyKey ?? null;
-    const stored = key ? await readDecisionRecord(this.redis, this.config.partitions, accountId, key) : undefined;
+    const stored = key ? await readDecisionRecord(this.engine, accountId, key) : undefined;
     // The record under a key is this decision's only while the ids agree (a key is reusable after its retention).
     const record = stored?.decisionId === decisionId ? stored : null;
     const feature = booked.usage?.feature ?? hold?.feature ?? pending?.feature ?? null;
