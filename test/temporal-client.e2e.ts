@@ -14,7 +14,7 @@ function recordMetadata(seen: Record<string, string>[]): Interceptor {
       seen.push(Object.fromEntries(Object.entries(metadata.getMap()).map(([k, v]) => [k, String(v)])));
       start(metadata, listener);
     };
-    return call;
+    return call as ReturnType<Interceptor>;
   };
 }
 

@@ -48,8 +48,7 @@ export async function createApp(config: SpillwayConfig): Promise<NestFastifyAppl
   registerEdge(fastify);
   // A callback hook (no promise per request); it runs for every route, the decision hot path included.
   fastify.addHook('onResponse', (request, reply, done) => {
-    const route = request.routeOptions.url ?? 'unmatched';
-    metrics.httpDuration.observe({ method: request.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    metrics.httpDuration.observe(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
     done();
   });
 

@@ -33,7 +33,8 @@ export function confineCallContext(connection: Connection): void {
   const storage = connection.callContextStorage;
   const run = storage.run.bind(storage);
   let depth = 0;
-  storage.run = ((store, callback, ...args) => {
+  type CallContext = NonNullable<ReturnType<typeof storage.getStore>>;
+  storage.run = ((store: CallContext, callback: (...args: unknown[]) => unknown, ...args: unknown[]) => {
     depth++;
     try {
       return run(store, callback, ...args);
@@ -41,7 +42,7 @@ export function confineCallContext(connection: Connection): void {
       // Disabling the last enabled store turns Node's async hooks off again.
       if (--depth === 0) storage.disable();
     }
-  }) as typeof storage.run;
+  }) as unknown as typeof storage.run;
 }
 
 /**
