@@ -137,10 +137,10 @@ export class ApiKeysService implements OnModuleInit, OnModuleDestroy {
       this.config.keyPollMs,
     );
     this.pollTimer.unref();
-    this.flushTimer = setInterval(
-      () => this.flushLastUsed().catch((e) => this.logger.warn(`last_used flush failed: ${(e as Error).message}`)),
-      LAST_USED_FLUSH_MS,
-    );
+    this.flushTimer = setInterval(() => {
+      this.forgetStaleSecrets();
+      this.flushLastUsed().catch((e) => this.logger.warn(`last_used flush failed: ${(e as Error).message}`));
+    }, LAST_USED_FLUSH_MS);
     this.flushTimer.unref();
   }
 
@@ -188,9 +188,16 @@ export class ApiKeysService implements OnModuleInit, OnModuleDestroy {
     return principal;
   }
 
+  /** Lets `secret` skip the hash for SECRET_TTL_MS (the oldest entry makes room when full). */
   private remember(secret: string, key: KnownKey): void {
     if (this.bySecret.size >= KNOWN_LIMIT && !this.bySecret.has(secret)) this.bySecret.delete(this.bySecret.keys().next().value!);
     this.bySecret.set(secret, { key, until: Date.now() + SECRET_TTL_MS });
+  }
+
+  /** Drops remembered secrets past their time or whose key left the cache, so none stays in memory longer than needed. */
+  private forgetStaleSecrets(): void {
+    const now = Date.now();
+    for (const [secret, { key, until }] of this.bySecret) if (until <= now || key.gone) this.bySecret.delete(secret);
   }
 
   /** Counts a refused request: `reason` is invalid, expired, missing or forbidden. */
