@@ -17,6 +17,12 @@ const KNOWN_TTL_MS = 10 * 60_000;
  * (I6: decisions go on through an outage; nothing can be revoked meanwhile anyway).
  */
 const STALE_IF_ERROR_MS = 15 * 60_000;
+/**
+ * How long a secret that authenticated is remembered as such (secret → its cached key): a request
+ * with it then skips the SHA-256 and the LRU. Held in memory only, never logged; after this the
+ * secret is verified through its hash again.
+ */
+const SECRET_TTL_MS = 60_000;
 /** Unknown secrets, in their own small LRU so a flood of random keys cannot evict known ones. */
 const UNKNOWN_LIMIT = 2_000;
 const UNKNOWN_TTL_MS = 60_000;
@@ -28,6 +34,18 @@ const LAST_USED_FLUSH_MS = 5_000;
 const POLL_BATCH = 1_000;
 
 const BOOTSTRAP: Principal = { keyId: 'bootstrap', name: 'bootstrap', tenant: null, scopes: ['admin'], features: null, expiresAt: null };
+
+/** A key held in process: its principal, the revision of the row it was read from, and when (epoch ms). */
+interface KnownKey {
+  readonly principal: Principal;
+  readonly revision: bigint;
+  readonly readAt: number;
+  /** Set when the entry leaves the cache (evicted after a change, overwritten, pushed out): remembered secrets then miss. */
+  gone: boolean;
+}
+
+/** The bootstrap key (configuration, not a row): never changes while the process runs. */
+const BOOTSTRAP_KEY: KnownKey = { principal: BOOTSTRAP, revision: 0n, readAt: Number.POSITIVE_INFINITY, gone: false };
 
 interface KeyRow {
   id: string;
@@ -78,11 +96,20 @@ export class ApiKeysService implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger('api-keys');
   /** SHA-256 of the bootstrap admin key, decoded once. */
   private readonly bootstrapDigest: Buffer | undefined;
-  /** hash → principal, the revision of the row it was read from, and when (epoch ms). */
-  private readonly known = new LRUCache<string, { principal: Principal; revision: bigint; readAt: number }>({
+  /** hash → the key read for it. */
+  private readonly known = new LRUCache<string, KnownKey>({
     max: KNOWN_LIMIT,
     ttl: KNOWN_TTL_MS + STALE_IF_ERROR_MS,
+    dispose: (key) => {
+      key.gone = true;
+    },
   });
+  /**
+   * secret → its key and until when (epoch ms) the secret may skip the hash: only secrets that
+   * authenticated, at most KNOWN_LIMIT (oldest dropped first), each for SECRET_TTL_MS. A revoked
+   * key's entry is `gone` as soon as it leaves `known`, so revocation takes effect as before.
+   */
+  private readonly bySecret = new Map<string, { key: KnownKey; until: number }>();
   private readonly unknown = new LRUCache<string, true>({ max: UNKNOWN_LIMIT, ttl: UNKNOWN_TTL_MS });
   private readonly pending = new Map<string, Promise<Principal | null>>();
   /** keyId → last use (epoch ms) since the last flush; bounded by the number of keys in the table. */
@@ -110,10 +137,10 @@ export class ApiKeysService implements OnModuleInit, OnModuleDestroy {
       this.config.keyPollMs,
     );
     this.pollTimer.unref();
-    this.flushTimer = setInterval(
-      () => this.flushLastUsed().catch((e) => this.logger.warn(`last_used flush failed: ${(e as Error).message}`)),
-      LAST_USED_FLUSH_MS,
-    );
+    this.flushTimer = setInterval(() => {
+      this.forgetStaleSecrets();
+      this.flushLastUsed().catch((e) => this.logger.warn(`last_used flush failed: ${(e as Error).message}`));
+    }, LAST_USED_FLUSH_MS);
     this.flushTimer.unref();
   }
 
@@ -125,22 +152,52 @@ export class ApiKeysService implements OnModuleInit, OnModuleDestroy {
 
   /** The principal of a secret, or null (counted in `spillway_auth_failures_total`). */
   async authenticate(secret: string): Promise<Principal | null> {
+    const remembered = this.bySecret.get(secret);
+    if (remembered !== undefined && remembered.until > Date.now() && this.fresh(remembered.key))
+      return this.accept(remembered.key.principal);
     const hash = hashApiKey(secret);
-    if (this.bootstrapDigest && sameHash(hash, this.bootstrapDigest)) return BOOTSTRAP;
+    if (this.bootstrapDigest && sameHash(hash, this.bootstrapDigest)) {
+      this.remember(secret, BOOTSTRAP_KEY);
+      return BOOTSTRAP;
+    }
     const cached = this.known.get(hash);
-    const principal =
-      cached && Date.now() - cached.readAt < KNOWN_TTL_MS
-        ? cached.principal
-        : this.unknown.has(hash)
-          ? null
-          : await this.lookup(hash).catch((error) => {
-              if (cached) return cached.principal;
-              throw error;
-            });
+    if (cached && this.fresh(cached)) {
+      this.remember(secret, cached);
+      return this.accept(cached.principal);
+    }
+    const principal = this.unknown.has(hash)
+      ? null
+      : await this.lookup(hash).catch((error) => {
+          if (cached) return cached.principal;
+          throw error;
+        });
     if (!principal) return this.fail('invalid');
-    if (principal.expiresAt !== null && principal.expiresAt <= Date.now()) return this.fail('expired');
-    this.lastUsed.set(principal.keyId, Date.now());
+    return this.accept(principal);
+  }
+
+  /** A cached key read within KNOWN_TTL_MS and still in the cache (not evicted by a change). */
+  private fresh(key: KnownKey): boolean {
+    return !key.gone && Date.now() - key.readAt < KNOWN_TTL_MS;
+  }
+
+  /** The principal unless its key expired; records the key's last use. */
+  private accept(principal: Principal): Principal | null {
+    const now = Date.now();
+    if (principal.expiresAt !== null && principal.expiresAt <= now) return this.fail('expired');
+    this.lastUsed.set(principal.keyId, now);
     return principal;
+  }
+
+  /** Lets `secret` skip the hash for SECRET_TTL_MS (the oldest entry makes room when full). */
+  private remember(secret: string, key: KnownKey): void {
+    if (this.bySecret.size >= KNOWN_LIMIT && !this.bySecret.has(secret)) this.bySecret.delete(this.bySecret.keys().next().value!);
+    this.bySecret.set(secret, { key, until: Date.now() + SECRET_TTL_MS });
+  }
+
+  /** Drops remembered secrets past their time or whose key left the cache, so none stays in memory longer than needed. */
+  private forgetStaleSecrets(): void {
+    const now = Date.now();
+    for (const [secret, { key, until }] of this.bySecret) if (until <= now || key.gone) this.bySecret.delete(secret);
   }
 
   /** Counts a refused request: `reason` is invalid, expired, missing or forbidden. */
@@ -181,7 +238,7 @@ export class ApiKeysService implements OnModuleInit, OnModuleDestroy {
       };
       // A change polled while this read was in flight (a revocation) wins: answer, but do not cache.
       const revision = BigInt(row.revision);
-      if ((this.changed.get(row.id) ?? 0n) <= revision) this.known.set(hash, { principal, revision, readAt: Date.now() });
+      if ((this.changed.get(row.id) ?? 0n) <= revision) this.known.set(hash, { principal, revision, readAt: Date.now(), gone: false });
       return principal;
     })().finally(() => this.pending.delete(hash));
     this.pending.set(hash, read);

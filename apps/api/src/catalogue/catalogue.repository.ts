@@ -69,13 +69,21 @@ export class CatalogueRepository {
     });
   }
 
-  /** Every row newer than `version`, read in ONE snapshot so no committed change is skipped. */
-  changesSince(version: number): Promise<{ features: FeatureRow[]; plans: PlanRow[]; accounts: AccountRow[] }> {
-    return this.ledger.transaction('REPEATABLE READ', async (m) => ({
-      features: await m.query('SELECT key, unit, credits_per_unit_micros, version FROM features WHERE version > $1', [version]),
-      plans: await m.query('SELECT key, definition, version FROM plans WHERE version > $1', [version]),
-      accounts: await m.query('SELECT id, plan_key, tenant, version FROM accounts WHERE version > $1', [version]),
-    }));
+  /**
+   * Every row newer than `version`, read in ONE snapshot so no committed change is skipped: one
+   * statement (a statement sees one snapshot at any isolation level), one round trip and no
+   * transaction for the poll that runs every `policyPollMs` in every API process. Bigints come
+   * back as text, as the driver gives them for plain rows.
+   */
+  async changesSince(version: number): Promise<{ features: FeatureRow[]; plans: PlanRow[]; accounts: AccountRow[] }> {
+    const [row]: { features: FeatureRow[]; plans: PlanRow[]; accounts: AccountRow[] }[] = await this.ledger.query(
+      `SELECT
+         (SELECT coalesce(json_agg(f), '[]') FROM (SELECT key, unit, credits_per_unit_micros::text, version::text FROM features WHERE version > $1) f) AS features,
+         (SELECT coalesce(json_agg(p), '[]') FROM (SELECT key, definition, version::text FROM plans WHERE version > $1) p) AS plans,
+         (SELECT coalesce(json_agg(a), '[]') FROM (SELECT id, plan_key, tenant, version::text FROM accounts WHERE version > $1) a) AS accounts`,
+      [version],
+    );
+    return row;
   }
 
   async account(id: string): Promise<AccountRow | undefined> {

@@ -1,15 +1,17 @@
 import { Global, Inject, Module, OnApplicationShutdown } from '@nestjs/common';
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
 import { SpillwayConfig } from '@spillway/config/config';
 import { openLedger } from '@spillway/ledger/data-source';
 import { createRedis } from '@spillway/engine/redis';
 import { CONFIG, LEDGER, REDIS, TEMPORAL } from './tokens';
+import { createTemporalClient } from './temporal-client';
 
 /**
  * The process-wide connections. Temporal is connected lazily: decisions never wait on it (I6),
- * and the API starts even while the Temporal server is still coming up.
+ * and the API starts even while the Temporal server is still coming up; its client keeps async
+ * hooks off between calls (createTemporalClient).
  */
 @Global()
 @Module({})
@@ -29,8 +31,7 @@ export class InfraModule implements OnApplicationShutdown {
         { provide: REDIS, useFactory: () => createRedis(config.redisUrl) },
         {
           provide: TEMPORAL,
-          useFactory: () =>
-            new Client({ connection: Connection.lazy({ address: config.temporal.address }), namespace: config.temporal.namespace }),
+          useFactory: () => createTemporalClient({ address: config.temporal.address, namespace: config.temporal.namespace }),
         },
       ],
       exports: [CONFIG, LEDGER, REDIS, TEMPORAL],
