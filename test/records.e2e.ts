@@ -140,6 +140,22 @@ describe('compact idempotency records (real Redis)', () => {
     );
   });
 
+  it('replays a long record whose bucket stub was forgotten (the bucket count changed) instead of calling it a conflict', async () => {
+    const engine = new DecisionEngine(redis, { partitions: 4, idempotencyTtlSeconds: 600 });
+    const account = `rebucket-${randomUUID()}`;
+    for (let i = 0; i < 3; i++) await grant(engine, account, `lot_purchase_${randomUUID()}`, 2_500_000n, new Date(Date.now() - 10_000 + i));
+    const first = await engine.decide(input(account, 'k', 3), CREDITS, randomUUID());
+    if (first.kind !== 'decided') throw new Error('not decided');
+    expect(await redis.type(recordKeys(account, engine.partitionOf(account), 'k', RECORD_BUCKETS).own)).toBe('string');
+    // Another bucket count: the stub is looked for in another bucket, the own key is found by the fallback.
+    const rebucketed = new DecisionEngine(redis, { partitions: 4, idempotencyTtlSeconds: 600, idempotencyBuckets: RECORD_BUCKETS + 1 });
+    const again = await rebucketed.decide(input(account, 'k', 3), CREDITS, randomUUID());
+    if (again.kind !== 'decided') throw new Error(`expected a replay, got ${again.kind}`);
+    expect(again.replayed).toBe(true);
+    expect(stable({ ...again.decision })).toEqual(stable({ ...first.decision }));
+    expect((await rebucketed.decide(input(account, 'k', 2), CREDITS, randomUUID())).kind).toBe('conflict');
+  });
+
   it("replays records the previous release wrote as string keys, for two retentions after this release's first decision", async () => {
     const account = `old-${randomUUID()}`;
     const lot = `lot_purchase_${randomUUID()}`;

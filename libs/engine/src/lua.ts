@@ -245,12 +245,20 @@ end
 -- Looks a record up (a bucket also holds one marker field '', see decide): the bucket of this generation (keys[a]), of the previous one (keys[a + 1]),
 -- then the record's own string key (keys[1]) when the bucket holds a stub ('': the record was too
 -- long for a listpack value; stored as fingerprint 8 bytes .. text form) or, while 'legacy' is
--- on, when neither bucket has it (the previous release's key: 'fingerprint text|text form').
+-- on, when neither bucket has it (the previous release's key: 'fingerprint text|text form', or
+-- this release's own key whose stub was forgotten).
 -- Returns the stored value and its form: 'c' compact, 'o' own key, 'l' previous release.
 local function find_record(keys, a, field, legacy)
   local v = redis.call('HGET', keys[a], field) or redis.call('HGET', keys[a + 1], field)
   if v == '' then return redis.call('GET', keys[1]), 'o' end
-  if not v and legacy then return redis.call('GET', keys[1]), 'l' end
+  if not v and legacy then
+    -- The own key may hold this release's form (its bucket stub forgotten when the bucket count or
+    -- retention changed): the previous release's starts with an 11-character fingerprint and '|',
+    -- this release's with 8 fingerprint bytes and the decision's hex uuid (no '|' at byte 12).
+    local own = redis.call('GET', keys[1])
+    if own and string.byte(own, 12) ~= 124 then return own, 'o' end
+    return own, 'l'
+  end
   return v, 'c'
 end
 
