@@ -143,7 +143,7 @@ export async function writeSettlementBatch(
   // with k bad events costs O(k log n) statements; a single event that fails is quarantined.
   let chunks = bookable.length > 0 ? [bookable] : [];
   if (options.optimistic && !options.forceIsolation && rejected.length === 0) {
-    // Nothing refused so far: book everything without savepoints (two round trips fewer per batch).
+    // Nothing refused so far: book everything without savepoints (four round trips fewer per batch).
     try {
       await m.query(INSERT_USAGE, [usageRows(bookable, partitionOf)]);
       const charges = chargeRows(bookable);
