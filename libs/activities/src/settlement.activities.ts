@@ -49,12 +49,12 @@ export interface ConsumerRun {
 /** Most entries one read takes from one stream (a partition's share of a transaction under backlog). */
 const READ_COUNT = MAX_BATCH / 2;
 /**
- * Adaptive linger: entries found by a read are booked once MAX_AGE_MS have passed since that read
- * (one more read then takes what arrived meanwhile), at once when TARGET_EVENTS have accumulated or
- * a stream gave a full read (a backlog: the next entries are then read while the transaction
- * runs). Under load a cycle books hundreds of events instead of tens, so its fixed cost (round
- * trips, heartbeat, trims) is spread thin. Settlement lag ≤ MAX_IDLE_MS (or, under load, the
- * previous cycle) + MAX_AGE_MS + the transaction.
+ * Adaptive linger: read entries are booked once the oldest is MAX_AGE_MS old by its stream id (and
+ * at the latest MAX_AGE_MS after the read that found it; one more read then takes what arrived
+ * meanwhile), at once when TARGET_EVENTS have accumulated or a stream gave a full read (a backlog:
+ * the next entries are then read while the transaction runs). Under load a cycle books hundreds
+ * of events instead of tens, so its fixed cost (round trips, heartbeat, trims) is spread thin.
+ * Settlement lag ≈ MAX_AGE_MS (MAX_IDLE_MS after an idle spell) + the transaction.
  */
 const MAX_AGE_MS = 300;
 const TARGET_EVENTS = 2000;
@@ -125,6 +125,8 @@ interface Accumulated {
   holds: HoldEntry[];
   /** Entries read (usage, hold and invalid). */
   entries: number;
+  /** When the first entry was appended: the milliseconds of its stream id (Redis's clock). */
+  oldestAt: number;
 }
 
 /** Appends what a read returned (`read`, read after each partition's last pending entry) to `pending`. */
@@ -259,7 +261,7 @@ export function settlementActivities(deps: SettlementDeps) {
         else if (entry.kind === 'hold') holds.push(entry.hold);
         else slice.invalid.push(entry.invalid);
       }
-      parsed.set(partition, { slice, holds, entries: entries.length });
+      parsed.set(partition, { slice, holds, entries: entries.length, oldestAt: Number(entries[0][0].split('-')[0]) });
     }
     return parsed;
   }
@@ -400,13 +402,18 @@ export function settlementActivities(deps: SettlementDeps) {
         idleMs = MIN_IDLE_MS;
         let total = 0;
         let full = false;
+        let oldestAt = Infinity;
         for (const a of pending.values()) {
           total += a.entries;
           full ||= a.entries >= perStream;
+          oldestAt = Math.min(oldestAt, a.oldestAt);
         }
-        const waited = Date.now() - oldestReadAt;
-        if (!full && total < TARGET_EVENTS && waited < MAX_AGE_MS && failures === 0) {
-          await pause(MAX_AGE_MS - waited, signal);
+        // The wait ends when the oldest entry is MAX_AGE_MS old (appended during the previous
+        // transaction, it has waited already) and at the latest MAX_AGE_MS after the read that
+        // found it (a Redis clock ahead of this one cannot stretch it).
+        const wait = Math.min(MAX_AGE_MS - (Date.now() - oldestReadAt), MAX_AGE_MS - (Date.now() - oldestAt));
+        if (!full && total < TARGET_EVENTS && wait > 0 && failures === 0) {
+          await pause(wait, signal);
           continue;
         }
         // A backlog: read (and parse) the next entries while PostgreSQL books these (unless this run ends after them).
