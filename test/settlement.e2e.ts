@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { accountKeys, streamKey } from '@spillway/engine/keys';
 import { checkLedger } from '@spillway/ledger/reconciliation';
-import { CursorMoved, readCursor, writeSettlementBatch } from '@spillway/ledger/settlement';
+import { CursorMoved, OptimisticBookingFailed, readCursor, writeSettlementBatch } from '@spillway/ledger/settlement';
 import { UsageEvent, parseStreamEntry } from '@spillway/ledger/settlement-entry';
 import { SETTLEMENT_LAYOUT, createSpillwayWorker } from '@spillway/worker/worker';
 import { TestStack, eventually, startStack } from './harness';
@@ -312,6 +312,13 @@ describe('settlement: every decision settled exactly once into the ledger', () =
       return entry.event;
     });
     const last = `${base}-20`;
+    // The consumer's first attempt is optimistic (no savepoint): PostgreSQL's refusal aborts it whole, nothing written.
+    await expect(
+      stack.ledger.transaction((m) => writeSettlementBatch(m, [{ partition, from, last, events, invalid: [] }], { optimistic: true })),
+    ).rejects.toBeInstanceOf(OptimisticBookingFailed);
+    const [untouched] = await stack.ledger.query('SELECT remaining_micros::text AS remaining FROM credit_lots WHERE id = $1', [lot]);
+    expect(untouched.remaining).toBe('100000000');
+    expect(await readCursor(stack.ledger.manager, partition)).toBe(from);
     const outcome = await stack.ledger.transaction((m) => writeSettlementBatch(m, [{ partition, from, last, events, invalid: [] }]));
     expect(outcome).toEqual({ settled: 20, quarantined: 1, isolated: true });
     const [row] = await stack.ledger.query('SELECT remaining_micros::text AS remaining FROM credit_lots WHERE id = $1', [lot]);

@@ -11,6 +11,7 @@ import {
   BatchOutcome,
   CursorMoved,
   MAX_BATCH,
+  OptimisticBookingFailed,
   PartitionSlice,
   UsageEvent,
   readCursors,
@@ -45,12 +46,26 @@ export interface ConsumerRun {
   quarantined: number;
 }
 
-/** Entries read per stream per cycle (memory bound: owned partitions × READ_COUNT entries). */
+/** Most entries one read takes from one stream (a partition's share of a transaction under backlog). */
 const READ_COUNT = MAX_BATCH / 2;
-/** Under load a cycle starts at most this often, so batches fill (settlement lag ≈ LINGER_MS + commit). */
-const LINGER_MS = 100;
+/**
+ * Adaptive linger: read entries are booked once the oldest is MAX_AGE_MS old by its stream id (and
+ * at the latest MAX_AGE_MS after the read that found it; one more read then takes what arrived
+ * meanwhile), at once when TARGET_EVENTS have accumulated or a stream gave a full read (a backlog:
+ * the next entries are then read while the transaction runs). Under load a cycle books hundreds
+ * of events instead of tens, so its fixed cost (round trips, heartbeat, trims) is spread thin.
+ * Settlement lag ≈ MAX_AGE_MS (MAX_IDLE_MS after an idle spell) + the transaction.
+ */
+const MAX_AGE_MS = 300;
+const TARGET_EVENTS = 2000;
+/** First pause after a read that found nothing; it doubles while the streams stay idle. */
+const MIN_IDLE_MS = 100;
 /** Longest pause between reads of idle streams. */
 const MAX_IDLE_MS = 400;
+/** Each partition's stream is trimmed (XTRIM MINID to its cursor) at most this often. */
+const TRIM_EVERY_MS = 1000;
+/** Heartbeats (carrying the cursors) at most this often: the activity's heartbeat timeout is 5 s. */
+const HEARTBEAT_EVERY_MS = 1000;
 /** A run ends after this long by default (and never later than MAX_RUN_MS): its workflow starts the next. */
 const DEFAULT_RUN_MS = 60_000;
 const MAX_RUN_MS = 10 * 60_000;
@@ -62,21 +77,12 @@ const RESTORE_CHECK_MS = 1000;
 
 const isCluster = (redis: Redis | Cluster): redis is Cluster => (redis as Cluster).isCluster === true;
 
-/** The activity's cancellation signal, or undefined outside an activity (the benchmark calls it directly). */
-function cancellation(): AbortSignal | undefined {
+/** The current activity's context, or undefined outside an activity (the benchmark calls the loop directly). */
+function activityContext(): Context | undefined {
   try {
-    return Context.current().cancellationSignal;
+    return Context.current();
   } catch {
     return undefined;
-  }
-}
-
-/** Tells Temporal this attempt is alive (details: the cursors), so a crashed worker's run is retried within seconds. */
-function heartbeat(details?: unknown): void {
-  try {
-    Context.current().heartbeat(details);
-  } catch {
-    // Called outside an activity (the settlement benchmark drives the loop directly).
   }
 }
 
@@ -110,6 +116,33 @@ function transactionsOf(slices: PartitionSlice[]): PartitionSlice[][] {
   }
   if (current.length > 0) groups.push(current);
   return groups;
+}
+
+/** Entries of one partition read past its cursor and not booked yet, parsed once when read. */
+interface Accumulated {
+  /** `from` is the cursor (exclusive), `last` the last entry read. */
+  slice: PartitionSlice;
+  holds: HoldEntry[];
+  /** Entries read (usage, hold and invalid). */
+  entries: number;
+  /** When the first entry was appended: the milliseconds of its stream id (Redis's clock). */
+  oldestAt: number;
+}
+
+/** Appends what a read returned (`read`, read after each partition's last pending entry) to `pending`. */
+function merge(pending: Map<number, Accumulated>, read: Map<number, Accumulated>): void {
+  for (const [partition, fresh] of read) {
+    const held = pending.get(partition);
+    if (!held) {
+      pending.set(partition, fresh);
+      continue;
+    }
+    held.slice.last = fresh.slice.last;
+    for (const e of fresh.slice.events) held.slice.events.push(e);
+    for (const e of fresh.slice.invalid) held.slice.invalid.push(e);
+    for (const h of fresh.holds) held.holds.push(h);
+    held.entries += fresh.entries;
+  }
 }
 
 /**
@@ -196,55 +229,60 @@ export function settlementActivities(deps: SettlementDeps) {
   }
 
   /**
-   * Reads every owned stream past its cursor: one XREAD over all streams on a single Redis, one
-   * XRANGE per stream on a Cluster (streams of different partitions live in different slots).
+   * Reads every owned stream after its id in `from`, at most `count` entries each: one XREAD over
+   * all streams on a single Redis, one XRANGE per stream on a Cluster (streams of different
+   * partitions live in different slots). Each entry is parsed once, here.
    */
-  async function readStreams(cursors: Map<number, string>): Promise<Map<number, [string, string[]][]>> {
-    const partitions = [...cursors.keys()];
+  async function readAndParse(from: Map<number, string>, count: number): Promise<Map<number, Accumulated>> {
+    const partitions = [...from.keys()];
     const read = new Map<number, [string, string[]][]>();
     if (isCluster(deps.redis)) {
-      const replies = await Promise.all(
-        partitions.map((p) => deps.redis.xrange(streamKey(p), `(${cursors.get(p)}`, '+', 'COUNT', READ_COUNT)),
-      );
+      const replies = await Promise.all(partitions.map((p) => deps.redis.xrange(streamKey(p), `(${from.get(p)}`, '+', 'COUNT', count)));
       partitions.forEach((p, i) => replies[i].length > 0 && read.set(p, replies[i]));
-      return read;
+    } else {
+      const reply =
+        (await deps.redis.xread('COUNT', count, 'STREAMS', ...partitions.map(streamKey), ...partitions.map((p) => from.get(p)!))) ?? [];
+      const byKey = new Map(partitions.map((p) => [streamKey(p), p]));
+      for (const [key, entries] of reply) if (entries.length > 0) read.set(byKey.get(key)!, entries);
     }
-    const reply =
-      (await deps.redis.xread('COUNT', READ_COUNT, 'STREAMS', ...partitions.map(streamKey), ...partitions.map((p) => cursors.get(p)!))) ??
-      [];
-    const byKey = new Map(partitions.map((p) => [streamKey(p), p]));
-    for (const [key, entries] of reply) if (entries.length > 0) read.set(byKey.get(key)!, entries);
-    return read;
-  }
-
-  /**
-   * Settles what one read returned: hold timers and low-balance work first (so a crash cannot lose
-   * them), then the usage events in transactions of at most MAX_BATCH events, each moving the
-   * cursors of its partitions; the streams are trimmed once the cursors moved.
-   */
-  async function settleRead(
-    read: Map<number, [string, string[]][]>,
-    cursors: Map<number, string>,
-    forceIsolation: boolean,
-  ): Promise<BatchOutcome> {
-    const slices: PartitionSlice[] = [];
-    const holds: HoldEntry[] = [];
+    const parsed = new Map<number, Accumulated>();
     for (const [partition, entries] of read) {
       const slice: PartitionSlice = {
         partition,
-        from: cursors.get(partition)!,
+        from: from.get(partition)!,
         last: entries[entries.length - 1][0],
         events: [],
         invalid: [],
       };
+      const holds: HoldEntry[] = [];
       for (const [id, fields] of entries) {
         const entry = parseStreamEntry(id, fields);
         if (entry.kind === 'usage') slice.events.push(entry.event);
         else if (entry.kind === 'hold') holds.push(entry.hold);
         else slice.invalid.push(entry.invalid);
       }
-      slices.push(slice);
+      parsed.set(partition, { slice, holds, entries: entries.length, oldestAt: Number(entries[0][0].split('-')[0]) });
     }
+    return parsed;
+  }
+
+  /**
+   * Books what accumulated: hold timers and low-balance work first (so a crash cannot lose them),
+   * then the usage events in transactions of at most MAX_BATCH events, each moving the cursors of
+   * its partitions. Each transaction first books optimistically (one statement, no savepoint); if
+   * PostgreSQL refuses that (a replay, a reused key, a constraint) it is rolled back and the batch
+   * booked again with savepoints and bisection. A committed partition leaves `pending`, its cursor
+   * moves in `cursors` and it joins `untrimmed`.
+   */
+  async function settlePending(
+    pending: Map<number, Accumulated>,
+    cursors: Map<number, string>,
+    untrimmed: Set<number>,
+    forceIsolation: boolean,
+    heartbeat: () => void,
+  ): Promise<BatchOutcome> {
+    const slices = [...pending.values()].map((a) => a.slice);
+    const holds = [...pending.values()].flatMap((a) => a.holds);
     await Promise.all(
       holds.map((h) =>
         startOnce<typeof holdExpiryWorkflow>(deps.temporal, deps.taskQueue, {
@@ -259,15 +297,39 @@ export function settlementActivities(deps: SettlementDeps) {
     await startLowBalanceWork(slices.flatMap((s) => s.events));
     const total: BatchOutcome = { settled: 0, quarantined: 0, isolated: false };
     for (const group of transactionsOf(slices)) {
-      const outcome = await deps.ledger.transaction((m) => writeSettlementBatch(m, group, { forceIsolation }));
-      for (const s of group) cursors.set(s.partition, s.last);
-      await Promise.all(group.map((s) => deps.redis.xtrim(streamKey(s.partition), 'MINID', s.last)));
+      let outcome: BatchOutcome;
+      try {
+        outcome = await deps.ledger.transaction((m) => writeSettlementBatch(m, group, { forceIsolation, optimistic: !forceIsolation }));
+      } catch (error) {
+        if (!(error instanceof OptimisticBookingFailed)) throw error;
+        outcome = await deps.ledger.transaction((m) => writeSettlementBatch(m, group, { forceIsolation }));
+      }
+      for (const s of group) {
+        cursors.set(s.partition, s.last);
+        pending.delete(s.partition);
+        untrimmed.add(s.partition);
+      }
       total.settled += outcome.settled;
       total.quarantined += outcome.quarantined;
       total.isolated ||= outcome.isolated;
-      heartbeat({ cursors: Object.fromEntries(cursors) }); // a read spanning several transactions stays alive
+      heartbeat(); // a read spanning several transactions stays alive
     }
     return total;
+  }
+
+  /**
+   * Trims the streams of partitions whose cursor moved (XTRIM MINID to the cursor, whose own entry
+   * stays), each at most once per TRIM_EVERY_MS: settled entries stay in Redis at most that long.
+   */
+  async function trimDue(cursors: Map<number, string>, untrimmed: Set<number>, trimmedAt: Map<number, number>, all = false): Promise<void> {
+    const now = Date.now();
+    const due = [...untrimmed].filter((p) => all || now - (trimmedAt.get(p) ?? 0) >= TRIM_EVERY_MS);
+    if (due.length === 0) return;
+    await Promise.all(due.map((p) => deps.redis.xtrim(streamKey(p), 'MINID', cursors.get(p)!)));
+    for (const p of due) {
+      untrimmed.delete(p);
+      trimmedAt.set(p, now);
+    }
   }
 
   /** True when the ledger answers a trivial query (a failure then is the batch's, not an outage). */
@@ -294,48 +356,93 @@ export function settlementActivities(deps: SettlementDeps) {
       const owned = ownedPartitions(input.consumer, deps.consumers, deps.partitions);
       const run: ConsumerRun = { retired: owned.length === 0, partitions: owned.length, batches: 0, settled: 0, quarantined: 0 };
       if (run.retired) return run;
-      const signal = cancellation();
+      const context = activityContext();
+      const signal = context?.cancellationSignal;
       const deadline = Date.now() + Math.min(input.runMs ?? DEFAULT_RUN_MS, MAX_RUN_MS);
       const maxBatches = Math.min(input.maxBatches ?? Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
+      // Per stream per read: a transaction's worth over the owned partitions (at most READ_COUNT), so
+      // `pending` holds at most owned × perStream ≤ MAX_BATCH + owned entries, and as many again
+      // while the next read overlaps a transaction.
+      const perStream = Math.min(READ_COUNT, Math.ceil(MAX_BATCH / owned.length));
       let cursors = await readCursors(deps.ledger.manager, owned);
+      let pending = new Map<number, Accumulated>();
+      /** Local time at which the oldest pending entry was read. */
+      let oldestReadAt = 0;
+      const untrimmed = new Set<number>();
+      const trimmedAt = new Map<number, number>();
+      let heartbeatAt = 0;
+      const heartbeat = () => {
+        if (!context || Date.now() - heartbeatAt < HEARTBEAT_EVERY_MS) return;
+        heartbeatAt = Date.now();
+        context.heartbeat({ cursors: Object.fromEntries(cursors), settled: run.settled, quarantined: run.quarantined });
+      };
+      const readFrom = () => new Map(owned.map((p) => [p, pending.get(p)?.slice.last ?? cursors.get(p)!]));
       let restoreCheckedAt = 0;
-      let idleMs = LINGER_MS;
+      let idleMs = MIN_IDLE_MS;
       let failures = 0;
       while (Date.now() < deadline && run.batches < maxBatches && !signal?.aborted) {
-        heartbeat({ cursors: Object.fromEntries(cursors), settled: run.settled, quarantined: run.quarantined });
-        const started = Date.now();
-        if (started - restoreCheckedAt >= RESTORE_CHECK_MS) {
+        heartbeat();
+        if (Date.now() - restoreCheckedAt >= RESTORE_CHECK_MS) {
           await restoreLostPartitions(owned);
-          restoreCheckedAt = started;
+          restoreCheckedAt = Date.now();
         }
-        const read = await readStreams(cursors);
-        if (read.size === 0) {
+        await trimDue(cursors, untrimmed, trimmedAt);
+        let held = 0;
+        for (const a of pending.values()) held = Math.max(held, a.entries);
+        if (held < perStream) {
+          const read = await readAndParse(readFrom(), perStream - held);
+          if (read.size > 0 && pending.size === 0) oldestReadAt = Date.now();
+          merge(pending, read);
+        }
+        if (pending.size === 0) {
           await pause(idleMs, signal);
           idleMs = Math.min(idleMs * 2, MAX_IDLE_MS);
           continue;
         }
-        idleMs = LINGER_MS;
+        idleMs = MIN_IDLE_MS;
+        let total = 0;
+        let full = false;
+        let oldestAt = Infinity;
+        for (const a of pending.values()) {
+          total += a.entries;
+          full ||= a.entries >= perStream;
+          oldestAt = Math.min(oldestAt, a.oldestAt);
+        }
+        // The wait ends when the oldest entry is MAX_AGE_MS old (appended during the previous
+        // transaction, it has waited already) and at the latest MAX_AGE_MS after the read that
+        // found it (a Redis clock ahead of this one cannot stretch it).
+        const wait = Math.min(MAX_AGE_MS - (Date.now() - oldestReadAt), MAX_AGE_MS - (Date.now() - oldestAt));
+        if (!full && total < TARGET_EVENTS && wait > 0 && failures === 0) {
+          await pause(wait, signal);
+          continue;
+        }
+        // A backlog: read (and parse) the next entries while PostgreSQL books these (unless this run ends after them).
+        const overlap = full && run.batches + 1 < maxBatches && Date.now() < deadline;
+        const next = overlap ? readAndParse(readFrom(), perStream).catch(() => undefined) : undefined;
         try {
-          const outcome = await settleRead(read, cursors, failures >= MAX_ATTEMPTS);
+          const outcome = await settlePending(pending, cursors, untrimmed, failures >= MAX_ATTEMPTS, heartbeat);
           failures = 0;
           run.batches++;
           run.settled += outcome.settled;
           run.quarantined += outcome.quarantined;
+          pending = (await next) ?? new Map();
+          oldestReadAt = Date.now();
         } catch (error) {
+          await next; // read past entries not booked: dropped, read again from `pending`
           if (error instanceof CursorMoved) {
             // Another attempt settles here too (a retry racing a slow one): start from where it got.
             cursors = await readCursors(deps.ledger.manager, owned);
+            pending = new Map();
             continue;
           }
           failures++;
           if (failures >= MAX_ATTEMPTS && !(await ledgerAnswers())) throw error;
           if (failures > MAX_ATTEMPTS) throw error; // even forced isolation failed: let Temporal retry (and show it)
           await pause(RETRY_PAUSE_MS * failures, signal);
-          continue;
         }
-        const full = [...read.values()].some((entries) => entries.length === READ_COUNT);
-        if (!full) await pause(LINGER_MS - (Date.now() - started), signal);
       }
+      // Housekeeping only: a trim Redis refuses now is done by the next commit of the partition.
+      await trimDue(cursors, untrimmed, trimmedAt, true).catch(() => undefined);
       return run;
     },
 

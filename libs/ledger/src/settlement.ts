@@ -49,6 +49,37 @@ export class CursorMoved extends Error {
 }
 
 /**
+ * The booking of an optimistic attempt (`writeSettlementBatch` with `optimistic`: no savepoint,
+ * no `ON CONFLICT`) hit a data error (a reused key, a replay, a constraint): its transaction is aborted, nothing was
+ * written. The caller rolls it back and books the batch again without `optimistic` (savepoints,
+ * `ON CONFLICT`, bisection), which isolates the culprit. `cause` is PostgreSQL's error.
+ */
+export class OptimisticBookingFailed extends Error {
+  constructor(override readonly cause: unknown) {
+    super(`optimistic booking failed: ${(cause as Error)?.message ?? String(cause)}`);
+  }
+}
+
+/**
+ * Locks the cursor rows of the slices' partitions in partition order (concurrent attempts cannot
+ * deadlock) and checks each is where its slice was read from; throws CursorMoved otherwise. A
+ * partition never settled gets its row first (the rare path: one more statement and a re-read).
+ */
+async function lockCursors(m: EntityManager, slices: PartitionSlice[]): Promise<void> {
+  const partitions = slices.map((s) => s.partition);
+  const lock = 'SELECT partition, last_stream_id FROM settlement_cursors WHERE partition = ANY($1::int[]) ORDER BY partition FOR UPDATE';
+  let cursors: { partition: number; last_stream_id: string }[] = await m.query(lock, [partitions]);
+  if (cursors.length < partitions.length) {
+    await m.query(`INSERT INTO settlement_cursors (partition, last_stream_id) SELECT unnest($1::int[]), '0-0' ON CONFLICT DO NOTHING`, [
+      partitions,
+    ]);
+    cursors = await m.query(lock, [partitions]);
+  }
+  const at = new Map(cursors.map((c) => [c.partition, c.last_stream_id]));
+  for (const s of slices) if (at.get(s.partition) !== s.from) throw new CursorMoved(s.partition, at.get(s.partition) ?? '0-0');
+}
+
+/**
  * SQLSTATE classes that say nothing about the event (the connection, a deadlock, the server going
  * down): the batch is retried as it is, never quarantined. Any other PostgreSQL error is the data's.
  */
@@ -75,26 +106,22 @@ const UNIQUE_VIOLATION = '23505';
  * Writes one batch. Cursor rows are locked first (in partition order, so concurrent attempts
  * cannot deadlock); if another attempt moved one meanwhile, CursorMoved is thrown and nothing is
  * written. `forceIsolation` treats every booking error as the data's — the caller sets it after a
- * bounded number of failed attempts of the same batch while the ledger answers.
+ * bounded number of failed attempts of the same batch while the ledger answers. `optimistic`
+ * books the batch without savepoints or `ON CONFLICT` when nothing was refused before SQL (the
+ * common case: 4 round trips fewer per batch); if PostgreSQL then refuses anything (a replay, a
+ * reused key, a constraint) it throws OptimisticBookingFailed with the transaction aborted, and
+ * the caller books the batch again in a new transaction without `optimistic`.
  */
 export async function writeSettlementBatch(
   m: EntityManager,
   slices: PartitionSlice[],
-  options: { forceIsolation?: boolean } = {},
+  options: { forceIsolation?: boolean; optimistic?: boolean } = {},
 ): Promise<BatchOutcome> {
   const events = slices.flatMap((s) => s.events);
   if (events.length > MAX_BATCH) throw new RangeError(`batch of ${events.length} exceeds ${MAX_BATCH}`);
   const partitions = slices.map((s) => s.partition);
   if (new Set(partitions).size !== partitions.length) throw new Error('a partition appears twice in one batch');
-  await m.query(`INSERT INTO settlement_cursors (partition, last_stream_id) SELECT unnest($1::int[]), '0-0' ON CONFLICT DO NOTHING`, [
-    partitions,
-  ]);
-  const cursors: { partition: number; last_stream_id: string }[] = await m.query(
-    'SELECT partition, last_stream_id FROM settlement_cursors WHERE partition = ANY($1::int[]) ORDER BY partition FOR UPDATE',
-    [partitions],
-  );
-  const at = new Map(cursors.map((c) => [c.partition, c.last_stream_id]));
-  for (const s of slices) if (at.get(s.partition) !== s.from) throw new CursorMoved(s.partition, at.get(s.partition) ?? '0-0');
+  await lockCursors(m, slices);
 
   const rejected: Rejected[] = slices.flatMap((s) => s.invalid.map((invalid) => ({ partition: s.partition, ...invalid })));
   const partitionOf = new Map(slices.flatMap((s) => s.events.map((e) => [e, s.partition] as const)));
@@ -114,7 +141,20 @@ export async function writeSettlementBatch(
   let isolated = false;
   // Iterative bisection: a chunk that fails is split in halves under a savepoint, so a batch of n
   // with k bad events costs O(k log n) statements; a single event that fails is quarantined.
-  const chunks = bookable.length > 0 ? [bookable] : [];
+  let chunks = bookable.length > 0 ? [bookable] : [];
+  if (options.optimistic && !options.forceIsolation && rejected.length === 0) {
+    // Nothing refused so far: book everything without savepoints (four round trips fewer per batch).
+    try {
+      await m.query(INSERT_USAGE, [usageRows(bookable, partitionOf)]);
+      const charges = chargeRows(bookable);
+      await m.query(INSERT_CHARGES, [charges.monetized, charges.debits, charges.lots]);
+    } catch (error) {
+      if (isDataError(error)) throw new OptimisticBookingFailed(error);
+      throw error;
+    }
+    settled.push(...bookable);
+    chunks = [];
+  }
   while (chunks.length > 0) {
     const chunk = chunks.pop()!;
     await m.query('SAVEPOINT chunk');
@@ -180,19 +220,7 @@ async function bookEvents(
   events: UsageEvent[],
   partitionOf: Map<UsageEvent, number>,
 ): Promise<{ settled: UsageEvent[]; reusedKey: UsageEvent[] }> {
-  const usage = JSON.stringify(
-    events.map((e) => ({
-      id: e.decisionId,
-      account_id: e.accountId,
-      feature: e.feature,
-      quantity: e.quantity,
-      idempotency_key: e.idempotencyKey,
-      sources: e.sources,
-      occurred_at: e.occurredAt.toISOString(),
-      partition: partitionOf.get(e),
-      stream_id: e.streamId,
-    })),
-  );
+  const usage = usageRows(events, partitionOf);
   // A plain insert first: ON CONFLICT probes both unique indexes before every row (≈ 20 % of the
   // booking's database CPU). A conflict — a replay or a reused key, both rare — rolls the insert
   // back and books the chunk with ON CONFLICT DO NOTHING; either way the unique indexes decide.
@@ -219,11 +247,39 @@ async function bookEvents(
   }
   if (settled.length === 0) return { settled, reusedKey };
 
+  const charges = chargeRows(settled);
+  await m.query(INSERT_CHARGES, [charges.monetized, charges.debits, charges.lots]);
+  return { settled, reusedKey };
+}
+
+/** The usage events' rows as ONE JSON text for `json_to_recordset` (Node serializes it natively). */
+function usageRows(events: UsageEvent[], partitionOf: Map<UsageEvent, number>): string {
+  return JSON.stringify(
+    events.map((e) => ({
+      id: e.decisionId,
+      account_id: e.accountId,
+      feature: e.feature,
+      quantity: e.quantity,
+      idempotency_key: e.idempotencyKey,
+      sources: e.sources,
+      occurred_at: e.occurredAt.toISOString(),
+      partition: partitionOf.get(e),
+      stream_id: e.streamId,
+    })),
+  );
+}
+
+/**
+ * The monetization events, debits and per-lot remainders of newly booked events, each as one JSON
+ * text; amounts as decimal strings (exact), micro-credits taken per lot summed in bigint.
+ */
+function chargeRows(settled: UsageEvent[]): { monetized: string; debits: string; lots: string } {
   const monetized: unknown[] = [];
   const debits: unknown[] = [];
   const perLot = new Map<string, bigint>();
   for (const e of settled) {
     const id = randomUUID();
+    const at = e.occurredAt.toISOString();
     monetized.push({
       id,
       usage_event_id: e.decisionId,
@@ -240,14 +296,13 @@ async function bookEvents(
         micros: s.micros,
         usage_event_id: e.decisionId,
         monetization_event_id: id,
-        at: e.occurredAt.toISOString(),
+        at,
       });
       perLot.set(s.lot_id, (perLot.get(s.lot_id) ?? 0n) + BigInt(s.micros));
     }
   }
   const lots = [...perLot].map(([lotId, micros]) => ({ lot_id: lotId, micros: micros.toString() }));
-  await m.query(INSERT_CHARGES, [JSON.stringify(monetized), JSON.stringify(debits), JSON.stringify(lots)]);
-  return { settled, reusedKey };
+  return { monetized: JSON.stringify(monetized), debits: JSON.stringify(debits), lots: JSON.stringify(lots) };
 }
 
 /**
