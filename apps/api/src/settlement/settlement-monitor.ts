@@ -89,7 +89,7 @@ export class SettlementMonitor implements OnModuleInit, OnModuleDestroy {
     const recount = [...oldest.keys()].filter((p) => now - (this.counted.get(p)?.at ?? -Infinity) >= countMaxAgeMs);
     const lengths = await Promise.all(recount.map((p) => this.redis.xlen(streamKey(p))));
     recount.forEach((p, i) => {
-      // The stream is trimmed up to the cursor, whose own entry stays.
+      // The stream is trimmed up to the cursor (whose own entry stays) at most once a second: up to a second of settled entries may count.
       this.counted.set(p, { unsettled: Math.max(1, lengths[i] - (cursorOf(p) === '0-0' ? 0 : 1)), at: now });
     });
     const lags: PartitionLag[] = [];
