@@ -131,6 +131,40 @@ describe('hardening: findings of the outside test', () => {
     expect(mine.every((id, i) => i === 0 || id < mine[i - 1])).toBe(true);
   });
 
+  it('pages an account ledger by numeric id across a change of digit count: newest first, every entry once', async () => {
+    const account = await newAccount();
+    // Ids that cross a power of ten (…9,9xx → …10,0xx): sorting them as text loses and repeats entries.
+    const [{ last }] = await stack.ledger.query(`SELECT last_value::text AS last FROM balance_updates_id_seq`);
+    let power = 10n ** BigInt(last.length);
+    if (power - 60n <= BigInt(last)) power *= 10n;
+    await stack.ledger.query(`SELECT setval('balance_updates_id_seq', $1::bigint)`, [(power - 60n).toString()]);
+    await stack.ledger.query(
+      `INSERT INTO balance_updates (account_id, lot_id, delta_micros, cause_type, cause_id)
+       SELECT $1, 'lot-paging', 1, 'adjustment', 'paging-' || g FROM generate_series(1, 120) g`,
+      [account],
+    );
+    try {
+      const ids: bigint[] = [];
+      let cursor: string | null = null;
+      for (let page = 0; page < 10; page++) {
+        const got: { status: number; body: { items: { id: string }[]; next_cursor: string | null } } = await stack.call(
+          'GET',
+          `/v1/accounts/${account}/ledger${cursor ? `?cursor=${cursor}` : ''}`,
+        );
+        expect(got.status).toBe(200);
+        ids.push(...got.body.items.map((i) => BigInt(i.id)));
+        cursor = got.body.next_cursor;
+        if (cursor === null) break;
+      }
+      expect(ids).toHaveLength(120);
+      expect(new Set(ids).size).toBe(120);
+      expect(ids.every((id, i) => i === 0 || id < ids[i - 1])).toBe(true);
+      expect(ids[0]).toBe(power + 60n);
+    } finally {
+      await stack.ledger.query(`DELETE FROM balance_updates WHERE account_id = $1 AND lot_id = 'lot-paging'`, [account]);
+    }
+  });
+
   it('refuses a lone UTF-16 surrogate in any text field with a 400 naming it, changing and auditing nothing', async () => {
     const account = await newAccount();
     await stack.grant(account, 50n, 'purchased');

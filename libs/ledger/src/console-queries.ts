@@ -32,7 +32,7 @@ export function decisionLedger(ledger: DataSource, decisionId: string): Promise<
       [decisionId],
     );
     const balanceUpdates = await m.query(
-      `SELECT id::text, lot_id, delta_micros::text, at FROM balance_updates WHERE usage_event_id = $1 AND cause_type = 'debit' ORDER BY id LIMIT $2`,
+      `SELECT id::text, lot_id, delta_micros::text, at FROM balance_updates WHERE usage_event_id = $1 AND cause_type = 'debit' ORDER BY balance_updates.id LIMIT $2`,
       [decisionId, PER_DECISION_LIMIT],
     );
     const refunds = await m.query(

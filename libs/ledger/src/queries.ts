@@ -17,8 +17,9 @@ export const LEDGER_PAGE = 50;
 const BALANCE_SQL = `SELECT sum(remaining_micros)::text AS total FROM credit_lots WHERE account_id = $1 AND (expires_at IS NULL OR expires_at > now())`;
 
 /** Newest first; $2 is the id of the last item of the previous page. */
+// `balance_updates.id`, not `id`: ORDER BY `id` would name the output column `id::text` and sort as text.
 const UPDATES_SQL = `SELECT id::text, lot_id, delta_micros::text, cause_type, cause_id, usage_event_id, monetization_event_id, at
-  FROM balance_updates WHERE account_id = $1 AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3`;
+  FROM balance_updates WHERE account_id = $1 AND ($2::bigint IS NULL OR id < $2) ORDER BY balance_updates.id DESC LIMIT $3`;
 
 /** Read side of the ledger for `GET /v1/accounts/{id}/ledger`. */
 export class LedgerQueries {

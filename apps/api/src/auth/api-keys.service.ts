@@ -249,7 +249,7 @@ export class ApiKeysService implements OnModuleInit, OnModuleDestroy {
   pollChanges(): Promise<void> {
     this.polling ??= (async () => {
       const rows: { id: string; revision: string }[] = await this.ledger.query(
-        'SELECT id, revision::text AS revision FROM api_keys WHERE revision > $1 ORDER BY revision LIMIT $2',
+        'SELECT id, revision::text AS revision FROM api_keys WHERE revision > $1 ORDER BY api_keys.revision LIMIT $2',
         [this.revision, POLL_BATCH],
       );
       if (rows.length === 0) return;
