@@ -165,6 +165,20 @@ describe('hardening: findings of the outside test', () => {
     }
   });
 
+  it('refuses __proto__ and constructor.prototype keys with a 400 naming them, and malformed JSON as such', async () => {
+    const account = await newAccount();
+    const body = (extra: string) =>
+      `{"account_id":"${account}","feature":"hard.call","quantity":1,"idempotency_key":"k-${randomUUID()}"${extra}}`;
+    for (const extra of [',"__proto__":{"admin":true}', ',"nested":{"constructor":{"prototype":{"x":1}}}', ',"\\u005f_proto__":{}']) {
+      const got = await raw('POST', '/v1/decisions', body(extra));
+      expect(got.status).toBe(400);
+      expect(got.body.error.details[0]).toEqual({ field: 'body', issue: expect.stringContaining('__proto__') });
+    }
+    const malformed = await raw('POST', '/v1/decisions', body(',"x":'));
+    expect(malformed.status).toBe(400);
+    expect(malformed.body.error.details[0].issue).toMatch(/not valid JSON/);
+  });
+
   it('refuses a lone UTF-16 surrogate in any text field with a 400 naming it, changing and auditing nothing', async () => {
     const account = await newAccount();
     await stack.grant(account, 50n, 'purchased');

@@ -66,10 +66,23 @@ export async function createApp(config: SpillwayConfig): Promise<NestFastifyAppl
   // same poisoning rules and body limit) does the same work with less copying and garbage.
   await app.init();
   fastify.removeContentTypeParser('application/json');
-  fastify.addContentTypeParser(
-    'application/json',
-    { parseAs: 'string', bodyLimit: BODY_LIMIT_BYTES },
-    fastify.getDefaultJsonParser('error', 'error'),
+  const parseJson = fastify.getDefaultJsonParser('error', 'error');
+  fastify.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: BODY_LIMIT_BYTES }, (request, body: string, done) =>
+    parseJson(request, body, (error, value) => (error ? done(forbiddenKeyError(body) ?? error) : done(null, value))),
   );
   return app;
+}
+
+/**
+ * The 400 for well-formed JSON that Fastify's parser refused for a `__proto__` or
+ * `constructor.prototype` key (prototype poisoning), naming the key instead of "not valid JSON";
+ * undefined when the body is malformed after all. Runs only on a refused body.
+ */
+function forbiddenKeyError(body: string): (Error & { statusCode: number }) | undefined {
+  try {
+    JSON.parse(body);
+  } catch {
+    return undefined;
+  }
+  return Object.assign(new Error('body must not contain the keys __proto__ or constructor.prototype'), { statusCode: 400 });
 }
