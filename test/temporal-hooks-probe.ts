@@ -1,6 +1,7 @@
+import { executionAsyncId } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import { Client, Connection, ConnectionOptions } from '@temporalio/client';
-import { createTemporalClient, promiseHooksEnabled } from '@spillway/api/infra/temporal-client';
+import { createTemporalClient } from '@spillway/api/infra/temporal-client';
 
 /**
  * Run as its own process by test/temporal-client.e2e.ts (async hooks are process-wide, and a test
@@ -8,6 +9,14 @@ import { createTemporalClient, promiseHooksEnabled } from '@spillway/api/infra/t
  * client, then through a plain one, and prints what it saw as one JSON line.
  * Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE.
  */
+/**
+ * Whether promise hooks are on in this process (some AsyncLocalStorage or async hook is enabled):
+ * a promise reaction then runs with an async id of its own, otherwise with 0 (Node 20).
+ */
+function promiseHooksEnabled(): Promise<boolean> {
+  return new Promise((resolve) => setImmediate(() => void Promise.resolve().then(() => resolve(executionAsyncId() !== 0))));
+}
+
 type Interceptor = NonNullable<ConnectionOptions['interceptors']>[number];
 
 /** A gRPC interceptor that records the metadata each call starts with. */

@@ -1,4 +1,3 @@
-import { executionAsyncId } from 'node:async_hooks';
 import { Client, Connection, ConnectionOptions } from '@temporalio/client';
 
 /**
@@ -43,12 +42,4 @@ export function confineCallContext(connection: Connection): void {
       if (--depth === 0) storage.disable();
     }
   }) as unknown as typeof storage.run;
-}
-
-/**
- * Whether promise hooks are on in this process (some AsyncLocalStorage or async hook is enabled):
- * a promise reaction then runs with an async id of its own, otherwise with 0 (Node 20).
- */
-export function promiseHooksEnabled(): Promise<boolean> {
-  return new Promise((resolve) => setImmediate(() => void Promise.resolve().then(() => resolve(executionAsyncId() !== 0))));
 }
